@@ -1,0 +1,54 @@
+"""Driver names -> driver classes. Built-in drivers are listed here; others come from plugins.
+
+A third-party package adds a driver with an entry point in the group ``rackval.drivers``:
+``name = "package.module:Class"``; the class must have a ``kind`` attribute (pdu, switch, bmc,
+analyzer). Classes are imported only when a rack uses them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from drivers.errors import ConfigError
+
+KINDS = ("pdu", "switch", "bmc", "analyzer")
+
+
+@dataclass(frozen=True)
+class DriverEntry:
+    name: str
+    kind: str | None  # None: a plugin whose kind is known only after import
+    target: str  # "module:Class"
+
+
+BUILTIN: dict[str, DriverEntry] = {
+    e.name: e
+    for e in (
+        DriverEntry("apc-rpdu2", "pdu", "drivers.pdu.snmp_pdu:ApcRpdu2Pdu"),
+        DriverEntry("sonic", "switch", "drivers.switch.sonic:SonicSwitch"),
+        DriverEntry("redfish", "bmc", "drivers.bmc.redfish:RedfishBmc"),
+        DriverEntry("yokogawa-wt", "analyzer", "drivers.instrument.yokogawa:YokogawaWtAnalyzer"),
+    )
+}
+
+
+def available() -> dict[str, DriverEntry]:
+    """Built-in drivers plus those that installed packages declare as entry points."""
+    found = dict(BUILTIN)
+    for ep in entry_points(group="rackval.drivers"):
+        found.setdefault(ep.name, DriverEntry(ep.name, None, ep.value))
+    return found
+
+
+def load(name: str) -> type:
+    """The driver class registered as ``name``; ConfigError if there is none or it won't import."""
+    entries = available()
+    if name not in entries:
+        raise ConfigError(f"unknown driver {name!r} (available: {', '.join(sorted(entries))})")
+    module_name, _, class_name = entries[name].target.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"driver {name!r} ({entries[name].target}) cannot be loaded: {exc}") from exc

@@ -1,0 +1,1 @@
+"""The pytest side of rackval: plugin, rack and spec files, measurements, results store, reports."""

@@ -1,0 +1,78 @@
+"""The ``rackval`` command: ``rackval sim`` runs a simulated rack; ``rackval report`` re-renders a run."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from drivers.errors import ConfigError
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from drivers.sim.model import RackSize
+    from drivers.sim.rack import SimulatedRack
+
+    size = RackSize(nodes=args.nodes, seed=args.seed)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    rack = SimulatedRack.start(size, Path(args.state_dir))
+    try:
+        print(f"rackval sim: {size.nodes} nodes; rack file {rack.rack_file}", flush=True)
+        for name, endpoint in rack.endpoints().items():
+            print(f"  {name:<14} {endpoint}", flush=True)
+        print("running until interrupted (Ctrl-C)", flush=True)
+        stop.wait()
+    finally:
+        rack.stop()
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.html import render_report
+    from harness.store import open_store
+
+    store = open_store(args.results)
+    try:
+        runs = [r.run_id for r in store.runs()]
+        run_id = args.run if args.run != "latest" else (runs[-1] if runs else "")
+        if run_id not in runs:
+            print(f"rackval report: no run {args.run!r} in {args.results}", file=sys.stderr)
+            return 2
+        path = render_report(store, run_id, Path(args.out or Path(args.results).parent / run_id))
+        print(path)
+    finally:
+        store.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rackval", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("sim", help="run a simulated rack on 127.0.0.1 until interrupted")
+    sim.add_argument("--nodes", type=int, default=4, help="compute nodes (default 4)")
+    sim.add_argument("--seed", type=int, default=1, help="seed for serials and measurement noise")
+    sim.add_argument("--state-dir", default="sim-rack", help="where to write rack.yaml and its secrets")
+    sim.set_defaults(func=_cmd_sim)
+    rep = sub.add_parser("report", help="render the HTML report of a stored run")
+    rep.add_argument("run", help="run id, or 'latest'")
+    rep.add_argument("--results", default="reports/results.sqlite", help="results store (SQLite file)")
+    rep.add_argument("--out", help="output directory (default: beside the store, named by run id)")
+    rep.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"rackval: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

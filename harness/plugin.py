@@ -1,0 +1,381 @@
+"""The rackval pytest plugin: options, fixtures and the run's lifecycle.
+
+With ``--rack`` the plans run against that rack; without it a simulated rack is started on
+127.0.0.1 (in its own process) and its generated rack file is used. Nothing starts until a test
+needs a rack: the project's own unit tests load this plugin too and must not pay for it.
+
+Every measurement goes to the results store the moment it is recorded; at the end of the session
+the run is closed and ``<report-dir>/<run-id>/`` gets report.html and junit.xml, with
+``<report-dir>/latest`` pointing at it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.errors import ConfigError
+from drivers.protocols import Identity
+from harness.clock import RealClock
+from harness.inventory import Inventory, load_inventory
+from harness.measure import Limit, Measurement, Outcome
+from harness.rack import Rack
+from harness.spec import Spec, load_spec
+from harness.store import DeviceRecord, RunInfo, SqliteStore, open_store
+
+RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory"})
+# A test argument named like this is parametrised with every device of that kind.
+DEVICE_PARAMS: dict[str, str | None] = {
+    "device_name": None,  # every device
+    "pdu_name": "pdu",
+    "switch_name": "switch",
+    "bmc_name": "bmc",
+    "analyzer_name": "analyzer",
+}
+DEFAULT_SIM_SPEC = Path("specs") / "sim-reference.yaml"
+MESSAGE_LIMIT = 4000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rackval", "rack validation")
+    group.addoption("--rack", help="rack file (YAML); default: start the simulated rack on 127.0.0.1")
+    group.addoption("--spec", help="design spec (YAML); default for the simulated rack: specs/sim-reference.yaml")
+    group.addoption("--report-dir", default="reports", help="where run reports go (default: reports)")
+    group.addoption("--results", help="results store: SQLite file path (default: <report-dir>/results.sqlite)")
+    group.addoption("--sim-nodes", type=int, default=4, help="nodes in the simulated rack (default 4)")
+    group.addoption("--station", default=os.environ.get("RACKVAL_STATION", ""), help="test station name")
+    group.addoption("--operator", default=os.environ.get("RACKVAL_OPERATOR", ""), help="who runs the tests")
+
+
+@dataclass
+class TestTrack:
+    test_id: int
+    started: float
+    outcome: str = "passed"
+    message: str = ""
+    finished: bool = False
+    soft_failures: list[Measurement] = field(default_factory=list)
+
+
+class RackvalRun:
+    """Everything one pytest session knows about the rack, the spec and the run being recorded."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.report_root = Path(config.getoption("report_dir"))
+        self.run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        self.run_dir = self.report_root / self.run_id
+        self._inventory: Inventory | None = None
+        self._spec: Spec | None = None
+        self._rack: Rack | None = None
+        self._store: SqliteStore | None = None
+        self._sim: Any = None
+        self.run_started = False
+        self.outcome = "running"
+        self.tests: dict[str, TestTrack] = {}
+        self.report_path: Path | None = None
+        self.junit_path: Path | None = None
+        rack_opt = config.getoption("rack")
+        spec_opt = config.getoption("spec")
+        # Validate files given on the command line now, before any device is touched.
+        if rack_opt:
+            self._inventory = load_inventory(rack_opt)
+        if spec_opt:
+            self._spec = load_spec(spec_opt)
+        elif rack_opt and not self._inventory.meta.simulated:  # type: ignore[union-attr]
+            raise ConfigError("--spec is required with a real rack: the limits come from the design's spec")
+
+    # ---- lazily built pieces -----------------------------------------------------------------
+    @property
+    def inventory(self) -> Inventory:
+        if self._inventory is None:
+            from harness.simproc import SimProcess
+
+            self._sim = SimProcess(self.run_dir / "sim", nodes=self.config.getoption("sim_nodes"))
+            self._inventory = load_inventory(self._sim.rack_file)
+        return self._inventory
+
+    @property
+    def spec(self) -> Spec:
+        if self._spec is None:
+            path = self.config.rootpath / DEFAULT_SIM_SPEC
+            if not path.exists():
+                raise ConfigError(f"no --spec given and the default {path} does not exist")
+            self._spec = load_spec(path)
+        return self._spec
+
+    @property
+    def results_path(self) -> str:
+        return str(self.config.getoption("results") or self.report_root / "results.sqlite")
+
+    @property
+    def store(self) -> SqliteStore:
+        if self._store is None:
+            self._store = open_store(self.results_path)
+        return self._store
+
+    @property
+    def rack(self) -> Rack:
+        if self._rack is None:
+            self._rack = Rack(self.inventory, on_identity=self._record_identity)
+        return self._rack
+
+    def ensure_started(self) -> None:
+        """Open the run in the store (once): from here on, everything recorded is durable."""
+        if self.run_started:
+            return
+        inv, spec = self.inventory, self.spec
+        self.store.start_run(
+            RunInfo(
+                run_id=self.run_id,
+                started_at=time.time(),
+                rack_name=inv.meta.name,
+                rack_serial=inv.meta.serial,
+                design_revision=inv.meta.design_revision,
+                spec_name=spec.name,
+                spec_version=spec.version,
+                station=self.config.getoption("station"),
+                operator=self.config.getoption("operator"),
+                git_sha=_git_sha(self.config.rootpath),
+                rack_file=str(inv.path),
+                spec_file=str(spec.path),
+                simulated=inv.meta.simulated,
+            )
+        )
+        self.run_started = True
+        for name, cfg in inv.configs.items():
+            self.store.record_device(self.run_id, DeviceRecord(name, cfg.kind, cfg.driver, cfg.address))
+
+    def _record_identity(self, name: str, identity: Identity) -> None:
+        cfg = self.inventory.configs[name]
+        record = DeviceRecord(
+            name, cfg.kind, cfg.driver, cfg.address, identity.vendor, identity.model, identity.serial, identity.firmware
+        )
+        self.store.record_device(self.run_id, record)
+
+    # ---- tests and measurements --------------------------------------------------------------
+    def start_test(self, nodeid: str) -> None:
+        self.ensure_started()
+        if nodeid not in self.tests:
+            self.tests[nodeid] = TestTrack(self.store.start_test(self.run_id, nodeid), time.time())
+
+    def record(self, nodeid: str, m: Measurement) -> None:
+        track = self.tests.get(nodeid)
+        self.store.record_measurement(self.run_id, track.test_id if track else None, m)
+
+    def finish(self, exitstatus: int | pytest.ExitCode) -> None:
+        """Close the run: outcome, report, JUnit, 'latest' link; then release devices."""
+        try:
+            if self.run_started:
+                for track in self.tests.values():
+                    if not track.finished:  # interrupted mid-test
+                        track.outcome = "error"
+                        self.store.finish_test(track.test_id, "error", time.time() - track.started, "did not finish")
+                interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+                failed = any(t.outcome in ("failed", "error") for t in self.tests.values())
+                failed = failed or any(m.outcome == Outcome.FAIL for _, m in self.store.measurements(self.run_id))
+                self.outcome = "incomplete" if interrupted else ("fail" if failed else "pass")
+                self.store.finish_run(self.run_id, self.outcome)
+                self.write_outputs()
+        finally:
+            if self._rack is not None:
+                self._rack.close()
+            if self._sim is not None:
+                self._sim.stop()
+            if self._store is not None:
+                self._store.close()
+
+    def write_outputs(self) -> None:
+        from harness.junit import write_junit
+        from harness.report.html import render_report
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.junit_path = write_junit(self.store, self.run_id, self.run_dir / "junit.xml")
+        self.report_path = render_report(self.store, self.run_id, self.run_dir)
+        latest = self.report_root / "latest"
+        if latest.is_symlink() or latest.is_file():
+            latest.unlink()
+        elif latest.is_dir():
+            shutil.rmtree(latest)
+        try:
+            latest.symlink_to(self.run_id, target_is_directory=True)
+        except OSError:  # file systems without symlinks: a copy still points people at the newest run
+            shutil.copytree(self.run_dir, latest)
+
+
+def _git_sha(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+_RUN_KEY = pytest.StashKey[RackvalRun]()
+
+
+def _run(config: pytest.Config) -> RackvalRun:
+    return config.stash[_RUN_KEY]
+
+
+# ---- hooks ----------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        run = RackvalRun(config)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_RUN_KEY] = run
+    config.pluginmanager.register(RunHooks(run), "rackval-run")
+
+
+class RunHooks:
+    """The hooks that follow one session's tests into the store (registered per session)."""
+
+    def __init__(self, run: RackvalRun) -> None:
+        self.run = run
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        try:
+            inventory = None
+            for argname, kind in DEVICE_PARAMS.items():
+                if argname in metafunc.fixturenames:
+                    inventory = inventory or self.run.inventory
+                    names = inventory.devices_of_kind(kind) if kind else list(inventory.configs)
+                    metafunc.parametrize(argname, names, ids=names)
+            if "node_name" in metafunc.fixturenames:
+                nodes = list(self.run.inventory.data.nodes)
+                metafunc.parametrize("node_name", nodes, ids=nodes)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if RACKVAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            self.run.start_test(item.nodeid)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        result = yield
+        track = self.run.tests.get(item.nodeid)
+        if track is not None and track.soft_failures:
+            raise AssertionError("\n".join(m.describe() for m in track.soft_failures))
+        return result
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        track = self.run.tests.get(report.nodeid)
+        if track is None:
+            return
+        if report.failed:
+            track.outcome = "failed" if report.when == "call" else "error"
+            track.message = _failure_message(report)
+        elif report.skipped and track.outcome == "passed":
+            track.outcome = "skipped"
+            track.message = _failure_message(report)
+        if report.when == "teardown":
+            self.run.store.finish_test(track.test_id, track.outcome, time.time() - track.started, track.message)
+            track.finished = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
+        self.run.finish(exitstatus)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        run = self.run
+        if not run.run_started:
+            return
+        terminalreporter.section("rackval")
+        terminalreporter.write_line(f"run {run.run_id} on rack {run.inventory.meta.name} -> {run.outcome}")
+        if run.report_path is not None:
+            terminalreporter.write_line(f"report:  {run.report_path}")
+            terminalreporter.write_line(f"junit:   {run.junit_path}")
+        terminalreporter.write_line(f"results: {run.results_path}")
+
+
+def _failure_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        text = crash.message
+    elif isinstance(report.longrepr, tuple):  # skips: (path, line, reason)
+        text = str(report.longrepr[2])
+    else:
+        text = str(report.longrepr or "")
+    return text[:MESSAGE_LIMIT]
+
+
+# ---- fixtures -------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def inventory(request: pytest.FixtureRequest) -> Inventory:
+    """The validated rack file of the rack under test."""
+    return _run(request.config).inventory
+
+
+@pytest.fixture(scope="session")
+def rack(request: pytest.FixtureRequest) -> Rack:
+    """The rack under test: drivers for every device, built on first use."""
+    return _run(request.config).rack
+
+
+@pytest.fixture(scope="session")
+def spec(request: pytest.FixtureRequest) -> Spec:
+    """The design spec: ``spec.limit(key)`` gives a requirement's limits."""
+    return _run(request.config).spec
+
+
+@pytest.fixture(scope="session")
+def clock() -> RealClock:
+    """Wait with ``clock.sleep()`` so a simulated rack can run faster than real time."""
+    return RealClock()
+
+
+class MeasureRecorder:
+    """``measure(name, value, unit, limit=..., device=...)`` records, judges and asserts.
+
+    ``limit`` is a spec requirement key or a ``Limit``. A failing measurement fails the test at
+    once, with device, value and limits in the message; ``soft=True`` records it and fails the
+    test after the test body has recorded everything else.
+    """
+
+    def __init__(self, run: RackvalRun, nodeid: str) -> None:
+        self._run = run
+        self._nodeid = nodeid
+
+    def __call__(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        *,
+        limit: Limit | str | None = None,
+        device: str = "",
+        channel: str = "",
+        soft: bool = False,
+    ) -> Measurement:
+        if isinstance(limit, str):
+            limit = self._run.spec.limit(limit)
+        m = Measurement.judged(name, value, unit, limit, device=device, channel=channel)
+        self._run.record(self._nodeid, m)
+        if m.outcome == Outcome.FAIL:
+            if soft:
+                self._run.tests[self._nodeid].soft_failures.append(m)
+            else:
+                raise AssertionError(m.describe())
+        return m
+
+
+@pytest.fixture
+def measure(request: pytest.FixtureRequest) -> MeasureRecorder:
+    """Record a measurement with its limits into the results store (see MeasureRecorder)."""
+    return MeasureRecorder(_run(request.config), request.node.nodeid)
