@@ -14,6 +14,7 @@ total is its outlets plus its own consumption; the analyzer on the rack feed see
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import threading
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ PSU_EFFICIENCY_CURVE: tuple[tuple[float, float], ...] = (
 def psu_efficiency(load_fraction: float) -> float:
     """Efficiency of a PSU at a fraction of its rating (clamped to the curve's ends)."""
     x = min(max(load_fraction, 0.0), 1.0)
-    for (x0, e0), (x1, e1) in zip(PSU_EFFICIENCY_CURVE, PSU_EFFICIENCY_CURVE[1:], strict=False):
+    for (x0, e0), (x1, e1) in itertools.pairwise(PSU_EFFICIENCY_CURVE):
         if x <= x1:
             return e0 + (e1 - e0) * (x - x0) / (x1 - x0)
     return PSU_EFFICIENCY_CURVE[-1][1]
