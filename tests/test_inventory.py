@@ -105,3 +105,12 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_inventory(write(tmp_path, "rack:\n  name: [unclosed\n"))
     with pytest.raises(ConfigError, match="cannot read"):
         load_inventory(tmp_path / "nope.yaml")
+
+
+def test_example_site_rack_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RACK7_PDU_AUTH_KEY", "RACK7_PDU_PRIV_KEY", "RACK7_BMC_PASSWORD", "RACK7_SWITCH_PASSWORD"):
+        monkeypatch.setenv(name, "x")
+    inv = load_inventory(Path(__file__).resolve().parents[1] / "racks" / "example-site.yaml")
+    assert inv.devices_of_kind("bmc") == ["bmc-node01", "bmc-node02"]
+    assert inv.configs["pdu-a"].credentials.snmp_version == "3"
+    assert inv.configs["tor1"].options["known_hosts"].endswith("racks/known_hosts")

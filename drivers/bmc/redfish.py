@@ -1,0 +1,368 @@
+"""A BMC over DMTF Redfish: identity, host power state and reset, power draw, temperatures.
+
+Only standard Redfish resources are used, because vendor differences are in *which* standard
+resources a BMC implements, not in their shape: older BMCs have the legacy ``Chassis/{id}/Power``
+and ``Thermal`` resources (deprecated since 2020), newer ones ``EnvironmentMetrics``,
+``Sensors`` and ``ThermalSubsystem``, many have both. The driver tries them in a documented
+order and remembers what worked, so a telemetry loop costs one GET per sample.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from drivers.config import DeviceConfig
+from drivers.errors import ConfigError, DeviceError, DeviceProtocolError
+from drivers.protocols import Identity
+from drivers.transport.redfish import RedfishHttpError, RedfishTransport
+
+log = logging.getLogger(__name__)
+
+# Resource_v1 ResetType members (DMTF CSDL): anything else is a typo, refused before any request.
+RESET_TYPES: tuple[str, ...] = (
+    "On",
+    "ForceOff",
+    "GracefulShutdown",
+    "GracefulRestart",
+    "ForceRestart",
+    "Nmi",
+    "ForceOn",
+    "PushPowerButton",
+    "PowerCycle",
+    "Suspend",
+    "Pause",
+    "Resume",
+    "FullPowerCycle",
+)
+
+POWER_SOURCES = ("auto", "environment", "legacy")
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as float; None for null, strings and booleans (never coerce silently)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _link(doc: Mapping[str, Any], key: str) -> str | None:
+    """The @odata.id a resource links under ``key`` (e.g. chassis["Thermal"]), if any."""
+    value = doc.get(key)
+    if isinstance(value, dict) and isinstance(value.get("@odata.id"), str):
+        return value["@odata.id"]
+    return None
+
+
+def _put_unique(out: dict[str, float], name: str, value: float, member_id: Any) -> None:
+    """Store a reading; a repeated sensor name gets its member id appended instead of overwriting."""
+    key = name
+    if key in out:
+        key = f"{name} ({member_id})" if member_id is not None else f"{name} #{len(out)}"
+    out[key] = value
+
+
+class RedfishBmc:
+    """A server's BMC reached over Redfish.
+
+    Options (``config.options``), besides the transport's (``scheme``, ``verify``, ``auth``,
+    ``retries_503``, ``backoff_s``, ``backoff_max_s``, ``max_body_bytes``: see
+    ``drivers.transport.redfish.RedfishTransport``):
+
+    - ``system_id``, ``chassis_id``, ``manager_id``: which member of /redfish/v1/Systems,
+      /Chassis, /Managers this device is (default: the first member listed; set them on
+      multi-node enclosures where the first member is not the node under test).
+    - ``power_source``: where ``power_watts()`` reads: ``"auto"`` (default: the new
+      ``Chassis/{id}/EnvironmentMetrics`` PowerWatts.Reading when the BMC has it, else the legacy
+      ``Chassis/{id}/Power`` PowerControl[0].PowerConsumedWatts), ``"environment"`` (only the
+      new resource) or ``"legacy"`` (only the legacy one). Pin it when a spec's accuracy was
+      established against one of them: BMCs sometimes fill them from different sensors.
+    - ``expand``: use ``$expand`` for the Sensors collection when the service root advertises
+      it (default true; set false for BMCs whose expand is broken or slow).
+
+    Temperatures come from the legacy ``Chassis/{id}/Thermal`` Temperatures[] (keyed by Name),
+    or, when the chassis has no Thermal resource, from its ``Sensors`` (those in Cel, keyed by
+    Name), or from ``ThermalSubsystem/ThermalMetrics``. Sensors without a reading (disabled,
+    absent) are left out. ``identify()`` fields a BMC does not report are empty strings.
+    """
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.name = config.name
+        self._config = config
+        opts: Mapping[str, Any] = config.options or {}
+        self._power_source = str(opts.get("power_source", "auto")).lower()
+        if self._power_source not in POWER_SOURCES:
+            raise ConfigError(
+                f"device {config.name}: option 'power_source' must be one of {POWER_SOURCES}, "
+                f"got {self._power_source!r}"
+            )
+        self._ids = {
+            "system": opts.get("system_id"),
+            "chassis": opts.get("chassis_id"),
+            "manager": opts.get("manager_id"),
+        }
+        self._use_expand = bool(opts.get("expand", True))
+        self._transport = RedfishTransport(config)
+        self._paths: dict[str, str] = {}
+        self._chassis_doc: dict[str, Any] | None = None
+        self._power_from: str | None = None  # "environment" | "legacy" once one worked
+        self._thermal_from: tuple[str, str] | None = None  # (kind, path) once one worked
+        self._expand_ok: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"RedfishBmc({self.name!r}, {self._config.address!r})"
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _err(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError:
+        return cls(self._config.name, self._config.address, operation, detail)
+
+    def _resource_path(self, kind: str) -> str:
+        """Path of this device's System / Chassis / Manager: the configured id or the first member."""
+        if kind in self._paths:
+            return self._paths[kind]
+        collection = {
+            "system": "/redfish/v1/Systems",
+            "chassis": "/redfish/v1/Chassis",
+            "manager": "/redfish/v1/Managers",
+        }[kind]
+        configured = self._ids[kind]
+        if configured:
+            path = f"{collection}/{configured}"
+        else:
+            members = self._transport.members(collection)
+            if not members:
+                raise self._err(DeviceProtocolError, f"find the {kind} (GET {collection})", "collection is empty")
+            path = members[0]
+        self._paths[kind] = path
+        return path
+
+    def _get_optional(self, path: str) -> dict[str, Any] | None:
+        """GET a resource that a BMC may not implement: None on 404 (and 405/501)."""
+        try:
+            return self._transport.get(path)
+        except RedfishHttpError as exc:
+            if exc.status in (404, 405, 501):
+                return None
+            raise
+
+    def _chassis(self) -> dict[str, Any]:
+        """The chassis resource, read once: only its links are used, and they do not change."""
+        if self._chassis_doc is None:
+            self._chassis_doc = self._transport.get(self._resource_path("chassis"))
+        return self._chassis_doc
+
+    # ---- Device -------------------------------------------------------------------------------
+    def identify(self) -> Identity:
+        system = self._transport.get(self._resource_path("system"))
+        manager = self._transport.get(self._resource_path("manager"))
+
+        def text(doc: Mapping[str, Any], key: str) -> str:
+            value = doc.get(key)
+            return "" if value is None else str(value)
+
+        return Identity(
+            vendor=text(system, "Manufacturer"),
+            model=text(system, "Model"),
+            serial=text(system, "SerialNumber"),
+            firmware=text(manager, "FirmwareVersion"),
+        )
+
+    def close(self) -> None:
+        """Log out (delete the session) and close the connection; safe to call twice."""
+        self._transport.close()
+
+    # ---- Bmc ----------------------------------------------------------------------------------
+    def power_state(self) -> str:
+        """The host's PowerState as Redfish says it: On, Off, PoweringOn, PoweringOff, Paused."""
+        path = self._resource_path("system")
+        state = self._transport.get(path).get("PowerState")
+        if not isinstance(state, str) or not state:
+            raise self._err(DeviceProtocolError, f"read PowerState (GET {path})", f"no PowerState: {state!r}")
+        return state
+
+    def temperatures(self) -> dict[str, float]:
+        """Every temperature reading the chassis reports, in degrees Celsius, keyed by sensor name."""
+        if self._thermal_from is not None:
+            kind, path = self._thermal_from
+            return self._read_thermal(kind, path)
+        chassis = self._chassis()
+        base = self._resource_path("chassis")
+        candidates: list[tuple[str, str]] = [("legacy", _link(chassis, "Thermal") or f"{base}/Thermal")]
+        if sensors := _link(chassis, "Sensors"):
+            candidates.append(("sensors", sensors))
+        if subsystem := _link(chassis, "ThermalSubsystem"):
+            candidates.append(("subsystem", subsystem))
+        for kind, path in candidates:
+            try:
+                readings = self._read_thermal(kind, path)
+            except RedfishHttpError as exc:
+                if exc.status in (404, 405, 501):
+                    continue
+                raise
+            self._thermal_from = (kind, path)
+            return readings
+        raise self._err(
+            DeviceProtocolError,
+            f"read temperatures (chassis {base})",
+            "chassis has no Thermal, Sensors or ThermalSubsystem resource",
+        )
+
+    def _read_thermal(self, kind: str, path: str) -> dict[str, float]:
+        if kind == "legacy":
+            return self._legacy_thermal(path)
+        if kind == "sensors":
+            return self._sensor_temperatures(path)
+        return self._thermal_metrics(path)
+
+    def _legacy_thermal(self, path: str) -> dict[str, float]:
+        doc = self._transport.get(path)
+        temps = doc.get("Temperatures", [])
+        if not isinstance(temps, list):
+            raise self._err(DeviceProtocolError, f"GET {path}", "'Temperatures' is not an array")
+        out: dict[str, float] = {}
+        for entry in temps:
+            if not isinstance(entry, dict):
+                continue
+            value = _number(entry.get("ReadingCelsius"))
+            if value is None:
+                continue
+            name = str(entry.get("Name") or entry.get("MemberId") or f"Temperature {len(out)}")
+            _put_unique(out, name, value, entry.get("MemberId"))
+        return out
+
+    def _supports_expand(self) -> bool:
+        if self._expand_ok is None:
+            self._expand_ok = False
+            if self._use_expand:
+                root = self._transport.get("/redfish/v1")
+                features = root.get("ProtocolFeaturesSupported")
+                expand = features.get("ExpandQuery") if isinstance(features, dict) else None
+                self._expand_ok = isinstance(expand, dict) and bool(expand.get("Levels") or expand.get("ExpandAll"))
+        return self._expand_ok
+
+    def _sensor_temperatures(self, path: str) -> dict[str, float]:
+        """Temperature sensors of a Sensors collection: expanded in one GET if the BMC can."""
+        docs: list[dict[str, Any]] = []
+        if self._supports_expand():
+            collection = self._transport.get(f"{path}?$expand=.($levels=1)")
+            members = collection.get("Members")
+            if isinstance(members, list) and all(
+                isinstance(m, dict) and ("Reading" in m or "ReadingUnits" in m or "ReadingType" in m) for m in members
+            ):
+                docs = members
+        if not docs:
+            docs = [self._transport.get(member) for member in self._transport.members(path)]
+        out: dict[str, float] = {}
+        for doc in docs:
+            if doc.get("ReadingType") != "Temperature" and doc.get("ReadingUnits") != "Cel":
+                continue
+            value = _number(doc.get("Reading"))
+            if value is None:
+                continue
+            _put_unique(out, str(doc.get("Name") or doc.get("Id")), value, doc.get("Id"))
+        return out
+
+    def _thermal_metrics(self, subsystem_path: str) -> dict[str, float]:
+        subsystem = self._transport.get(subsystem_path)
+        path = _link(subsystem, "ThermalMetrics") or f"{subsystem_path}/ThermalMetrics"
+        doc = self._transport.get(path)
+        out: dict[str, float] = {}
+        readings = doc.get("TemperatureReadingsCelsius")
+        if isinstance(readings, list):
+            for entry in readings:
+                if isinstance(entry, dict) and (value := _number(entry.get("Reading"))) is not None:
+                    _put_unique(out, str(entry.get("DeviceName") or f"Sensor {len(out)}"), value, None)
+        summary = doc.get("TemperatureSummaryCelsius")
+        if not out and isinstance(summary, dict):
+            for key, entry in summary.items():
+                if isinstance(entry, dict) and (value := _number(entry.get("Reading"))) is not None:
+                    out[key] = value
+        return out
+
+    # ---- PowerMeter ---------------------------------------------------------------------------
+    def power_watts(self) -> float:
+        """Input power of the chassis in watts, from the source chosen by option 'power_source'."""
+        if self._power_from is not None:
+            value = self._read_power(self._power_from, required=True)
+            assert value is not None
+            return value
+        order = {"auto": ("environment", "legacy"), "environment": ("environment",), "legacy": ("legacy",)}[
+            self._power_source
+        ]
+        tried = []
+        for source in order:
+            value = self._read_power(source, required=len(order) == 1)
+            if value is not None:
+                self._power_from = source
+                return value
+            tried.append(source)
+        base = self._resource_path("chassis")
+        raise self._err(
+            DeviceProtocolError,
+            f"read power (chassis {base})",
+            "neither EnvironmentMetrics PowerWatts.Reading nor Power PowerControl[0].PowerConsumedWatts is reported",
+        )
+
+    def _power_path(self, source: str) -> str:
+        base = self._resource_path("chassis")
+        chassis = self._chassis()
+        if source == "environment":
+            return _link(chassis, "EnvironmentMetrics") or f"{base}/EnvironmentMetrics"
+        return _link(chassis, "Power") or f"{base}/Power"
+
+    def _read_power(self, source: str, *, required: bool) -> float | None:
+        """Watts from one source; None if the BMC lacks it and ``required`` is false."""
+        path = self._power_path(source)
+        doc = self._transport.get(path) if required else self._get_optional(path)
+        if doc is None:
+            return None
+        if source == "environment":
+            field = "PowerWatts.Reading"
+            power = doc.get("PowerWatts")
+            value = _number(power.get("Reading")) if isinstance(power, dict) else None
+        else:
+            field = "PowerControl[0].PowerConsumedWatts"
+            control = doc.get("PowerControl")
+            first = control[0] if isinstance(control, list) and control else None
+            value = _number(first.get("PowerConsumedWatts")) if isinstance(first, dict) else None
+        if value is None and required:
+            raise self._err(DeviceProtocolError, f"read power (GET {path})", f"no numeric {field}")
+        return value
+
+    # ---- actions --------------------------------------------------------------------------------
+    def reset(self, reset_type: str) -> None:
+        """POST ComputerSystem.Reset with ``reset_type`` once the BMC says it allows that type.
+
+        Destructive: the harness's safety gate decides whether this may be called. Returns as soon
+        as the BMC accepts the action; poll ``power_state()`` for the outcome (BMCs take seconds to
+        a minute). A type Redfish does not define is refused before any request; a type this BMC
+        does not list in ResetType@Redfish.AllowableValues (or its ActionInfo) is refused before
+        the POST. A BMC that lists no allowable values allows all types (Redfish semantics).
+        """
+        op = f"reset host (ComputerSystem.Reset ResetType={reset_type})"
+        if reset_type not in RESET_TYPES:
+            raise self._err(DeviceError, op, f"unknown ResetType {reset_type!r}; Redfish defines {list(RESET_TYPES)}")
+        system_path = self._resource_path("system")
+        system = self._transport.get(system_path)
+        actions = system.get("Actions")
+        action = actions.get("#ComputerSystem.Reset") if isinstance(actions, dict) else None
+        if not isinstance(action, dict) or not isinstance(action.get("target"), str):
+            raise self._err(DeviceError, op, f"{system_path} offers no ComputerSystem.Reset action")
+        allowed = action.get("ResetType@Redfish.AllowableValues")
+        info_path = action.get("@Redfish.ActionInfo")
+        if allowed is None and isinstance(info_path, str):
+            info = self._transport.get(info_path)
+            for param in info.get("Parameters", []) if isinstance(info.get("Parameters"), list) else []:
+                if isinstance(param, dict) and param.get("Name") == "ResetType":
+                    allowed = param.get("AllowableValues")
+        if allowed is not None:
+            if not isinstance(allowed, list):
+                raise self._err(DeviceProtocolError, op, f"ResetType allowable values are not a list: {allowed!r}")
+            if reset_type not in allowed:
+                raise self._err(
+                    DeviceError, op, f"ResetType {reset_type!r} is not allowed by this BMC; allowed: {allowed}"
+                )
+        else:
+            log.info("%s: BMC lists no allowable ResetType values; sending %s", self.name, reset_type)
+        self._transport.post(action["target"], {"ResetType": reset_type})
