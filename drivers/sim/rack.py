@@ -91,7 +91,7 @@ class SimulatedRack:
             devices: dict[str, Any] = {}
             for i, (name, pdu) in enumerate(model.pdus.items()):
                 srv = start_pdu_agent(
-                    model, name, host=HOST, community=community,
+                    model, name, host=HOST, community=community, write_community=community,
                     v3_user="rackval", v3_auth_key=v3_auth, v3_priv_key=v3_priv,
                 )  # fmt: skip
                 rack.servers[name] = srv
