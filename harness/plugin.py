@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from drivers.errors import ConfigError
+from drivers.errors import ConfigError, DeviceError
 from drivers.protocols import Identity
 from harness.clock import RealClock
 from harness.inventory import Inventory, load_inventory
@@ -274,6 +274,19 @@ class RunHooks:
             raise AssertionError("\n".join(m.describe() for m in track.soft_failures))
         return result
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+        report = yield
+        # A device that failed is the finding, not the stack below it: show its message alone
+        # (it names device, address and operation) instead of a traceback through httpx or pysnmp.
+        if call.excinfo is not None and call.excinfo.errisinstance((DeviceError, ConfigError)):
+            exc = call.excinfo.value
+            in_test = [e for e in call.excinfo.traceback if Path(str(e.path)) == Path(str(item.path))]
+            line = in_test[-1].lineno + 1 if in_test else (item.location[1] or 0) + 1
+            location = f"{item.location[0]}:{line}"
+            report.longrepr = f"{location}: {type(exc).__name__}: {exc}"
+        return report
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         track = self.run.tests.get(report.nodeid)
         if track is None:
@@ -306,7 +319,9 @@ class RunHooks:
 
 def _failure_message(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is not None:
+    if isinstance(report.longrepr, str):
+        text = report.longrepr
+    elif crash is not None:
         text = crash.message
     elif isinstance(report.longrepr, tuple):  # skips: (path, line, reason)
         text = str(report.longrepr[2])

@@ -34,6 +34,24 @@ class DeviceResult(Generic[T]):
         return self.error is None
 
 
+class FanOutError(DeviceError):
+    """An operation failed on some of the devices it fanned out to; names each failure."""
+
+    def __init__(self, operation: str, failures: list[DeviceResult[Any]], total: int) -> None:
+        names = ", ".join(r.device for r in failures)
+        detail = f"failed on {len(failures)} of {total} devices: " + "; ".join(str(r.error) for r in failures)
+        super().__init__(names, "-", operation, detail)
+        self.failures = failures
+
+
+def values_or_raise(results: dict[str, DeviceResult[T]], operation: str) -> dict[str, T]:
+    """Every device's value, or a FanOutError naming every device that failed."""
+    failures = [r for r in results.values() if not r.ok]
+    if failures:
+        raise FanOutError(operation, failures, len(results))
+    return {name: r.value for name, r in results.items()}  # type: ignore[misc]
+
+
 class Rack:
     """Drivers for every device in a rack file, created on first use and closed together."""
 

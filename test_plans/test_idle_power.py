@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.errors import DeviceError
 from harness.inventory import Inventory
-from harness.rack import Rack
+from harness.rack import Rack, values_or_raise
 
 
 def _deviation_pct(value: float, reference: float) -> float:
@@ -30,11 +29,7 @@ def _all_feeds(inventory: Inventory) -> set[str]:
 
 
 def _sum_readings(rack: Rack, names: list[str]) -> float:
-    results = rack.fan_out(names, lambda d: d.power_watts())
-    failed = [str(r.error) for r in results.values() if not r.ok]
-    if failed:
-        raise DeviceError("rack", "-", "read power on every device", "; ".join(failed))
-    return sum(r.value for r in results.values())
+    return sum(values_or_raise(rack.fan_out(names, lambda d: d.power_watts()), "read power").values())
 
 
 def test_idle_rack_power_within_budget(rack: Rack, inventory: Inventory, measure) -> None:
