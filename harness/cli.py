@@ -40,9 +40,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
         runs = [r.run_id for r in store.runs()]
         run_id = args.run if args.run != "latest" else (runs[-1] if runs else "")
         if run_id not in runs:
-            print(f"rackval report: no run {args.run!r} in {args.results}", file=sys.stderr)
+            print(f"rackval report: no run {args.run!r} in {store.path}", file=sys.stderr)
             return 2
-        path = render_report(store, run_id, Path(args.out or Path(args.results).parent / run_id))
+        if args.out:
+            out = Path(args.out)
+        elif "://" in str(args.results) and not str(args.results).startswith("sqlite:"):
+            out = Path("reports") / run_id  # never a folder named after a URL (it may hold a password)
+        else:
+            out = Path(str(args.results).removeprefix("sqlite:///")).parent / run_id
+        path = render_report(store, run_id, out)
         print(path)
     finally:
         store.close()
@@ -59,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_cmd_sim)
     rep = sub.add_parser("report", help="render the HTML report of a stored run")
     rep.add_argument("run", help="run id, or 'latest'")
-    rep.add_argument("--results", default="reports/results.sqlite", help="results store (SQLite file)")
+    rep.add_argument(
+        "--results", default="reports/results.sqlite", help="results store: SQLite file or postgresql:// URL"
+    )
     rep.add_argument("--out", help="output directory (default: beside the store, named by run id)")
     rep.set_defaults(func=_cmd_report)
     return parser

@@ -9,14 +9,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness.store.sqlite import SqliteStore
+from harness.store import Store
 
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def write_junit(store: SqliteStore, run_id: str, path: Path) -> Path:
+def write_junit(store: Store, run_id: str, path: Path) -> Path:
     run = store.run(run_id)
     tests = store.tests(run_id)
     by_test: dict[int | None, list] = {}

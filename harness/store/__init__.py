@@ -1,7 +1,10 @@
-"""Results store: every run, test and measurement, written the moment it is recorded.
+"""Results store: every run, test, measurement, telemetry sample, action and artifact, written
+the moment it is recorded.
 
 ``open_store(url)`` picks the backend from the URL: a file path or ``sqlite:///path`` gives the
-SQLite store (the default). PostgreSQL arrives with the results-store issue.
+SQLite store (the default); ``postgresql://user:password@host:port/db`` gives the PostgreSQL
+store. Both share one schema (``harness.store.schema``) and one implementation
+(``harness.store.base.SqlStore``), so they answer every call the same way.
 """
 
 from __future__ import annotations
@@ -9,19 +12,56 @@ from __future__ import annotations
 from pathlib import Path
 
 from drivers.errors import ConfigError
-from harness.store.records import DeviceRecord, RunInfo, TestRecord
+from harness.store.base import SqlStore, StoreError
+from harness.store.records import (
+    ActionRecord,
+    ArtifactRecord,
+    DeviceRecord,
+    FirmwareRecord,
+    RunInfo,
+    Sample,
+    SampleChannel,
+    TestRecord,
+)
+from harness.store.schema import SCHEMA_VERSION
 from harness.store.sqlite import SqliteStore
+from harness.store.urls import redact_url
 
-__all__ = ["DeviceRecord", "RunInfo", "SqliteStore", "TestRecord", "open_store"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ActionRecord",
+    "ArtifactRecord",
+    "DeviceRecord",
+    "FirmwareRecord",
+    "RunInfo",
+    "Sample",
+    "SampleChannel",
+    "SqlStore",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "TestRecord",
+    "open_store",
+]
+
+Store = SqlStore  # the type to annotate with: either backend
 
 
-def open_store(url: str | Path) -> SqliteStore:
-    """Open (creating if needed) the results store named by ``url``."""
+def open_store(url: str | Path) -> SqlStore:
+    """Open (creating and migrating if needed) the results store named by ``url``.
+
+    Raises ConfigError, naming the URL without its password, for an unknown scheme, a malformed
+    URL, an unreachable server, refused credentials or a store newer than this code."""
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("--results: PostgreSQL stores are not supported yet; give a SQLite file path")
+        from harness.store.postgres import PostgresStore
+
+        return PostgresStore(text)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif "://" in text:
-        raise ConfigError(f"--results: unsupported store URL scheme in {text!r}")
+        raise ConfigError(
+            f"--results: unsupported store URL {redact_url(text)!r}:"
+            " give a SQLite file path, sqlite:///path or postgresql://user:password@host:port/db"
+        )
     return SqliteStore(Path(text))
