@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 
 from drivers.errors import ConfigError
 
-KINDS = ("pdu", "switch", "bmc", "analyzer")
+KINDS = ("pdu", "switch", "bmc", "analyzer", "node")
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,18 @@ BUILTIN: dict[str, DriverEntry] = {
     e.name: e
     for e in (
         DriverEntry("apc-rpdu2", "pdu", "drivers.pdu.snmp_pdu:ApcRpdu2Pdu"),
+        DriverEntry("raritan-pdu2", "pdu", "drivers.pdu.raritan:RaritanPdu2Pdu"),
+        DriverEntry("servertech-sentry4", "pdu", "drivers.pdu.servertech:ServerTechSentry4Pdu"),
+        DriverEntry("eaton-epdu", "pdu", "drivers.pdu.eaton:EatonEpduPdu"),
+        DriverEntry("redfish-pdu", "pdu", "drivers.pdu.redfish_pdu:RedfishRackPdu"),
         DriverEntry("sonic", "switch", "drivers.switch.sonic:SonicSwitch"),
+        DriverEntry("arista-eos", "switch", "drivers.switch.eos:AristaEosSwitch"),
+        DriverEntry("snmp-switch", "switch", "drivers.switch.snmp_switch:SnmpSwitch"),
         DriverEntry("redfish", "bmc", "drivers.bmc.redfish:RedfishBmc"),
         DriverEntry("yokogawa-wt", "analyzer", "drivers.instrument.yokogawa:YokogawaWtAnalyzer"),
+        DriverEntry("chroma-66200", "analyzer", "drivers.instrument.chroma:Chroma66200"),
+        DriverEntry("generic-scpi", "analyzer", "drivers.instrument.generic:GenericScpiInstrument"),
+        DriverEntry("linux-gpu-node", "node", "drivers.node.linux:LinuxGpuNode"),
     )
 }
 

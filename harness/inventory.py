@@ -58,7 +58,7 @@ class Expect(_Strict):
 
 
 class DeviceSpec(_Strict):
-    kind: Literal["pdu", "switch", "bmc", "analyzer"]
+    kind: Literal["pdu", "switch", "bmc", "analyzer", "node"]
     driver: str
     host: str
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -83,6 +83,7 @@ class NicLink(_Strict):
 
 class NodeSpec(_Strict):
     bmc: str | None = None
+    host: str | None = None  # the node's own OS (a device of kind node), for GPU telemetry and load
     psus: dict[str, PsuLink] = Field(default_factory=dict)
     nics: dict[str, NicLink] = Field(default_factory=dict)
 
@@ -150,6 +151,8 @@ def _check_references(data: RackFile, where: YamlLocator) -> None:
     for node, spec in data.nodes.items():
         if spec.bmc is not None:
             need(("nodes", node, "bmc"), spec.bmc, "bmc")
+        if spec.host is not None:
+            need(("nodes", node, "host"), spec.host, "node")
         for psu, link in spec.psus.items():
             need(("nodes", node, "psus", psu, "pdu"), link.pdu, "pdu")
         for nic, nlink in spec.nics.items():

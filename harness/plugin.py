@@ -31,7 +31,7 @@ from harness.inventory import Inventory, load_inventory
 from harness.measure import Limit, Measurement, Outcome
 from harness.rack import Rack
 from harness.spec import Spec, load_spec
-from harness.store import DeviceRecord, RunInfo, SqliteStore, open_store
+from harness.store import DeviceRecord, RunInfo, Store, open_store
 
 RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory"})
 # A test argument named like this is parametrised with every device of that kind.
@@ -51,7 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rack", help="rack file (YAML); default: start the simulated rack on 127.0.0.1")
     group.addoption("--spec", help="design spec (YAML); default for the simulated rack: specs/sim-reference.yaml")
     group.addoption("--report-dir", default="reports", help="where run reports go (default: reports)")
-    group.addoption("--results", help="results store: SQLite file path (default: <report-dir>/results.sqlite)")
+    group.addoption(
+        "--results", help="results store: SQLite file or postgresql:// URL (default: <report-dir>/results.sqlite)"
+    )
     group.addoption("--sim-nodes", type=int, default=4, help="nodes in the simulated rack (default 4)")
     group.addoption("--station", default=os.environ.get("RACKVAL_STATION", ""), help="test station name")
     group.addoption("--operator", default=os.environ.get("RACKVAL_OPERATOR", ""), help="who runs the tests")
@@ -78,7 +80,7 @@ class RackvalRun:
         self._inventory: Inventory | None = None
         self._spec: Spec | None = None
         self._rack: Rack | None = None
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
         self._sim: Any = None
         self.run_started = False
         self.outcome = "running"
@@ -119,7 +121,7 @@ class RackvalRun:
         return str(self.config.getoption("results") or self.report_root / "results.sqlite")
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         if self._store is None:
             self._store = open_store(self.results_path)
         return self._store
@@ -162,6 +164,8 @@ class RackvalRun:
             name, cfg.kind, cfg.driver, cfg.address, identity.vendor, identity.model, identity.serial, identity.firmware
         )
         self.store.record_device(self.run_id, record)
+        if identity.firmware:
+            self.store.record_firmware(self.run_id, name, "firmware", identity.firmware)
 
     # ---- tests and measurements --------------------------------------------------------------
     def start_test(self, nodeid: str) -> None:
@@ -202,6 +206,8 @@ class RackvalRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.junit_path = write_junit(self.store, self.run_id, self.run_dir / "junit.xml")
         self.report_path = render_report(self.store, self.run_id, self.run_dir)
+        self.store.record_artifact(self.run_id, "report.html", str(self.report_path), "report")
+        self.store.record_artifact(self.run_id, "junit.xml", str(self.junit_path), "junit")
         latest = self.report_root / "latest"
         if latest.is_symlink() or latest.is_file():
             latest.unlink()
