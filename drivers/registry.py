@@ -35,6 +35,8 @@ BUILTIN: dict[str, DriverEntry] = {
         DriverEntry("arista-eos", "switch", "drivers.switch.eos:AristaEosSwitch"),
         DriverEntry("snmp-switch", "switch", "drivers.switch.snmp_switch:SnmpSwitch"),
         DriverEntry("redfish", "bmc", "drivers.bmc.redfish:RedfishBmc"),
+        DriverEntry("ipmi", "bmc", "drivers.bmc.ipmi:IpmiBmc"),
+        DriverEntry("openbmc-ssh", "bmc", "drivers.bmc.openbmc:OpenBmcSsh"),
         DriverEntry("yokogawa-wt", "analyzer", "drivers.instrument.yokogawa:YokogawaWtAnalyzer"),
         DriverEntry("chroma-66200", "analyzer", "drivers.instrument.chroma:Chroma66200"),
         DriverEntry("generic-scpi", "analyzer", "drivers.instrument.generic:GenericScpiInstrument"),
