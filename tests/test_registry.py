@@ -10,7 +10,7 @@ from drivers.errors import ConfigError
 KIND_PROTOCOLS = {
     "pdu": (protocols.Device, protocols.PowerMeter, protocols.OutletSwitch),
     "switch": (protocols.Device, protocols.NetSwitch),
-    "bmc": (protocols.Device, protocols.Bmc, protocols.PowerMeter),
+    "bmc": (protocols.Device, protocols.Bmc),  # power readings are optional (OpenBMC over SSH has none)
     "analyzer": (protocols.Device, protocols.PowerMeter),
     "node": (protocols.Device, protocols.GpuNode),
 }
