@@ -360,21 +360,29 @@ class RackModel:
 
     def _build(self) -> None:
         size, prm = self.size, self.params
-        outlets_per_pdu = max(size.nodes * size.psus_per_node // 2, 1)
         feeds = ("A", "B")
+        # PSU p of every node goes to feed A when p is odd, B when even; a feed gets as many PDUs
+        # as its PSUs need, filled in node order (pdu-a, or pdu-a1, pdu-a2 ... when more than one).
+        psus_on = {f: sum(1 for p in range(1, size.psus_per_node + 1) if feeds[(p - 1) % 2] == f) for f in feeds}
+        pdus_by_feed: dict[str, list[str]] = {}
         for feed in feeds:
             self._feed_up[feed] = True
-            name = f"pdu-{feed.lower()}"
-            self._pdus[name] = Pdu(
-                name=name,
-                feed=feed,
-                info=DeviceInfo("APC", "AP8886", self._serial("5A", name), "v7.0.4"),
-                outlets={i: Outlet(index=i, name=f"Outlet {i}") for i in range(1, outlets_per_pdu + 1)},
-                voltage_v=prm.pdu_voltage_v,
-                self_power_w=prm.pdu_self_power_w,
-                meter=self._meter(0.01, name),
-            )
-            self._add_firmware(name, "pdu", {"AOS": "v7.0.4", "Bootmon": "v1.0.9"})
+            needed = max(size.nodes * psus_on[feed], 1)
+            count = max(-(-needed // size.outlets_per_pdu), 1)
+            names = [f"pdu-{feed.lower()}"] if count == 1 else [f"pdu-{feed.lower()}{i}" for i in range(1, count + 1)]
+            pdus_by_feed[feed] = names
+            for name in names:
+                outlets = min(size.outlets_per_pdu, needed) if count == 1 else size.outlets_per_pdu
+                self._pdus[name] = Pdu(
+                    name=name,
+                    feed=feed,
+                    info=DeviceInfo("APC", "AP8886", self._serial("5A", name), "v7.0.4"),
+                    outlets={i: Outlet(index=i, name=f"Outlet {i}") for i in range(1, outlets + 1)},
+                    voltage_v=prm.pdu_voltage_v,
+                    self_power_w=prm.pdu_self_power_w,
+                    meter=self._meter(0.01, name),
+                )
+                self._add_firmware(name, "pdu", {"AOS": "v7.0.4", "Bootmon": "v1.0.9"})
         next_outlet = dict.fromkeys(feeds, 1)
         pw = prm.power
         for n in range(1, size.nodes + 1):
@@ -382,9 +390,10 @@ class RackModel:
             psus = []
             for p in range(1, size.psus_per_node + 1):
                 feed = feeds[(p - 1) % 2]
-                pdu = self._pdus[f"pdu-{feed.lower()}"]
-                outlet = next_outlet[feed]
+                slot = next_outlet[feed] - 1
                 next_outlet[feed] += 1
+                pdu = self._pdus[pdus_by_feed[feed][min(slot // size.outlets_per_pdu, len(pdus_by_feed[feed]) - 1)]]
+                outlet = slot % size.outlets_per_pdu + 1 if len(pdus_by_feed[feed]) > 1 else slot + 1
                 psu = Psu(name=f"PSU{p}", feed=feed, pdu=pdu.name, outlet=outlet, rated_w=prm.psu.rated_w)
                 if outlet not in pdu.outlets:  # odd PSU counts: give the PDU the outlet it needs
                     pdu.outlets[outlet] = Outlet(index=outlet, name=f"Outlet {outlet}")
@@ -412,28 +421,35 @@ class RackModel:
             fw |= {p.name: "3.1.0" for p in psus}
             self._add_firmware(node_name, "node", fw)
             self._add_firmware(node.bmc, "bmc", {"BMC": "2.18.0"})
-        ports = [
-            Port(name=f"Ethernet{8 * i}", index=i + 1, speed_mbps=400_000, alias=f"etp{i + 1}")
-            for i in range(size.switch_ports)
-        ]
-        for i, node_name in enumerate(self._nodes):
-            if i < len(ports):
-                ports[i].peer = (node_name, "eth0")
-        self._switches["tor1"] = Switch(
-            name="tor1",
-            info=DeviceInfo("SONiC", "Mellanox-SN4600C-C64", self._serial("MT", "tor1"), "SONiC.202311.1"),
-            ports=ports,
-            mgmt_mac="b8:59:9f:00:00:01",
-        )
-        self._add_firmware("tor1", "switch", {"SONiC": "SONiC.202311.1", "ONIE": "2022.05", "ASIC": "2012.2120.0"})
-        self._analyzers["analyzer"] = Analyzer(
-            name="analyzer",
-            info=DeviceInfo("YOKOGAWA", "WT5000", self._serial("91N", "analyzer"), "F1.05"),
-            feeds=feeds,
-            voltage_v=prm.pdu_voltage_v,
-            meter=self._meter(0.001, "analyzer"),
-        )
-        self._add_firmware("analyzer", "analyzer", {"firmware": "F1.05"})
+        for s in range(1, max(size.switches, 1) + 1):
+            name = f"tor{s}"
+            ports = [
+                Port(name=f"Ethernet{8 * i}", index=i + 1, speed_mbps=400_000, alias=f"etp{i + 1}")
+                for i in range(size.switch_ports)
+            ]
+            self._switches[name] = Switch(
+                name=name,
+                info=DeviceInfo("SONiC", "Mellanox-SN4600C-C64", self._serial("MT", name), "SONiC.202311.1"),
+                ports=ports,
+                mgmt_mac=f"b8:59:9f:00:00:{s:02x}",
+            )
+            self._add_firmware(name, "switch", {"SONiC": "SONiC.202311.1", "ONIE": "2022.05", "ASIC": "2012.2120.0"})
+        switches = list(self._switches.values())
+        for nic in range(max(size.nics_per_node, 1)):
+            switch = switches[nic % len(switches)]
+            free = [p for p in switch.ports if p.peer is None]
+            for node_name, port in zip(self._nodes, free, strict=False):
+                port.peer = (node_name, f"eth{nic}")
+        groups = [(f"analyzer-{f.lower()}", (f,)) for f in feeds] if size.analyzer_per_feed else [("analyzer", feeds)]
+        for name, measured in groups:
+            self._analyzers[name] = Analyzer(
+                name=name,
+                info=DeviceInfo("YOKOGAWA", "WT5000", self._serial("91N", name), "F1.05"),
+                feeds=measured,
+                voltage_v=prm.pdu_voltage_v,
+                meter=self._meter(0.001, name),
+            )
+            self._add_firmware(name, "analyzer", {"firmware": "F1.05"})
 
     def _add_firmware(self, device: str, kind: str, components: dict[str, str]) -> None:
         self._device_kind[device] = kind

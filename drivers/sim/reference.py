@@ -54,6 +54,14 @@ class RackSize:
     gpus_per_node: int = 8
     switch_ports: int = 32
     seed: int = 1
+    # Topology. PSUs alternate feeds A/B; each feed gets as many PDUs of ``outlets_per_pdu`` as
+    # its PSUs need (named pdu-a, or pdu-a1, pdu-a2 ... when a feed needs more than one).
+    outlets_per_pdu: int = 48
+    # ToR switches; NIC i of every node is cabled to switch i % switches (tor1, tor2 ...).
+    switches: int = 1
+    nics_per_node: int = 1
+    # One analyzer measuring both feeds ("analyzer"), or one per feed ("analyzer-a", "analyzer-b").
+    analyzer_per_feed: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +180,13 @@ class ModelParams:
         return load_model_params(path)[1]
 
 
-REFERENCE_SIZE = RackSize()
+SKELETON_SIZE = RackSize()
+# The reference AI rack: 32 nodes x 8 GPUs, 4 PSUs each (2 per feed), 48-outlet PDUs (two per
+# feed: 64 PSUs per feed), two 64-port ToRs with a NIC of every node on each, an analyzer per feed.
+REFERENCE_SIZE = RackSize(
+    nodes=32, psus_per_node=4, gpus_per_node=8, switch_ports=64, outlets_per_pdu=48,
+    switches=2, nics_per_node=2, analyzer_per_feed=True,
+)  # fmt: skip
 REFERENCE_PARAMS = ModelParams()
 QUASI_STATIC_PARAMS = REFERENCE_PARAMS.quasi_static()
 
