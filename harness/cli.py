@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -12,16 +13,21 @@ from drivers.errors import ConfigError
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from drivers.sim.model import RackSize
+    from drivers.sim.faults import load_faults
     from drivers.sim.rack import SimulatedRack
+    from drivers.sim.reference import REFERENCE_PARAMS, REFERENCE_SIZE, load_model_params
 
-    size = RackSize(nodes=args.nodes, seed=args.seed)
+    size, params = load_model_params(Path(args.params)) if args.params else (REFERENCE_SIZE, REFERENCE_PARAMS)
+    size = dataclasses.replace(size, seed=args.seed, **({"nodes": args.nodes} if args.nodes else {}))
+    faults = load_faults(Path(args.faults)) if args.faults else []
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    rack = SimulatedRack.start(size, Path(args.state_dir))
+    rack = SimulatedRack.start(size, Path(args.state_dir), params=params, time_scale=args.time_scale, faults=faults)
     try:
-        print(f"rackval sim: {size.nodes} nodes; rack file {rack.rack_file}", flush=True)
+        print(f"rackval sim: {size.nodes} nodes, time scale {args.time_scale}; rack file {rack.rack_file}", flush=True)
+        if rack.control is not None:
+            print(f"  {'control':<14} {rack.control.url} (clock and faults; token in secrets/)", flush=True)
         for name, endpoint in rack.endpoints().items():
             print(f"  {name:<14} {endpoint}", flush=True)
         print("running until interrupted (Ctrl-C)", flush=True)
@@ -59,8 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rackval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("sim", help="run a simulated rack on 127.0.0.1 until interrupted")
-    sim.add_argument("--nodes", type=int, default=4, help="compute nodes (default 4)")
+    sim.add_argument("--nodes", type=int, help="compute nodes (default: the 32-node reference rack)")
     sim.add_argument("--seed", type=int, default=1, help="seed for serials and measurement noise")
+    sim.add_argument("--params", help="model parameters (YAML, like racks/sim-model-params.yaml)")
+    sim.add_argument("--faults", help="faults to inject (YAML list; each may start at a virtual time)")
+    sim.add_argument(
+        "--time-scale", type=float, default=1.0, help="virtual seconds per real second (0 = only when advanced)"
+    )
     sim.add_argument("--state-dir", default="sim-rack", help="where to write rack.yaml and its secrets")
     sim.set_defaults(func=_cmd_sim)
     rep = sub.add_parser("report", help="render the HTML report of a stored run")
@@ -70,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--out", help="output directory (default: beside the store, named by run id)")
     rep.set_defaults(func=_cmd_report)
+    # Subcommands that live beside what they do register themselves.
+    from harness.analysis import compare, trend
+
+    compare.add_parser(sub)
+    trend.add_parser(sub)
     return parser
 
 

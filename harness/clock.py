@@ -1,13 +1,23 @@
-"""The clock plans wait on. Plans call ``clock.sleep()``, never ``time.sleep()``, so that the
-simulated rack can later run a 30-minute soak in seconds without the plans knowing."""
+"""The clock plans wait on. Plans call ``clock.sleep()``, never ``time.sleep()``: on a simulated
+rack the wait jumps the simulator's virtual clock, so a 30-minute soak takes a fraction of a
+second while every sample still crosses the real protocols."""
 
 from __future__ import annotations
 
 import time
+from typing import Protocol
+
+from drivers.sim.control import ControlClient
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 class RealClock:
-    """Wall-clock time for real racks (and, for now, the simulated one)."""
+    """Wall-clock time, for real racks."""
 
     def now(self) -> float:
         return time.monotonic()
@@ -15,3 +25,17 @@ class RealClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+
+class SimulatorClock:
+    """The simulated rack's virtual clock, reached over its control channel."""
+
+    def __init__(self, control: ControlClient) -> None:
+        self._control = control
+
+    def now(self) -> float:
+        return self._control.now()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._control.advance(seconds)

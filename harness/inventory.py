@@ -88,12 +88,20 @@ class NodeSpec(_Strict):
     nics: dict[str, NicLink] = Field(default_factory=dict)
 
 
+class SimulatorRef(_Strict):
+    """How to reach a simulated rack's control channel (its virtual clock and faults)."""
+
+    control: str
+    token: SecretRef
+
+
 class RackMeta(_Strict):
     name: str
     serial: str = ""
     design_revision: str = ""
     site: str = ""
     simulated: bool = False
+    simulator: SimulatorRef | None = None
 
 
 class RackFile(_Strict):
@@ -106,10 +114,13 @@ class RackFile(_Strict):
 class Inventory:
     """A validated rack file with its secrets resolved, ready to build drivers from."""
 
-    def __init__(self, path: Path, data: RackFile, configs: dict[str, DeviceConfig]) -> None:
+    def __init__(
+        self, path: Path, data: RackFile, configs: dict[str, DeviceConfig], simulator_token: Secret | None = None
+    ) -> None:
         self.path = path
         self.data = data
         self.configs = configs
+        self.simulator_token = simulator_token
 
     @property
     def meta(self) -> RackMeta:
@@ -231,7 +242,9 @@ def load_inventory(path: str | Path) -> Inventory:
         )
         for name, dev in data.devices.items()
     }
-    return Inventory(path, data, configs)
+    sim = data.rack.simulator
+    token = _resolve_secret(sim.token, base, where, ("rack", "simulator", "token")) if sim else None
+    return Inventory(path, data, configs, token)
 
 
 __all__ = ["ConfigError", "Inventory", "RackFile", "load_inventory"]

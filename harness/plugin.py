@@ -26,14 +26,15 @@ import pytest
 
 from drivers.errors import ConfigError, DeviceError
 from drivers.protocols import Identity
-from harness.clock import RealClock
+from drivers.sim.control import ControlClient
+from harness.clock import Clock, RealClock, SimulatorClock
 from harness.inventory import Inventory, load_inventory
 from harness.measure import Limit, Measurement, Outcome
 from harness.rack import Rack
 from harness.spec import Spec, load_spec
 from harness.store import DeviceRecord, RunInfo, Store, open_store
 
-RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory"})
+RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory", "sim_faults"})
 # A test argument named like this is parametrised with every device of that kind.
 DEVICE_PARAMS: dict[str, str | None] = {
     "device_name": None,  # every device
@@ -54,7 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--results", help="results store: SQLite file or postgresql:// URL (default: <report-dir>/results.sqlite)"
     )
-    group.addoption("--sim-nodes", type=int, default=4, help="nodes in the simulated rack (default 4)")
+    group.addoption(
+        "--sim-nodes", type=int, default=None, help="nodes in the simulated rack (default: the 32-node reference rack)"
+    )
+    group.addoption("--sim-faults", help="fault list (YAML) to inject into the simulated rack at start")
     group.addoption("--station", default=os.environ.get("RACKVAL_STATION", ""), help="test station name")
     group.addoption("--operator", default=os.environ.get("RACKVAL_OPERATOR", ""), help="who runs the tests")
 
@@ -82,6 +86,7 @@ class RackvalRun:
         self._rack: Rack | None = None
         self._store: Store | None = None
         self._sim: Any = None
+        self._control: ControlClient | None = None
         self.run_started = False
         self.outcome = "running"
         self.tests: dict[str, TestTrack] = {}
@@ -103,7 +108,11 @@ class RackvalRun:
         if self._inventory is None:
             from harness.simproc import SimProcess
 
-            self._sim = SimProcess(self.run_dir / "sim", nodes=self.config.getoption("sim_nodes"))
+            self._sim = SimProcess(
+                self.run_dir / "sim",
+                nodes=self.config.getoption("sim_nodes"),
+                faults=self.config.getoption("sim_faults"),
+            )
             self._inventory = load_inventory(self._sim.rack_file)
         return self._inventory
 
@@ -131,6 +140,20 @@ class RackvalRun:
         if self._rack is None:
             self._rack = Rack(self.inventory, on_identity=self._record_identity)
         return self._rack
+
+    @property
+    def control(self) -> ControlClient | None:
+        """The simulated rack's control channel, or None for a real rack."""
+        sim = self.inventory.meta.simulator
+        if sim is None or self.inventory.simulator_token is None:
+            return None
+        if self._control is None:
+            self._control = ControlClient(sim.control, self.inventory.simulator_token.reveal())
+        return self._control
+
+    def clock(self) -> Clock:
+        control = self.control
+        return SimulatorClock(control) if control is not None else RealClock()
 
     def ensure_started(self) -> None:
         """Open the run in the store (once): from here on, everything recorded is durable."""
@@ -194,6 +217,8 @@ class RackvalRun:
         finally:
             if self._rack is not None:
                 self._rack.close()
+            if self._control is not None:
+                self._control.close()
             if self._sim is not None:
                 self._sim.stop()
             if self._store is not None:
@@ -356,9 +381,41 @@ def spec(request: pytest.FixtureRequest) -> Spec:
 
 
 @pytest.fixture(scope="session")
-def clock() -> RealClock:
-    """Wait with ``clock.sleep()`` so a simulated rack can run faster than real time."""
-    return RealClock()
+def clock(request: pytest.FixtureRequest) -> Clock:
+    """Wait with ``clock.sleep()``: on a simulated rack it jumps virtual time instead of waiting."""
+    return _run(request.config).clock()
+
+
+class SimFaults:
+    """Inject faults into the simulated rack for one test; every fault is cleared at teardown."""
+
+    def __init__(self, control: ControlClient) -> None:
+        self._control = control
+        self._ids: list[str] = []
+
+    def inject(self, kind: str, device: str, component: str | None = None, **params: Any) -> str:
+        fault_id = self._control.inject(kind, device, component, **params)
+        self._ids.append(fault_id)
+        return fault_id
+
+    def clear(self, fault_id: str) -> None:
+        self._control.clear(fault_id)
+        self._ids.remove(fault_id)
+
+    def clear_all(self) -> None:
+        while self._ids:
+            self._control.clear(self._ids.pop())
+
+
+@pytest.fixture
+def sim_faults(request: pytest.FixtureRequest) -> Iterator[SimFaults]:
+    """Fault injection on the simulated rack (``sim_faults.inject("feed_loss", "A")``)."""
+    control = _run(request.config).control
+    if control is None:
+        pytest.fail("sim_faults needs a simulated rack: this rack file has no 'simulator' section")
+    faults = SimFaults(control)
+    yield faults
+    faults.clear_all()
 
 
 class MeasureRecorder:

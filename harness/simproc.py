@@ -20,14 +20,24 @@ from drivers.errors import ConfigError
 class SimProcess:
     """A ``rackval sim`` child process and the rack file it wrote."""
 
-    def __init__(self, state_dir: Path, nodes: int, seed: int = 1, start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        nodes: int | None = None,
+        seed: int = 1,
+        faults: str | Path | None = None,
+        start_timeout_s: float = 60.0,
+    ) -> None:
         self.state_dir = state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self.rack_file = state_dir / "rack.yaml"
         self.rack_file.unlink(missing_ok=True)
         self.log_path = state_dir / "sim.log"
-        cmd = [sys.executable, "-m", "harness.cli", "sim", "--nodes", str(nodes), "--seed", str(seed),
-               "--state-dir", str(state_dir)]  # fmt: skip
+        cmd = [sys.executable, "-m", "harness.cli", "sim", "--seed", str(seed), "--state-dir", str(state_dir)]
+        if nodes is not None:
+            cmd += ["--nodes", str(nodes)]
+        if faults is not None:
+            cmd += ["--faults", str(faults)]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + start_timeout_s

@@ -17,11 +17,14 @@ def _deviation_pct(value: float, reference: float) -> float:
 
 
 def _analyzer_power(rack: Rack, inventory: Inventory, feeds: set[str]) -> tuple[str, float]:
-    """The analyzer that measures exactly these feeds, and its reading."""
-    for name in rack.names("analyzer"):
-        if set(inventory.spec_of(name).feeds) == feeds:
-            return name, rack.driver(name).power_watts()
-    pytest.fail(f"no analyzer in {inventory.path} measures feeds {sorted(feeds)}")
+    """The power on ``feeds`` from the analyzers that together measure exactly those feeds
+    (one analyzer on the rack feed, or one per feed), and their names."""
+    chosen = [n for n in rack.names("analyzer") if set(inventory.spec_of(n).feeds) <= feeds]
+    covered = [f for n in chosen for f in inventory.spec_of(n).feeds]
+    if sorted(covered) != sorted(feeds):
+        pytest.fail(f"the analyzers in {inventory.path} do not measure feeds {sorted(feeds)} exactly once each")
+    readings = values_or_raise(rack.fan_out(chosen, lambda d: d.power_watts()), "read analyzer power")
+    return "+".join(chosen), sum(readings.values())
 
 
 def _all_feeds(inventory: Inventory) -> set[str]:

@@ -16,7 +16,12 @@ from typing import Any, Protocol
 import paramiko
 import yaml
 
+from drivers.errors import ConfigError
+from drivers.sim.clock import SimClock
+from drivers.sim.control import ControlServer
+from drivers.sim.faults import Fault
 from drivers.sim.model import RackModel, RackSize
+from drivers.sim.reference import REFERENCE_PARAMS, ModelParams
 
 HOST = "127.0.0.1"
 
@@ -46,10 +51,23 @@ class SimulatedRack:
     state_dir: Path
     servers: dict[str, _Server] = field(default_factory=dict)
     rack_file: Path | None = None
+    control: ControlServer | None = None
 
     @classmethod
-    def start(cls, size: RackSize, state_dir: Path) -> SimulatedRack:
-        """Build the model, start every device's server and write ``state_dir/rack.yaml``."""
+    def start(
+        cls,
+        size: RackSize,
+        state_dir: Path,
+        *,
+        params: ModelParams = REFERENCE_PARAMS,
+        time_scale: float = 1.0,
+        faults: list[Fault] | None = None,
+    ) -> SimulatedRack:
+        """Build the model, start every device's server and write ``state_dir/rack.yaml``.
+
+        Virtual time runs at ``time_scale`` x real time (so drivers polling a BMC reset see it
+        complete) and jumps when the harness's clock sleeps through the control channel.
+        """
         # Imported here: the protocol servers pull in pysnmp/paramiko/http machinery that plain
         # model users (unit tests, benchmarks of the physics) do not need.
         from drivers.sim.redfish_server import start_bmc_redfish
@@ -58,10 +76,17 @@ class SimulatedRack:
         from drivers.sim.ssh_server import start_switch_ssh, write_known_hosts
 
         state_dir.mkdir(parents=True, exist_ok=True)
-        model = RackModel(size)
+        model = RackModel(size, SimClock(time_scale), params)
         rack = cls(model=model, state_dir=state_dir)
         secret_dir = state_dir / "secrets"
         try:
+            for fault in faults or []:
+                try:
+                    model.inject(fault)
+                except ValueError as exc:
+                    raise ConfigError(f"cannot inject fault: {exc}") from None
+            control_token = secrets.token_urlsafe(24)
+            rack.control = ControlServer(model, control_token, host=HOST)
             community = secrets.token_urlsafe(12)
             v3_auth, v3_priv = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
             bmc_password = secrets.token_urlsafe(16)
@@ -164,6 +189,10 @@ class SimulatedRack:
                     "design_revision": "sim-rev-A",
                     "site": "simulated (127.0.0.1)",
                     "simulated": True,
+                    "simulator": {
+                        "control": rack.control.url,
+                        "token": {"file": _write_secret(secret_dir, "control-token", control_token)},
+                    },
                 },
                 "credentials": credentials,
                 "devices": devices,
@@ -186,6 +215,9 @@ class SimulatedRack:
         for srv in self.servers.values():
             srv.stop()
         self.servers.clear()
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
 
 
 def _expect(info: Any) -> dict[str, str]:
