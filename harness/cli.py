@@ -82,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output directory (default: beside the store, named by run id)")
     rep.set_defaults(func=_cmd_report)
     # Subcommands that live beside what they do register themselves.
+    from harness import probe
     from harness.analysis import compare, trend
 
+    probe.add_parser(sub)
     compare.add_parser(sub)
     trend.add_parser(sub)
     return parser
