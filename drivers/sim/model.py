@@ -116,6 +116,9 @@ def _stable_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+UPDATE_RESOLUTION_WALL_S = 0.1
+
+
 class Meter:
     """A device's view of a true value: a fixed gain error within its accuracy, plus noise.
 
@@ -472,9 +475,13 @@ class RackModel:
             action()
             self._reconcile()
             self._dirty = True
-        if now > self._t or self._dirty:
-            self._integrate(now - self._t)
-            self._t = now
+        # Integrating the whole rack costs ~1 ms at 32 nodes; a telemetry poll reads thousands of
+        # values a second. With a running clock, state is brought forward at most every 100 ms of
+        # wall time (events and state changes still land exactly); a frozen clock is exact.
+        if now - self._t >= UPDATE_RESOLUTION_WALL_S * self.clock.time_scale or self._dirty:
+            if now > self._t:
+                self._integrate(now - self._t)
+                self._t = now
             self._dirty = False
 
     def _schedule(self, at: float, action: Callable[[], None]) -> None:
