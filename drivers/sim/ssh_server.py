@@ -2,18 +2,38 @@
 
 ``SshServer`` accepts connections on 127.0.0.1, authenticates by password and answers exec
 requests through a handler ``command -> CommandOutput``; ``start_switch_ssh`` wires it to a SONiC
-CLI that renders ``show version``, ``show interfaces status`` and ``show lldp table`` from the
-live ``RackModel``, laid out the way sonic-utilities prints them (tabulate "simple" tables), so
-the driver parses the same text it would get from hardware.
+CLI that renders ``show version``, ``show interfaces status``, ``show lldp table``, ``show
+interfaces counters`` (text, ``-j`` JSON, ``errors``, ``fec-stats``), ``show platform
+temperature`` and ``show platform psustatus`` from the live ``RackModel``, laid out the way
+sonic-utilities prints them (tabulate "simple" tables, portstat's ``table_as_json``), so the
+driver parses the same text it would get from hardware.
+
+Protocol faults (``drivers.sim.faults``) are acted on by ``SshServer`` itself when it is given a
+``faults`` callable (the device's active faults), checked per connection and per command:
+
+- ``device_silent``: a new connection is accepted but never gets the SSH banner; commands on an
+  open connection are never answered (the client's timeouts fire). The same happens while the
+  ``reachable`` callable says False (a node whose OS is down, a BMC still booting).
+- ``device_slow``: each reply is sent after ``delay_s`` plus uniform 0..``jitter_s``.
+- ``auth_failure``: valid passwords are refused.
+- ``session_exhaustion``: a new connection beyond ``max_sessions`` open ones is closed before the
+  banner (what OpenSSH does past MaxStartups); open connections keep working.
+- ``ssh_disconnect``: on each connection, after ``after_commands`` commands answered under the
+  fault, the next command's reply is cut after half its output and the connection dropped.
+- ``malformed_reply``: with ``probability``, stdout is cut in half (``truncate``), replaced by
+  line noise (``garbage``) or followed by a repeated fragment (``wrong_length``); exit status 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import hmac
+import json
 import os
 import queue
+import random
 import shlex
 import socket
 import threading
@@ -23,6 +43,7 @@ from pathlib import Path
 
 import paramiko
 
+from drivers.sim.faults import Fault
 from drivers.sim.model import RackModel, Switch
 
 _SHUTDOWN = object()  # queue sentinel: stop serving this connection
@@ -38,14 +59,30 @@ class CommandOutput:
 
 
 CommandHandler = Callable[[str], CommandOutput]
+FaultSource = Callable[[], Sequence[Fault]]
+
+_GARBAGE = "#%&*@!?~^|$0123456789abcdef\x1b[0;31m\ufffd \t"
+
+
+def corrupt_output(text: str, mode: str, rng: random.Random) -> str:
+    """What ``malformed_reply`` does to one stdout: truncate | garbage | wrong_length."""
+    if mode == "garbage":
+        return "".join(rng.choice(_GARBAGE) for _ in range(max(len(text), 32)))
+    if mode == "wrong_length":  # more bytes than the content: a repeated fragment after it
+        return text + text[: max(len(text) // 3, 1)]
+    cut = len(text) // 2  # truncate (also the fallback for unknown modes) ...
+    while 0 < cut < len(text) and text[cut - 1] == "\n":
+        cut += 1  # ... mid-line: a cut on a line boundary could pass for a shorter, valid answer
+    return text[:cut]
 
 
 class _PasswordServer(paramiko.ServerInterface):
     """Password auth and exec-only sessions; exec requests are queued for the connection thread."""
 
-    def __init__(self, username: str, password: str) -> None:
+    def __init__(self, username: str, password: str, refuse: Callable[[], bool] = lambda: False) -> None:
         self._username = username.encode()
         self._password = password.encode()
+        self._refuse = refuse
         self.requests: queue.Queue[object] = queue.Queue()
 
     def get_allowed_auths(self, username: str) -> str:
@@ -54,6 +91,8 @@ class _PasswordServer(paramiko.ServerInterface):
     def check_auth_password(self, username: str, password: str) -> int:
         user_ok = hmac.compare_digest(username.encode(), self._username)
         pass_ok = hmac.compare_digest(password.encode(), self._password)
+        if self._refuse():  # auth_failure fault: the right password is refused too
+            return paramiko.AUTH_FAILED
         return paramiko.AUTH_SUCCESSFUL if user_ok and pass_ok else paramiko.AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
@@ -73,6 +112,11 @@ class SshServer:
     ``handler`` is called with each exec command (decoded text) on the connection's thread; an
     exception in it becomes exit status 1 with the message on stderr, so one bad command does
     not drop the connection.
+
+    ``faults`` (optional) returns the device's active faults; the protocol kinds among them
+    change how connections and replies are served (see the module docstring). ``reachable``
+    (optional) returning False makes the server behave like a host that is down: connections
+    and commands get no answer at all.
     """
 
     def __init__(
@@ -84,8 +128,15 @@ class SshServer:
         password: str,
         host_key: paramiko.PKey,
         name: str = "ssh",
+        faults: FaultSource | None = None,
+        reachable: Callable[[], bool] | None = None,
     ) -> None:
         self._handler = handler
+        self._faults = faults
+        self._reachable = reachable
+        # One generator per server, seeded from its name: a fault run is reproducible.
+        self._rng = random.Random(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big"))
+        self._silent_socks: set[socket.socket] = set()
         self._username = username
         self._password = password
         self._host_key = host_key
@@ -114,6 +165,39 @@ class SshServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # ---- protocol faults -----------------------------------------------------------------------
+    def _active(self) -> dict[str, Fault]:
+        """The active faults by kind (the first of each kind wins)."""
+        if self._faults is None:
+            return {}
+        found: dict[str, Fault] = {}
+        for fault in self._faults():
+            found.setdefault(fault.kind, fault)
+        return found
+
+    def _silent(self, active: dict[str, Fault]) -> bool:
+        return "device_silent" in active or (self._reachable is not None and not self._reachable())
+
+    def _hold_silently(self, sock: socket.socket) -> None:
+        """Keep an accepted connection open without ever sending the banner, until the client
+        gives up or the server stops (what a hung device's TCP stack does)."""
+        with self._lock:
+            self._silent_socks.add(sock)
+        try:
+            sock.settimeout(0.5)
+            while not self._stopping.is_set():
+                try:
+                    if not sock.recv(4096):
+                        return  # the client closed its end
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+        finally:
+            with self._lock:
+                self._silent_socks.discard(sock)
+            sock.close()
+
     # ---- serving -----------------------------------------------------------------------------
     def _accept_loop(self) -> None:
         while not self._stopping.is_set():
@@ -139,9 +223,32 @@ class SshServer:
             thread.start()
 
     def _serve_connection(self, sock: socket.socket) -> None:
+        try:
+            active = self._active()
+            if self._silent(active):
+                self._hold_silently(sock)
+                return
+            exhausted = active.get("session_exhaustion")
+            if exhausted is not None:
+                with self._lock:  # a connection the client already closed no longer counts
+                    open_sessions = sum(1 for t in self._transports if t.is_active())
+                if open_sessions >= int(exhausted.param("max_sessions")):
+                    sock.close()  # no banner: the client sees the connection closed at once
+                    return
+            self._serve_ssh(sock)
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            with self._lock:
+                self._conn_threads.discard(threading.current_thread())
+
+    def _serve_ssh(self, sock: socket.socket) -> None:
         transport = paramiko.Transport(sock)
         transport.add_server_key(self._host_key)
-        server = _PasswordServer(self._username, self._password)
+        server = _PasswordServer(self._username, self._password, refuse=lambda: "auth_failure" in self._active())
+        served: dict[str, int] = {}  # ssh_disconnect fault id -> commands answered under it
+        answered: list[paramiko.Channel] = []  # closed once the client has moved on (see _run)
         with self._lock:
             self._transports.add(transport)
             self._servers.add(server)
@@ -160,34 +267,66 @@ class SshServer:
                 if item is _SHUTDOWN:
                     break
                 chan, command = item  # type: ignore[misc]
-                self._run(chan, command)
+                for done in answered:  # the client started another command: it has these replies
+                    done.close()
+                answered.clear()
+                answered.append(chan)
+                if not self._run(chan, command, served):
+                    break  # ssh_disconnect: the connection is dropped
                 # paramiko also queues every opened channel for accept(); drain so a long-lived
                 # connection running thousands of commands does not keep them all alive.
                 while transport.accept(timeout=0) is not None:
                     pass
         finally:
+            for done in answered:
+                done.close()
             transport.close()
             with self._lock:
                 self._transports.discard(transport)
                 self._servers.discard(server)
                 self._conn_threads.discard(threading.current_thread())
 
-    def _run(self, chan: paramiko.Channel, command: bytes) -> None:
+    def _run(self, chan: paramiko.Channel, command: bytes, served: dict[str, int]) -> bool:
+        """Answer one exec request; False when the connection was dropped (ssh_disconnect)."""
         text = command.decode("utf-8", errors="replace")
+        active = self._active()
+        if self._silent(active):
+            return True  # never answer: the channel stays open until the client gives up
         try:
             out = self._handler(text)
         except Exception as exc:  # a simulator bug must show up as a failed command, not a hang
             out = CommandOutput("", f"rackval simulator: internal error running {text!r}: {exc!r}\n", 1)
+        slow = active.get("device_slow")
+        if slow is not None:
+            delay = float(slow.param("delay_s")) + self._rng.uniform(0.0, float(slow.param("jitter_s")))
+            if self._stopping.wait(max(delay, 0.0)):
+                chan.close()
+                return False
+        malformed = active.get("malformed_reply")
+        if malformed is not None and self._rng.random() < float(malformed.param("probability")):
+            out = CommandOutput(corrupt_output(out.stdout, str(malformed.param("mode")), self._rng), out.stderr, 0)
+        drop = active.get("ssh_disconnect")
+        if drop is not None:
+            served[drop.id] = served.get(drop.id, 0) + 1
+            if served[drop.id] > int(drop.param("after_commands")):
+                with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                    chan.sendall(out.stdout.encode()[: len(out.stdout.encode()) // 2])
+                return False  # the caller closes the transport: the reply never completes
         try:
             if out.stdout:
                 chan.sendall(out.stdout.encode())
             if out.stderr:
                 chan.sendall_stderr(out.stderr.encode())
             chan.send_exit_status(out.exit_status)
+            # EOF, but no CLOSE yet: paramiko's transport thread sends the exec request's
+            # CHANNEL_SUCCESS only after check_channel_exec_request returned, so a fast reply's
+            # CLOSE could overtake it and the client would see "Channel is not open". The client
+            # closes the channel once it has the exit status; the server closes it at the next
+            # command or when the connection ends.
+            chan.shutdown_write()
         except (paramiko.SSHException, EOFError, OSError):
-            pass  # client gave up (e.g. its timeout fired); nothing to report to
-        finally:
-            chan.close()
+            chan.close()  # client gave up (e.g. its timeout fired); nothing to report to
+        return True
 
     def stop(self) -> None:
         """Stop accepting, close every connection and join the threads (idempotent)."""
@@ -199,6 +338,10 @@ class SshServer:
             transports = list(self._transports)
             servers = list(self._servers)
             threads = list(self._conn_threads)
+            silent = list(self._silent_socks)
+        for sock in silent:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes its holder thread at once
         for server in servers:
             server.requests.put(_SHUTDOWN)
         for transport in transports:
@@ -335,10 +478,230 @@ def format_lldp_table(switch: Switch) -> str:
     )
 
 
+# portstat (sonic-utilities utilities_common/portstat.py) column sets.
+COUNTERS_HEADER = ["IFACE", "STATE", "RX_OK", "RX_BPS", "RX_UTIL", "RX_ERR", "RX_DRP", "RX_OVR",
+                   "TX_OK", "TX_BPS", "TX_UTIL", "TX_ERR", "TX_DRP", "TX_OVR"]  # fmt: skip
+COUNTERS_ERRORS_HEADER = ["IFACE", "STATE", "RX_ERR", "RX_DRP", "RX_OVR", "TX_ERR", "TX_DRP", "TX_OVR"]
+COUNTERS_FEC_HEADER = ["IFACE", "STATE", "FEC_CORR", "FEC_UNCORR", "FEC_SYMBOL_ERR", "FEC_PRE_BER", "FEC_POST_BER"]
+TEMPERATURE_HEADER = ["Sensor", "Temperature", "High TH", "Low TH", "Crit High TH", "Crit Low TH", "Warning",
+                      "Timestamp"]  # fmt: skip
+PSU_HEADER = ["PSU", "Model", "Serial", "HW Rev", "Voltage (V)", "Current (A)", "Power (W)", "Status", "LED"]
+# The model counts octets; portstat shows packets. RoCE traffic on a 9100-MTU fabric runs 4 KiB
+# payloads, so the simulator counts one packet per 4160 octets (payload plus headers).
+MEAN_FRAME_OCTETS = 4160
+
+
+def _comma(value: int) -> str:
+    """portstat's ns_diff formatting: thousands separated by commas."""
+    return f"{value:,}"
+
+
+def _brate(rate: float) -> str:
+    """portstat's format_brate: bytes per second as B/s, KB/s or MB/s."""
+    if rate > 10_000_000:
+        return f"{rate / 1e6:.2f} MB/s"
+    if rate > 10_000:
+        return f"{rate / 1e3:.2f} KB/s"
+    return f"{rate:.2f} B/s"
+
+
+@dataclass(frozen=True)
+class _PortSample:
+    t: float
+    counters: dict[str, int]
+
+
+class _PortRates:
+    """Rates the way SONiC's flex counters give them: differences between two polls.
+
+    Each show command compares the counters with the sample taken at least ``min_interval_s``
+    of virtual time earlier (the first call of a fresh CLI has no rates yet: 0 / N/A).
+    """
+
+    def __init__(self, min_interval_s: float = 1.0) -> None:
+        self._min = min_interval_s
+        self._lock = threading.Lock()
+        self._last: dict[str, _PortSample] = {}
+        self._prev: dict[str, _PortSample] = {}
+
+    def pair(self, port: str, now: float, counters: dict[str, int]) -> tuple[_PortSample | None, _PortSample]:
+        with self._lock:
+            current = _PortSample(now, dict(counters))
+            last = self._last.get(port)
+            if last is None or now - last.t >= self._min:
+                if last is not None:
+                    self._prev[port] = last
+                self._last[port] = current
+            return self._prev.get(port), current
+
+
+def _delta(new: int, old: int) -> int:
+    return (new - old) % 2**64  # 64-bit counters wrap
+
+
+def _port_state(port: object) -> str:
+    """portstat's STATE: U (up), D (admin up, oper down), X (admin down)."""
+    if not getattr(port, "admin_up", True):
+        return "X"
+    return "U" if getattr(port, "oper_up", False) else "D"
+
+
+def counters_rows(model: RackModel, switch: str, rates: _PortRates) -> list[dict[str, str]]:
+    """One dict per port with every portstat column (strings, as portstat prints them)."""
+    rows: list[dict[str, str]] = []
+    now = model.now()
+    for port in sorted(model.switches[switch].ports, key=lambda p: p.index):
+        c = model.port_counters(switch, port.name)
+        prev, cur = rates.pair(port.name, now, c)
+        rx_bps = tx_bps = 0.0
+        pre_ber = post_ber = "N/A"
+        if prev is not None and cur.t > prev.t:
+            dt_s = cur.t - prev.t
+            rx_bps = _delta(c["in_octets"], prev.counters["in_octets"]) / dt_s
+            tx_bps = _delta(c["out_octets"], prev.counters["out_octets"]) / dt_s
+            bits = _delta(c["out_octets"], prev.counters["out_octets"]) * 8
+            if bits > 0:
+                corr = _delta(c["fec_corrected"], prev.counters["fec_corrected"])
+                uncorr = _delta(c["fec_uncorrected"], prev.counters["fec_uncorrected"])
+                pre_ber, post_ber = f"{(corr + uncorr) / bits:.2e}", f"{uncorr / bits:.2e}"
+        line_bytes_s = port.speed_mbps * 1e6 / 8
+        rows.append(
+            {
+                "IFACE": port.name,
+                "STATE": _port_state(port),
+                "RX_OK": _comma(c["in_octets"] // MEAN_FRAME_OCTETS),
+                "RX_BPS": _brate(rx_bps),
+                "RX_UTIL": f"{rx_bps / line_bytes_s * 100:.2f}%",
+                "RX_ERR": _comma(c["in_errors"]),
+                "RX_DRP": "0",
+                "RX_OVR": "0",
+                "TX_OK": _comma(c["out_octets"] // MEAN_FRAME_OCTETS),
+                "TX_BPS": _brate(tx_bps),
+                "TX_UTIL": f"{tx_bps / line_bytes_s * 100:.2f}%",
+                "TX_ERR": "0",
+                "TX_DRP": "0",
+                "TX_OVR": "0",
+                "FEC_CORR": _comma(c["fec_corrected"]),
+                "FEC_UNCORR": _comma(c["fec_uncorrected"]),
+                "FEC_SYMBOL_ERR": _comma(c["fec_corrected"]),
+                "FEC_PRE_BER": pre_ber,
+                "FEC_POST_BER": post_ber,
+            }
+        )
+    return rows
+
+
+def format_counters(rows: Sequence[dict[str, str]], header: Sequence[str], as_json: bool) -> str:
+    """portstat output: a right-aligned simple table, or table_as_json (indent 4, sorted keys)."""
+    if as_json:
+        doc = {r[header[0]]: {h: r[h] for h in header[1:]} for r in rows}
+        return json.dumps(doc, indent=4, sort_keys=True) + "\n"
+    return tabulate_simple(header, [[r[h] for h in header] for r in rows], align="right") + "\n"
+
+
+def temperature_rows(model: RackModel, switch: str) -> list[dict[str, str]]:
+    """Switch thermal sensors (the model has no switch thermals: derived from ambient and links).
+
+    ASIC and optics run warmer with more links up; thresholds are typical of a Spectrum-class
+    switch. Rows as tempershow builds them from STATE_DB TEMPERATURE_INFO.
+    """
+    ambient = model.ambient_c
+    ports = sorted(model.switches[switch].ports, key=lambda p: p.index)
+    up = sum(1 for p in ports if p.oper_up)
+    stamp = dt.datetime.now().strftime("%Y%m%d %H:%M:%S")
+    sensors: list[tuple[str, float, float, float, float, float]] = [
+        ("ASIC", ambient + 30.0 + 0.5 * up, 105.0, -5.0, 120.0, -10.0),
+        ("CPU Core 0", ambient + 18.0, 95.0, -5.0, 105.0, -10.0),
+        ("PSU 1 Temp", ambient + 12.0, 80.0, -5.0, 95.0, -10.0),
+        ("PSU 2 Temp", ambient + 12.5, 80.0, -5.0, 95.0, -10.0),
+    ]
+    for p in ports:
+        if p.oper_up:
+            sensors.append((f"xSFP module {p.index} Temp", ambient + 20.0, 70.0, 0.0, 75.0, -5.0))
+    return [
+        {
+            "Sensor": name,
+            "Temperature": f"{t:.1f}",
+            "High_TH": f"{hi:.1f}",
+            "Low_TH": f"{lo:.1f}",
+            "Crit_High_TH": f"{chi:.1f}",
+            "Crit_Low_TH": f"{clo:.1f}",
+            "Warning": "True" if t >= hi else "False",
+            "Timestamp": stamp,
+        }
+        for name, t, hi, lo, chi, clo in sensors
+    ]
+
+
+def format_temperature(rows: Sequence[dict[str, str]], as_json: bool) -> str:
+    """tempershow: right-aligned simple table, or a JSON list (indent 2)."""
+    if as_json:
+        return json.dumps(list(rows), indent=2) + "\n"
+    keys = ["Sensor", "Temperature", "High_TH", "Low_TH", "Crit_High_TH", "Crit_Low_TH", "Warning", "Timestamp"]
+    return tabulate_simple(TEMPERATURE_HEADER, [[r[k] for k in keys] for r in rows], align="right") + "\n"
+
+
+def psu_rows(model: RackModel, switch: str) -> list[dict[str, str]]:
+    """Two load-sharing 12 V PSUs (the model has no switch PSUs: a base load plus ~8 W per live link)."""
+    ports = model.switches[switch].ports
+    total = 250.0 + 8.0 * sum(1 for p in ports if p.oper_up)
+    serial = model.switches[switch].info.serial
+    rows = []
+    for i in (1, 2):
+        power = total / 2
+        rows.append(
+            {
+                "index": str(i),
+                "name": f"PSU {i}",
+                "presence": "true",
+                "status": "OK",
+                "led_status": "green",
+                "model": "MTEF-PSF-AC-C",
+                "serial": f"{serial}-P{i}",
+                "revision": "A1",
+                "voltage": "12.00",
+                "current": f"{power / 12.0:.2f}",
+                "power": f"{power:.2f}",
+            }
+        )
+    return rows
+
+
+def format_psus(rows: Sequence[dict[str, str]], as_json: bool) -> str:
+    """psushow -s: simple table, or a JSON list of per-PSU dicts (indent 4)."""
+    if as_json:
+        return json.dumps(list(rows), indent=4) + "\n"
+    keys = ["name", "model", "serial", "revision", "voltage", "current", "power", "status", "led_status"]
+    return tabulate_simple(PSU_HEADER, [[r[k] for k in keys] for r in rows], align="left") + "\n"
+
+
+def _click_usage_error(words: Sequence[str], message: str) -> CommandOutput:
+    cmd = " ".join(words[:3])
+    return CommandOutput("", f'Usage: {cmd} [OPTIONS]\nTry "{cmd} -h" for help.\n\nError: {message}\n', 2)
+
+
 def sonic_cli(model: RackModel, switch: str) -> CommandHandler:
     """A handler answering the SONiC show commands for ``model.switches[switch]``."""
     if switch not in model.switches:
         raise KeyError(f"no switch {switch!r} in the rack model (have: {', '.join(model.switches)})")
+    rates = _PortRates()
+
+    def counters(words: list[str]) -> CommandOutput:
+        # show interfaces counters [errors|fec-stats] [-a|--printall] [-j|--json]
+        rest = words[3:]
+        header = COUNTERS_HEADER
+        if rest and rest[0] in ("errors", "fec-stats"):
+            header = COUNTERS_ERRORS_HEADER if rest[0] == "errors" else COUNTERS_FEC_HEADER
+            rest = rest[1:]
+        as_json = False
+        for word in rest:
+            if word in ("-j", "--json"):
+                as_json = True
+            elif word not in ("-a", "--printall"):
+                return _click_usage_error(words, f"No such option: {word}")
+        with model.lock:
+            rows = counters_rows(model, switch, rates)
+        return CommandOutput(format_counters(rows, header, as_json))
 
     def handle(command: str) -> CommandOutput:
         try:
@@ -356,6 +719,12 @@ def sonic_cli(model: RackModel, switch: str) -> CommandHandler:
                 return CommandOutput(format_interfaces_status(sw))
             if key == "show lldp table":
                 return CommandOutput(format_lldp_table(sw))
+            if words[:3] in (["show", "interfaces", "counters"], ["show", "interface", "counters"]):
+                return counters(words)
+            if words[:3] == ["show", "platform", "temperature"]:
+                return CommandOutput(format_temperature(temperature_rows(model, switch), _json_flag(words[3:])))
+            if words[:3] == ["show", "platform", "psustatus"]:
+                return CommandOutput(format_psus(psu_rows(model, switch), _json_flag(words[3:])))
         if words[0] == "show":
             return CommandOutput(
                 "",
@@ -368,6 +737,10 @@ def sonic_cli(model: RackModel, switch: str) -> CommandHandler:
     return handle
 
 
+def _json_flag(rest: Sequence[str]) -> bool:
+    return any(w in ("-j", "--json") for w in rest)
+
+
 def start_switch_ssh(
     model: RackModel,
     switch: str,
@@ -376,15 +749,22 @@ def start_switch_ssh(
     username: str,
     password: str,
     host_key: paramiko.PKey,
+    protocol_faults: bool = True,
 ) -> SshServer:
     """Serve the SONiC CLI of ``model.switches[switch]`` over SSH on ``host``, port chosen by the OS.
 
-    Serves exec requests for ``show version``, ``show interfaces status`` and ``show lldp table``
-    (live from the model); other ``show`` commands fail like SONiC's click CLI (exit 2), anything
-    else like bash (exit 127). Password authentication only.
+    Serves exec requests for ``show version``, ``show interfaces status``, ``show lldp table``,
+    ``show interfaces counters [errors|fec-stats] [-a] [-j|--json]``, ``show platform
+    temperature [--json]`` and ``show platform psustatus [--json]`` (live from the model); other
+    ``show`` commands fail like SONiC's click CLI (exit 2), anything else like bash (exit 127).
+    Password authentication only. Protocol faults injected on ``switch`` act on the server
+    (``protocol_faults=False`` turns that off).
     """
     handler = sonic_cli(model, switch)
-    server = SshServer(handler, host=host, username=username, password=password, host_key=host_key, name=switch)
+    faults = (lambda: model.active_faults(switch)) if protocol_faults else None
+    server = SshServer(
+        handler, host=host, username=username, password=password, host_key=host_key, name=switch, faults=faults
+    )
     return server.start()
 
 
