@@ -25,9 +25,9 @@ from drivers.sim.ssh_server import corrupt_output, start_switch_ssh
 from drivers.switch.sonic import parse_table
 
 try:
-    from tests.simssh_peer import SimSsh, parse_interfaces_counters_json, sim_ssh
+    from tests.simssh_peer import SimSsh, sim_ssh
 except ImportError:  # tests/ is not a package: pytest put it on sys.path itself
-    from simssh_peer import SimSsh, parse_interfaces_counters_json, sim_ssh
+    from simssh_peer import SimSsh, sim_ssh
 
 NODE = "node01"
 SW_THERMAL = 0x20
@@ -269,8 +269,7 @@ def test_sonic_counters_json_parses_and_link_errors_grow_rx_err(
     drivers.append(sw)
 
     def counters() -> dict[str, object]:
-        text = sw._show(["show", "interfaces", "counters", "-j"])  # white-box: the driver's runner
-        return {c.name: c for c in parse_interfaces_counters_json(text, device=sw.name, address=switch_srv.address)}
+        return {c.name: c for c in sw.counters()}
 
     first = counters()
     assert list(first)[:3] == ["Ethernet0", "Ethernet8", "Ethernet16"] and len(first) == 32

@@ -9,12 +9,13 @@ spaces, because cells may contain spaces ("QSFP+ or later", "GigabitEthernet 0/2
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
 from drivers.config import DeviceConfig
 from drivers.errors import DeviceProtocolError
-from drivers.protocols import Identity, LldpNeighbor, PortStatus
+from drivers.protocols import Identity, LldpNeighbor, PortCounters, PortStatus
 from drivers.transport.ssh import SshTransport
 
 SHOW_VERSION = ("show", "version")
@@ -187,6 +188,57 @@ def parse_lldp_table(text: str, *, device: str = "<text>", address: str = "-") -
     return neighbors
 
 
+def _count(value: object, field: str, port: str, device: str, address: str) -> int | None:
+    text = str(value).replace(",", "").strip()
+    if text == "N/A":
+        return None
+    if not text.isdigit():
+        raise DeviceProtocolError(
+            device, address, "parse 'show interfaces counters -j' output", f"{port}: {field} is not a count: {value!r}"
+        )
+    return int(text)
+
+
+
+def parse_interfaces_counters_json(text: str, *, device: str = "<text>", address: str = "-") -> list[PortCounters]:
+    """``show interfaces counters -j`` (portstat table_as_json) -> PortCounters per port, natural order.
+
+    portstat prints packet counts (RX_OK/TX_OK), not octets, so ``in_octets``/``out_octets`` are
+    None; errors and drops come from RX_ERR/TX_ERR/RX_DRP/TX_DRP ("1,234" strings, "N/A" = None).
+    """
+    operation = "parse 'show interfaces counters -j' output"
+    start = text.find("{")
+    try:
+        doc = json.loads(text[start:]) if start >= 0 else None
+    except json.JSONDecodeError as exc:
+        raise DeviceProtocolError(device, address, operation, f"not valid JSON: {exc.msg} at char {exc.pos}") from exc
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        raise DeviceProtocolError(device, address, operation, "expected an object of per-interface objects")
+
+    def natural(name: str) -> tuple[str, int]:
+        digits = "".join(ch for ch in name if ch.isdigit())
+        return name.rstrip("0123456789"), int(digits or 0)
+
+    ports = []
+    for name in sorted(doc, key=natural):
+        row = doc[name]
+        missing = [k for k in ("RX_ERR", "TX_ERR", "RX_DRP", "TX_DRP") if k not in row]
+        if missing:
+            raise DeviceProtocolError(device, address, operation, f"{name}: missing {', '.join(missing)}")
+        ports.append(
+            PortCounters(
+                name=name,
+                in_octets=None,
+                out_octets=None,
+                in_errors=_count(row["RX_ERR"], "RX_ERR", name, device, address),
+                out_errors=_count(row["TX_ERR"], "TX_ERR", name, device, address),
+                in_discards=_count(row["RX_DRP"], "RX_DRP", name, device, address),
+                out_discards=_count(row["TX_DRP"], "TX_DRP", name, device, address),
+            )
+        )
+    return ports
+
+
 class SonicSwitch:
     """A SONiC switch driven through its show CLI over SSH exec channels (Device + NetSwitch).
 
@@ -233,6 +285,11 @@ class SonicSwitch:
     def lldp_neighbors(self) -> list[LldpNeighbor]:
         text = self._show(SHOW_LLDP_TABLE)
         return parse_lldp_table(text, device=self.name, address=self._address)
+
+    def counters(self) -> list[PortCounters]:
+        """Error and discard counters per port (portstat counts packets, so octets are None)."""
+        text = self._show(["show", "interfaces", "counters", "-j"])
+        return parse_interfaces_counters_json(text, device=self.name, address=self._address)
 
     def close(self) -> None:
         self._ssh.close()
