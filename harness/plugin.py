@@ -294,7 +294,7 @@ class RunHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        if RACKVAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if _uses_rackval_fixtures(item):
             self.run.start_test(item.nodeid)
 
     @pytest.hookimpl(wrapper=True)
@@ -346,6 +346,19 @@ class RunHooks:
             terminalreporter.write_line(f"report:  {run.report_path}")
             terminalreporter.write_line(f"junit:   {run.junit_path}")
         terminalreporter.write_line(f"results: {run.results_path}")
+
+
+def _uses_rackval_fixtures(item: pytest.Item) -> bool:
+    """True when the test uses this plugin's fixtures (not a same-named fixture of its own, e.g. a
+    unit test's ``clock``): only those tests belong to a rack run."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    for name in RACKVAL_FIXTURES & set(info.names_closure):
+        defs = info.name2fixturedefs.get(name)
+        if defs and getattr(defs[-1].func, "__module__", "") == __name__:
+            return True
+    return False
 
 
 def _failure_message(report: pytest.TestReport) -> str:

@@ -40,7 +40,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from drivers.sim.clock import SimClock
 from drivers.sim.faults import CATALOGUE, Fault
@@ -276,6 +276,7 @@ class Analyzer:
 
 
 # Which firmware component is the one a device reports as its own (DeviceInfo.firmware).
+# The component holding each kind's main firmware ("AOS" names a PDU's, whatever its make).
 _MAIN_FIRMWARE = {"node": "BIOS", "bmc": "BMC", "pdu": "AOS", "switch": "SONiC", "analyzer": "firmware"}
 
 
@@ -379,13 +380,13 @@ class RackModel:
                 self._pdus[name] = Pdu(
                     name=name,
                     feed=feed,
-                    info=DeviceInfo("APC", "AP8886", self._serial("5A", name), "v7.0.4"),
+                    info=self._pdu_info(getattr(size, f"pdu_vendor_{feed.lower()}"), name),
                     outlets={i: Outlet(index=i, name=f"Outlet {i}") for i in range(1, outlets + 1)},
                     voltage_v=prm.pdu_voltage_v,
                     self_power_w=prm.pdu_self_power_w,
                     meter=self._meter(0.01, name),
                 )
-                self._add_firmware(name, "pdu", {"AOS": "v7.0.4", "Bootmon": "v1.0.9"})
+                self._add_firmware(name, "pdu", {"AOS": self._pdus[name].info.firmware})
         next_outlet = dict.fromkeys(feeds, 1)
         pw = prm.power
         for n in range(1, size.nodes + 1):
@@ -453,6 +454,19 @@ class RackModel:
                 meter=self._meter(0.001, name),
             )
             self._add_firmware(name, "analyzer", {"firmware": "F1.05"})
+
+    # PDU identity per make: (vendor, model, serial prefix, firmware).
+    _PDU_MAKES: ClassVar[dict[str, tuple[str, str, str, str]]] = {
+        "apc": ("APC", "AP8886", "5A", "v7.0.4"),
+        "raritan": ("Raritan", "PX3-5902V", "RA", "4.0.20.5-48096"),
+        "servertech": ("Server Technology", "C2WG36TE-DQME2M66/C", "ST", "8.0r"),
+    }
+
+    def _pdu_info(self, make: str, name: str) -> DeviceInfo:
+        if make not in self._PDU_MAKES:
+            raise ValueError(f"unknown PDU make {make!r} (known: {', '.join(self._PDU_MAKES)})")
+        vendor, model, prefix, firmware = self._PDU_MAKES[make]
+        return DeviceInfo(vendor, model, self._serial(prefix, name), firmware)
 
     def _add_firmware(self, device: str, kind: str, components: dict[str, str]) -> None:
         self._device_kind[device] = kind

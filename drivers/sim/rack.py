@@ -24,6 +24,7 @@ from drivers.sim.model import RackModel, RackSize
 from drivers.sim.reference import REFERENCE_PARAMS, ModelParams
 
 HOST = "127.0.0.1"
+PDU_DRIVERS = {"apc": "apc-rpdu2", "raritan": "raritan-pdu2", "servertech": "servertech-sentry4"}
 
 
 class _Server(Protocol):
@@ -70,9 +71,11 @@ class SimulatedRack:
         """
         # Imported here: the protocol servers pull in pysnmp/paramiko/http machinery that plain
         # model users (unit tests, benchmarks of the physics) do not need.
+        from drivers.sim.node_shell import start_node_ssh
         from drivers.sim.redfish_server import start_bmc_redfish
         from drivers.sim.scpi_server import start_analyzer_scpi
         from drivers.sim.snmp_agent import start_pdu_agent
+        from drivers.sim.snmp_switch_agent import start_switch_snmp_agent
         from drivers.sim.ssh_server import start_switch_ssh, write_known_hosts
 
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +94,7 @@ class SimulatedRack:
             v3_auth, v3_priv = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
             bmc_password = secrets.token_urlsafe(16)
             switch_password = secrets.token_urlsafe(16)
+            node_password = secrets.token_urlsafe(16)
             credentials: dict[str, Any] = {
                 "pdu-v2c": {
                     "snmp_version": "2c",
@@ -112,17 +116,22 @@ class SimulatedRack:
                     "username": "admin",
                     "password": {"file": _write_secret(secret_dir, "switch-password", switch_password)},
                 },
+                "node": {
+                    "username": "rackval",
+                    "password": {"file": _write_secret(secret_dir, "node-password", node_password)},
+                },
             }
             devices: dict[str, Any] = {}
             for i, (name, pdu) in enumerate(model.pdus.items()):
+                make = getattr(size, f"pdu_vendor_{pdu.feed.lower()}")
                 srv = start_pdu_agent(
                     model, name, host=HOST, community=community, write_community=community,
-                    v3_user="rackval", v3_auth_key=v3_auth, v3_priv_key=v3_priv,
+                    v3_user="rackval", v3_auth_key=v3_auth, v3_priv_key=v3_priv, mib=make,
                 )  # fmt: skip
                 rack.servers[name] = srv
                 devices[name] = {
                     "kind": "pdu",
-                    "driver": "apc-rpdu2",
+                    "driver": PDU_DRIVERS[make],
                     "host": HOST,
                     "port": srv.port,
                     # One PDU over v2c and one over v3 authPriv: the simulated rack exercises both.
@@ -132,7 +141,25 @@ class SimulatedRack:
                 }
             known_hosts = state_dir / "known_hosts"
             known_hosts.write_text("")
+            snmp_managed = (
+                set(list(model.switches)[len(model.switches) - size.snmp_switches :]) if size.snmp_switches else set()
+            )
             for name, switch in model.switches.items():
+                if name in snmp_managed:
+                    srv = start_switch_snmp_agent(
+                        model, name, host=HOST, community=community,
+                        v3_user="rackval", v3_auth_key=v3_auth, v3_priv_key=v3_priv,
+                    )  # fmt: skip
+                    rack.servers[name] = srv
+                    devices[name] = {
+                        "kind": "switch",
+                        "driver": "snmp-switch",
+                        "host": HOST,
+                        "port": srv.port,
+                        "credentials": "pdu-v3",
+                        "expect": _expect(switch.info),
+                    }
+                    continue
                 key = paramiko.ECDSAKey.generate()
                 srv = start_switch_ssh(model, name, host=HOST, username="admin", password=switch_password, host_key=key)
                 rack.servers[name] = srv
@@ -172,8 +199,24 @@ class SimulatedRack:
                     "expect": {**_expect(node.info), "firmware": node.bmc_info.firmware},
                     "options": {"scheme": "http"},
                 }
+                key = paramiko.ECDSAKey.generate()
+                host_srv = start_node_ssh(
+                    model, name, host=HOST, username="rackval", password=node_password, host_key=key
+                )
+                rack.servers[name] = host_srv
+                write_known_hosts(known_hosts, HOST, host_srv.port, key)
+                devices[name] = {
+                    "kind": "node",
+                    "driver": "linux-gpu-node",
+                    "host": HOST,
+                    "port": host_srv.port,
+                    "credentials": "node",
+                    "expect": {**_expect(node.info), "firmware": model.firmware(name).get("BIOS", node.info.firmware)},
+                    "options": {"known_hosts": known_hosts.name},
+                }
                 nodes[name] = {
                     "bmc": node.bmc,
+                    "host": name,
                     "psus": {p.name: {"pdu": p.pdu, "outlet": p.outlet} for p in node.psus},
                     "nics": {},
                 }

@@ -62,6 +62,11 @@ class RackSize:
     nics_per_node: int = 1
     # One analyzer measuring both feeds ("analyzer"), or one per feed ("analyzer-a", "analyzer-b").
     analyzer_per_feed: bool = False
+    # PDU make per feed: "apc" (PowerNet-MIB rPDU2), "raritan" (PDU2-MIB), "servertech" (Sentry4).
+    pdu_vendor_a: str = "apc"
+    pdu_vendor_b: str = "apc"
+    # The last N switches are managed over SNMP (IF-MIB, LLDP-MIB) instead of the SONiC CLI.
+    snmp_switches: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,8 @@ SKELETON_SIZE = RackSize()
 # feed: 64 PSUs per feed), two 64-port ToRs with a NIC of every node on each, an analyzer per feed.
 REFERENCE_SIZE = RackSize(
     nodes=32, psus_per_node=4, gpus_per_node=8, switch_ports=64, outlets_per_pdu=48,
-    switches=2, nics_per_node=2, analyzer_per_feed=True,
+    switches=2, nics_per_node=2, analyzer_per_feed=True, pdu_vendor_a="apc", pdu_vendor_b="raritan",
+    snmp_switches=1,
 )  # fmt: skip
 REFERENCE_PARAMS = ModelParams()
 QUASI_STATIC_PARAMS = REFERENCE_PARAMS.quasi_static()
