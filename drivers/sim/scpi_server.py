@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import re
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from drivers.sim.faults import Fault
 from drivers.sim.model import RackModel
 
 ERROR_QUEUE_SIZE = 32
@@ -395,8 +398,16 @@ class WtAnalyzerSim(ScpiInstrument):
 class ScpiServer:
     """Raw-socket SCPI server: one thread per client, newline-terminated program messages."""
 
-    def __init__(self, instrument: ScpiInstrument, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        instrument: ScpiInstrument,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Callable[[], list[Fault]] | None = None,
+    ) -> None:
         self.instrument = instrument
+        self._faults = faults or (lambda: [])
+        self._rng = random.Random(port)
         self._listener = socket.create_server((host, port))
         self.host, self.port = self._listener.getsockname()[:2]
         self._stopping = threading.Event()
@@ -440,9 +451,9 @@ class ScpiServer:
                 buf.extend(chunk)
                 while (nl := buf.find(b"\n")) >= 0:
                     raw, buf = bytes(buf[:nl]), buf[nl + 1 :]
-                    reply = self._handle(raw)
+                    reply = self._faulty(raw, self._handle(raw))
                     if reply is not None:
-                        conn.sendall(reply.encode("ascii", "replace") + b"\n")
+                        conn.sendall(reply + b"\n")
                 if len(buf) > MAX_LINE_BYTES:
                     buf.clear()
                     with self.instrument.lock:
@@ -453,6 +464,32 @@ class ScpiServer:
             with self._lock:
                 self._clients.discard(conn)
             conn.close()
+
+    def _faulty(self, raw: bytes, reply: str | None) -> bytes | None:
+        """Apply the device's active protocol faults to one program message and its reply.
+
+        SCPI over a raw socket has no login, so auth_failure and session_exhaustion do not apply.
+        """
+        out = None if reply is None else reply.encode("ascii", "replace")
+        for fault in self._faults():
+            p = fault.params
+            if fault.kind == "device_silent":
+                return None
+            if fault.kind == "device_slow":
+                time.sleep(p["delay_s"] + self._rng.uniform(0.0, p["jitter_s"]))
+            elif fault.kind == "scpi_error":
+                command = raw.decode("ascii", "replace").strip().lstrip(":").upper()
+                if command.startswith(p["command"].lstrip(":").upper()):
+                    with self.instrument.lock:
+                        self.instrument.push_error(p["code"], p["message"])
+            elif fault.kind == "malformed_reply" and out is not None and self._rng.random() < p["probability"]:
+                if p["mode"] == "garbage":
+                    out = bytes(self._rng.randrange(128, 256) for _ in range(max(len(out), 8)))
+                elif p["mode"] == "wrong_length":
+                    out += b"," + out  # every value twice: more fields than asked for
+                else:  # truncate
+                    out = out[: max(len(out) // 2, 1)]
+        return out
 
     def _handle(self, raw: bytes) -> str | None:
         line = raw.decode("ascii", "replace").rstrip("\r")
@@ -497,4 +534,6 @@ def start_analyzer_scpi(
     """
     if analyzer not in model.analyzers:
         raise KeyError(f"no analyzer {analyzer!r} in the model (have {sorted(model.analyzers)})")
-    return ScpiServer(WtAnalyzerSim(model, analyzer, elements), host=host, port=port)
+    return ScpiServer(
+        WtAnalyzerSim(model, analyzer, elements), host=host, port=port, faults=lambda: model.active_faults(analyzer)
+    )
