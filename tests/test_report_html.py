@@ -8,13 +8,14 @@ import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.measure import Limit, Measurement, Outcome
 from harness.report.html import FAIL, INCOMPLETE, PASS, render_report, run_verdict
 from harness.report.plots import normalised_margin
-from harness.store import DeviceRecord, RunInfo, SqliteStore, open_store
+from harness.store import ActionRecord, DeviceRecord, RunInfo, SqliteStore, open_store
 from harness.store import TestRecord as StoredTest  # aliased so pytest does not try to collect it
 
 T0 = 1_700_000_000.0
@@ -325,3 +326,248 @@ def test_normalised_margin() -> None:
     nan = Measurement.judged("t", math.nan, "degC", Limit(high=40.0, unit="degC"))
     assert nan.outcome == Outcome.FAIL and normalised_margin(nan) == -100.0
     assert normalised_margin(Measurement.judged("x", 1.0, "")) is None
+
+
+# ---- traceability, action log, failure diagnostics, telemetry ----------------------------------
+HOSTILE_FW = "2.7<b>beta</b>"
+
+
+def _tel_values(i: int) -> float | None:
+    """node-1.gpu0.temp at t=i: a ramp past the 85 degC limit, one sample the device missed."""
+    return None if i == 50 else 60.0 + 0.3 * i
+
+
+def _write_traced_run(store: Any, run_id: str = "run-tel") -> None:
+    """A failed run with firmware, artifacts, actions (one undo pending, one failed) and
+    telemetry in two units: one degC channel that crosses its limit, 11 W channels."""
+    info = RunInfo(**{**_run_info(run_id).__dict__, "rack_file": "racks/a7.yaml", "spec_file": "specs/gb200.yaml"})
+    store.start_run(info)
+    store.record_device(run_id, DeviceRecord("node-1", "node", "linux", "10.0.0.21", "Acme", "GX-1", "SN-N1", "1.0"))
+    store.record_device(run_id, DeviceRecord("pdu-a", "pdu", "apc", "10.0.0.5", "APC", "AP8941", "ZA1", "6.9"))
+    store.record_firmware(run_id, "node-1", "BMC", "1.2.3", recorded_at=T0)
+    store.record_firmware(run_id, "node-1", "BIOS", HOSTILE_FW, recorded_at=T0)
+    store.record_firmware(run_id, "pdu-a", "rpdu2", "6.9.1", recorded_at=T0)
+    t_ok = store.start_test(run_id, "test_plans/test_power.py::test_feed", T0 + 1)
+    t_bad = store.start_test(run_id, "test_plans/test_thermal.py::test_gpu_soak", T0 + 2)
+    store.record_measurement(run_id, t_ok, Measurement.judged("feed", 30.0, "A", Limit(high=63.0, unit="A")))
+    hot = Measurement.judged("gpu_temp", 89.7, "degC", Limit(high=85.0, unit="degC", requirement="THERM-1"),
+                             device="node-1", channel="node-1.gpu0.temp", clock_s=99.0)  # fmt: skip
+    store.record_measurement(run_id, t_bad, hot)
+    store.finish_test(t_ok, "passed", 1.0)
+    store.finish_test(t_bad, "failed", 2.0, "AssertionError: GPU <hot> & rising")
+    outlet_off = ActionRecord("pdu-a", "switch outlet 3 off", "switch outlet 3 on", performed_at=T0 + 3,
+                              test_id=t_ok, detail={"outlet": 3})  # fmt: skip
+    done = store.record_action(run_id, outlet_off)
+    store.record_undo(done, "done", at=T0 + 4)
+    store.record_action(run_id, ActionRecord("node-1", "set fan override 100%", "release fan override",
+                                             performed_at=T0 + 5, test_id=t_bad))  # fmt: skip
+    failed = store.record_action(run_id, ActionRecord("pdu-a", "<i>link</i> down", "link up", performed_at=T0 + 6))
+    store.record_undo(failed, "failed", "BMC answered 503", at=T0 + 7)
+    store.record_action(run_id, ActionRecord("node-1", "clear event log", performed_at=T0 + 8))
+    store.record_artifact(run_id, "junit", "reports/run-tel/junit.xml", "junit", recorded_at=T0 + 9)
+    rows: list[tuple[str, str, float, float | None, str]] = [
+        ("node-1.gpu0.temp", "node-1", float(i), _tel_values(i), "degC") for i in range(100)
+    ]
+    for k in range(11):
+        name = HOSTILE_NAME if k == 10 else f"pdu-a.outlet{k}.power"
+        rows += [(name, "pdu-a", float(i), 100.0 * k + (i % 7), "W") for i in range(100)]
+    store.record_samples(run_id, rows)
+    store.finish_run(run_id, "failed", T0 + 100)
+
+
+class _PublicOnly:
+    """The store through its public API only: the report's generic telemetry path."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "dialect":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[Any]:
+    from store_pg import PostgresServer
+
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "generic", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    url = str(tmp_path / "r.sqlite")
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_server").create_database()
+    s = open_store(url)
+    try:
+        yield _PublicOnly(s) if request.param == "generic" else s
+    finally:
+        s.close()
+
+
+def _section(text: str, start_marker: str, end_marker: str) -> str:
+    start = text.index(start_marker)
+    return text[start : text.index(end_marker, start)]
+
+
+def test_traceability_actions_diagnostics_and_telemetry(any_store: Any, tmp_path: Path) -> None:
+    _write_traced_run(any_store)
+    text = render_report(any_store, "run-tel", tmp_path).read_text(encoding="utf-8")
+    assert _verdict(text) == FAIL
+    parsed = _parse(text)
+    assert _external_references(text) == []
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids))
+
+    # The pending and the failed undo are shouted about at the top; the done one is not.
+    banner = _section(text, 'id="undo-banner"', "</div>")
+    assert text.index('id="undo-banner"') < text.index("<h2>Run</h2>")
+    assert "2 actions" in banner
+    assert "set fan override 100%" in banner and "NEVER RAN" in banner
+    assert "&lt;i&gt;link&lt;/i&gt; down" in banner and "FAILED: BMC answered 503" in banner
+    assert "switch outlet 3 off" not in banner and "clear event log" not in banner
+    log = _section(text, 'id="action-log"', "</table>")
+    assert log.count("<tr") == 5  # header + 4 actions
+    assert log.count('class="undo-flagged"') == 2
+    assert "PENDING — NEVER RAN" in log and ">done<" in log and ">none<" in log
+    assert "{&#34;outlet&#34;: 3}" in log
+
+    # Traceability: git SHA, rack and spec files, firmware snapshot (escaped), artifacts.
+    trace = _section(text, 'id="traceability"', "<footer>")
+    for field in ("0123abcd", "racks/a7.yaml", "specs/gb200.yaml", "1.2.3", "6.9.1", "reports/run-tel/junit.xml"):
+        assert field in trace
+    assert html.escape(HOSTILE_FW) in trace and HOSTILE_FW not in text
+
+    # Failure diagnostics: the failed test's message, its failing value with limits, device identity.
+    diag = _section(text, 'id="diagnostics"', "<h2>Plots</h2>")
+    assert "test_plans/test_thermal.py::test_gpu_soak" in diag
+    assert "AssertionError: GPU &lt;hot&gt; &amp; rising" in diag
+    assert ">89.7<" in diag and ">85<" in diag and ">-4.7<" in diag and "THERM-1" in diag
+    for field in ("Acme", "GX-1", "SN-N1", "10.0.0.21", "BMC 1.2.3"):
+        assert field in diag
+    assert "set fan override 100%" in diag  # the action taken during the failed test
+    assert "test_feed" not in diag  # a passing test has no diagnostics
+
+    # Telemetry: one figure per unit, the limit borrowed from the measurement, capped channels.
+    tel = _section(text, 'id="telemetry"', "<h2>Requirements and measurements</h2>")
+    assert "1,200 samples on 12 channels" in tel
+    assert tel.count("<svg") == 2
+    assert 'aria-label="Telemetry in degC"' in tel and 'aria-label="Telemetry in W"' in tel
+    assert "8 of 11 channels in W" in tel and "1 of 1 channel in degC" in tel
+    assert "Dashed lines are limits" in tel
+    table = _section(text, 'id="channels"', "</table>")
+    assert table.count("<tr") == 13
+    beyond = re.findall(r'<tr class="channel-beyond">(.*?)</tr>', table)
+    assert len(beyond) == 1 and "node-1.gpu0.temp" in beyond[0]
+    values = [_tel_values(i) for i in range(100)]
+    recorded = sorted(v for v in values if v is not None)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', beyond[0])
+    expected = [100, 1, recorded[0], sum(recorded) / len(recorded), recorded[-1], recorded[math.ceil(0.99 * 99) - 1]]
+    assert cells[:6] == [str(expected[0]), str(expected[1])] + [format(v, ".6g") for v in expected[2:]]
+    assert cells[6:] == ["", "85"]  # borrowed limits: no low, high 85
+    assert html.escape(HOSTILE_NAME) in table and "<script" not in text.lower()
+    assert parsed.counts["svg"] == 3  # margin chart and 2 telemetry figures (no measurement time series)
+
+
+def test_telemetry_stats_agree_across_paths(store: SqliteStore) -> None:
+    from harness.report import telemetry
+
+    _write_traced_run(store)
+    # a channel whose unit changes at its last sample: the fast path must hand over to the exact one
+    store.record_samples("run-tel", [("mixed", "node-1", float(i), float(i), "W" if i < 9 else "") for i in range(10)])
+    fast = telemetry.channel_stats(store, "run-tel")
+    exact = telemetry._stats_sqlite_exact(store, "run-tel")
+    generic = telemetry.channel_stats(_PublicOnly(store), "run-tel")
+    assert fast == exact == generic
+    assert [(c.key, c.count) for c in fast if c.channel == "mixed"] == [
+        (("mixed", "node-1", ""), 1), (("mixed", "node-1", "W"), 9)]  # fmt: skip
+    env = telemetry.envelope(store, "run-tel", ("node-1.gpu0.temp", "node-1", "degC"), 0.0, 99.0, 10)
+    env_generic = telemetry.envelope(_PublicOnly(store), "run-tel", ("node-1.gpu0.temp", "node-1", "degC"), 0.0,
+                                     99.0, 10)  # fmt: skip
+    assert env.t.tolist() == env_generic.t.tolist() and env.high.tolist() == env_generic.high.tolist()
+    assert len(env.t) == 10 and env.low[0] == 60.0 and env.high[-1] == pytest.approx(89.7)
+
+
+def test_no_actions_no_banner_and_empty_sections(store: SqliteStore, tmp_path: Path) -> None:
+    store.start_run(_run_info("run-plain"))
+    aid = store.record_action("run-plain", ActionRecord("pdu-a", "switch outlet 1 off", "switch outlet 1 on"))
+    store.record_undo(aid, "done")
+    store.finish_run("run-plain", "passed", T0 + 5)
+    text = render_report(store, "run-plain", tmp_path).read_text(encoding="utf-8")
+    assert "undo-banner" not in text and 'id="diagnostics"' not in text
+    assert "Nothing recorded: no telemetry was sampled in this run." in text
+    assert "Nothing recorded: no firmware versions were read in this run." in text
+    assert "Nothing recorded: no artifact was registered for this run." in text
+    _parse(text)
+
+
+def test_many_channels_report_is_bounded(store: SqliteStore, tmp_path: Path) -> None:
+    """300 channels x 400 samples: figures are capped, every channel is in the table, the SVG
+    size does not grow with the sample count, and rendering twice gives the same bytes."""
+    store.start_run(_run_info("run-wide"))
+    units = ("W", "degC", "rpm", "V", "A", "%", "Gb/s", "count", "kW", "s")
+    store.record_samples(
+        "run-wide",
+        ((f"dev{c % 30}.ch{c}", f"dev{c % 30}", float(i), float(c + i % 13), units[c % 10])
+         for i in range(400) for c in range(300)),  # time-major, as a sampler writes
+        batch_size=50_000,
+    )  # fmt: skip
+    store.finish_run("run-wide", "passed", T0 + 400)
+    first = render_report(store, "run-wide", tmp_path / "a")
+    text = first.read_text(encoding="utf-8")
+    tel = _section(text, 'id="telemetry"', "<h2>Requirements and measurements</h2>")
+    assert tel.count("<svg") == 8  # MAX_TELEMETRY_PLOTS of the 10 units
+    assert "120,000 samples on 300 channels" in tel
+    assert _section(text, 'id="channels"', "</table>").count("<tr") == 301
+    assert len(text) < 2_000_000
+    assert render_report(store, "run-wide", tmp_path / "b").read_bytes() == first.read_bytes()
+
+
+def test_killed_run_shows_pending_undo(store: SqliteStore, tmp_path: Path) -> None:
+    """A run killed mid-action: INCOMPLETE, and the undo that never ran is the loudest thing."""
+    store.start_run(_run_info("run-killed-act"))
+    tid = store.start_test("run-killed-act", "test_plans/test_power.py::test_outlet_cycle", T0 + 1)
+    store.record_action("run-killed-act", ActionRecord("pdu-a", "switch outlet 7 off", "switch outlet 7 on",
+                                                       performed_at=T0 + 2, test_id=tid))  # fmt: skip
+    text = render_report(store, "run-killed-act", tmp_path).read_text(encoding="utf-8")
+    assert _verdict(text) == INCOMPLETE
+    banner = _section(text, 'id="undo-banner"', "</div>")
+    assert "1 action whose undo" in banner and "switch outlet 7 off" in banner and "NEVER RAN" in banner
+    assert "switch outlet 7 on" in banner  # what to do by hand
+    _parse(text)
+
+
+@pytest.mark.parametrize("other_rows_per_row", [1, 9])  # dense and sparse placement of the run's rowids
+def test_sqlite_telemetry_among_other_runs(store: SqliteStore, other_rows_per_row: int) -> None:
+    from harness.report import telemetry
+
+    for run_id in ("mine", "theirs"):
+        store.start_run(RunInfo(run_id=run_id, started_at=T0))
+    for i in range(300):  # interleaved, as two stations writing to one store would
+        store.record_samples("mine", [(f"c{i % 3}", "d", float(i), None if i == 7 else float(i % 17), "W")])
+        store.record_samples("theirs", [(f"c{i % 3}", "d", float(i), 1000.0, "W")] * other_rows_per_row)
+    assert telemetry.channel_stats(store, "mine") == telemetry.channel_stats(_PublicOnly(store), "mine")
+    assert [c.count for c in telemetry.channel_stats(store, "mine")] == [100, 100, 100]
+    assert max(c.maximum or 0 for c in telemetry.channel_stats(store, "mine")) == 16.0
+
+
+def test_sqlite_telemetry_of_a_live_run(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Samples committed while the report reads (a live run) are left out, never misattributed."""
+    from harness.report import telemetry
+
+    store.start_run(RunInfo(run_id="live", started_at=T0))
+    store.record_samples("live", [(f"c{i % 4}", "d", float(i), float(i), "V") for i in range(400)])
+    before = telemetry.channel_stats(_PublicOnly(store), "live")
+    real_init = telemetry._Readers.__init__
+
+    def init_then_write(self: Any, s: Any) -> None:  # runs after the channel index was read
+        store.record_samples("live", [(f"c{i % 4}", "d", 1000.0 + i, -5.0, "V") for i in range(40)])
+        real_init(self, s)
+
+    monkeypatch.setattr(telemetry._Readers, "__init__", init_then_write)
+    assert telemetry.channel_stats(store, "live") == before

@@ -22,9 +22,21 @@ from typing import Any, Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from drivers.errors import ConfigError
 from harness.measure import Measurement, Outcome
-from harness.report import plots
-from harness.store.records import DeviceRecord, RunInfo, TestRecord
+from harness.report import plots, telemetry
+from harness.store.records import (
+    UNDO_PENDING,
+    ActionRecord,
+    ArtifactRecord,
+    DeviceRecord,
+    FirmwareRecord,
+    RunInfo,
+    Sample,
+    SampleChannel,
+    TestRecord,
+)
+from harness.units import convert
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report.html.j2"
@@ -50,6 +62,19 @@ class ResultsStore(Protocol):
     def tests(self, run_id: str) -> list[TestRecord]: ...
     def measurements(self, run_id: str) -> list[tuple[int | None, Measurement]]: ...
     def devices(self, run_id: str) -> list[DeviceRecord]: ...
+    def firmware(self, run_id: str) -> list[FirmwareRecord]: ...
+    def actions(self, run_id: str) -> list[ActionRecord]: ...
+    def artifacts(self, run_id: str) -> list[ArtifactRecord]: ...
+    def sample_channels(self, run_id: str) -> list[SampleChannel]: ...
+    def samples(
+        self,
+        run_id: str,
+        channel: str | None = None,
+        *,
+        device: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> list[Sample]: ...
 
 
 def run_verdict(
@@ -190,6 +215,187 @@ def _plots(run: RunInfo, measurements: list[Measurement]) -> tuple[list[Plot], l
     return out, omitted
 
 
+MAX_DIAGNOSTIC_MEASUREMENTS = 50
+"""Failing measurements listed per failed test; the requirement table has every one."""
+UNDO_FLAGGED = frozenset({UNDO_PENDING, "failed"})
+"""Undo outcomes that may have left the rack changed: shouted about at the top of the report."""
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """What the run knows about a device named by a failing measurement."""
+
+    name: str
+    record: DeviceRecord | None
+    firmware: list[FirmwareRecord]
+
+
+@dataclass(frozen=True)
+class FailureDiagnostic:
+    """One failed test (or the session) with what is needed to start debugging it."""
+
+    title: str
+    anchor: str
+    outcome: str
+    message: str
+    failing: list[Measurement]
+    more: int
+    devices: list[DeviceIdentity]
+    actions: list[ActionRecord]
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    """One telemetry channel in the channel table: statistics, limits and whether it is plotted."""
+
+    stats: telemetry.ChannelStats
+    low: float | None
+    high: float | None
+    beyond: bool
+    plotted: bool
+
+
+def _limits_by_channel(measurements: list[Measurement]) -> dict[tuple[str, str], list[Measurement]]:
+    """Limited measurements keyed by (channel, device): a telemetry channel borrows their limits."""
+    out: dict[tuple[str, str], list[Measurement]] = {}
+    for m in measurements:
+        if m.channel and (m.low is not None or m.high is not None):
+            out.setdefault((m.channel, m.device), []).append(m)
+    return out
+
+
+def _channel_limits(
+    key: telemetry.ChannelKey, limited: dict[tuple[str, str], list[Measurement]]
+) -> tuple[list[float], list[float]]:
+    """Lows and highs of measurements on the same channel (and device, or no device named),
+    converted to the channel's unit; limits in an incompatible unit are not borrowed."""
+    channel, device, unit = key
+    lows: set[float] = set()
+    highs: set[float] = set()
+    for m in limited.get((channel, device), []) + (limited.get((channel, ""), []) if device else []):
+        for value, bucket in ((m.low, lows), (m.high, highs)):
+            if value is None or math.isnan(value):
+                continue
+            try:
+                bucket.add(convert(value, m.unit, unit) if unit and m.unit else value)
+            except ConfigError:
+                continue
+    return sorted(lows), sorted(highs)
+
+
+def _telemetry(
+    store: ResultsStore, run_id: str, measurements: list[Measurement]
+) -> tuple[list[Plot], list[ChannelRow], int]:
+    """Telemetry figures (one per unit, capped) and the table of every channel.
+
+    Channels are chosen for a figure by interest: beyond a borrowed limit first, then limited,
+    then the highest peaks; the cap keeps a 3,000-channel run's report small and fast.
+    Returns (plots, rows, total sample count)."""
+    stats = telemetry.channel_stats(store, run_id)
+    if not stats:
+        return [], [], 0
+    limited = _limits_by_channel(measurements)
+    info: dict[telemetry.ChannelKey, tuple[float | None, float | None, bool, list[float]]] = {}
+    for c in stats:
+        lows, highs = _channel_limits(c.key, limited)
+        low = max(lows) if lows else None
+        high = min(highs) if highs else None
+        beyond = (low is not None and c.minimum is not None and c.minimum < low) or (
+            high is not None and c.maximum is not None and c.maximum > high
+        )
+        info[c.key] = (low, high, beyond, lows + highs)
+
+    def interest(c: telemetry.ChannelStats) -> tuple[int, float, telemetry.ChannelKey]:
+        low, high, beyond, _ = info[c.key]
+        rank = 0 if beyond else 1 if (low is not None or high is not None) else 2
+        return (rank, -(c.maximum if c.maximum is not None else -math.inf), c.key)
+
+    groups: dict[str, list[telemetry.ChannelStats]] = {}
+    for c in stats:
+        groups.setdefault(c.unit, []).append(c)
+    ordered_units = sorted(groups, key=lambda u: (min(interest(c)[0] for c in groups[u]), -len(groups[u]), u))
+    plotted: set[telemetry.ChannelKey] = set()
+    figures: list[Plot] = []
+    for index, unit in enumerate(ordered_units[: plots.MAX_TELEMETRY_PLOTS]):
+        members = sorted(groups[unit], key=interest)
+        chosen = [c for c in members if c.maximum is not None][: plots.MAX_TELEMETRY_CHANNELS_PER_PLOT]
+        if not chosen:
+            continue
+        span = telemetry.time_span(store, run_id, [c.key for c in chosen])
+        if span is None:
+            continue
+        series = []
+        limit_lines: set[float] = set()
+        for c in chosen:
+            env = telemetry.envelope(store, run_id, c.key, span[0], span[1], plots.TELEMETRY_BUCKETS)
+            label = c.channel if not c.device or c.channel.startswith(c.device) else f"{c.device}/{c.channel}"
+            series.append(plots.EnvelopeSeries(label, env.t.tolist(), env.low.tolist(), env.high.tolist()))
+            limit_lines.update(info[c.key][3])
+            plotted.add(c.key)
+        unit_text = unit or "(no unit)"
+        svg = plots.telemetry_chart(f"Telemetry in {unit_text}", unit, series, sorted(limit_lines), f"tm{index}")
+        total = len(groups[unit])
+        figures.append(
+            Plot(
+                title=f"Telemetry: {unit_text}",
+                caption=(
+                    f"{len(chosen)} of {total} channel{'s' if total != 1 else ''} in {unit_text}, each drawn as its"
+                    f" minimum-maximum band per {plots.TELEMETRY_BUCKETS}th of the run clock, so no spike is lost."
+                    + (" Dashed lines are limits of measurements on these channels." if limit_lines else "")
+                    + (" Channels beyond a limit are drawn first; every channel is in the table below." if
+                       total > len(chosen) else "")
+                ),
+                svg=Markup(svg),
+            )
+        )  # fmt: skip
+    rows = [
+        ChannelRow(stats=c, low=info[c.key][0], high=info[c.key][1], beyond=info[c.key][2], plotted=c.key in plotted)
+        for c in stats
+    ]
+    rows.sort(key=lambda r: (not r.beyond, r.stats.unit, r.stats.key))
+    return figures, rows, sum(c.count for c in stats)
+
+
+def _diagnostics(
+    tests: list[TestRecord],
+    measured: list[tuple[int | None, Measurement]],
+    devices: list[DeviceRecord],
+    firmware: list[FirmwareRecord],
+    actions: list[ActionRecord],
+) -> list[FailureDiagnostic]:
+    """For each failed test, and for failing measurements outside one: message, failing values
+    with their limits, and the identity of every device they name."""
+    by_name = {d.name: d for d in devices}
+    fw_by_device: dict[str, list[FirmwareRecord]] = {}
+    for f in firmware:
+        fw_by_device.setdefault(f.device, []).append(f)
+    failing: dict[int | None, list[Measurement]] = {}
+    for tid, m in measured:
+        if m.outcome == Outcome.FAIL:
+            failing.setdefault(tid, []).append(m)
+    known = {t.test_id for t in tests}
+
+    def entry(title: str, anchor: str, outcome: str, message: str, ms: list[Measurement], tid: int | None) -> None:
+        names = sorted({m.device for m in ms if m.device})
+        out.append(
+            FailureDiagnostic(
+                title=title, anchor=anchor, outcome=outcome, message=message,
+                failing=ms[:MAX_DIAGNOSTIC_MEASUREMENTS], more=max(0, len(ms) - MAX_DIAGNOSTIC_MEASUREMENTS),
+                devices=[DeviceIdentity(n, by_name.get(n), fw_by_device.get(n, [])) for n in names],
+                actions=[a for a in actions if tid is not None and a.test_id == tid],
+            )
+        )  # fmt: skip
+
+    out: list[FailureDiagnostic] = []
+    for t in tests:
+        if t.outcome in _FAILED_TEST_OUTCOMES or t.test_id in failing:
+            entry(t.nodeid, _test_anchor(t.test_id), t.outcome, t.message, failing.get(t.test_id, []), t.test_id)
+    orphans = [m for tid, ms in failing.items() if tid is None or tid not in known for m in ms]
+    if orphans:
+        entry("Recorded outside any test", "session", "fail", "", orphans, None)
+    return out
+
+
 def build_context(store: ResultsStore, run_id: str) -> dict[str, Any]:
     """Everything the template shows, read from the store. Separate from rendering so the CLI
     or an export can reuse the verdict and counts without producing HTML."""
@@ -233,6 +439,9 @@ def build_context(store: ResultsStore, run_id: str) -> dict[str, Any]:
     finished = verdict != INCOMPLETE and ended_at is not None
     duration = (ended_at if finished and ended_at is not None else last_record or run.started_at) - run.started_at
     plot_list, omitted = _plots(run, [m for _, m in measured])
+    firmware = store.firmware(run_id)
+    actions = store.actions(run_id)
+    telemetry_plots, channel_rows, n_samples = _telemetry(store, run_id, [m for _, m in measured])
 
     return {
         "run": run,
@@ -258,6 +467,18 @@ def build_context(store: ResultsStore, run_id: str) -> dict[str, Any]:
         "plots": plot_list,
         "omitted_series": omitted,
         "metadata": sorted((str(k), _plain(v)) for k, v in run.metadata.items()),
+        "firmware": firmware,
+        "artifacts": store.artifacts(run_id),
+        "actions": actions,
+        "flagged_actions": [a for a in actions if a.undo_outcome in UNDO_FLAGGED],
+        "test_labels": labels,
+        "diagnostics": _diagnostics(tests, measured, devices, firmware, actions),
+        "telemetry_plots": telemetry_plots,
+        "channel_rows": channel_rows,
+        "n_channels": len(channel_rows),
+        "n_samples": n_samples,
+        "n_plotted_channels": sum(1 for r in channel_rows if r.plotted),
+        "n_beyond_channels": sum(1 for r in channel_rows if r.beyond),
     }
 
 
@@ -288,6 +509,7 @@ def _environment() -> Environment:
     env.filters["margin"] = format_margin
     env.filters["utc"] = format_utc
     env.filters["duration"] = format_duration
+    env.filters["plain"] = _plain
     return env
 
 

@@ -283,3 +283,61 @@ def time_series_chart(name: str, group: Sequence[Measurement], run_started_at: f
         series_total=len(series),
         x_label=x_label,
     )
+
+
+MAX_TELEMETRY_CHANNELS_PER_PLOT = 8
+"""Channels drawn in one telemetry figure; the rest of the group is in the channel table."""
+MAX_TELEMETRY_PLOTS = 8
+"""Telemetry figures (one per unit); further units are only in the channel table."""
+TELEMETRY_BUCKETS = 500
+"""Time buckets per channel: about one per horizontal pixel of the plot area, so the min/max
+envelope looks exactly like the raw samples would while costing a fixed ~20 kB per channel."""
+
+
+@dataclass(frozen=True)
+class EnvelopeSeries:
+    """One channel's min/max envelope, ready to draw (``t`` is bucket centres, run clock s)."""
+
+    label: str
+    t: Sequence[float]
+    low: Sequence[float]
+    high: Sequence[float]
+
+
+def telemetry_chart(
+    title: str,
+    unit: str,
+    series: Sequence[EnvelopeSeries],
+    limits: Sequence[float],
+    id_prefix: str,
+) -> str:
+    """A group of telemetry channels of one unit over the run clock, each as its min/max band.
+
+    Drawing the per-bucket envelope (not the raw points) keeps every spike visible while the SVG
+    stays the same size for 3,600 or 3.6 M samples. Limits from measurements on these channels
+    are dashed lines.
+    """
+    fig = Figure(figsize=(9, 3.4))
+    fig.subplots_adjust(left=0.09, right=0.78, bottom=0.14, top=0.9)
+    ax = fig.add_subplot()
+    colours = [f"C{i % 10}" for i in range(len(series))]
+    handles: list[Line2D] = []
+    labels: list[str] = []
+    for s, colour in zip(series, colours, strict=True):
+        if len(s.t) == 0:
+            continue
+        ax.fill_between(s.t, s.low, s.high, color=colour, alpha=0.35, linewidth=0.7, edgecolor=colour)
+        handles.append(Line2D([], [], color=colour, linewidth=4, alpha=0.6))
+        labels.append(label_text(s.label, 32))
+    for value in sorted(set(limits))[:6]:
+        ax.axhline(value, color=LIMIT_COLOUR, linewidth=1.0, linestyle="--")
+    if limits:
+        handles.append(Line2D([], [], color=LIMIT_COLOUR, linestyle="--"))
+        labels.append("limit")
+    ax.set_title(label_text(title, 80), fontsize=10)
+    ax.set_xlabel("clock (s)")
+    ax.set_ylabel(label_text(unit, 16) or "value")
+    ax.grid(True, alpha=0.3)
+    if handles:
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return figure_to_svg(fig, id_prefix, title)
