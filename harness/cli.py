@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Subcommands that live beside what they do register themselves.
     from harness import probe
     from harness.analysis import compare, trend
+    from harness.report import exports
 
     probe.add_parser(sub)
+    exports.add_parser(sub)
     compare.add_parser(sub)
     trend.add_parser(sub)
     return parser

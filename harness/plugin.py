@@ -226,13 +226,16 @@ class RackvalRun:
 
     def write_outputs(self) -> None:
         from harness.junit import write_junit
+        from harness.report.exports import export_run
         from harness.report.html import render_report
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.junit_path = write_junit(self.store, self.run_id, self.run_dir / "junit.xml")
-        self.report_path = render_report(self.store, self.run_id, self.run_dir)
-        self.store.record_artifact(self.run_id, "report.html", str(self.report_path), "report")
         self.store.record_artifact(self.run_id, "junit.xml", str(self.junit_path), "junit")
+        export_run(self.store, self.run_id, self.run_dir, formats=("csv", "parquet"), record_artifacts=True)
+        # recorded before rendering, so the report lists itself among the run's artifacts
+        self.store.record_artifact(self.run_id, "report.html", str(self.run_dir / "report.html"), "report")
+        self.report_path = render_report(self.store, self.run_id, self.run_dir)
         latest = self.report_root / "latest"
         if latest.is_symlink() or latest.is_file():
             latest.unlink()
