@@ -66,7 +66,10 @@ class DeviceSpec(_Strict):
     timeout_s: float = Field(default=5.0, gt=0, le=600)
     options: dict[str, Any] = Field(default_factory=dict)
     expect: Expect = Field(default_factory=Expect)
+    # Destructive actions (outlet off, reset, power cap) on a protected device are refused;
+    # on a PDU, protected_outlets refuses only those outlets (e.g. the ones feeding the switch).
     protected: bool = False
+    protected_outlets: list[int] = Field(default_factory=list)
     # Power feeds the device is on (a PDU) or measures (an analyzer), e.g. [A] or [A, B].
     feeds: list[str] = Field(default_factory=list)
 
@@ -96,12 +99,16 @@ class SimulatorRef(_Strict):
 
 
 class RackMeta(_Strict):
+    """The rack itself. ``allow_destructive`` lets plans switch outlets, reset hosts, cap power and
+    drop feeds (each action logged and undone at teardown); ``--allow-destructive`` does the same."""
+
     name: str
     serial: str = ""
     design_revision: str = ""
     site: str = ""
     simulated: bool = False
     simulator: SimulatorRef | None = None
+    allow_destructive: bool = False
 
 
 class RackFile(_Strict):

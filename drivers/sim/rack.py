@@ -232,6 +232,7 @@ class SimulatedRack:
                     "design_revision": "sim-rev-A",
                     "site": "simulated (127.0.0.1)",
                     "simulated": True,
+                    "allow_destructive": True,  # a simulated rack is there to be switched off
                     "simulator": {
                         "control": rack.control.url,
                         "token": {"file": _write_secret(secret_dir, "control-token", control_token)},
