@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -175,9 +176,11 @@ class RackvalRun:
                 rack_file=str(inv.path),
                 spec_file=str(spec.path),
                 simulated=inv.meta.simulated,
+                metadata={"host": socket.gethostname(), "pid": os.getpid()},
             )
         )
         self.run_started = True
+        mark_dead_runs_incomplete(self.store, exclude=self.run_id)
         for name, cfg in inv.configs.items():
             self.store.record_device(self.run_id, DeviceRecord(name, cfg.kind, cfg.driver, cfg.address))
 
@@ -245,6 +248,36 @@ class RackvalRun:
             latest.symlink_to(self.run_id, target_is_directory=True)
         except OSError:  # file systems without symlinks: a copy still points people at the newest run
             shutil.copytree(self.run_dir, latest)
+
+
+def mark_dead_runs_incomplete(store: Store, exclude: str = "") -> list[str]:
+    """Runs still 'running' whose process on this host is gone were killed: mark them incomplete.
+
+    A SIGKILLed run cannot close itself; the next run on the same station does it, so the store
+    and every report tell the truth. Runs of other hosts are left alone (their pid means nothing
+    here); their reports read 'running' as incomplete anyway.
+    """
+    host = socket.gethostname()
+    marked = []
+    for info in store.runs():
+        if info.run_id == exclude or info.metadata.get("host") != host:
+            continue
+        outcome, _ = store.run_status(info.run_id)
+        pid = info.metadata.get("pid")
+        if outcome == "running" and isinstance(pid, int) and not _pid_alive(pid):
+            store.finish_run(info.run_id, "incomplete")
+            marked.append(info.run_id)
+    return marked
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _git_sha(root: Path) -> str:

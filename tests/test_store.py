@@ -69,3 +69,24 @@ def test_round_trip_and_junit_properties(tmp_path: Path) -> None:
     prop = suite.find("testcase[@name='test_bad']/properties/property")
     assert prop.get("name") == "p[pdu-a][outlet 3]" and prop.get("value").startswith("7 kW limits ..6 fail")
     store.close()
+
+
+def test_next_run_marks_a_killed_run_incomplete(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    from harness.plugin import mark_dead_runs_incomplete
+
+    db = tmp_path / "results.sqlite"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a pid whose process has exited
+    store = open_store(db)
+    here = {"host": socket.gethostname()}
+    store.start_run(RunInfo("killed", 1.0, metadata={**here, "pid": dead_pid}))
+    store.start_run(RunInfo("alive", 2.0, metadata={**here, "pid": os.getpid()}))
+    store.start_run(RunInfo("elsewhere", 3.0, metadata={"host": "other-station", "pid": dead_pid}))
+    assert mark_dead_runs_incomplete(store) == ["killed"]
+    assert store.run_status("killed")[0] == "incomplete"
+    assert store.run_status("alive")[0] == "running"
+    assert store.run_status("elsewhere")[0] == "running"
+    store.close()
