@@ -124,6 +124,24 @@ def test_outlets_match_model(pdu: ApcRpdu2Pdu, agent: Agent) -> None:
         assert o.current_a == pytest.approx(true_a, rel=0.03, abs=0.06)  # tenths of A on the wire
 
 
+def test_outlet_names_are_read_once_then_refreshed_periodically(pdu: ApcRpdu2Pdu, agent: Agent) -> None:
+    from drivers.pdu.snmp_pdu import NAME_REFRESH_EVERY
+
+    outlet = agent.model.pdus[PDU].outlets[1]
+    original = outlet.name
+    try:
+        assert pdu.outlets()[0].name == original
+        with agent.model.lock:
+            outlet.name = "renamed-by-operator"
+        assert pdu.outlets()[0].name == original  # a 1 Hz poll does not re-read labels
+        for _ in range(NAME_REFRESH_EVERY - 2):
+            pdu.outlets()
+        assert pdu.outlets()[0].name == "renamed-by-operator"
+    finally:
+        with agent.model.lock:
+            outlet.name = original
+
+
 def test_power_watts_within_3_percent(pdu: ApcRpdu2Pdu, agent: Agent) -> None:
     assert pdu.power_watts() == pytest.approx(agent.model.pdu_power_w(PDU), rel=0.03)
 

@@ -255,12 +255,19 @@ class ScriptedSnmp:
 
     def __init__(self, values: dict[str, object]) -> None:
         self.values = values
+        self.walks = 0
+        self.gets = 0
 
     def walk(self, prefix: str, max_repetitions: int = 25, *, operation: str | None = None) -> list[tuple[str, object]]:
+        self.walks += 1
         rows = [(oid, v) for oid, v in self.values.items() if oid.startswith(prefix + ".")]
         return sorted(rows, key=lambda r: tuple(int(p) for p in r[0].split(".")))
 
     def get(self, oids: list[str], *, operation: str | None = None, labels: object = None) -> dict[str, object]:
+        self.gets += 1
+        missing = [oid for oid in oids if oid not in self.values]
+        if missing:  # as SnmpTransport reports noSuchInstance
+            raise DeviceProtocolError(NAME, "127.0.0.1:1", operation or "SNMP GET", f"noSuchInstance: {missing[0]}")
         return {oid: self.values[oid] for oid in oids}
 
     def close(self) -> None:
@@ -401,3 +408,17 @@ def test_tracker_baselines_new_ports_and_forgets_gone_ones() -> None:
 )
 def test_scaled_sensor_value(raw: int, scale: int, precision: int, expected: float) -> None:
     assert scaled_sensor_value(raw, scale, precision) == expected
+
+
+def test_counters_walk_once_then_get_known_rows_and_rewalk_when_rows_change() -> None:
+    sw, fake = scripted_switch(agent(uptime=1000, eth_in=10, eth_err=0, discontinuity=500))
+    sw.counters()
+    walks = fake.walks
+    assert walks > 0
+    fake.values = agent(uptime=1100, eth_in=20, eth_err=1, discontinuity=500)
+    again = {c.name: c for c in sw.counters()}
+    assert fake.walks == walks  # known rows: GETs only, no walk
+    assert again["Ethernet1"].in_octets == 20 and again["Ethernet1"].in_errors == 1
+    del fake.values[f"{mibs.IF_IN_ERRORS.oid}.10"]  # the agent lost a row (port removed or renumbered)
+    sw.counters()
+    assert fake.walks > walks

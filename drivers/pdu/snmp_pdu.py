@@ -111,6 +111,9 @@ class InletReading:
     power_w: float | None
 
 
+NAME_REFRESH_EVERY = 60
+
+
 @dataclass(frozen=True)
 class SnmpPduMap:
     """Where one PDU family keeps what the driver needs. ``None`` readings are not metered."""
@@ -186,6 +189,10 @@ class SnmpPdu:
         self._outlet_count: int | None = None
         self._outlet_index: list[dict[str, int]] | None = None  # flat outlet n-1 -> template index
         self._digits: dict[str, int] = {}  # decimal-digits OID -> value, read once
+        # Outlet names are labels an operator sets, not telemetry: read with the first outlets()
+        # call and again every NAME_REFRESH_EVERY calls, so a 1 Hz poll does not fetch them each time.
+        self._names: dict[int, str] = {}
+        self._outlet_calls = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, address={self.config.address!r})"
@@ -237,7 +244,11 @@ class SnmpPdu:
         """Every outlet's name, switch state, power (W) and current (A), in outlet order."""
         m = self.map
         count = self.outlet_count()
-        columns: dict[str, Oid] = {"name": m.outlet_name, "state": m.outlet_state}
+        if self._outlet_calls % NAME_REFRESH_EVERY == 0:
+            self._names = {}
+        self._outlet_calls += 1
+        columns: dict[str, Oid] = {"state": m.outlet_state} if self._names else {"name": m.outlet_name}
+        columns["state"] = m.outlet_state
         readings: dict[str, Reading] = {}
         if m.outlet_power_w is not None:
             readings["power"] = m.outlet_power_w
@@ -248,6 +259,8 @@ class SnmpPdu:
         operation = f"read {count} outlets ({m.family} outlet status)"
         self._load_digits([(r, self._index(n)) for n in range(1, count + 1) for r in readings.values()], operation)
         values = self._get({oid: label for oid, label in wanted.values()}, operation)
+        if (1, "name") in wanted:
+            self._names = {n: _text(values[wanted[(n, "name")][0]]).strip() for n in range(1, count + 1)}
         result = []
         for n in range(1, count + 1):
             state_oid, state_label = wanted[(n, "state")]
@@ -259,7 +272,7 @@ class SnmpPdu:
             result.append(
                 OutletReading(
                     outlet=n,
-                    name=_text(values[wanted[(n, "name")][0]]).strip(),
+                    name=self._names[n],
                     on=self._state(values[state_oid], state_label, operation),
                     power_w=scaled["power"],
                     current_a=scaled["current"],

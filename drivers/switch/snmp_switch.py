@@ -220,6 +220,18 @@ def scaled_sensor_value(raw: int, scale: int, precision: int) -> float:
     return float(Decimal(raw).scaleb(mibs.sensor_scale_exponent(scale) - precision))
 
 
+# Var-binds per GET when re-reading known counter rows (well under any agent's PDU size limit).
+GET_CHUNK = 48
+RELAYOUT_EVERY = 60
+_ERROR_COLUMNS = (
+    mibs.IF_IN_ERRORS,
+    mibs.IF_OUT_ERRORS,
+    mibs.IF_IN_DISCARDS,
+    mibs.IF_OUT_DISCARDS,
+    mibs.IF_COUNTER_DISCONTINUITY,
+)
+
+
 class SnmpSwitch:
     """A switch read through standard MIBs over SNMP v2c/v3 (Device + NetSwitch, counters, sensors).
 
@@ -245,6 +257,9 @@ class SnmpSwitch:
         if self._max_rep < 1:
             raise ConfigError(f"{config.name}: option 'max_repetitions' must be >= 1")
         self._snmp = SnmpTransport(config)
+        # (ifIndex -> name, the rows each counter column has), learnt by the first counters() walk
+        self._counter_layout: tuple[dict[int, str], dict[MibObject, tuple[int, ...]]] | None = None
+        self._counter_calls = 0
 
     def __repr__(self) -> str:
         return f"SnmpSwitch({self.name!r}, {self._address!r})"
@@ -400,7 +415,11 @@ class SnmpSwitch:
         """Raw per-port counters: 64-bit octets (ifHC*), 32-bit errors/discards, discontinuity time.
 
         Agents without ifXTable counters fall back to the 32-bit ifInOctets/ifOutOctets, and
-        the result says so (``octet_bits=32``).
+        the result says so (``octet_bits=32``). The first call walks the columns; later calls GET
+        exactly the rows the walk found (a telemetry poll at 1 Hz costs the agent half as much:
+        a column walk's last GETBULK overshoots into the next column). They walk again when the
+        agent no longer has one of those rows, and every RELAYOUT_EVERY calls, so a port added at
+        run time shows up within that many polls.
         """
         uptime = self._snmp.get(
             [mibs.SYS_UPTIME.oid],
@@ -408,37 +427,72 @@ class SnmpSwitch:
             labels={mibs.SYS_UPTIME.oid: mibs.SYS_UPTIME.name},
         )[mibs.SYS_UPTIME.oid]
         uptime_s = self._int(uptime, mibs.SYS_UPTIME, 0) / 100.0
-        names = self._if_names()
-        in_obj, out_obj, octet_bits = mibs.IF_HC_IN_OCTETS, mibs.IF_HC_OUT_OCTETS, 64
-        in_octets, out_octets = self._walk1(in_obj), self._walk1(out_obj)
-        if not in_octets and not out_octets:
-            in_obj, out_obj, octet_bits = mibs.IF_IN_OCTETS, mibs.IF_OUT_OCTETS, 32
+        self._counter_calls += 1
+        if self._counter_calls % RELAYOUT_EVERY == 0:
+            self._counter_layout = None
+        layout = self._counter_layout
+        columns: dict[MibObject, dict[int, object]] | None = None
+        if layout is not None:
+            try:
+                columns = self._get_columns(layout[1])
+            except DeviceProtocolError:
+                columns = None  # the agent's rows changed: walk again
+        if columns is None or layout is None:
+            names = self._if_names()
+            in_obj, out_obj = mibs.IF_HC_IN_OCTETS, mibs.IF_HC_OUT_OCTETS
             in_octets, out_octets = self._walk1(in_obj), self._walk1(out_obj)
-        columns = {
-            mibs.IF_IN_ERRORS: self._walk1(mibs.IF_IN_ERRORS),
-            mibs.IF_OUT_ERRORS: self._walk1(mibs.IF_OUT_ERRORS),
-            mibs.IF_IN_DISCARDS: self._walk1(mibs.IF_IN_DISCARDS),
-            mibs.IF_OUT_DISCARDS: self._walk1(mibs.IF_OUT_DISCARDS),
-        }
-        discontinuity = self._walk1(mibs.IF_COUNTER_DISCONTINUITY)
+            if not in_octets and not out_octets:
+                in_obj, out_obj = mibs.IF_IN_OCTETS, mibs.IF_OUT_OCTETS
+                in_octets, out_octets = self._walk1(in_obj), self._walk1(out_obj)
+            objs = (in_obj, out_obj, *_ERROR_COLUMNS)
+            columns = {in_obj: in_octets, out_obj: out_octets}
+            columns.update({obj: self._walk1(obj) for obj in objs[2:]})
+            present = {obj: tuple(columns[obj]) for obj in objs if columns[obj]}
+            self._counter_layout = layout = (names, present)
+        names, present = layout
+        octet_bits = 64 if mibs.IF_HC_IN_OCTETS in present or mibs.IF_HC_OUT_OCTETS in present else 32
+        in_obj = mibs.IF_HC_IN_OCTETS if octet_bits == 64 else mibs.IF_IN_OCTETS
+        out_obj = mibs.IF_HC_OUT_OCTETS if octet_bits == 64 else mibs.IF_OUT_OCTETS
+        empty: dict[int, object] = {}
+
+        def col(obj: MibObject) -> dict[int, object]:
+            return columns.get(obj, empty) if columns is not None else empty
+
         result = []
         for index, name in names.items():
             result.append(
                 PortCounters(
                     name=name,
-                    in_octets=self._opt_int(in_octets, index, in_obj),
-                    out_octets=self._opt_int(out_octets, index, out_obj),
-                    in_errors=self._opt_int(columns[mibs.IF_IN_ERRORS], index, mibs.IF_IN_ERRORS),
-                    out_errors=self._opt_int(columns[mibs.IF_OUT_ERRORS], index, mibs.IF_OUT_ERRORS),
-                    in_discards=self._opt_int(columns[mibs.IF_IN_DISCARDS], index, mibs.IF_IN_DISCARDS),
-                    out_discards=self._opt_int(columns[mibs.IF_OUT_DISCARDS], index, mibs.IF_OUT_DISCARDS),
+                    in_octets=self._opt_int(col(in_obj), index, in_obj),
+                    out_octets=self._opt_int(col(out_obj), index, out_obj),
+                    in_errors=self._opt_int(col(mibs.IF_IN_ERRORS), index, mibs.IF_IN_ERRORS),
+                    out_errors=self._opt_int(col(mibs.IF_OUT_ERRORS), index, mibs.IF_OUT_ERRORS),
+                    in_discards=self._opt_int(col(mibs.IF_IN_DISCARDS), index, mibs.IF_IN_DISCARDS),
+                    out_discards=self._opt_int(col(mibs.IF_OUT_DISCARDS), index, mibs.IF_OUT_DISCARDS),
                     octet_bits=octet_bits,
                     error_bits=32,
-                    discontinuity=self._opt_int(discontinuity, index, mibs.IF_COUNTER_DISCONTINUITY),
+                    discontinuity=self._opt_int(
+                        col(mibs.IF_COUNTER_DISCONTINUITY), index, mibs.IF_COUNTER_DISCONTINUITY
+                    ),
                     uptime_s=uptime_s,
                 )
             )
         return result
+
+    def _get_columns(self, rows: dict[MibObject, tuple[int, ...]]) -> dict[MibObject, dict[int, object]]:
+        """GET exactly the rows each column had, in requests of at most GET_CHUNK var-binds."""
+        wanted = [(obj, i, f"{obj.oid}.{i}") for obj, indices in rows.items() for i in indices]
+        out: dict[MibObject, dict[int, object]] = {obj: {} for obj in rows}
+        for start in range(0, len(wanted), GET_CHUNK):
+            chunk = wanted[start : start + GET_CHUNK]
+            values = self._snmp.get(
+                [oid for _, _, oid in chunk],
+                operation=f"SNMP GET port counters ({len(chunk)} objects)",
+                labels={oid: f"{obj.name}.{i}" for obj, i, oid in chunk},
+            )
+            for obj, i, oid in chunk:
+                out[obj][i] = values[oid]
+        return out
 
     def sensors(self) -> list[SensorReading]:
         """ENTITY-SENSOR-MIB readings, scaled; named by entPhysicalName (else entPhysicalDescr).
