@@ -3,16 +3,16 @@
 EOS renders most show commands as JSON when ``| json`` is appended, with the same model eAPI
 returns, so nothing here parses tables. Commands run over SSH exec channels (``ssh switch
 "show version | json"`` runs the command in the EOS CLI of the login user and closes), which
-is one round trip per command and needs no prompt handling.
+is one round trip per command and needs no prompt handling. Switches whose AAA refuses exec
+channels (interactive logins only) are driven through the transport's interactive shell instead
+(option ``cli_mode``: the same ``| json`` commands, typed at the prompt after
+``terminal length 0``).
 
 The JSON shapes (keys and nesting) follow real EOS captures; see tests/data/eos/README.md for
 where each came from. Parsers are pure functions from text to dataclasses so they can be tested
 on captured output, and every malformed answer (truncated JSON, an "errors" object, a "% ..."
 CLI error, a missing key) becomes DeviceProtocolError naming device, address and command.
 
-Not done: an interactive-shell fallback (``invoke_shell``, ``terminal length 0``, prompt
-matching) for setups whose AAA refuses exec channels. Such a switch fails here with a clear
-DeviceProtocolError / DeviceError from the transport instead.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
+from dataclasses import replace
 
 from drivers.config import DeviceConfig
 from drivers.errors import ConfigError, DeviceProtocolError
@@ -252,11 +253,19 @@ def _float(value: int | float | None) -> float | None:
 
 
 class AristaEosSwitch:
-    """An Arista EOS switch driven by ``show ... | json`` over SSH exec channels.
+    """An Arista EOS switch driven by ``show ... | json`` over SSH (exec channels or the CLI shell).
 
     Credentials: ``username`` with ``password`` or ``key_file``. Options: those of
     ``drivers.transport.ssh.SshTransport`` (``known_hosts``, ``trust_on_first_use``,
-    ``allow_agent``, ``look_for_keys``, ``keepalive_s``, ``encoding``), plus:
+    ``allow_agent``, ``look_for_keys``, ``keepalive_s``, ``encoding``; for the interactive shell
+    ``prompt_regex``, ``pager_regex``, ``shell_setup``, ``shell_width``/``shell_height``), plus:
+
+    - ``cli_mode`` (``exec`` | ``shell`` | ``auto``, default ``auto`` here): ``exec`` runs each
+      command on its own exec channel; ``shell`` types them at the EOS prompt of one
+      interactive session (``terminal length 0`` first, pager answered if it still appears);
+      ``auto`` tries exec and switches to the shell for good when the switch clearly refuses
+      exec (a switch that answers exec never notices the difference). In the shell there is no
+      exit status, so errors come from the text (``% Invalid input`` -> DeviceProtocolError).
 
     - ``command_timeout_s`` (float, default ``config.timeout_s``): limit for one command.
     - ``cli_wrapper`` (str, default none): prefix for users whose login shell is bash rather
@@ -279,14 +288,21 @@ class AristaEosSwitch:
             raise ConfigError(f"{config.name}: option 'command_timeout_s' must be a number") from exc
         wrapper = config.options.get("cli_wrapper")
         self._wrapper = str(wrapper).strip() if wrapper else ""
+        if "cli_mode" not in config.options:  # EOS AAA setups that refuse exec are common enough
+            config = replace(config, options={**config.options, "cli_mode": "auto"})
         self._ssh = SshTransport(config)
+
+    @property
+    def cli_mode(self) -> str:
+        """How commands run now: ``exec``, or ``shell`` (configured, or learnt from a refusal)."""
+        return self._ssh.active_cli_mode
 
     def __repr__(self) -> str:
         return f"AristaEosSwitch({self.name!r}, {self._address!r})"
 
     def _show(self, command: str) -> str:
         line = f"{self._wrapper} {shlex.quote(command)}" if self._wrapper else command
-        result = self._ssh.run(line, timeout=self._timeout)
+        result = self._ssh.run_cli(line, timeout=self._timeout)
         if result.exit_status != 0:
             message = (result.stderr.strip() or result.stdout.strip()).splitlines()
             raise DeviceProtocolError(

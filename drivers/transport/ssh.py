@@ -11,18 +11,20 @@ per device with a lock, because parallel channels on one paramiko connection are
 from __future__ import annotations
 
 import base64
+import codecs
 import contextlib
 import hashlib
 import os
+import re
 import select
 import shlex
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import paramiko
 
@@ -37,6 +39,23 @@ from drivers.errors import (
 
 DEFAULT_SSH_PORT = 22
 _READ_CHUNK = 65536
+
+CLI_MODES = ("exec", "shell", "auto")
+
+# A prompt is a whole last line: a hostname-like word (``switch1``, ``admin@host:~``,
+# ``leaf1(config-if-Et1)``, ``[admin@host ~]``, ``<HUAWEI>``) ending in ``#``, ``>`` or ``$``, at most
+# one trailing space. No spaces outside brackets, so an output line that happens to end in ``>``
+# or ``$`` at a read boundary ("cost 5$", "a -> b>") is not taken for a prompt.
+DEFAULT_PROMPT_REGEX = r"^(?=[\w\[<])(?:[\w.@:~/()<+-]|\[[^\]\r\n]{0,64}\]){1,100}[#>$] ?$"
+DEFAULT_PAGER_REGEX = r"--More--|-- ?More ?--|<--- More --->"
+DEFAULT_SHELL_SETUP: tuple[str, ...] = ("terminal length 0",)
+# What a CLI that only allows interactive logins prints when asked to exec a command.
+DEFAULT_EXEC_REFUSAL_REGEX = (
+    r"(?i)\bexec\w*\b.{0,60}?\b(?:not supported|unsupported|not (?:allowed|permitted|available)|denied"
+    r"|disabled|refused)|interactive (?:session|shell|login|mode) (?:is )?(?:required|only)"
+    r"|only (?:interactive|shell) (?:sessions?|access|logins?|mode)"
+)
+_REFUSAL_MAX_CHARS = 1000  # a refusal is a short message, not the output of a real command
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,133 @@ def _opt_bool(options: Mapping[str, Any], name: str, default: bool, device: str)
     raise ConfigError(f"device {device}: option {name!r} must be true or false, got {value!r}")
 
 
+def _compile(regex: str, what: str, device: str, *, flags: int = 0) -> re.Pattern[str]:
+    try:
+        return re.compile(regex, flags)
+    except re.error as exc:
+        raise ConfigError(f"device {device}: {what} {regex!r} is not a valid regular expression: {exc}") from exc
+
+
+def _prompt_pattern(regex: str, device: str) -> re.Pattern[str]:
+    """The prompt regex anchored at the end of the last line (trailing blanks allowed)."""
+    return _compile(f"(?:{regex})[ \\t]*\\Z", "prompt_regex", device, flags=re.MULTILINE)
+
+
+# ESC sequences: CSI (with parameters and final byte), OSC (ended by BEL or ST), charset
+# selection, and the two-byte forms. Only erase-in-line and cursor moves change what is on the
+# line; everything else (colours, bold, title) is dropped.
+_ESCAPE = re.compile(r"\x1b(?:\[([0-9;?]*)[ -/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[()*+][0-9A-Za-z]|[@-Z\\-_])")
+_NEEDS_RENDERING = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n (\r included)
+
+
+def _csi_count(params: str) -> int:
+    first = params.split(";")[0].lstrip("?")
+    return int(first) if first.isdigit() and int(first) > 0 else 1
+
+
+def render_terminal(text: str) -> str:
+    """What a terminal would show for ``text``: escapes applied or dropped, ``\r``/``\b`` overwrites done.
+
+    Interactive CLIs colour prompts, erase their pager prompt with ``\r`` + spaces or
+    backspaces, and end lines with ``\r\n`` (the pty's output translation). Emulating one line
+    at a time is enough to recover the text an engineer saw. Lines that were overwritten or
+    erased lose trailing blanks (the spaces used to wipe a pager prompt).
+    """
+    if not _NEEDS_RENDERING.search(text):
+        return text
+    out: list[str] = []
+    line: list[str] = []
+    col = 0
+    dirty = False
+
+    def put(ch: str) -> None:
+        nonlocal col, dirty
+        if col < len(line):
+            line[col] = ch
+            dirty = True
+        else:
+            line.extend(" " * (col - len(line)))
+            line.append(ch)
+        col += 1
+
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            done = "".join(line)
+            out.append((done.rstrip() if dirty else done) + "\n")
+            line, col, dirty = [], 0, False
+        elif ch == "\r":
+            col = 0
+        elif ch == "\b":
+            col = max(col - 1, 0)
+        elif ch == "\x1b":
+            m = _ESCAPE.match(text, i)
+            if m is None:  # a lone ESC (or one cut off at the end): drop it
+                i += 1
+                continue
+            params, final = m.group(1), m.group(2)
+            if final == "K":  # erase in line: 0/none = to the end, 1 = to the cursor, 2 = all
+                mode = (params or "0").lstrip("?")
+                if mode in ("", "0"):
+                    del line[col:]
+                elif mode == "1":
+                    line[:col] = [" "] * min(col, len(line))
+                elif mode == "2":
+                    line = []
+                dirty = True
+            elif final == "D":
+                col = max(col - _csi_count(params or ""), 0)
+            elif final == "C":
+                col += _csi_count(params or "")
+            elif final == "G":
+                col = _csi_count(params or "") - 1
+            i = m.end()
+            continue
+        elif (ch == "\t" or ch >= " ") and ch != "\x7f":
+            put(ch)
+        i += 1
+    if line:
+        done = "".join(line)
+        out.append(done.rstrip() if dirty else done)
+    return "".join(out)
+
+
+_PROMPT_LINE_MAX = 4096  # longer last lines are output still arriving, not a prompt
+
+
+def _last_line_shown(raw: str, start: int = 0) -> str:
+    """The last line of ``raw[start:]`` as a terminal shows it (bounded work on huge lines)."""
+    line_start = max(raw.rfind("\n") + 1, start)
+    if len(raw) - line_start > _PROMPT_LINE_MAX:
+        # Only a carriage return near the end can have put a prompt at the start of this line.
+        cr = raw.rfind("\r", len(raw) - _PROMPT_LINE_MAX)
+        if cr < 0:
+            return ""
+        line_start = cr + 1
+    return render_terminal(raw[line_start:])
+
+
+def _is_echo(shown: str, cmd: str) -> bool:
+    """Is this last line (no newline yet) the terminal echoing the command being typed?"""
+    line, typed = shown.strip(), cmd.strip()
+    return bool(line) and (typed.startswith(line) or line.endswith(typed))
+
+
+def strip_pager_prompts(text: str, pager: re.Pattern[str]) -> str:
+    """Remove pager prompts left in rendered output: whole lines go, glued ones are cut out."""
+    cleaned = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        if pager.search(body):
+            body = re.sub(rf"[ \t]*(?:{pager.pattern})[ \t]*", "", body)
+            if not body.strip():
+                continue
+            line = body + ("\n" if line.endswith("\n") else "")
+        cleaned.append(line)
+    return "".join(cleaned)
+
+
 class _UnknownHostKey(paramiko.SSHException):
     """Raised by the reject policy; carries the offered key so the error can show its fingerprint."""
 
@@ -110,8 +256,47 @@ class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
+def _handshake_stalled(exc: BaseException, elapsed: float, timeout: float) -> bool:
+    """Did the SSH handshake fail because the server stayed silent (rather than refused)?
+
+    paramiko reports a silent server in two ways depending on which wait runs out first: the
+    reader thread raises "Error reading SSH protocol banner" from a socket timeout, or
+    ``start_client`` returns quietly at its timeout and the next step fails with "No existing
+    session". A peer that closed the connection (EOF, reset) is a refusal, never a timeout.
+    """
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, EOFError | ConnectionError) for e in chain):
+        return False
+    if any(isinstance(e, TimeoutError) for e in chain):
+        return True
+    return elapsed >= timeout * 0.95
+
+
+class _ExecRefused(DeviceProtocolError):
+    """The server denied the exec request itself (``cli_mode: auto`` then uses the shell)."""
+
+
+@dataclass
+class _Shell:
+    """One interactive shell channel and what has been set up on it."""
+
+    chan: paramiko.Channel
+    transport: paramiko.Transport
+    decoder: codecs.IncrementalDecoder
+    setup_done: set[str] = field(default_factory=set)
+
+
 class SshTransport:
-    """Runs commands on one device over SSH exec channels, reusing one verified connection.
+    """Runs commands on one device over SSH, reusing one verified connection.
+
+    Two ways to run a command: an exec channel per command (``run``; one round trip, real exit
+    status, separate stderr) and one interactive shell per connection (``run_interactive``) for
+    CLIs whose AAA refuses exec channels and only offer a login shell. ``run_cli`` picks
+    between them by the ``cli_mode`` option.
 
     Credentials: ``username`` with ``password`` and/or ``key_file`` (a private key path).
 
@@ -130,12 +315,41 @@ class SshTransport:
       connections survive NAT and firewall timeouts during long soaks.
     - ``encoding`` (str, default ``utf-8``): decoding of stdout/stderr (undecodable bytes are
       replaced, never fatal).
+    - ``cli_mode`` (``exec`` | ``shell`` | ``auto``, default ``exec``): how ``run_cli`` runs a
+      command. ``auto`` tries exec and, on a clear refusal, switches to the interactive shell
+      for the rest of this instance's life (reconnects included). A clear refusal is: the
+      server denies the exec request; or the channel closes with a non-zero (or no) exit status
+      and no output at all; or a short output matching ``exec_refusal_regex``. Anything else
+      (a connection drop, a command error) is reported as usual, never retried in the shell.
+    - ``exec_refusal_regex`` (regex, default ``DEFAULT_EXEC_REFUSAL_REGEX``: "exec ... not
+      supported/denied/disabled", "interactive session required", ...): what such a CLI prints.
+    - ``prompt_regex`` (regex, default ``DEFAULT_PROMPT_REGEX``: a hostname-like word ending in
+      ``#``, ``>`` or ``$`` alone on the last line, e.g. ``switch1#``, ``leaf1(config)#``,
+      ``admin@host:~$``): the CLI prompt, matched against the last line received (after ANSI
+      escapes are removed) and anchored at its end; ``^`` is the start of that line.
+    - ``pager_regex`` (regex, default ``DEFAULT_PAGER_REGEX``): a pager prompt on the last line,
+      answered with a space and removed from the output.
+    - ``shell_setup`` (list of commands, default ``["terminal length 0"]``): sent once per shell
+      before the first command (their output and errors are ignored: a CLI that does not know
+      the command still works, its pager is answered).
+    - ``shell_width`` / ``shell_height`` (int, default 512 / 24): pty size. Wide, so long
+      command lines and table rows are not wrapped by the CLI.
+    - ``shell_newline`` (str, default ``"\\n"``): what ends a command line (some CLIs want
+      ``"\\r"``).
 
-    ``config.timeout_s`` bounds connecting, authenticating and (by default) each command.
+    ``config.timeout_s`` bounds connecting, the SSH banner and key exchange, authenticating,
+    opening a shell up to its first prompt and (by default) each command. A server that accepts
+    TCP but never speaks SSH (a hung BMC) is DeviceTimeout, not a protocol error.
 
-    Thread safety: one lock serialises connect, run and close, so one instance may be shared by
-    threads; commands on one device then run one at a time, which is what paramiko can do
-    reliably on one connection.
+    Interactive output is cleaned: the echoed command line, ANSI escapes, ``\\r``/backspace
+    overwrites, pager prompts and the trailing prompt are removed; line ends are ``\\n``.
+    A command whose prompt does not come back within its timeout raises DeviceTimeout naming
+    the command; that shell is then closed (its state is unknown) and the next call opens a
+    new one on the same connection.
+
+    Thread safety: one lock serialises connect, run, the shell and close, so one instance may
+    be shared by threads; commands on one device then run one at a time, which is what
+    paramiko can do reliably on one connection.
     """
 
     def __init__(self, config: DeviceConfig) -> None:
@@ -151,8 +365,32 @@ class SshTransport:
         self._look_for_keys = _opt_bool(opts, "look_for_keys", False, config.name)
         self._keepalive_s = float(opts.get("keepalive_s", 0) or 0)
         self._encoding = str(opts.get("encoding", "utf-8"))
+        self._cli_mode = str(opts.get("cli_mode", "exec")).strip().lower()
+        if self._cli_mode not in CLI_MODES:
+            raise ConfigError(
+                f"device {config.name}: option 'cli_mode' must be one of {', '.join(CLI_MODES)}, "
+                f"got {opts.get('cli_mode')!r}"
+            )
+        self._active_mode = "shell" if self._cli_mode == "shell" else "exec"
+        self._refusal_re = _compile(
+            str(opts.get("exec_refusal_regex", DEFAULT_EXEC_REFUSAL_REGEX)), "exec_refusal_regex", config.name
+        )
+        self._prompt_regex = str(opts.get("prompt_regex", DEFAULT_PROMPT_REGEX))
+        self._prompt_re = _prompt_pattern(self._prompt_regex, config.name)
+        self._pager_re = _compile(str(opts.get("pager_regex", DEFAULT_PAGER_REGEX)), "pager_regex", config.name)
+        setup = opts.get("shell_setup", DEFAULT_SHELL_SETUP)
+        if isinstance(setup, str) or not isinstance(setup, Sequence):
+            raise ConfigError(f"device {config.name}: option 'shell_setup' must be a list of commands")
+        self._setup = tuple(str(c) for c in setup)
+        try:
+            self._shell_width = int(opts.get("shell_width", 512))
+            self._shell_height = int(opts.get("shell_height", 24))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"device {config.name}: options 'shell_width'/'shell_height' must be integers") from exc
+        self._newline = str(opts.get("shell_newline", "\n"))
         self._lock = threading.Lock()
         self._client: paramiko.SSHClient | None = None
+        self._shell: _Shell | None = None
 
     def __repr__(self) -> str:
         return f"SshTransport({self.name!r}, {self._address!r})"
@@ -169,6 +407,7 @@ class SshTransport:
         return transport is not None and transport.is_active()
 
     def _drop(self) -> None:
+        self._close_shell()
         client, self._client = self._client, None
         if client is not None:
             # Closing a dead connection must never mask the error that made us drop it.
@@ -212,6 +451,7 @@ class SshTransport:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         password = creds.password.reveal() if creds.password is not None else None
+        started = time.monotonic()
         try:
             client.connect(
                 hostname=self._host,
@@ -251,6 +491,11 @@ class SshTransport:
                 "wrong address, or someone in the middle)",
             ) from exc
         except paramiko.AuthenticationException as exc:
+            if str(exc) == "Authentication timeout.":  # paramiko's wording when auth_timeout runs out
+                client.close()
+                raise self._error(
+                    DeviceTimeout, operation, f"no answer to authentication within {timeout:g} s"
+                ) from exc
             client.close()
             method = " and ".join(m for m, given in (("password", password), ("key file", creds.key_file)) if given)
             raise self._error(
@@ -262,7 +507,21 @@ class SshTransport:
             client.close()
             raise self._error(DeviceTimeout, operation, f"no SSH handshake within {timeout:g} s") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            stalled = _handshake_stalled(exc, time.monotonic() - started, timeout)
+            transport = client.get_transport()
+            got_banner = bool(transport is not None and transport.remote_version)
             client.close()
+            if stalled:
+                what = (
+                    "key exchange did not complete"
+                    if got_banner
+                    else "TCP connection accepted but no SSH banner received"
+                )
+                raise self._error(
+                    DeviceTimeout,
+                    operation,
+                    f"{what} within {timeout:g} s (device hung or overloaded, or not an SSH service?)",
+                ) from exc
             raise self._error(DeviceProtocolError, operation, f"SSH handshake failed: {exc}") from exc
         finally:
             password = None
@@ -302,7 +561,10 @@ class SshTransport:
         ) from last
 
     def run(self, command: Sequence[str] | str, timeout: float | None = None) -> CommandResult:
-        """Run one command and return its exit status and output (a non-zero status is not an error).
+        """Run one command on an exec channel and return its exit status and output.
+
+        A non-zero status is not an error. This always uses an exec channel, whatever
+        ``cli_mode`` says (use ``run_cli`` for CLIs that may refuse exec).
 
         A sequence is an argv and is quoted with ``shlex.join`` so that each element arrives as one
         word. A ``str`` is sent exactly as given: the caller is responsible for quoting anything
@@ -313,27 +575,41 @@ class SshTransport:
         """
         cmd = command if isinstance(command, str) else shlex.join(command)
         limit = self._config.timeout_s if timeout is None else timeout
-        operation = f"SSH command {cmd!r}"
         with self._lock:
-            start = time.monotonic()
-            chan = self._open_channel(operation, limit)
-            try:
-                self._exec(chan, cmd, operation, limit)
-                out, err, status = self._collect(chan, operation, start + limit, limit)
-            finally:
-                chan.close()
-            duration = time.monotonic() - start
+            return self._run_exec(cmd, limit)
+
+    def _run_exec(self, cmd: str, limit: float) -> CommandResult:
+        """``run`` without the lock (the caller holds it)."""
+        operation = f"SSH command {cmd!r}"
+        start = time.monotonic()
+        chan = self._open_channel(operation, limit)
+        try:
+            self._exec(chan, cmd, operation, limit)
+            out, err, status = self._collect(chan, operation, start + limit, limit)
+        finally:
+            chan.close()
         return CommandResult(
             command=cmd,
             exit_status=status,
             stdout=out.decode(self._encoding, errors="replace"),
             stderr=err.decode(self._encoding, errors="replace"),
-            duration_s=duration,
+            duration_s=time.monotonic() - start,
         )
 
-    def _exec(self, chan: paramiko.Channel, cmd: str, operation: str, limit: float) -> None:
-        # paramiko waits for the server's reply to an exec request without a timeout; a watchdog
-        # closes the channel if it never comes, which wakes that wait.
+    def _request(
+        self,
+        chan: paramiko.Channel,
+        call: Callable[[], object],
+        operation: str,
+        limit: float,
+        what: str,
+        refused: type[DeviceError] = DeviceProtocolError,
+    ) -> None:
+        """Make one channel request (exec, pty, shell) with a bounded wait for the server's reply.
+
+        paramiko waits for the reply without a timeout; a watchdog closes the channel if it never
+        comes, which wakes that wait.
+        """
         fired = threading.Event()
 
         def watchdog() -> None:
@@ -344,21 +620,241 @@ class SshTransport:
         timer.daemon = True
         timer.start()
         try:
-            chan.exec_command(cmd)
+            call()
         except (paramiko.SSHException, EOFError, OSError) as exc:
             if fired.is_set():
-                raise self._error(
-                    DeviceTimeout, operation, f"server did not accept the command within {limit:g} s"
-                ) from exc
+                raise self._error(DeviceTimeout, operation, f"server did not accept {what} within {limit:g} s") from exc
             if self._is_connected():
-                raise self._error(DeviceProtocolError, operation, f"server refused to run it: {exc}") from exc
+                raise self._error(refused, operation, f"server refused {what}: {exc}") from exc
             self._drop()
-            raise self._error(DeviceError, operation, f"connection lost while starting it: {exc}") from exc
+            raise self._error(DeviceError, operation, f"connection lost while starting {what}: {exc}") from exc
         finally:
             timer.cancel()
             timer.join()
         if fired.is_set():  # the watchdog won the race against a reply that came just in time
-            raise self._error(DeviceTimeout, operation, f"server did not accept the command within {limit:g} s")
+            raise self._error(DeviceTimeout, operation, f"server did not accept {what} within {limit:g} s")
+
+    def _exec(self, chan: paramiko.Channel, cmd: str, operation: str, limit: float) -> None:
+        self._request(chan, lambda: chan.exec_command(cmd), operation, limit, "the command", _ExecRefused)
+
+    # ---- CLI commands: exec or interactive shell ---------------------------------------------
+    @property
+    def cli_mode(self) -> str:
+        """The configured ``cli_mode`` option: ``exec``, ``shell`` or ``auto``."""
+        return self._cli_mode
+
+    @property
+    def active_cli_mode(self) -> str:
+        """What ``run_cli`` uses now: ``exec``, or ``shell`` (configured, or learnt in auto mode)."""
+        return self._active_mode
+
+    def run_cli(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run one CLI command the way ``cli_mode`` says (exec channel or interactive shell).
+
+        In the shell there is no exit status: a command whose prompt came back has
+        ``exit_status`` 0, its output (stdout and stderr merged by the pty) is in ``stdout``
+        and CLI errors show up there (e.g. EOS ``% Invalid input``), so callers must still check
+        the text. In auto mode a clear exec refusal switches to the shell for good (see the
+        class docstring) and the command is run there.
+        """
+        limit = self._config.timeout_s if timeout is None else timeout
+        with self._lock:
+            if self._active_mode == "exec":
+                try:
+                    result = self._run_exec(command, limit)
+                except _ExecRefused:
+                    if self._cli_mode != "auto":
+                        raise
+                else:
+                    if self._cli_mode != "auto" or not self._exec_refused(result):
+                        return result
+                self._active_mode = "shell"
+            start = time.monotonic()
+            (output,) = self._run_shell([command], self._prompt_re, self._pager_re, self._setup, limit)
+            return CommandResult(command, 0, output, "", time.monotonic() - start)
+
+    def _exec_refused(self, result: CommandResult) -> bool:
+        text = (result.stdout + "\n" + result.stderr).strip()
+        if not text:
+            return result.exit_status != 0
+        return len(text) <= _REFUSAL_MAX_CHARS and self._refusal_re.search(text) is not None
+
+    def run_interactive(
+        self,
+        commands: Sequence[str] | str,
+        *,
+        prompt_regex: str | None = None,
+        pager_regex: str | None = None,
+        setup: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> list[str]:
+        """Run CLI commands in this connection's interactive shell; one clean output per command.
+
+        The shell (pty, wide terminal) is opened on first use and reused by later calls; it is
+        reopened when the device closed it. ``setup`` commands (default: option ``shell_setup``,
+        i.e. ``terminal length 0``) run once per shell before the first command that asks for
+        them. ``prompt_regex`` and ``pager_regex`` default to the options of the same name.
+        Each command (and opening the shell) is bounded by ``timeout`` (default
+        ``config.timeout_s``): DeviceTimeout names the command whose prompt did not come back.
+        """
+        cmds = [commands] if isinstance(commands, str) else list(commands)
+        limit = self._config.timeout_s if timeout is None else timeout
+        try:
+            prompt_re = self._prompt_re if prompt_regex is None else _prompt_pattern(prompt_regex, self.name)
+            pager_re = self._pager_re if pager_regex is None else _compile(pager_regex, "pager_regex", self.name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        setup_cmds = self._setup if setup is None else tuple(setup)
+        with self._lock:
+            return self._run_shell(cmds, prompt_re, pager_re, setup_cmds, limit)
+
+    # ---- interactive shell internals (the caller holds the lock) -----------------------------
+    def _close_shell(self) -> None:
+        shell, self._shell = self._shell, None
+        if shell is not None:
+            with contextlib.suppress(Exception):
+                shell.chan.close()
+
+    def _shell_usable(self) -> bool:
+        shell = self._shell
+        if shell is None or not self._is_connected() or self._client is None:
+            return False
+        chan = shell.chan
+        return shell.transport is self._client.get_transport() and not (
+            chan.closed or chan.eof_received or chan.exit_status_ready()
+        )
+
+    def _run_shell(
+        self,
+        commands: Sequence[str],
+        prompt_re: re.Pattern[str],
+        pager_re: re.Pattern[str],
+        setup: Sequence[str],
+        limit: float,
+    ) -> list[str]:
+        if not self._shell_usable():
+            self._open_shell(prompt_re, pager_re, limit)
+        shell = self._shell
+        assert shell is not None
+        for cmd in setup:
+            if cmd not in shell.setup_done:
+                self._shell_command(shell, cmd, prompt_re, pager_re, limit, f"SSH shell setup command {cmd!r}")
+                shell.setup_done.add(cmd)
+        return [
+            self._shell_command(shell, cmd, prompt_re, pager_re, limit, f"SSH shell command {cmd!r}")
+            for cmd in commands
+        ]
+
+    def _open_shell(self, prompt_re: re.Pattern[str], pager_re: re.Pattern[str], limit: float) -> None:
+        self._close_shell()
+        operation = "open SSH interactive shell"
+        chan = self._open_channel(operation, limit)
+        try:
+            self._request(
+                chan,
+                lambda: chan.get_pty(term="vt100", width=self._shell_width, height=self._shell_height),
+                operation,
+                limit,
+                "a pseudo-terminal",
+            )
+            self._request(chan, chan.invoke_shell, operation, limit, "an interactive shell")
+            chan.settimeout(limit)
+            transport = self._client.get_transport() if self._client is not None else None
+            assert transport is not None
+            shell = _Shell(chan, transport, codecs.getincrementaldecoder(self._encoding)(errors="replace"))
+            self._read_to_prompt(shell, "", prompt_re, pager_re, operation, limit, "the first CLI prompt")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                chan.close()
+            raise
+        self._shell = shell
+
+    def _shell_command(
+        self,
+        shell: _Shell,
+        cmd: str,
+        prompt_re: re.Pattern[str],
+        pager_re: re.Pattern[str],
+        limit: float,
+        operation: str,
+    ) -> str:
+        chan = shell.chan
+        try:
+            while chan.recv_ready():  # unsolicited lines (log messages) since the last prompt
+                chan.recv(_READ_CHUNK)
+            chan.settimeout(limit)
+            chan.sendall((cmd + self._newline).encode(self._encoding))
+        except TimeoutError as exc:
+            self._close_shell()
+            raise self._error(DeviceTimeout, operation, f"could not send it within {limit:g} s") from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self._lost_shell(operation, exc)
+        raw = self._read_to_prompt(shell, cmd, prompt_re, pager_re, operation, limit, "the CLI prompt")
+        # Everything before the prompt's line, as a terminal would have shown it.
+        text = render_terminal(raw[: raw.rfind("\n") + 1])
+        first, sep, rest = text.partition("\n")
+        if sep and first.rstrip().endswith(cmd.strip()):  # the echoed command line
+            text = rest
+        return strip_pager_prompts(text, pager_re)
+
+    def _lost_shell(self, operation: str, exc: BaseException | None) -> NoReturn:
+        self._close_shell()
+        if not self._is_connected():
+            self._drop()
+            raise self._error(DeviceError, operation, f"connection lost during the interactive session: {exc}")
+        raise self._error(DeviceError, operation, "the device closed the interactive session")
+
+    def _read_to_prompt(
+        self,
+        shell: _Shell,
+        cmd: str,
+        prompt_re: re.Pattern[str],
+        pager_re: re.Pattern[str],
+        operation: str,
+        limit: float,
+        waiting_for: str,
+    ) -> str:
+        """Read until the last line is a prompt, answering pager prompts; the raw text read.
+
+        Only the last line is rendered and matched, so a long output costs linear time.
+        """
+        chan = shell.chan
+        deadline = time.monotonic() + limit
+        raw = ""
+        answered_at = 0  # pager prompts before this offset have been answered already
+        echo_pending = bool(cmd.strip())
+        while True:
+            try:
+                while chan.recv_ready():
+                    raw += shell.decoder.decode(chan.recv(_READ_CHUNK))
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                self._lost_shell(operation, exc)
+            shown = _last_line_shown(raw)
+            if not (echo_pending and "\n" not in raw and _is_echo(shown, cmd)) and prompt_re.search(shown):
+                return raw  # (the echo of the command line is never taken for the prompt)
+            if pager_re.search(_last_line_shown(raw, answered_at)):
+                try:
+                    chan.sendall(b" ")
+                except (paramiko.SSHException, EOFError, OSError) as exc:
+                    self._lost_shell(operation, exc)
+                answered_at = len(raw)
+                continue
+            if chan.closed or chan.eof_received:
+                if chan.recv_ready():
+                    continue
+                self._lost_shell(operation, None)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._close_shell()
+                tail = render_terminal(raw[-200:]).strip().splitlines()
+                raise self._error(
+                    DeviceTimeout,
+                    operation,
+                    f"{waiting_for} did not come back within {limit:g} s ({len(raw)} characters received, "
+                    f"last line {tail[-1][-80:] if tail else ''!r}; does option prompt_regex match the "
+                    "device's prompt?)",
+                )
+            select.select([chan], [], [], min(remaining, 1.0))
 
     def _collect(
         self, chan: paramiko.Channel, operation: str, deadline: float, limit: float
