@@ -32,10 +32,11 @@ from harness.clock import Clock, RealClock, SimulatorClock
 from harness.inventory import Inventory, load_inventory
 from harness.measure import Limit, Measurement, Outcome
 from harness.rack import Rack
+from harness.safety import SafetyGate, SimFeedSwitcher, UndoResult
 from harness.spec import Spec, load_spec
 from harness.store import DeviceRecord, RunInfo, Store, open_store
 
-RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory", "sim_faults"})
+RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety"})
 # A test argument named like this is parametrised with every device of that kind.
 DEVICE_PARAMS: dict[str, str | None] = {
     "device_name": None,  # every device
@@ -60,6 +61,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--sim-nodes", type=int, default=None, help="nodes in the simulated rack (default: the 32-node reference rack)"
     )
     group.addoption("--sim-faults", help="fault list (YAML) to inject into the simulated rack at start")
+    group.addoption(
+        "--allow-destructive",
+        action="store_true",
+        default=False,
+        help="allow outlet switching, host resets, power caps, feed drops and GPU load even if the rack file"
+        " does not (rack.allow_destructive); each action is logged and undone at the end of the run",
+    )
     group.addoption("--station", default=os.environ.get("RACKVAL_STATION", ""), help="test station name")
     group.addoption("--operator", default=os.environ.get("RACKVAL_OPERATOR", ""), help="who runs the tests")
 
@@ -90,6 +98,9 @@ class RackvalRun:
         self._control: ControlClient | None = None
         self.run_started = False
         self.outcome = "running"
+        self._safety: SafetyGate | None = None
+        self.current_nodeid: str | None = None
+        self.undo_failures: tuple[UndoResult, ...] = ()
         self.tests: dict[str, TestTrack] = {}
         self.report_path: Path | None = None
         self.junit_path: Path | None = None
@@ -152,6 +163,28 @@ class RackvalRun:
             self._control = ControlClient(sim.control, self.inventory.simulator_token.reveal())
         return self._control
 
+    @property
+    def safety(self) -> SafetyGate:
+        """The run's safety gate (built on first use; its undo runs first thing in ``finish``)."""
+        if self._safety is None:
+            self.ensure_started()
+            inv, control = self.inventory, self.control
+            self._safety = SafetyGate(
+                self.rack,
+                inv,
+                self.store,
+                self.run_id,
+                allow_destructive=inv.meta.allow_destructive or bool(self.config.getoption("allow_destructive")),
+                test_id_of=self._current_test_id,
+                feed_switcher=SimFeedSwitcher(control) if control is not None else None,
+            )
+            self._safety.register_atexit()  # last resort if finish() is never reached
+        return self._safety
+
+    def _current_test_id(self) -> int | None:
+        track = self.tests.get(self.current_nodeid) if self.current_nodeid else None
+        return track.test_id if track is not None else None
+
     def clock(self) -> Clock:
         control = self.control
         return SimulatorClock(control) if control is not None else RealClock()
@@ -206,6 +239,10 @@ class RackvalRun:
     def finish(self, exitstatus: int | pytest.ExitCode) -> None:
         """Close the run: outcome, report, JUnit, 'latest' link; then release devices."""
         try:
+            if self._safety is not None:
+                # First: put the rack back while drivers, store and simulator are still up, and
+                # before the report is rendered, so it shows each undo's outcome.
+                self.undo_failures = self._safety.close().failed
             if self.run_started:
                 for track in self.tests.values():
                     if not track.finished:  # interrupted mid-test
@@ -214,6 +251,7 @@ class RackvalRun:
                 interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
                 failed = any(t.outcome in ("failed", "error") for t in self.tests.values())
                 failed = failed or any(m.outcome == Outcome.FAIL for _, m in self.store.measurements(self.run_id))
+                failed = failed or bool(self.undo_failures)  # a rack left changed is not a passed run
                 self.outcome = "incomplete" if interrupted else ("fail" if failed else "pass")
                 self.store.finish_run(self.run_id, self.outcome)
                 self.write_outputs()
@@ -330,6 +368,7 @@ class RunHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.run.current_nodeid = item.nodeid
         if _uses_rackval_fixtures(item):
             self.run.start_test(item.nodeid)
 
@@ -365,6 +404,7 @@ class RunHooks:
             track.outcome = "skipped"
             track.message = _failure_message(report)
         if report.when == "teardown":
+            self.run.current_nodeid = None
             self.run.store.finish_test(track.test_id, track.outcome, time.time() - track.started, track.message)
             track.finished = True
 
@@ -382,6 +422,12 @@ class RunHooks:
             terminalreporter.write_line(f"report:  {run.report_path}")
             terminalreporter.write_line(f"junit:   {run.junit_path}")
         terminalreporter.write_line(f"results: {run.results_path}")
+        if run.undo_failures:
+            terminalreporter.write_line(
+                f"UNDO FAILED for {len(run.undo_failures)} action(s): the rack may be left changed", red=True, bold=True
+            )
+            for r in run.undo_failures:
+                terminalreporter.write_line(f"  action {r.action_id} on {r.device}: {r.undo}: {r.message}", red=True)
 
 
 def _uses_rackval_fixtures(item: pytest.Item) -> bool:
@@ -427,6 +473,14 @@ def rack(request: pytest.FixtureRequest) -> Rack:
 def spec(request: pytest.FixtureRequest) -> Spec:
     """The design spec: ``spec.limit(key)`` gives a requirement's limits."""
     return _run(request.config).spec
+
+
+@pytest.fixture(scope="session")
+def safety(request: pytest.FixtureRequest) -> SafetyGate:
+    """The only way a plan switches outlets, resets hosts, caps power, drops feeds or loads GPUs:
+    refused unless the rack allows it, logged, and undone at the end of the run (or of a
+    ``with safety.scoped():`` block)."""
+    return _run(request.config).safety
 
 
 @pytest.fixture(scope="session")

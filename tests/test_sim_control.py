@@ -98,3 +98,42 @@ def test_plan_uses_virtual_clock_and_fault_fixture(tmp_path: Path) -> None:
         assert "1 passed" in result.stdout
     finally:
         sim.stop()
+
+
+SAFETY_PLAN = textwrap.dedent(
+    """
+    def test_outlet_off_through_the_gate(rack, safety):
+        safety.outlet("pdu-a", 1, False)
+        assert not {o.outlet: o.on for o in rack.driver("pdu-a").outlets()}[1]
+
+    def test_run_ends_with_a_failure(rack):
+        assert False, "a failing test must not stop the undo"
+    """
+)
+
+
+def test_destructive_actions_are_undone_at_the_end_of_the_run(tmp_path: Path) -> None:
+    import sqlite3
+
+    from harness.inventory import load_inventory
+    from harness.rack import Rack
+
+    sim = SimProcess(tmp_path / "sim", nodes=2)
+    try:
+        plan = tmp_path / "test_safety_plan.py"
+        plan.write_text(SAFETY_PLAN)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", str(plan), "-q", "-p", "no:cacheprovider", "--rack", str(sim.rack_file),
+             "--spec", str(REPO / "specs" / "sim-reference.yaml"), "--report-dir", str(tmp_path / "reports")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env, check=False,
+        )  # fmt: skip
+        assert "1 failed, 1 passed" in result.stdout, result.stdout + result.stderr
+        rack = Rack(load_inventory(sim.rack_file))
+        assert {o.outlet: o.on for o in rack.driver("pdu-a").outlets()}[1]  # switched back on
+        rack.close()
+        db = sqlite3.connect(tmp_path / "reports" / "results.sqlite")
+        rows = db.execute("SELECT device, operation, undo_outcome FROM actions").fetchall()
+        assert len(rows) == 1 and rows[0][0] == "pdu-a" and rows[0][2] == "done", rows
+    finally:
+        sim.stop()
