@@ -36,7 +36,9 @@ from harness.safety import SafetyGate, SimFeedSwitcher, UndoResult
 from harness.spec import Spec, load_spec
 from harness.store import DeviceRecord, RunInfo, Store, open_store
 
-RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety"})
+RACKVAL_FIXTURES = frozenset(
+    {"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety", "telemetry"}
+)
 # A test argument named like this is parametrised with every device of that kind.
 DEVICE_PARAMS: dict[str, str | None] = {
     "device_name": None,  # every device
@@ -481,6 +483,21 @@ def safety(request: pytest.FixtureRequest) -> SafetyGate:
     refused unless the rack allows it, logged, and undone at the end of the run (or of a
     ``with safety.scoped():`` block)."""
     return _run(request.config).safety
+
+
+@pytest.fixture
+def telemetry(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """``telemetry(channels=None, rate_hz=1.0, kinds=...)`` -> a Sampler writing into this run.
+
+    On the simulator, ``sampler.run(seconds)`` advances virtual time tick by tick; on a real rack
+    it samples in real time (or ``start()``/``stop()`` around an action)."""
+    from harness.telemetry import sampler_factory
+
+    run = _run(request.config)
+    run.ensure_started()
+    make = sampler_factory(run.rack, run.clock(), run.store, run.run_id)
+    yield make
+    make.close_all()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ Python objects. So it reads two things only:
   differ (or the rows changed between the two reads) the exact scan, which keys every row by
   (channel, device, unit) at ~2x the cost, runs instead. A channel whose device or unit changes
   only between its first and last sample is therefore summarised under its first sample's; the
-  harness names channels ``<device>.<sensor>`` and keeps their unit, so this does not arise.
+  harness names channels ``<device>/<component>/<quantity>`` and keeps their unit, so this does not arise.
   PostgreSQL: one GROUP BY with ``percentile_disc`` on the server. Any other store (a test
   double) is read channel by channel through the public ``samples`` API.
 * ``envelope`` - for the few channels a figure plots, min and max per pixel bucket, grouped in
