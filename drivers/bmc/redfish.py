@@ -58,6 +58,32 @@ class LogEntry:
     message_id: str
 
 
+@dataclass(frozen=True)
+class PowerSupplyState:
+    """One PSU as its BMC sees it: what a power-map check needs to tell "lost input" from "failed".
+
+    ``state`` / ``health`` are the Redfish Status members (empty when not reported);
+    ``input_ok`` is True when the PSU has line input, False when it has lost it, None when the
+    BMC does not say (see ``RedfishBmc.power_supplies``); ``input_voltage`` / ``input_watts``
+    are the BMC's readings, None when not reported.
+    """
+
+    name: str
+    state: str
+    health: str
+    input_ok: bool | None
+    input_voltage: float | None = None
+    input_watts: float | None = None
+
+
+@dataclass(frozen=True)
+class SensorThresholds:
+    """A sensor's upper thresholds as the BMC reports them (None when it reports none)."""
+
+    caution: float | None
+    critical: float | None
+
+
 def _number(value: Any) -> float | None:
     """A JSON number as float; None for null, strings and booleans (never coerce silently)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -555,6 +581,117 @@ class RedfishBmc:
             out[name] = str(version)
         return out
 
+    # ---- power supplies -------------------------------------------------------------------------
+    def power_supplies(self) -> dict[str, PowerSupplyState]:
+        """Every PSU of the chassis, keyed by Name: status, health and whether it has line input.
+
+        Legacy ``Chassis/{id}/Power`` PowerSupplies[] first (one GET for every PSU), else the
+        ``PowerSubsystem/PowerSupplies`` members (one GET each, plus their ``Metrics`` for the
+        input voltage and power). "Has input" comes from, in this order: ``LineInputStatus``
+        (Normal = yes; LossOfInput / OutOfRange = no), a reported line input voltage (0 V = no),
+        State ``UnavailableOffline`` (no); otherwise it is None (unknown).
+        """
+        legacy = self._get_optional(self._power_path("legacy"))
+        supplies = legacy.get("PowerSupplies") if legacy is not None else None
+        if isinstance(supplies, list) and supplies:
+            out: dict[str, PowerSupplyState] = {}
+            for i, doc in enumerate(supplies):
+                if isinstance(doc, dict):
+                    name = str(doc.get("Name") or doc.get("MemberId") or f"PSU {i}")
+                    volts = _number(doc.get("LineInputVoltage"))
+                    out[name] = _psu_state(name, doc, volts, _number(doc.get("PowerInputWatts")))
+            return out
+        base = self._resource_path("chassis")
+        subsystem_path = _link(self._chassis(), "PowerSubsystem")
+        subsystem = self._get_optional(subsystem_path) if subsystem_path else None
+        collection = _link(subsystem, "PowerSupplies") if subsystem is not None else None
+        if collection is None:
+            raise self._err(
+                DeviceProtocolError,
+                f"read power supplies (chassis {base})",
+                "chassis reports neither Power PowerSupplies nor PowerSubsystem PowerSupplies",
+            )
+        out = {}
+        for member in self._transport.members(collection):
+            doc = self._transport.get(member)
+            name = str(doc.get("Name") or doc.get("Id") or member)
+            volts = watts = None
+            metrics_path = _link(doc, "Metrics")
+            metrics = self._get_optional(metrics_path) if metrics_path else None
+            if metrics is not None:
+                volts = _reading(metrics.get("InputVoltage"))
+                watts = _reading(metrics.get("InputPowerWatts"))
+            out[name] = _psu_state(name, doc, volts, watts)
+        return out
+
+    def sensor_thresholds(self) -> dict[str, SensorThresholds]:
+        """Upper caution / critical thresholds of the temperature sensors, keyed like ``temperatures()``.
+
+        From legacy ``Thermal`` Temperatures[] (UpperThresholdNonCritical / UpperThresholdCritical)
+        or, without it, the chassis ``Sensors`` (Thresholds.UpperCaution / UpperCritical .Reading).
+        A sensor whose BMC reports no threshold is left out.
+        """
+        chassis = self._chassis()
+        base = self._resource_path("chassis")
+        thermal = self._get_optional(_link(chassis, "Thermal") or f"{base}/Thermal")
+        out: dict[str, SensorThresholds] = {}
+        if thermal is not None and isinstance(thermal.get("Temperatures"), list):
+            for entry in thermal["Temperatures"]:
+                if not isinstance(entry, dict):
+                    continue
+                limits = SensorThresholds(
+                    _number(entry.get("UpperThresholdNonCritical")), _number(entry.get("UpperThresholdCritical"))
+                )
+                if limits.caution is not None or limits.critical is not None:
+                    out[str(entry.get("Name") or entry.get("MemberId"))] = limits
+            return out
+        sensors = _link(chassis, "Sensors")
+        if sensors is None:
+            return out
+        for member in self._transport.members(sensors):
+            doc = self._transport.get(member)
+            if doc.get("ReadingType") != "Temperature" and doc.get("ReadingUnits") != "Cel":
+                continue
+            thresholds = doc.get("Thresholds") if isinstance(doc.get("Thresholds"), dict) else {}
+            limits = SensorThresholds(
+                _reading(thresholds.get("UpperCaution")), _reading(thresholds.get("UpperCritical"))
+            )
+            if limits.caution is not None or limits.critical is not None:
+                out[str(doc.get("Name") or doc.get("Id"))] = limits
+        return out
+
+    def fans(self) -> dict[str, float | None]:
+        """Every chassis fan's speed in RPM, keyed by fan Name (None: the BMC gives no RPM).
+
+        Legacy ``Chassis/{id}/Thermal`` Fans[] (one GET; ``Reading`` in ``ReadingUnits`` RPM)
+        first, else the ``ThermalSubsystem/Fans`` members (``SpeedPercent.SpeedRPM``). A stopped
+        fan reads 0: load soaks judge fan speeds against a minimum.
+        """
+        chassis = self._chassis()
+        base = self._resource_path("chassis")
+        thermal = self._get_optional(_link(chassis, "Thermal") or f"{base}/Thermal")
+        out: dict[str, float | None] = {}
+        if thermal is not None and isinstance(thermal.get("Fans"), list) and thermal["Fans"]:
+            for i, entry in enumerate(thermal["Fans"]):
+                if isinstance(entry, dict):
+                    rpm = _number(entry.get("Reading")) if entry.get("ReadingUnits", "RPM") == "RPM" else None
+                    out[str(entry.get("Name") or entry.get("MemberId") or f"Fan {i}")] = rpm
+            return out
+        subsystem_path = _link(chassis, "ThermalSubsystem")
+        subsystem = self._get_optional(subsystem_path) if subsystem_path else None
+        collection = _link(subsystem, "Fans") if subsystem is not None else None
+        if collection is None:
+            raise self._err(
+                DeviceProtocolError,
+                f"read fans (chassis {base})",
+                "chassis reports neither Thermal Fans nor ThermalSubsystem Fans",
+            )
+        for member in self._transport.members(collection):
+            doc = self._transport.get(member)
+            speed = doc.get("SpeedPercent") if isinstance(doc.get("SpeedPercent"), dict) else {}
+            out[str(doc.get("Name") or doc.get("Id") or member)] = _number(speed.get("SpeedRPM"))
+        return out
+
 
 def _log_entry(doc: Mapping[str, Any]) -> LogEntry:
     def text(key: str) -> str:
@@ -568,3 +705,29 @@ def _log_entry(doc: Mapping[str, Any]) -> LogEntry:
         message=text("Message"),
         message_id=text("MessageId"),
     )
+
+
+_NO_INPUT_STATUS = frozenset({"LossOfInput", "OutOfRange"})
+
+
+def _reading(value: Any) -> float | None:
+    """``{"Reading": x}`` (Redfish SensorExcerpt / Threshold) as float, else None."""
+    return _number(value.get("Reading")) if isinstance(value, dict) else None
+
+
+def _psu_state(name: str, doc: Mapping[str, Any], volts: float | None, watts: float | None) -> PowerSupplyState:
+    status = doc.get("Status") if isinstance(doc.get("Status"), dict) else {}
+    state, health = str(status.get("State") or ""), str(status.get("Health") or "")
+    line = doc.get("LineInputStatus")
+    input_ok: bool | None
+    if line == "Normal":
+        input_ok = True
+    elif line in _NO_INPUT_STATUS:
+        input_ok = False
+    elif volts is not None:
+        input_ok = volts > 0
+    elif state == "UnavailableOffline":
+        input_ok = False
+    else:
+        input_ok = None
+    return PowerSupplyState(name, state, health, input_ok, volts, watts)
