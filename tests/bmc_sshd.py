@@ -1,30 +1,19 @@
 """OpenSSH sshd (third-party peer) on 127.0.0.1 posing as an OpenBMC shell, for driver tests.
 
-Pattern copied from tests/test_ssh_transport_sshd.py: own config, host key and authorized_keys
-in a temporary directory, a pinned ``[127.0.0.1]:PORT`` known_hosts entry, and a ForceCommand
-script. The script answers from tests/data/openbmc/ (OpenBMC-format output) and keeps the host
-power state in a file so that ``obmcutil poweroff`` / ``poweron`` change what ``obmcutil state``
-prints next. Every command it receives is appended to ``commands.log``.
+The sshd itself comes from tests/sshd_peer.py (own config, pinned host key, client key, bracketed
+known_hosts entry, stop by PID); what is specific here is the ForceCommand script. It answers
+from tests/data/openbmc/ (OpenBMC-format output) and keeps the host power state in a file so that
+``obmcutil poweroff`` / ``poweron`` change what ``obmcutil state`` prints next. Every command it
+receives is appended to ``commands.log``.
 """
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import sys
 import textwrap
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.config import Credentials, DeviceConfig
+from sshd_peer import SshdPeer, python_command, start_sshd
 
-SSHD = "/usr/sbin/sshd"
 DATA_DIR = Path(__file__).parent / "data" / "openbmc"
 
 FORCE_COMMAND = textwrap.dedent(
@@ -73,29 +62,20 @@ FORCE_COMMAND = textwrap.dedent(
 )
 
 
-@dataclass
-class OpenBmcSshd:
-    port: int
-    dir: Path
-    client_key: Path
-    user: str
-    known_hosts: Path
-    state_file: Path
-    command_log: Path
+class OpenBmcSshd(SshdPeer):
+    """The running OpenBMC peer; ``config()`` defaults to an ``openbmc-ssh`` driver named bmc-obmc."""
 
-    def config(self, name: str = "bmc-obmc", **options: object) -> DeviceConfig:
-        opts: dict[str, object] = {"known_hosts": str(self.known_hosts)}
-        opts.update(options)
-        return DeviceConfig(
-            name=name,
-            kind="bmc",
-            driver="openbmc-ssh",
-            host="127.0.0.1",
-            port=self.port,
-            credentials=Credentials(username=self.user, key_file=str(self.client_key)),
-            options=opts,
-            timeout_s=5.0,
-        )
+    DEVICE_NAME = "bmc-obmc"
+    DEVICE_KIND = "bmc"
+    DEVICE_DRIVER = "openbmc-ssh"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "power.state"
+
+    @property
+    def command_log(self) -> Path:
+        return self.dir / "commands.log"
 
     def set_power(self, on: bool) -> None:
         self.state_file.write_text("on" if on else "off")
@@ -105,82 +85,22 @@ class OpenBmcSshd:
         return self.state_file.read_text().strip() == "on"
 
     def commands(self) -> list[str]:
+        """Command lines received so far, oldest first."""
         return self.command_log.read_text().splitlines() if self.command_log.exists() else []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def openbmc_sshd(d: Path, *, asset: bool = True) -> OpenBmcSshd:
+    """Start sshd in directory ``d`` with the host powered on.
 
-
-def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)], check=True, timeout=20)
-    return " ".join(path.with_suffix(".pub").read_text().split()[:2])
-
-
-def _wait_for_banner(proc: subprocess.Popen[bytes], port: int, log: Path, limit_s: float = 10.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited with {proc.returncode}: {log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                if s.recv(64).startswith(b"SSH-2.0-"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"sshd did not answer on port {port} within {limit_s} s: {log.read_text()}")
-
-
-@contextmanager
-def openbmc_sshd(d: Path, *, asset: bool = True) -> Iterator[OpenBmcSshd]:
-    """Run sshd in directory ``d`` until the context exits (then terminate/kill it by PID)."""
-    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
-        raise RuntimeError("OpenSSH server (/usr/sbin/sshd) and ssh-keygen are required")
-    host_key_line = _keygen(d / "host_key")
-    client_pub = _keygen(d / "client_key")
-    (d / "authorized_keys").write_text(client_pub + "\n")
-    state = d / "power.state"
-    state.write_text("on")
-    command_log = d / "commands.log"
+    ``asset``: whether busctl answers the inventory object. Use as ``with openbmc_sshd(...) as
+    peer:`` (stops it on exit) or call ``stop()``.
+    """
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "power.state").write_text("on")
     script = d / "force_command.py"
-    script.write_text(FORCE_COMMAND.format(data_dir=str(DATA_DIR), state=str(state), log=str(command_log), asset=asset))
-    port = _free_port()
-    conf = d / "sshd_config"
-    conf.write_text(
-        textwrap.dedent(
-            f"""\
-            Port {port}
-            ListenAddress 127.0.0.1
-            HostKey {d / "host_key"}
-            PidFile {d / "sshd.pid"}
-            AuthorizedKeysFile {d / "authorized_keys"}
-            PubkeyAuthentication yes
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            UsePAM no
-            StrictModes no
-            PermitRootLogin yes
-            LogLevel VERBOSE
-            ForceCommand {sys.executable} -S {script}
-            """
+    script.write_text(
+        FORCE_COMMAND.format(
+            data_dir=str(DATA_DIR), state=str(d / "power.state"), log=str(d / "commands.log"), asset=asset
         )
     )
-    os.makedirs("/run/sshd", exist_ok=True)
-    log = d / "sshd.log"
-    with open(log, "wb") as log_fh:
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(conf)], stdout=log_fh, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_banner(proc, port, log)
-        known_hosts = d / "known_hosts"
-        known_hosts.write_text(f"[127.0.0.1]:{port} {host_key_line}\n")
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        yield OpenBmcSshd(port, d, d / "client_key", user, known_hosts, state, command_log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    return start_sshd(d, python_command(script), peer_type=OpenBmcSshd)

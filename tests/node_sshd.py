@@ -1,8 +1,8 @@
 """A real OpenSSH sshd on 127.0.0.1 that plays a GPU node, for tests/test_node_linux_sshd.py.
 
-Same pattern as the fixture in tests/test_ssh_transport_sshd.py (own config, pinned host key,
-authorized_keys in a temporary directory, bracketed known_hosts entry), with a ForceCommand
-script that answers like a GPU node:
+The sshd itself comes from tests/sshd_peer.py (own config, pinned host key, client key, bracketed
+known_hosts entry, stop by PID); what is specific here is the ForceCommand script, which
+answers like a GPU node:
 
 - ``cat /sys/class/dmi/id/<f>``: from files in ``<dir>/dmi/``; ``product_serial`` is refused
   with "Permission denied" as for a non-root user.
@@ -21,21 +21,11 @@ occur) so tests can check what went over the wire.
 
 from __future__ import annotations
 
-import os
-import pwd
-import socket
-import subprocess
-import sys
 import textwrap
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.config import Credentials, DeviceConfig
+from sshd_peer import SshdPeer, python_command, start_sshd
 
-SSHD = "/usr/sbin/sshd"
 DATA_DIR = Path(__file__).parent / "data" / "node"
 
 FORCE_COMMAND = textwrap.dedent(
@@ -89,110 +79,30 @@ FORCE_COMMAND = textwrap.dedent(
 )
 
 
-@dataclass
-class NodeSshd:
-    port: int
-    dir: Path
-    client_key: Path
-    user: str
-    known_hosts: Path
+class NodeSshd(SshdPeer):
+    """The running node peer; ``config()`` defaults to a ``linux-gpu-node`` driver named node-sshd."""
 
-    def config(self, name: str = "node-sshd", **options: object) -> DeviceConfig:
-        opts: dict[str, object] = {"known_hosts": str(self.known_hosts)}
-        opts.update(options)
-        return DeviceConfig(
-            name=name,
-            kind="node",
-            driver="linux-gpu-node",
-            host="127.0.0.1",
-            port=self.port,
-            credentials=Credentials(username=self.user, key_file=str(self.client_key)),
-            options=opts,
-            timeout_s=5.0,
-        )
+    DEVICE_NAME = "node-sshd"
+    DEVICE_KIND = "node"
+    DEVICE_DRIVER = "linux-gpu-node"
 
     def commands(self) -> list[str]:
+        """Command lines received so far, oldest first."""
         path = self.dir / "commands.log"
         return path.read_text().splitlines() if path.exists() else []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def node_sshd(d: Path, dmi: dict[str, str]) -> NodeSshd:
+    """Start sshd playing a GPU node from directory ``d``; ``dmi`` = /sys/class/dmi/id file contents.
 
-
-def _keygen(path: Path) -> str:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)],
-        check=True,
-        timeout=20,
-    )
-    return " ".join(path.with_suffix(".pub").read_text().split()[:2])
-
-
-def _wait_for_banner(proc: subprocess.Popen[bytes], port: int, log: Path, limit_s: float = 10.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited with {proc.returncode}: {log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                if s.recv(64).startswith(b"SSH-2.0-"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"sshd did not answer on port {port} within {limit_s} s: {log.read_text()}")
-
-
-@contextmanager
-def node_sshd(d: Path, dmi: dict[str, str]) -> Iterator[NodeSshd]:
-    """Run sshd playing a GPU node from directory ``d``; ``dmi`` = /sys/class/dmi/id file contents."""
-    (d / "dmi").mkdir()
+    Use as ``with node_sshd(...) as peer:`` (stops it on exit) or call ``stop()``.
+    """
+    (d / "dmi").mkdir(parents=True)
     for field, text in dmi.items():
         (d / "dmi" / field).write_text(text)
-    host_key_line = _keygen(d / "host_key")
-    (d / "authorized_keys").write_text(_keygen(d / "client_key") + "\n")
     script = d / "force_command.py"
     script.write_text(FORCE_COMMAND.format(data_dir=str(DATA_DIR), dir=str(d)))
-    port = _free_port()
-    conf = d / "sshd_config"
-    conf.write_text(
-        textwrap.dedent(
-            f"""\
-            Port {port}
-            ListenAddress 127.0.0.1
-            HostKey {d / "host_key"}
-            PidFile {d / "sshd.pid"}
-            AuthorizedKeysFile {d / "authorized_keys"}
-            PubkeyAuthentication yes
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            UsePAM no
-            StrictModes no
-            PermitRootLogin yes
-            LogLevel VERBOSE
-            ForceCommand {sys.executable} -S {script}
-            """
-        )
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    log = d / "sshd.log"
-    with open(log, "wb") as log_fh:
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(conf)], stdout=log_fh, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_banner(proc, port, log)
-        known_hosts = d / "known_hosts"
-        known_hosts.write_text(f"[127.0.0.1]:{port} {host_key_line}\n")
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        yield NodeSshd(port, d, d / "client_key", user, known_hosts)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    return start_sshd(d, python_command(script), peer_type=NodeSshd)
 
 
 def process_running(pid: int) -> bool:

@@ -1,29 +1,24 @@
 """SshTransport and SonicSwitch against a real OpenSSH sshd (third-party peer) on 127.0.0.1.
 
-sshd runs with its own config, host key and authorized_keys in a temporary directory, and a
-ForceCommand script that answers from tests/data/sonic/ (SONiC-format output), echoes
-SSH_ORIGINAL_COMMAND for ``echo``, sleeps for ``sleep N`` and exits 127 for anything else.
+sshd (started by tests/sshd_peer.py) runs with its own config, host key and authorized_keys in a
+temporary directory, and a ForceCommand script that answers from tests/data/sonic/ (SONiC-format
+output), echoes SSH_ORIGINAL_COMMAND for ``echo``, sleeps for ``sleep N`` and exits 127 for
+anything else.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
-import pwd
 import shlex
-import shutil
 import socket
-import subprocess
-import sys
 import textwrap
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
+from sshd_peer import SshdPeer, fingerprint, keygen, python_command, start_sshd
 
 from drivers.config import Credentials, DeviceConfig
 from drivers.errors import DeviceAuthError, DeviceTimeout
@@ -31,7 +26,6 @@ from drivers.protocols import Identity, LldpNeighbor, PortStatus
 from drivers.switch.sonic import SonicSwitch
 from drivers.transport.ssh import SshTransport
 
-SSHD = "/usr/sbin/sshd"
 DATA_DIR = Path(__file__).parent / "data" / "sonic"
 
 FORCE_COMMAND = textwrap.dedent(
@@ -64,112 +58,24 @@ FORCE_COMMAND = textwrap.dedent(
 )
 
 
-@dataclass
-class Sshd:
-    port: int
-    dir: Path
-    host_key_line: str  # "ssh-ed25519 AAAA..." of the server
-    client_key: Path
-    user: str
-    known_hosts: Path
+class Sshd(SshdPeer):
+    """The peer; ``config()`` defaults to a SONiC switch named tor-sshd."""
 
-    def config(self, name: str = "tor-sshd", **options: object) -> DeviceConfig:
-        opts: dict[str, object] = {"known_hosts": str(self.known_hosts)}
-        opts.update(options)
-        return DeviceConfig(
-            name=name,
-            kind="switch",
-            driver="sonic",
-            host="127.0.0.1",
-            port=self.port,
-            credentials=Credentials(username=self.user, key_file=str(self.client_key)),
-            options=opts,
-            timeout_s=5.0,
-        )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path) -> str:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)],
-        check=True,
-        timeout=20,
-    )
-    return " ".join(path.with_suffix(".pub").read_text().split()[:2])
-
-
-def _fingerprint(pub_line: str) -> str:
-    blob = base64.b64decode(pub_line.split()[1])
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def _wait_for_banner(proc: subprocess.Popen[bytes], port: int, log: Path, limit_s: float = 10.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited with {proc.returncode}: {log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                if s.recv(64).startswith(b"SSH-2.0-"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"sshd did not answer on port {port} within {limit_s} s: {log.read_text()}")
+    DEVICE_NAME = "tor-sshd"
+    DEVICE_KIND = "switch"
+    DEVICE_DRIVER = "sonic"
 
 
 @pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory):
-    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
-        pytest.fail("OpenSSH server (/usr/sbin/sshd) and ssh-keygen are required for this test")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     d = tmp_path_factory.mktemp("sshd")
-    host_key_line = _keygen(d / "host_key")
-    client_pub = _keygen(d / "client_key")
-    (d / "authorized_keys").write_text(client_pub + "\n")
     script = d / "force_command.py"
     script.write_text(FORCE_COMMAND.format(data_dir=str(DATA_DIR)))
-    port = _free_port()
-    conf = d / "sshd_config"
-    conf.write_text(
-        textwrap.dedent(
-            f"""\
-            Port {port}
-            ListenAddress 127.0.0.1
-            HostKey {d / "host_key"}
-            PidFile {d / "sshd.pid"}
-            AuthorizedKeysFile {d / "authorized_keys"}
-            PubkeyAuthentication yes
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            UsePAM no
-            StrictModes no
-            PermitRootLogin yes
-            LogLevel VERBOSE
-            ForceCommand {sys.executable} -S {script}
-            """
-        )
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    log = d / "sshd.log"
-    with open(log, "wb") as log_fh:
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(conf)], stdout=log_fh, stderr=subprocess.STDOUT)
+    peer = start_sshd(d, python_command(script), peer_type=Sshd)
     try:
-        _wait_for_banner(proc, port, log)
-        known_hosts = d / "known_hosts"
-        known_hosts.write_text(f"[127.0.0.1]:{port} {host_key_line}\n")
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        yield Sshd(port, d, host_key_line, d / "client_key", user, known_hosts)
+        yield peer
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        peer.stop()
 
 
 @pytest.fixture
@@ -257,7 +163,7 @@ def test_parallel_callers_share_one_transport(transport: SshTransport) -> None:
     assert results == [expected] * 8
 
 
-def test_unknown_host_key_is_refused_naming_device_address_and_fingerprint(sshd: Sshd, tmp_path: Path) -> None:
+def test_unknown_host_key_is_refused_naming_device_address_andfingerprint(sshd: Sshd, tmp_path: Path) -> None:
     other = paramiko.ECDSAKey.generate()
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd.port + 1} {other.get_name()} {other.get_base64()}\n")
@@ -268,7 +174,7 @@ def test_unknown_host_key_is_refused_naming_device_address_and_fingerprint(sshd:
     assert info.value.device == "tor-sshd"
     assert info.value.address == f"127.0.0.1:{sshd.port}"
     assert f"127.0.0.1:{sshd.port}" in message
-    assert _fingerprint(sshd.host_key_line) in message
+    assert fingerprint(sshd.host_key_line) in message
     assert str(known) in message
     t.close()
 
@@ -283,7 +189,7 @@ def test_missing_known_hosts_file_is_refused(sshd: Sshd, tmp_path: Path) -> None
 
 
 def test_changed_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
-    impostor = _keygen(tmp_path / "impostor")
+    impostor = keygen(tmp_path / "impostor")
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd.port} {impostor}\n")
     t = SshTransport(sshd.config(known_hosts=str(known)))
@@ -291,8 +197,8 @@ def test_changed_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
         t.run(["show", "version"])
     message = str(info.value)
     assert "HOST KEY CHANGED" in message
-    assert _fingerprint(sshd.host_key_line) in message  # what the server offered
-    assert _fingerprint(impostor) in message  # what the file expected
+    assert fingerprint(sshd.host_key_line) in message  # what the server offered
+    assert fingerprint(impostor) in message  # what the file expected
     # trust-on-first-use must not paper over a changed key either
     t2 = SshTransport(sshd.config(known_hosts=str(known), trust_on_first_use=True))
     with pytest.raises(DeviceAuthError):
@@ -312,7 +218,7 @@ def test_trust_on_first_use_records_the_key(sshd: Sshd, tmp_path: Path) -> None:
 
 
 def test_key_not_authorized_is_auth_error(sshd: Sshd, tmp_path: Path) -> None:
-    _keygen(tmp_path / "stranger")
+    keygen(tmp_path / "stranger")
     base = sshd.config()
     cfg = DeviceConfig(
         name=base.name,

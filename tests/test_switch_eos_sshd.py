@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from switch_sshd import SshdPeer, start_sshd
+from switch_sshd import SwitchSshd, start_switch_sshd
 
 from drivers.errors import DeviceProtocolError
 from drivers.protocols import Device, Identity, LldpNeighbor, NetSwitch, PortStatus, SensorReading
@@ -35,8 +35,8 @@ NAME = "leaf-r12-eos"
 
 
 @pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdPeer]:
-    peer = start_sshd(tmp_path_factory.mktemp("eos-sshd"), DATA_DIR, FILES)
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwitchSshd]:
+    peer = start_switch_sshd(tmp_path_factory.mktemp("eos-sshd"), DATA_DIR, FILES)
     try:
         yield peer
     finally:
@@ -44,7 +44,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdPeer]:
 
 
 @pytest.fixture
-def switch(sshd: SshdPeer) -> Iterator[AristaEosSwitch]:
+def switch(sshd: SwitchSshd) -> Iterator[AristaEosSwitch]:
     sw = AristaEosSwitch(sshd.config(NAME, "arista-eos"))
     try:
         yield sw
@@ -106,7 +106,7 @@ def test_counters_join_traffic_and_error_tables(switch: AristaEosSwitch) -> None
     assert (vlan.in_octets, vlan.in_errors, vlan.in_discards) == (5120, None, None)
 
 
-def test_counter_tracker_over_two_polls_with_64_bit_wrap_and_clear(sshd: SshdPeer, switch: AristaEosSwitch) -> None:
+def test_counter_tracker_over_two_polls_with_64_bit_wrap_and_clear(sshd: SwitchSshd, switch: AristaEosSwitch) -> None:
     ticks = iter([100.0, 110.0])
     tracker = CounterTracker(clock=lambda: next(ticks))
     assert tracker.update(switch.counters()) == {}  # baseline
@@ -160,7 +160,7 @@ def test_sensors_include_power_supply_slots_and_alerts(switch: AristaEosSwitch) 
     assert all(s.ok for s in sensors[:4])
 
 
-def test_cli_wrapper_quotes_the_command_as_one_argument(sshd: SshdPeer) -> None:
+def test_cli_wrapper_quotes_the_command_as_one_argument(sshd: SwitchSshd) -> None:
     sw = AristaEosSwitch(sshd.config(NAME, "arista-eos", cli_wrapper="Cli -p 15 -c"))
     try:
         assert sw.identify().model == "DCS-7060DX5-64S-F"
@@ -179,7 +179,7 @@ def test_cli_wrapper_quotes_the_command_as_one_argument(sshd: SshdPeer) -> None:
     ],
 )
 def test_truncated_json_is_protocol_error_naming_device_and_command(
-    sshd: SshdPeer, switch: AristaEosSwitch, filename: str, method: str, command: str
+    sshd: SwitchSshd, switch: AristaEosSwitch, filename: str, method: str, command: str
 ) -> None:
     full = (DATA_DIR / filename).read_text()
     with sshd.serving(filename, full[: len(full) // 2]), pytest.raises(DeviceProtocolError) as info:
@@ -192,7 +192,7 @@ def test_truncated_json_is_protocol_error_naming_device_and_command(
     assert "not valid JSON" in err.detail
 
 
-def test_eos_error_object_is_protocol_error(sshd: SshdPeer, switch: AristaEosSwitch) -> None:
+def test_eos_error_object_is_protocol_error(sshd: SwitchSshd, switch: AristaEosSwitch) -> None:
     body = json.dumps({"errors": ["This is an unconverted command"]})
     with sshd.serving("show_version.json", body), pytest.raises(DeviceProtocolError) as info:
         switch.identify()
@@ -200,7 +200,7 @@ def test_eos_error_object_is_protocol_error(sshd: SshdPeer, switch: AristaEosSwi
     assert "show version | json" in str(info.value)
 
 
-def test_cli_error_line_is_protocol_error(sshd: SshdPeer, switch: AristaEosSwitch) -> None:
+def test_cli_error_line_is_protocol_error(sshd: SwitchSshd, switch: AristaEosSwitch) -> None:
     with (
         sshd.serving("show_lldp_neighbors.json", "% Invalid input (at token 1: 'lldp')\n"),
         pytest.raises(DeviceProtocolError) as info,
@@ -210,7 +210,7 @@ def test_cli_error_line_is_protocol_error(sshd: SshdPeer, switch: AristaEosSwitc
     assert "show lldp neighbors | json" in str(info.value)
 
 
-def test_wrong_shape_is_protocol_error(sshd: SshdPeer, switch: AristaEosSwitch) -> None:
+def test_wrong_shape_is_protocol_error(sshd: SwitchSshd, switch: AristaEosSwitch) -> None:
     body = json.dumps({"interfaceStatuses": {"Ethernet1/1": {"bandwidth": 400000000000}}})
     with sshd.serving("show_interfaces_status.json", body), pytest.raises(DeviceProtocolError) as info:
         switch.ports()
@@ -220,7 +220,7 @@ def test_wrong_shape_is_protocol_error(sshd: SshdPeer, switch: AristaEosSwitch) 
     assert "JSON object" in str(info2.value)
 
 
-def test_unknown_command_answer_from_peer_is_protocol_error(sshd: SshdPeer) -> None:
+def test_unknown_command_answer_from_peer_is_protocol_error(sshd: SwitchSshd) -> None:
     # A wrapper the peer does not know makes every command unknown to it: EOS-style "% Invalid input".
     sw = AristaEosSwitch(sshd.config(NAME, "arista-eos", cli_wrapper="FastCli -c"))
     try:
