@@ -406,7 +406,9 @@ def build_context(store: ResultsStore, run_id: str) -> dict[str, Any]:
     devices = store.devices(run_id)
     verdict = run_verdict(stored_outcome, tests, measured)
 
-    labels = {t.test_id: t.nodeid for t in tests}
+    # Tables show the test's own name (file path dropped: it repeats on every row); the link
+    # leads to the test's section, which shows the full node id.
+    labels = {t.test_id: t.nodeid.rsplit("::", 1)[-1] for t in tests}
     rows = [
         MeasurementRow(
             test_label="(session)" if tid is None else labels.get(tid, f"test #{tid}"),
