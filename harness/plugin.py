@@ -495,8 +495,27 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     run = _run(request.config)
     run.ensure_started()
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    nodeid = request.node.nodeid
+
+    def show(progress: Any) -> None:
+        """Long soaks show they are alive: one line every few seconds, past output capture."""
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write_line(f"[telemetry] {nodeid}: {progress.line()}")
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"[telemetry] {nodeid}: {progress.line()}")
+
     make = sampler_factory(run.rack, run.clock(), run.store, run.run_id)
-    yield make
+
+    def make_with_progress(*args: Any, **options: Any) -> Any:
+        options.setdefault("progress", show)
+        return make(*args, **options)
+
+    yield make_with_progress
     make.close_all()
 
 

@@ -137,3 +137,40 @@ def test_destructive_actions_are_undone_at_the_end_of_the_run(tmp_path: Path) ->
         assert len(rows) == 1 and rows[0][0] == "pdu-a" and rows[0][2] == "done", rows
     finally:
         sim.stop()
+
+
+TELEMETRY_PLAN = textwrap.dedent(
+    """
+    from harness.telemetry import analyzer_channels
+
+    def test_short_soak_reports_progress(rack, telemetry, clock, measure):
+        sampler = telemetry(analyzer_channels(rack, "analyzer-a"), progress_every_s=0.0)
+        t0 = clock.now()
+        stats = sampler.run(5)
+        assert stats.ticks == 5 and stats.missed_ticks == 0
+        assert clock.now() - t0 >= 5
+        measure("feed A power max", sampler.summary("analyzer-a/power_w").max, "W")
+    """
+)
+
+
+def test_telemetry_fixture_samples_in_virtual_time_and_shows_progress(tmp_path: Path) -> None:
+    import sqlite3
+
+    sim = SimProcess(tmp_path / "sim", nodes=2)
+    try:
+        plan = tmp_path / "test_soak_plan.py"
+        plan.write_text(TELEMETRY_PLAN)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", str(plan), "-q", "-p", "no:cacheprovider", "--rack", str(sim.rack_file),
+             "--spec", str(REPO / "specs" / "sim-reference.yaml"), "--report-dir", str(tmp_path / "reports")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "[telemetry]" in result.stdout and "test_short_soak_reports_progress" in result.stdout
+        db = sqlite3.connect(tmp_path / "reports" / "results.sqlite")
+        (count,) = db.execute("SELECT COUNT(*) FROM samples WHERE channel = 'analyzer-a/power_w'").fetchone()
+        assert count == 5
+    finally:
+        sim.stop()
