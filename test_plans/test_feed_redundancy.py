@@ -1,0 +1,240 @@
+"""Plan: the loaded rack rides through the loss of either power feed.
+
+A/B feeds exist so that a breaker, a PDU or a utility feed can fail without taking the rack
+down. That only holds if every node really has working PSUs on both feeds, each feed's PSUs
+can carry the node alone at full load, and the remaining feed can carry the whole rack. So,
+with every node's GPUs at 100 % (through the safety gate), each feed in turn is dropped
+(``safety.feed(feed, False)``; on the simulator the feed itself, on a real rack every outlet of
+its PDUs) and the rack is watched at 1 Hz for ``feed_loss_hold_time``:
+
+- per node: down at any check (BMC host PowerState not On, or the OS not answering nvidia-smi
+  over SSH) -> ``feed_loss_node_outages`` naming the node and why; seconds any GPU reported a
+  thermal or power clocks-event reason -> ``gpu_throttle_time``;
+- the remaining feed's power (its analyzer) -> ``single_feed_power`` (the feed's rating).
+
+The feed is restored at the end of each step (the gate's scoped undo) and the load stopped at
+the end. A node that tripped stays off (its power restore policy decides; the failure names
+it). A rack that does not allow destructive actions, or protects an outlet on a feed, skips
+the plan with the gate's reasons.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from drivers.errors import DeviceError
+from drivers.node.parsers import decode_event_reasons
+from harness.inventory import Inventory
+from harness.rack import Rack
+from harness.safety import DestructiveActionRefused, SafetyGate, UndoError
+from harness.spec import Spec
+from harness.telemetry import Channel, analyzer_channels
+
+LOAD_LEVEL = 1.0
+THROTTLE_BITS = 0x004 | 0x008 | 0x020 | 0x040 | 0x080  # SwPowerCap HwSlowdown SwThermal HwThermal HwPowerBrake
+LOAD_SETTLE_S = 10.0  # virtual seconds of full load before a feed is dropped
+RESTORE_SETTLE_S = 10.0  # after a feed returns, before the next step
+CHUNK_S = 10.0  # the hold is sampled in chunks; between them the BMCs say which hosts are still on
+_ON = frozenset({"On"})
+
+
+def _feeds(inventory: Inventory) -> list[str]:
+    return sorted({f for n in inventory.devices_of_kind("pdu") for f in inventory.spec_of(n).feeds})
+
+
+def _feed_refusals(safety: SafetyGate, inventory: Inventory, feed: str) -> list[str]:
+    """Why dropping ``feed`` would be refused: any PDU on it or any node outlet on it."""
+    reasons: set[str] = set()
+    pdus = set(safety.feed_pdus(feed))
+    for pdu in pdus:
+        reasons.update(safety.refusal(pdu, None) if inventory.spec_of(pdu).protected else [])
+    for node in inventory.data.nodes.values():
+        for link in node.psus.values():
+            if link.pdu in pdus:
+                reasons.update(safety.refusal(link.pdu, link.outlet))
+    return sorted(reasons)
+
+
+def _load_all(safety: SafetyGate, hosts: list[str]) -> None:
+    def one(host: str) -> str | None:
+        try:
+            safety.gpu_load(host, LOAD_LEVEL)
+        except DestructiveActionRefused:
+            raise
+        except DeviceError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(32, len(hosts)), thread_name_prefix="load") as pool:
+        errors = [e for e in pool.map(one, hosts) if e]
+    if errors:
+        pytest.fail("GPU load could not be started:\n" + "\n".join(errors))
+
+
+def _gpu_channels(rack: Rack, host: str) -> list[Channel]:
+    """``<host>/gpu<i>/event_reasons`` (one nvidia-smi per tick): throttling, and proof the OS answers."""
+    gpus = rack.driver(host).gpus()
+
+    def read(d: Any) -> dict[str, float | None]:
+        return {
+            f"{host}/gpu{g.index}/event_reasons": None if g.event_reasons is None else float(g.event_reasons)
+            for g in d.gpus()
+        }
+
+    return [Channel(f"{host}/gpu{g.index}/event_reasons", host, "", read) for g in gpus]
+
+
+def _throttle(sampler: Any, host: str) -> tuple[float, dict[str, int]]:
+    """Seconds any GPU of ``host`` was throttled in this sampler's window, and GPU -> reason mask."""
+    names = sampler.names(f"{host}/gpu*/event_reasons")
+    hit_any, seen, times = None, {}, None
+    for name in names:
+        times, values = sampler.series(name)
+        masks = np.nan_to_num(values, nan=0.0).astype(np.int64)
+        hit = (masks & THROTTLE_BITS) != 0
+        if hit.any():
+            seen[name.split("/")[1].upper()] = int(np.bitwise_or.reduce(masks[hit])) & THROTTLE_BITS
+        hit_any = hit if hit_any is None else hit_any | hit
+    if hit_any is None or times is None:
+        return 0.0, seen
+    held = np.append(np.diff(times), sampler.period)
+    return float(held[hit_any].sum()), seen
+
+
+def _host_states(rack: Rack, bmcs: dict[str, str]) -> dict[str, str]:
+    """node -> "" when its host is On, else why not (PowerState, or the BMC's error)."""
+    results = rack.fan_out(list(bmcs.values()), lambda d: d.power_state())
+    out = {}
+    for node, bmc in bmcs.items():
+        r = results[bmc]
+        if not r.ok:
+            out[node] = f"{bmc} did not answer: {r.error}"
+        elif r.value not in _ON:
+            out[node] = f"host PowerState {r.value} ({bmc})"
+        else:
+            out[node] = ""
+    return out
+
+
+def _hold_on_one_feed(
+    rack: Rack, telemetry: Any, analyzers: list[str], hosts: dict[str, str], bmcs: dict[str, str], hold_s: float
+) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, int]], list[float], float]:
+    """Sample for ``hold_s`` in chunks; a node found down is dropped from later chunks (its SSH
+    would only time out). Returns (node -> why down, node -> throttled s, node -> reasons, remaining
+    feed power samples, seconds observed)."""
+    down: dict[str, str] = {}
+    throttled = dict.fromkeys(hosts, 0.0)
+    reasons: dict[str, dict[str, int]] = {n: {} for n in hosts}
+    power: list[float] = []
+    observed = 0.0
+    while observed < hold_s - 1e-9:
+        for node, why in _host_states(rack, {n: b for n, b in bmcs.items() if n not in down}).items():
+            if why:
+                down[node] = why
+        channels: list[Channel] = []
+        for a in analyzers:
+            channels += analyzer_channels(rack, a)
+        up = {n: h for n, h in hosts.items() if n not in down}
+        for node, host in up.items():
+            try:
+                channels += _gpu_channels(rack, host)
+            except DeviceError as exc:
+                down[node] = f"OS not answering over SSH: {exc}"
+        sampler = telemetry(channels)
+        stats = sampler.run(min(CHUNK_S, hold_s - observed))
+        observed += stats.ticks * sampler.period
+        total = None
+        for a in analyzers:
+            _, v = sampler.series(f"{a}/power_w")
+            total = v if total is None else total + v
+        if total is not None:
+            power += [float(x) for x in total if not np.isnan(x)]
+        for node, host in up.items():
+            if node in down:
+                continue
+            if sampler.names(f"{host}/*") and (lost := sampler.errors_of(f"{host}/*")):
+                down[node] = f"OS not answering over SSH ({lost} GPU samples lost): {stats.last_error.get(host, '')}"
+                continue
+            seconds, seen = _throttle(sampler, host)
+            throttled[node] += seconds
+            for gpu, mask in seen.items():
+                reasons[node][gpu] = reasons[node].get(gpu, 0) | mask
+    for node, why in _host_states(rack, {n: b for n, b in bmcs.items() if n not in down}).items():
+        if why:
+            down[node] = why
+    return down, throttled, reasons, power, observed
+
+
+def test_rack_rides_through_feed_loss(
+    rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, telemetry, clock, measure
+) -> None:
+    feeds = _feeds(inventory)
+    if len(feeds) < 2:
+        pytest.skip(f"{inventory.path} puts its PDUs on {len(feeds)} feed(s): no redundancy to test")
+    nodes = {n: s for n, s in inventory.data.nodes.items() if s.host and s.bmc}
+    if not nodes:
+        pytest.skip(f"no node in {inventory.path} has both a BMC and an OS device")
+    hosts = {n: s.host for n, s in nodes.items()}
+    bmcs = {n: s.bmc for n, s in nodes.items()}
+    reasons = sorted({r for h in hosts.values() for r in safety.refusal(h)})
+    reasons += [f"feed {f}: {r}" for f in feeds for r in _feed_refusals(safety, inventory, f) if r not in reasons]
+    if reasons:
+        pytest.skip(f"feed redundancy not run, refused by the safety gate: {'; '.join(reasons)}")
+    hold = spec.limit("feed_loss_hold_time").low
+    assert hold is not None, "feed_loss_hold_time needs a 'min' (how long to run on one feed)"
+
+    went_down: set[str] = set()  # hosts found down: stopping their load cannot reach them
+    try:
+        _run_steps(rack, inventory, safety, telemetry, clock, measure, feeds, hosts, bmcs, hold, went_down)
+    except UndoError as exc:
+        # A node that tripped lost its load with its power; its failed 'stop GPU load' undo is a
+        # consequence (recorded in the store), and the node's own failure above says why.
+        if any(r.device not in went_down for r in exc.summary.failed):
+            raise
+
+
+def _run_steps(
+    rack: Rack, inventory: Inventory, safety: SafetyGate, telemetry: Any, clock: Any, measure: Any,
+    feeds: list[str], hosts: dict[str, str], bmcs: dict[str, str], hold: float, went_down: set[str],
+) -> None:  # fmt: skip
+    nodes = list(hosts)
+    since: dict[str, str] = {}  # node -> the step it went down in
+    with safety.scoped():  # the load stops at the end, also when a step fails
+        _load_all(safety, list(hosts.values()))
+        clock.sleep(LOAD_SETTLE_S)
+        for feed in feeds:
+            remaining = [f for f in feeds if f != feed]
+            analyzers = [a for a in rack.names("analyzer") if set(inventory.spec_of(a).feeds) <= set(remaining)]
+            analyzers = [a for a in analyzers if inventory.spec_of(a).feeds] or rack.names("analyzer")
+            with safety.scoped():  # the feed comes back at the end of its step
+                try:
+                    safety.feed(feed, False)
+                except DestructiveActionRefused as exc:
+                    pytest.skip(f"feed redundancy not run: {exc}")
+                earlier = {n: f"down since {since[n]}, not tested again" for n in since}
+                live = [n for n in nodes if n not in since]
+                down, throttled, seen, power, observed = _hold_on_one_feed(
+                    rack, telemetry, analyzers, {n: hosts[n] for n in live}, {n: bmcs[n] for n in live}, hold
+                )
+            went_down.update(hosts[n] for n in down)
+            since.update(dict.fromkeys(down, f"feed {feed} was lost"))
+            down.update(earlier)
+            what = f"feed {feed} lost"
+            measure(f"time on one feed ({what})", observed, "s", limit="feed_loss_hold_time", device=f"feed {feed}")
+            if power:
+                measure(f"remaining feed power ({what})", max(power), "W", limit="single_feed_power",
+                        device="+".join(analyzers), channel=f"peak, feeds {'+'.join(remaining)}",
+                        soft=True)  # fmt: skip
+            for node in nodes:
+                measure(f"node down ({what})", 1 if node in down else 0, "count", limit="feed_loss_node_outages",
+                        device=node, channel=down.get(node, "host On, OS answering"), soft=True)  # fmt: skip
+                if node in down:
+                    continue
+                where = ", ".join(f"{g}: {'+'.join(decode_event_reasons(m))}" for g, m in seen[node].items())
+                measure(f"GPU throttled time ({what})", throttled[node], "s", limit="gpu_throttle_time",
+                        device=node, channel=where or "no thermal/power clocks-event reasons", soft=True)  # fmt: skip
+            clock.sleep(RESTORE_SETTLE_S)

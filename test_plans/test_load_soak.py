@@ -1,0 +1,217 @@
+"""Plan: the whole rack under full GPU load stays within its power budget and keeps cool, unthrottled.
+
+A rack that passes at idle can still fail its purpose: under sustained load the feeds near
+their budget, air heats up through the nodes and GPUs slow themselves down (thermal or power
+brake) long before anything trips. So every node's GPUs are loaded at 100 % over SSH (through
+the safety gate, stopped at the end), and the rack is watched at 1 Hz for the spec's soak
+duration (``load_soak_duration``; on the simulator the sampler jumps virtual time tick by tick):
+
+- rack input power from the feed analyzers: peak (``full_load_rack_peak_power``) and steady,
+  the mean of the last quarter of the soak (``full_load_rack_power``);
+- per node (each figure names the node, so a failure says which): the hottest GPU temperature
+  over the soak (``full_load_gpu_temperature``); seconds any GPU reported a thermal or power
+  clocks-event reason (SwPowerCap, HwSlowdown, SwThermal, HwThermal, HwPowerBrake: NVML's
+  mask from nvidia-smi) with the reasons named (``gpu_throttle_time``); GPU samples lost
+  (``soak_samples_missing``); at the end of the soak, still under load, the BMC's exhaust minus
+  inlet temperature (``exhaust_inlet_delta``) and every fan's speed (``fan_speed``).
+
+Channels are chosen for cost: analyzers, BMC power and three GPU fields per node (one
+nvidia-smi per node per tick), not every PDU outlet. A rack that does not allow destructive
+actions skips the plan with the gate's reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from drivers.errors import DeviceError
+from drivers.node.parsers import decode_event_reasons
+from harness.inventory import Inventory
+from harness.rack import Rack
+from harness.safety import DestructiveActionRefused, SafetyGate
+from harness.spec import Spec
+from harness.telemetry import Channel, analyzer_channels
+
+LOAD_LEVEL = 1.0
+# NVML clocks-event reasons that mean the GPU is slowed by heat or power (not idle, not app clocks)
+THROTTLE_BITS = 0x004 | 0x008 | 0x020 | 0x040 | 0x080
+GPU_FIELDS = (("temperature_c", "degC"), ("event_reasons", ""), ("power_w", "W"))
+STEADY_FRACTION = 0.25  # the last quarter of the soak is "steady"
+
+
+def _hosts(inventory: Inventory) -> dict[str, str]:
+    """node -> its OS device (the one that runs the load), for nodes that have one."""
+    return {name: spec.host for name, spec in inventory.data.nodes.items() if spec.host}
+
+
+def _skip_if_refused(safety: SafetyGate, devices: list[str], what: str) -> None:
+    reasons = sorted({r for d in devices for r in safety.refusal(d)})
+    if reasons:
+        pytest.skip(f"{what} not run, refused by the safety gate: {'; '.join(reasons)}")
+
+
+def _load_all(safety: SafetyGate, hosts: list[str], level: float) -> None:
+    """Start the GPU load on every host at once (through the gate); fail naming every host that refused."""
+
+    def one(host: str) -> str | None:
+        try:
+            safety.gpu_load(host, level)
+        except DestructiveActionRefused:
+            raise
+        except DeviceError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(32, len(hosts)), thread_name_prefix="load") as pool:
+        errors = [e for e in pool.map(one, hosts) if e]
+    if errors:
+        pytest.fail("GPU load could not be started:\n" + "\n".join(errors))
+
+
+def gpu_channels(rack: Rack, host: str, fields: tuple[tuple[str, str], ...] = GPU_FIELDS) -> list[Channel]:
+    """``<host>/gpu<i>/<field>`` for a few fields, one ``gpus()`` call per tick."""
+    gpus = rack.driver(host).gpus()
+
+    def read(d: Any) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for g in d.gpus():
+            for f, _ in fields:
+                v = getattr(g, f)
+                out[f"{host}/gpu{g.index}/{f}"] = None if v is None else float(v)
+        return out
+
+    return [Channel(f"{host}/gpu{g.index}/{f}", host, u, read) for g in gpus for f, u in fields]
+
+
+def feed_analyzers(rack: Rack, inventory: Inventory) -> list[str]:
+    """The analyzers that together measure every PDU feed exactly once."""
+    feeds = sorted({f for n in inventory.devices_of_kind("pdu") for f in inventory.spec_of(n).feeds})
+    chosen = [n for n in rack.names("analyzer") if set(inventory.spec_of(n).feeds) <= set(feeds)]
+    if sorted(f for n in chosen for f in inventory.spec_of(n).feeds) != feeds:
+        pytest.fail(f"the analyzers in {inventory.path} do not measure feeds {feeds} exactly once each")
+    return chosen
+
+
+def throttled_seconds(sampler: Any, host: str) -> tuple[float, str]:
+    """Seconds during which any GPU of ``host`` reported a throttle reason, and which GPUs/reasons."""
+    names = sampler.names(f"{host}/gpu*/event_reasons")
+    if not names:
+        return 0.0, ""
+    any_throttled: np.ndarray | None = None
+    seen: dict[str, int] = {}
+    times = None
+    for name in names:
+        times, values = sampler.series(name)
+        masks = np.nan_to_num(values, nan=0.0).astype(np.int64)
+        hit = (masks & THROTTLE_BITS) != 0
+        if hit.any():
+            gpu = name.split("/")[1]
+            seen[gpu] = int(np.bitwise_or.reduce(masks[hit]))
+        any_throttled = hit if any_throttled is None else (any_throttled | hit)
+    assert times is not None and any_throttled is not None
+    held = np.append(np.diff(times), sampler.period)
+    where = ", ".join(f"{gpu.upper()}: {'+'.join(decode_event_reasons(m & THROTTLE_BITS))}" for gpu, m in seen.items())
+    return float(held[any_throttled].sum()), where
+
+
+def judge_node_load(
+    sampler: Any, host: str, measure: Callable[..., Any], *, temperature: bool = True, what: str = "soak"
+) -> None:
+    """Per-node figures from GPU telemetry: hottest GPU, throttled seconds, samples lost (soft)."""
+    missing = sampler.errors_of(f"{host}/gpu*")
+    measure(f"GPU samples missing during {what}", missing, "count", limit="soak_samples_missing",
+            device=host, soft=True)  # fmt: skip
+    if temperature:
+        hottest, value = "", None
+        for name in sampler.names(f"{host}/gpu*/temperature_c"):
+            peak = sampler.summary(name).max
+            if peak is not None and (value is None or peak > value):
+                hottest, value = name.split("/")[1].upper(), peak
+        if value is not None:
+            measure(f"hottest GPU temperature during {what}", value, "degC", limit="full_load_gpu_temperature",
+                    device=host, channel=hottest, soft=True)  # fmt: skip
+    seconds, where = throttled_seconds(sampler, host)
+    measure(f"GPU throttled time during {what}", seconds, "s", limit="gpu_throttle_time", device=host,
+            channel=where or "no thermal/power clocks-event reasons", soft=True)  # fmt: skip
+
+
+def _temperature(sensors: dict[str, float], word: str) -> tuple[str, float] | None:
+    for name, value in sensors.items():
+        if word in name.lower():
+            return name, value
+    return None
+
+
+def test_full_load_power_and_thermal_soak(
+    rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, telemetry, measure
+) -> None:
+    hosts = _hosts(inventory)
+    if not hosts:
+        pytest.skip(f"no node in {inventory.path} has an OS device (host) to run GPU load on")
+    _skip_if_refused(safety, list(hosts.values()), "full-load soak")
+    duration = spec.limit("load_soak_duration").low
+    assert duration is not None, "load_soak_duration needs a 'min' (the soak length)"
+    analyzers = feed_analyzers(rack, inventory)
+    bmcs = {node: s.bmc for node, s in inventory.data.nodes.items() if s.bmc}
+
+    with safety.scoped():  # the load stops at the end of the block, also when the soak fails
+        _load_all(safety, list(hosts.values()), LOAD_LEVEL)
+        channels: list[Channel] = []
+        for a in analyzers:
+            channels += analyzer_channels(rack, a)
+        for bmc in bmcs.values():
+            channels.append(Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts()))
+        for host in hosts.values():
+            channels += gpu_channels(rack, host)
+        sampler = telemetry(channels)
+        stats = sampler.run(duration)
+        measure("soak duration", stats.clock_s + sampler.period, "s", limit="load_soak_duration", device=rack.name)
+
+        # still under load: the steady thermal state of every node, from its BMC
+        thermal = rack.fan_out(list(bmcs.values()), lambda d: (d.temperatures(), d.fans()))
+
+    # rack power: sum of the feed analyzers, tick by tick
+    total = None
+    for a in analyzers:
+        _, v = sampler.series(f"{a}/power_w")
+        total = v if total is None else total + v
+    assert total is not None
+    name = "+".join(analyzers)
+    finite = total[~np.isnan(total)]
+    if finite.size == 0:
+        pytest.fail(f"no rack power sample from {name} during the soak: {stats.last_error}")
+    steady_n = max(1, int(len(total) * STEADY_FRACTION))
+    measure("full-load rack peak power", float(finite.max()), "W", limit="full_load_rack_peak_power", device=name,
+            soft=True)  # fmt: skip
+    measure("full-load rack steady power", float(np.nanmean(total[-steady_n:])), "W", limit="full_load_rack_power",
+            device=name, channel=f"mean of the last {steady_n} s", soft=True)  # fmt: skip
+    measure("analyzer samples missing during soak", sum(sampler.errors_of(f"{a}/*") for a in analyzers), "count",
+            limit="soak_samples_missing", device=name, soft=True)  # fmt: skip
+
+    for node, host in hosts.items():
+        judge_node_load(sampler, host, measure)
+        bmc = bmcs.get(node)
+        if bmc is None:
+            continue
+        node_w = sampler.summary(f"{bmc}/power_w")
+        if node_w.mean is not None:
+            measure("node power under full load", node_w.mean, "W", device=bmc, channel=node)
+        result = thermal[bmc]
+        if not result.ok:
+            measure("BMC thermal readings missing", 1, "count", limit="soak_samples_missing", device=bmc,
+                    channel=str(result.error), soft=True)  # fmt: skip
+            continue
+        sensors, fans = result.value
+        inlet, exhaust = _temperature(sensors, "inlet"), _temperature(sensors, "exhaust")
+        if inlet and exhaust:
+            measure("exhaust - inlet temperature", exhaust[1] - inlet[1], "K", limit="exhaust_inlet_delta",
+                    device=bmc, channel=f"{node}: {exhaust[0]} - {inlet[0]}", soft=True)  # fmt: skip
+        for fan, rpm in fans.items():
+            measure("fan speed under full load", -1.0 if rpm is None else rpm, "rpm", limit="fan_speed",
+                    device=bmc, channel=f"{node} {fan}" + (" (no reading)" if rpm is None else ""),
+                    soft=True)  # fmt: skip
