@@ -22,6 +22,16 @@ from harness.simproc import SimProcess
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_plan_file(plan: Path, sim: SimProcess, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run one plan file with pytest, as an engineer would, against an already running simulator."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(plan), "-q", "-p", "no:cacheprovider", "--rack", str(sim.rack_file),
+         "--spec", str(REPO / "specs" / "sim-reference.yaml"), "--report-dir", str(tmp_path / "reports")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env, check=False,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def control() -> Iterator[tuple[RackModel, ControlServer]]:
     model = RackModel(RackSize(nodes=2, psus_per_node=4), SimClock(0.0), REFERENCE_PARAMS)
@@ -88,12 +98,7 @@ def test_plan_uses_virtual_clock_and_fault_fixture(tmp_path: Path) -> None:
     try:
         plan = tmp_path / "test_feed_plan.py"
         plan.write_text(PLAN)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", str(plan), "-q", "-p", "no:cacheprovider", "--rack", str(sim.rack_file),
-             "--spec", str(REPO / "specs" / "sim-reference.yaml"), "--report-dir", str(tmp_path / "reports")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env, check=False,
-        )  # fmt: skip
+        result = run_plan_file(plan, sim, tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "1 passed" in result.stdout
     finally:
@@ -122,12 +127,7 @@ def test_destructive_actions_are_undone_at_the_end_of_the_run(tmp_path: Path) ->
     try:
         plan = tmp_path / "test_safety_plan.py"
         plan.write_text(SAFETY_PLAN)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", str(plan), "-q", "-p", "no:cacheprovider", "--rack", str(sim.rack_file),
-             "--spec", str(REPO / "specs" / "sim-reference.yaml"), "--report-dir", str(tmp_path / "reports")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env, check=False,
-        )  # fmt: skip
+        result = run_plan_file(plan, sim, tmp_path)
         assert "1 failed, 1 passed" in result.stdout, result.stdout + result.stderr
         rack = Rack(load_inventory(sim.rack_file))
         assert {o.outlet: o.on for o in rack.driver("pdu-a").outlets()}[1]  # switched back on
@@ -161,12 +161,7 @@ def test_telemetry_fixture_samples_in_virtual_time_and_shows_progress(tmp_path: 
     try:
         plan = tmp_path / "test_soak_plan.py"
         plan.write_text(TELEMETRY_PLAN)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", str(plan), "-q", "-p", "no:cacheprovider", "--rack", str(sim.rack_file),
-             "--spec", str(REPO / "specs" / "sim-reference.yaml"), "--report-dir", str(tmp_path / "reports")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env, check=False,
-        )  # fmt: skip
+        result = run_plan_file(plan, sim, tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "[telemetry]" in result.stdout and "test_short_soak_reports_progress" in result.stdout
         db = sqlite3.connect(tmp_path / "reports" / "results.sqlite")

@@ -69,12 +69,3 @@ def safe_path_part(text: str, limit: int = 60) -> str:
     """A store string (revision, run id, measurement name) made into one harmless path component."""
     cleaned = _UNSAFE_PATH_CHARS.sub("_", text).strip("._")[:limit]
     return cleaned or "unnamed"
-
-
-def default_out_dir(results: str | Path, leaf: str) -> Path:
-    """Beside a SQLite store, as ``rackval report`` does; under ``reports/`` for a server URL, so a
-    directory is never named after a URL (it may hold a password)."""
-    text = str(results)
-    if "://" in text and not text.startswith("sqlite:"):
-        return Path("reports") / leaf
-    return Path(text.removeprefix("sqlite:///")).parent / leaf

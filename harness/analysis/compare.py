@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drivers.errors import ConfigError
-from harness.analysis import add_results_option, default_out_dir, environment, safe_path_part, write_atomic
+from harness.analysis import add_results_option, environment, safe_path_part, write_atomic
+from harness.cliutil import default_out_dir
 from harness.measure import Measurement, Outcome
 from harness.store.records import RunInfo
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.errors import ConfigError
+from harness.cliutil import default_out_dir, resolve_run
 
 FORMATS = ("csv", "parquet")
 
@@ -192,17 +193,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     formats = _check_formats(args.format.split(","))
     store = open_store(args.results)
     try:
-        runs = [r.run_id for r in store.runs()]
-        run_id = args.run if args.run != "latest" else (runs[-1] if runs else "")
-        if run_id not in runs:
+        run_id = resolve_run(store, args.run)
+        if run_id is None:
             print(f"rackval export: no run {args.run!r} in {store.path}", file=sys.stderr)
             return 2
-        if args.out:
-            out = Path(args.out)
-        elif "://" in str(args.results) and not str(args.results).startswith("sqlite:"):
-            out = Path("reports") / run_id  # never a folder named after a URL (it may hold a password)
-        else:
-            out = Path(str(args.results).removeprefix("sqlite:///")).parent / run_id
+        out = Path(args.out) if args.out else default_out_dir(args.results, run_id)
         for path in export_run(store, run_id, out, formats):
             print(path)
     finally:
