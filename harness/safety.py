@@ -37,7 +37,8 @@ import contextlib
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -438,6 +439,30 @@ class SafetyGate:
             lambda: drv.start_load(level, duration_s),
             restore,
         )
+
+    def gpu_load_all(self, nodes: Sequence[str], level: float, duration_s: float | None = None) -> None:
+        """Start the GPU load on every node at once (a rack warms up together, not node by node).
+
+        A refusal raises at once; loads that started are undone with everything else. Device
+        errors are collected and raised together, naming every node that could not start.
+        """
+        for node in nodes:  # refuse before anything starts
+            self._refuse_if(node, f"start GPU load at {level:.0%}", self._node_reasons(node))
+
+        def one(node: str) -> DeviceError | None:
+            try:
+                self.gpu_load(node, level, duration_s)
+            except DestructiveActionRefused:
+                raise
+            except DeviceError as exc:
+                return exc
+            return None
+
+        with ThreadPoolExecutor(max_workers=min(32, max(len(nodes), 1)), thread_name_prefix="load") as pool:
+            errors = [e for e in pool.map(one, nodes) if e is not None]
+        if errors:
+            names = ", ".join(e.device for e in errors)
+            raise DeviceError(names, "-", "start GPU load", "; ".join(str(e) for e in errors))
 
     # ---- feeds --------------------------------------------------------------------------------
     def feed_pdus(self, feed: str) -> list[str]:

@@ -182,9 +182,10 @@ GPU_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def gpu_channels(rack: Rack, node: str) -> list[Channel]:
-    """Per GPU ``<node>/gpu<i>/<field>`` for ``GPU_FIELDS`` (``event_reasons`` is NVML's
-    clocks-event bit mask as a number): one ``gpus()`` call per tick."""
+def gpu_channels(rack: Rack, node: str, fields: Sequence[tuple[str, str]] = GPU_FIELDS) -> list[Channel]:
+    """Per GPU ``<node>/gpu<i>/<field>`` for ``fields`` ((field, unit) pairs, default
+    ``GPU_FIELDS``; ``event_reasons`` is NVML's clocks-event bit mask as a number): one ``gpus()``
+    call per tick, whatever the number of fields."""
     drv = rack.driver(node)
     if not isinstance(drv, protocols.GpuNode):
         return []
@@ -193,11 +194,11 @@ def gpu_channels(rack: Rack, node: str) -> list[Channel]:
     def read(d: Any) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for g in d.gpus():
-            for f, _ in GPU_FIELDS:
+            for f, _ in fields:
                 out[f"{node}/gpu{g.index}/{f}"] = _num(getattr(g, f))
         return out
 
-    return [Channel(f"{node}/gpu{g.index}/{f}", node, u, read) for g in gpus for f, u in GPU_FIELDS]
+    return [Channel(f"{node}/gpu{g.index}/{f}", node, u, read) for g in gpus for f, u in fields]
 
 
 COUNTER_FIELDS = ("in_octets", "out_octets", "in_errors", "out_errors", "in_discards", "out_discards")

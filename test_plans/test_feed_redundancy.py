@@ -20,7 +20,6 @@ the plan with the gate's reasons.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from harness.inventory import Inventory
 from harness.rack import Rack
 from harness.safety import DestructiveActionRefused, SafetyGate, UndoError
 from harness.spec import Spec
-from harness.telemetry import Channel, analyzer_channels
+from harness.telemetry import Channel, analyzer_channels, gpu_channels
 
 LOAD_LEVEL = 1.0
 THROTTLE_BITS = 0x004 | 0x008 | 0x020 | 0x040 | 0x080  # SwPowerCap HwSlowdown SwThermal HwThermal HwPowerBrake
@@ -57,35 +56,6 @@ def _feed_refusals(safety: SafetyGate, inventory: Inventory, feed: str) -> list[
             if link.pdu in pdus:
                 reasons.update(safety.refusal(link.pdu, link.outlet))
     return sorted(reasons)
-
-
-def _load_all(safety: SafetyGate, hosts: list[str]) -> None:
-    def one(host: str) -> str | None:
-        try:
-            safety.gpu_load(host, LOAD_LEVEL)
-        except DestructiveActionRefused:
-            raise
-        except DeviceError as exc:
-            return str(exc)
-        return None
-
-    with ThreadPoolExecutor(max_workers=min(32, len(hosts)), thread_name_prefix="load") as pool:
-        errors = [e for e in pool.map(one, hosts) if e]
-    if errors:
-        pytest.fail("GPU load could not be started:\n" + "\n".join(errors))
-
-
-def _gpu_channels(rack: Rack, host: str) -> list[Channel]:
-    """``<host>/gpu<i>/event_reasons`` (one nvidia-smi per tick): throttling, and proof the OS answers."""
-    gpus = rack.driver(host).gpus()
-
-    def read(d: Any) -> dict[str, float | None]:
-        return {
-            f"{host}/gpu{g.index}/event_reasons": None if g.event_reasons is None else float(g.event_reasons)
-            for g in d.gpus()
-        }
-
-    return [Channel(f"{host}/gpu{g.index}/event_reasons", host, "", read) for g in gpus]
 
 
 def _throttle(sampler: Any, host: str) -> tuple[float, dict[str, int]]:
@@ -141,7 +111,7 @@ def _hold_on_one_feed(
         up = {n: h for n, h in hosts.items() if n not in down}
         for node, host in up.items():
             try:
-                channels += _gpu_channels(rack, host)
+                channels += gpu_channels(rack, host, (("event_reasons", ""),))
             except DeviceError as exc:
                 down[node] = f"OS not answering over SSH: {exc}"
         sampler = telemetry(channels)
@@ -204,7 +174,7 @@ def _run_steps(
     nodes = list(hosts)
     since: dict[str, str] = {}  # node -> the step it went down in
     with safety.scoped():  # the load stops at the end, also when a step fails
-        _load_all(safety, list(hosts.values()))
+        safety.gpu_load_all(list(hosts.values()), LOAD_LEVEL)
         clock.sleep(LOAD_SETTLE_S)
         for feed in feeds:
             remaining = [f for f in feeds if f != feed]

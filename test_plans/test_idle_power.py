@@ -16,19 +16,11 @@ def _deviation_pct(value: float, reference: float) -> float:
     return 100.0 * (value - reference) / reference
 
 
-def _analyzer_power(rack: Rack, inventory: Inventory, feeds: set[str]) -> tuple[str, float]:
-    """The power on ``feeds`` from the analyzers that together measure exactly those feeds
-    (one analyzer on the rack feed, or one per feed), and their names."""
-    chosen = [n for n in rack.names("analyzer") if set(inventory.spec_of(n).feeds) <= feeds]
-    covered = [f for n in chosen for f in inventory.spec_of(n).feeds]
-    if sorted(covered) != sorted(feeds):
-        pytest.fail(f"the analyzers in {inventory.path} do not measure feeds {sorted(feeds)} exactly once each")
+def _analyzer_power(rack: Rack, inventory: Inventory) -> tuple[str, float]:
+    """Rack power from the analyzers that together measure every feed once, and their names."""
+    chosen = inventory.feed_analyzers()
     readings = values_or_raise(rack.fan_out(chosen, lambda d: d.power_watts()), "read analyzer power")
     return "+".join(chosen), sum(readings.values())
-
-
-def _all_feeds(inventory: Inventory) -> set[str]:
-    return {f for name in inventory.devices_of_kind("pdu") for f in inventory.spec_of(name).feeds}
 
 
 def _sum_readings(rack: Rack, names: list[str]) -> float:
@@ -36,12 +28,12 @@ def _sum_readings(rack: Rack, names: list[str]) -> float:
 
 
 def test_idle_rack_power_within_budget(rack: Rack, inventory: Inventory, measure) -> None:
-    analyzer, watts = _analyzer_power(rack, inventory, _all_feeds(inventory))
+    analyzer, watts = _analyzer_power(rack, inventory)
     measure("idle rack power", watts, "W", limit="idle_rack_power", device=analyzer)
 
 
 def test_pdus_agree_with_analyzer(rack: Rack, inventory: Inventory, measure) -> None:
-    analyzer, reference = _analyzer_power(rack, inventory, _all_feeds(inventory))
+    analyzer, reference = _analyzer_power(rack, inventory)
     pdu_total = _sum_readings(rack, rack.names("pdu"))
     measure("PDU total", pdu_total, "W", device="all PDUs")
     measure(
@@ -50,7 +42,7 @@ def test_pdus_agree_with_analyzer(rack: Rack, inventory: Inventory, measure) -> 
 
 
 def test_bmcs_agree_with_analyzer(rack: Rack, inventory: Inventory, measure) -> None:
-    analyzer, reference = _analyzer_power(rack, inventory, _all_feeds(inventory))
+    analyzer, reference = _analyzer_power(rack, inventory)
     bmc_total = _sum_readings(rack, rack.names("bmc"))
     measure("BMC total", bmc_total, "W", device="all BMCs")
     measure(

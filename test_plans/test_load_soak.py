@@ -23,19 +23,17 @@ actions skips the plan with the gate's reasons.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
 
-from drivers.errors import DeviceError
 from drivers.node.parsers import decode_event_reasons
 from harness.inventory import Inventory
 from harness.rack import Rack
-from harness.safety import DestructiveActionRefused, SafetyGate
+from harness.safety import SafetyGate
 from harness.spec import Spec
-from harness.telemetry import Channel, analyzer_channels
+from harness.telemetry import Channel, analyzer_channels, gpu_channels
 
 LOAD_LEVEL = 1.0
 # NVML clocks-event reasons that mean the GPU is slowed by heat or power (not idle, not app clocks)
@@ -53,48 +51,6 @@ def _skip_if_refused(safety: SafetyGate, devices: list[str], what: str) -> None:
     reasons = sorted({r for d in devices for r in safety.refusal(d)})
     if reasons:
         pytest.skip(f"{what} not run, refused by the safety gate: {'; '.join(reasons)}")
-
-
-def _load_all(safety: SafetyGate, hosts: list[str], level: float) -> None:
-    """Start the GPU load on every host at once (through the gate); fail naming every host that refused."""
-
-    def one(host: str) -> str | None:
-        try:
-            safety.gpu_load(host, level)
-        except DestructiveActionRefused:
-            raise
-        except DeviceError as exc:
-            return str(exc)
-        return None
-
-    with ThreadPoolExecutor(max_workers=min(32, len(hosts)), thread_name_prefix="load") as pool:
-        errors = [e for e in pool.map(one, hosts) if e]
-    if errors:
-        pytest.fail("GPU load could not be started:\n" + "\n".join(errors))
-
-
-def gpu_channels(rack: Rack, host: str, fields: tuple[tuple[str, str], ...] = GPU_FIELDS) -> list[Channel]:
-    """``<host>/gpu<i>/<field>`` for a few fields, one ``gpus()`` call per tick."""
-    gpus = rack.driver(host).gpus()
-
-    def read(d: Any) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for g in d.gpus():
-            for f, _ in fields:
-                v = getattr(g, f)
-                out[f"{host}/gpu{g.index}/{f}"] = None if v is None else float(v)
-        return out
-
-    return [Channel(f"{host}/gpu{g.index}/{f}", host, u, read) for g in gpus for f, u in fields]
-
-
-def feed_analyzers(rack: Rack, inventory: Inventory) -> list[str]:
-    """The analyzers that together measure every PDU feed exactly once."""
-    feeds = sorted({f for n in inventory.devices_of_kind("pdu") for f in inventory.spec_of(n).feeds})
-    chosen = [n for n in rack.names("analyzer") if set(inventory.spec_of(n).feeds) <= set(feeds)]
-    if sorted(f for n in chosen for f in inventory.spec_of(n).feeds) != feeds:
-        pytest.fail(f"the analyzers in {inventory.path} do not measure feeds {feeds} exactly once each")
-    return chosen
 
 
 def throttled_seconds(sampler: Any, host: str) -> tuple[float, str]:
@@ -156,18 +112,18 @@ def test_full_load_power_and_thermal_soak(
     _skip_if_refused(safety, list(hosts.values()), "full-load soak")
     duration = spec.limit("load_soak_duration").low
     assert duration is not None, "load_soak_duration needs a 'min' (the soak length)"
-    analyzers = feed_analyzers(rack, inventory)
+    analyzers = inventory.feed_analyzers()
     bmcs = {node: s.bmc for node, s in inventory.data.nodes.items() if s.bmc}
 
     with safety.scoped():  # the load stops at the end of the block, also when the soak fails
-        _load_all(safety, list(hosts.values()), LOAD_LEVEL)
+        safety.gpu_load_all(list(hosts.values()), LOAD_LEVEL)
         channels: list[Channel] = []
         for a in analyzers:
             channels += analyzer_channels(rack, a)
         for bmc in bmcs.values():
             channels.append(Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts()))
         for host in hosts.values():
-            channels += gpu_channels(rack, host)
+            channels += gpu_channels(rack, host, GPU_FIELDS)
         sampler = telemetry(channels)
         stats = sampler.run(duration)
         measure("soak duration", stats.clock_s + sampler.period, "s", limit="load_soak_duration", device=rack.name)

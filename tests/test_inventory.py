@@ -114,3 +114,15 @@ def test_example_site_rack_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     assert inv.devices_of_kind("bmc") == ["bmc-node01", "bmc-node02"]
     assert inv.configs["pdu-a"].credentials.snmp_version == "3"
     assert inv.configs["tor1"].options["known_hosts"].endswith("racks/known_hosts")
+
+
+def test_feed_analyzers_cover_every_pdu_feed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_BMC_PASSWORD", "pw")
+    analyzer = "  an-{f}:\n    kind: analyzer\n    driver: yokogawa-wt\n    host: 10.0.0.{n}\n    feeds: [{f}]\n"
+    text = GOOD.replace("nodes:\n", analyzer.format(f="A", n=31) + analyzer.format(f="B", n=32) + "nodes:\n")
+    inv = load_inventory(write(tmp_path, text))
+    assert inv.pdu_feeds() == ["A"]
+    assert inv.feed_analyzers() == ["an-A"]  # an-B measures a feed no PDU is on: not part of the rack total
+    bare = load_inventory(write(tmp_path, GOOD, "bare.yaml"))
+    with pytest.raises(ConfigError, match=r"do not measure feeds \['A'\] exactly once"):
+        bare.feed_analyzers()
