@@ -36,9 +36,7 @@ from harness.safety import SafetyGate, SimFeedSwitcher, UndoResult
 from harness.spec import Spec, load_spec
 from harness.store import DeviceRecord, RunInfo, Store, open_store
 
-RACKVAL_FIXTURES = frozenset(
-    {"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety", "telemetry"}
-)
+RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety", "telemetry"})
 # A test argument named like this is parametrised with every device of that kind.
 DEVICE_PARAMS: dict[str, str | None] = {
     "device_name": None,  # every device

@@ -32,26 +32,11 @@ def add_results_option(parser: argparse.ArgumentParser) -> None:
 
 
 def environment() -> Environment:
-    """A fresh Jinja2 environment per render, configured like ``harness.report.html``'s: autoescape
-    on for templates and strings (every store string may be hostile) and StrictUndefined, so a
-    template typo fails loudly instead of printing an empty cell in a design review."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+    """The report's Jinja2 environment (autoescaped, StrictUndefined, shared number/time filters)
+    over this package's templates, plus ``signed`` for deltas in a design review."""
+    from harness.report.html import format_number, html_environment
 
-    from harness.report.html import format_margin, format_number, format_utc
-
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
-        autoescape=select_autoescape(
-            enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
-        ),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["num"] = format_number
-    env.filters["margin"] = format_margin
-    env.filters["utc"] = format_utc
+    env = html_environment(TEMPLATE_DIR)
     env.filters["signed"] = lambda value: format_number(value, "+.6g")
     return env
 

@@ -493,12 +493,13 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _environment() -> Environment:
-    """A fresh environment per render: no module-level state, autoescape on for .html/.j2
-    templates (and for strings), and StrictUndefined so a template typo fails loudly instead of
-    printing an empty cell in an acceptance report."""
+def html_environment(template_dir: Path = TEMPLATE_DIR) -> Environment:
+    """A fresh environment per render for every HTML rackval writes (report, compare, trend): no
+    module-level state, autoescape on for .html/.j2 templates (and for strings: every store
+    string may be hostile), StrictUndefined so a template typo fails loudly instead of printing
+    an empty cell, and the number/margin/time filters the documents share."""
     env = Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=FileSystemLoader(str(template_dir)),
         autoescape=select_autoescape(
             enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
         ),
@@ -522,7 +523,7 @@ def render_report(store: ResultsStore, run_id: str, out_dir: Path) -> Path:
     temporary name and renamed, so a viewer never sees half a report.
     """
     context = build_context(store, run_id)
-    html = _environment().get_template(TEMPLATE_NAME).render(**context)
+    html = html_environment().get_template(TEMPLATE_NAME).render(**context)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
