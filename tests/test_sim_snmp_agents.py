@@ -430,7 +430,13 @@ def test_malformed_replies(rack: Rack, inject: Callable[..., str]) -> None:
     fid = inject("malformed_reply", APC_PDU, mode="truncate")
     d = ApcRpdu2Pdu(rack.apc.v2c(**FAST_FAIL))
     try:
-        with pytest.raises(DeviceTimeout):  # pysnmp drops an undecodable datagram like a lost one
+        # v2c: the lean codec keeps waiting for a good answer, then says what was wrong with the bytes
+        with pytest.raises(DeviceProtocolError, match="malformed SNMP response: truncated") as info:
+            d.identify()
+        assert info.value.device == APC_PDU and "read identity" in str(info.value)
+        rack.model.clear_fault(fid)
+        fid = inject("malformed_reply", APC_PDU, mode="garbage")
+        with pytest.raises(DeviceProtocolError, match="malformed SNMP response"):
             d.identify()
         rack.model.clear_fault(fid)
         inject("malformed_reply", APC_PDU, mode="wrong_length")

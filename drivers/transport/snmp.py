@@ -37,6 +37,8 @@ from drivers.errors import (
     DeviceProtocolError,
     DeviceTimeout,
 )
+from drivers.transport import snmp_ber as ber
+from drivers.transport.snmp_community import CommunityChannel
 
 _T = TypeVar("_T")
 
@@ -167,6 +169,24 @@ def to_python(value: Any) -> object:
     return value.prettyPrint()
 
 
+def _plain(tag: int, value: object) -> object:
+    """A value from the lean codec as plain Python, exactly as ``to_python`` converts pysnmp's."""
+    if type(value) is int or value is None:
+        return value
+    if tag == ber.IP_ADDRESS:
+        return ".".join(str(b) for b in value)  # type: ignore[union-attr]
+    if tag == ber.OBJECT_IDENTIFIER:
+        return ber.format_oid(value)  # type: ignore[arg-type]
+    raw: bytes = value  # type: ignore[assignment]  # OCTET STRING, Opaque
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    if text.isprintable() or all(c.isprintable() or c in "\r\n\t" for c in text):
+        return text
+    return raw
+
+
 def _normalise_oid(oid: str) -> str:
     text = oid.strip().lstrip(".")
     parts = text.split(".")
@@ -278,6 +298,7 @@ class SnmpTransport:
         self._loop: _LoopThread | None = None
         self._engine: Any = None
         self._target_name: str | None = None
+        self._channel: CommunityChannel | None = None
         self._closed = False
         self._lock = threading.Lock()
 
@@ -308,14 +329,12 @@ class SnmpTransport:
             return f"{names[oid]} ({oid})" if oid in names else oid
 
         operation = operation or f"SNMP GET {self._describe([label(o) for o in norm])}"
-        _, _, _, var_binds = self._call(self._request("get", norm), operation)
         result: dict[str, object] = {}
-        for oid, value in var_binds:
-            key = ".".join(str(x) for x in oid)
-            exc = _is_exception_value(value)
+        for oid_t, exc, value in self._exchange("get", norm, operation):
+            key = ".".join(map(str, oid_t))
             if exc is not None:
                 raise DeviceProtocolError(self.name, self.address, operation, f"agent answered {exc} for {label(key)}")
-            result[key] = to_python(value)
+            result[key] = value
         missing = [label(o) for o in norm if o not in result]
         if missing:
             raise DeviceProtocolError(self.name, self.address, operation, f"response lacks {self._describe(missing)}")
@@ -332,12 +351,11 @@ class SnmpTransport:
         current = root
         current_t = root_t
         while True:
-            _, _, _, var_binds = self._call(self._request("bulk", [current], max_rep=max_repetitions), operation)
+            var_binds = self._exchange("bulk", [current], operation, max_rep=max_repetitions)
             if not var_binds:
                 return rows
-            for oid, value in var_binds:
-                oid_t = tuple(oid)
-                if _is_exception_value(value) is not None or oid_t[: len(root_t)] != root_t:
+            for oid_t, exc, value in var_binds:
+                if exc is not None or oid_t[: len(root_t)] != root_t:
                     return rows
                 if oid_t <= current_t:
                     raise DeviceProtocolError(
@@ -348,7 +366,7 @@ class SnmpTransport:
                         f"{'.'.join(map(str, current_t))}",
                     )
                 current_t = oid_t
-                rows.append((".".join(map(str, oid_t)), to_python(value)))
+                rows.append((".".join(map(str, oid_t)), value))
             current = ".".join(map(str, current_t))
 
     def set(self, oid: str, value: int | str | bytes, *, operation: str | None = None) -> None:
@@ -362,7 +380,7 @@ class SnmpTransport:
             operation = f"SNMP SET {norm} = {value!r}" if isinstance(value, int) else f"SNMP SET {norm}"
         if isinstance(value, bool) or not isinstance(value, int | str | bytes):
             raise TypeError(f"SNMP SET value must be int, str or bytes, got {type(value).__name__}")
-        self._call(self._request("set", [norm], value=value), operation)
+        self._exchange("set", [norm], operation, value=value)
 
     def close(self) -> None:
         """Release this device's share of the engine; idempotent."""
@@ -370,9 +388,12 @@ class SnmpTransport:
             if self._closed:
                 return
             self._closed = True
+            channel, self._channel = self._channel, None
             loop, self._loop = self._loop, None
             opened = self._engine is not None
             self._engine = None
+        if channel is not None:
+            channel.close()
         if loop is None or not opened or not loop.thread.is_alive():
             return
         key = self._engine_key
@@ -393,6 +414,75 @@ class SnmpTransport:
         self.close()
 
     # ---- internals -------------------------------------------------------------------------------
+    def _exchange(
+        self,
+        kind: str,
+        oids: Sequence[str],
+        operation: str,
+        *,
+        max_rep: int = 0,
+        value: int | str | bytes | None = None,
+    ) -> list[tuple[tuple[int, ...], str | None, object]]:
+        """One request; the answer as (oid, exception name or None, plain value) per var-bind.
+
+        v2c goes through the lean community channel, v3 through pysnmp's engine; both end here
+        in the same shape, so get / walk / set judge answers the same way.
+        """
+        if self._version == "2c":
+            return self._exchange_community(kind, oids, operation, max_rep=max_rep, value=value)
+        _, _, _, var_binds = self._call(self._request(kind, oids, max_rep=max_rep, value=value), operation)
+        return [(tuple(oid), _is_exception_value(val), to_python(val)) for oid, val in var_binds]
+
+    def _community_channel(self, operation: str) -> CommunityChannel:
+        with self._lock:
+            if self._closed:
+                raise DeviceError(self.name, self.address, operation, "transport is closed")
+            if self._channel is None:
+                community = self.config.credentials.community
+                assert community is not None
+                self._channel = CommunityChannel(
+                    device=self.name,
+                    address=self.address,
+                    host=self.config.host,
+                    port=self._port,
+                    community=community.reveal().encode(),
+                    timeout_s=self._timeout,
+                    retries=self._retries,
+                )
+            return self._channel
+
+    def _exchange_community(
+        self, kind: str, oids: Sequence[str], operation: str, *, max_rep: int, value: int | str | bytes | None
+    ) -> list[tuple[tuple[int, ...], str | None, object]]:
+        channel = self._community_channel(operation)
+        if kind == "get":
+            reply = channel.request(
+                ber.GET_REQUEST, [ber.null_var_bind(_oid_tuple(o)) for o in oids], operation=operation
+            )
+        elif kind == "bulk":
+            reply = channel.request(
+                ber.GET_BULK_REQUEST, [ber.null_var_bind(_oid_tuple(oids[0]))], max_repetitions=max_rep,
+                operation=operation,
+            )  # fmt: skip
+        elif kind == "set":
+            tag = ber.INTEGER if isinstance(value, int) else ber.OCTET_STRING
+            try:
+                vb = ber.encode_var_bind(_oid_tuple(oids[0]), tag, value)
+            except ber.BerError as exc:
+                raise DeviceError(self.name, self.address, operation, f"cannot encode the value: {exc}") from exc
+            reply = channel.request(ber.SET_REQUEST, [vb], operation=operation)
+        else:  # pragma: no cover - internal misuse
+            raise ValueError(kind)
+        if reply.error_status:
+            status = reply.error_status
+            name = ber.ERROR_STATUS_NAMES[status] if 0 <= status < len(ber.ERROR_STATUS_NAMES) else str(status)
+            where = ""
+            idx = reply.error_index
+            if 0 < idx <= len(reply.var_binds):
+                where = f" at {ber.format_oid(reply.var_binds[idx - 1][0])}"
+            raise DeviceError(self.name, self.address, operation, f"agent answered {name}{where}")
+        return [(oid, ber.EXCEPTION_NAMES.get(tag), _plain(tag, val)) for oid, tag, val in reply.var_binds]
+
     @staticmethod
     def _describe(oids: Sequence[str]) -> str:
         return oids[0] if len(oids) == 1 else f"{oids[0]} (+{len(oids) - 1} more)"
