@@ -7,8 +7,10 @@ bar. Target: ours <= 2x ezsnmp's CPU per var-bind.
 
 Both clients run in this process against the same snmpd (a C agent, so the agent is not what we
 measure), one after the other within each repeat, and CPU is ``time.process_time()`` of this
-process: it counts every thread, including our transport's asyncio loop thread, and ezsnmp's
-C code runs in-process too, so the comparison is like for like.
+process: it counts every thread, and ezsnmp's C code runs in-process too, so the comparison is
+like for like. Cases: v2c and v3 authPriv (SHA-256 + AES-128), each as a 24-OID GET and a bulk
+walk. Our side is the lean codec path (drivers/transport/snmp_ber.py, snmp_usm.py,
+snmp_channel.py); the last line prints what pysnmp's own BER codec alone would cost, for scale.
 
 Run: ``.venv/bin/python bench/bench_snmp.py [--repeats 7] [--gets 200] [--walks 10] [--profile]``
 (needs ``pip install ezsnmp`` in the venv; a bench-only dependency).
@@ -82,8 +84,49 @@ def main() -> int:
                 set_max_repeaters_to_num=MAX_REPETITIONS,
             )
 
+            v3_config = DeviceConfig(
+                name="snmpd-v3",
+                kind="pdu",
+                driver="-",
+                host=peer.host,
+                port=peer.port,
+                credentials=Credentials(
+                    snmp_version="3", username=peer.v3_user, auth_protocol="SHA256",
+                    auth_key=Secret(peer.v3_auth_pass), priv_protocol="AES128", priv_key=Secret(peer.v3_priv_pass),
+                ),
+                timeout_s=2.0,
+            )  # fmt: skip
+            ours_v3 = SnmpTransport(v3_config)
+            ez_v3 = Session(
+                hostname=peer.host,
+                port_number=peer.port,
+                version="3",
+                security_level="authPriv",
+                security_username=peer.v3_user,
+                auth_protocol="SHA-256",
+                auth_passphrase=peer.v3_auth_pass,
+                privacy_protocol="AES",
+                privacy_passphrase=peer.v3_priv_pass,
+                timeout=2,
+                retries=1,
+                print_oids_numerically=True,
+                set_max_repeaters_to_num=MAX_REPETITIONS,
+            )
+
             def ours_get() -> int:
                 return len(ours.get(GET_OIDS))
+
+            def ours_v3_get() -> int:
+                return len(ours_v3.get(GET_OIDS))
+
+            def ez_v3_get() -> int:
+                return len(ez_v3.get(GET_OIDS))
+
+            def ours_v3_walk() -> int:
+                return len(ours_v3.walk(WALK_ROOT, max_repetitions=MAX_REPETITIONS))
+
+            def ez_v3_walk() -> int:
+                return len(ez_v3.bulk_walk(WALK_ROOT))
 
             def ez_get() -> int:
                 return len(ez.get(GET_OIDS))
@@ -96,14 +139,18 @@ def main() -> int:
 
             # warm up: engine creation, first socket, imports, net-snmp init
             assert ours_get() == 24 and ez_get() == 24, "both clients must see all 24 objects"
+            assert ours_v3_get() == 24 and ez_v3_get() == 24, "both v3 clients must see all 24 objects"
             rows_ours, rows_ez = ours_walk(), ez_walk()
             print(f"machine: {_machine()}")
-            print(f"agent: net-snmp snmpd {peer.host}:{peer.port} (v2c); walk {WALK_ROOT}: ours {rows_ours} "
+            print(f"agent: net-snmp snmpd {peer.host}:{peer.port} (v2c; v3 authPriv SHA-256 + AES-128)")
+            print(f"walk {WALK_ROOT}: ours {rows_ours} "
                   f"rows, ezsnmp {rows_ez} rows; max-repetitions {MAX_REPETITIONS}")  # fmt: skip
 
             cases = [
                 ("GET 24 OIDs", ours_get, ez_get, args.gets),
                 (f"bulk walk {WALK_ROOT}", ours_walk, ez_walk, args.walks),
+                ("v3 GET 24 OIDs", ours_v3_get, ez_v3_get, args.gets),
+                (f"v3 bulk walk {WALK_ROOT}", ours_v3_walk, ez_v3_walk, args.walks),
             ]
             print(f"{args.repeats} repeats; medians of per-repeat figures\n")
             print(f"{'case':<24} {'client':<8} {'CPU us/varbind':>15} {'CPU ms/op':>10} {'wall ms/op':>11}")
@@ -134,8 +181,9 @@ def main() -> int:
                   f"{sum(floor) / ez_get_ms:.2f}x ezsnmp's whole GET")  # fmt: skip
 
             if args.profile:
-                _profile(ours, ours_get, ours_walk, args.gets, args.walks)
+                _profile(ours_get, ours_walk, args.gets, args.walks)
             ours.close()
+            ours_v3.close()
         finally:
             peer.stop()
     return 0 if ok else 1
@@ -189,32 +237,19 @@ def _codec_floor(count: int, repeats: int) -> tuple[float, float]:
     return statistics.median(enc), statistics.median(dec)
 
 
-def _profile(ours: object, get: Callable[[], int], walk: Callable[[], int], gets: int, walks: int) -> None:
-    """cProfile both threads of our client: the caller and the shared SNMP loop thread."""
-    import threading
-
-    loop = ours._loop.loop  # type: ignore[attr-defined]  # bench-only peek at the shared loop
-    in_loop, in_caller = cProfile.Profile(), cProfile.Profile()
-    switched = threading.Event()
-
-    def on_loop(action: Callable[[], None]) -> None:
-        switched.clear()
-        loop.call_soon_threadsafe(lambda: (action(), switched.set()))
-        switched.wait(5)
-
-    on_loop(in_loop.enable)
-    in_caller.enable()
+def _profile(get: Callable[[], int], walk: Callable[[], int], gets: int, walks: int) -> None:
+    """cProfile our client (v2c and v3 on the lean path run in the calling thread)."""
+    prof = cProfile.Profile()
+    prof.enable()
     for _ in range(gets):
         get()
     for _ in range(walks):
         walk()
-    in_caller.disable()
-    on_loop(in_loop.disable)
-    for label, prof in (("SNMP loop thread", in_loop), ("calling thread", in_caller)):
-        buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(20)
-        print(f"\ncProfile, {label} (tottime order):")
-        print(buf.getvalue())
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(20)
+    print("\ncProfile, calling thread (tottime order):")
+    print(buf.getvalue())
 
 
 def _machine() -> str:

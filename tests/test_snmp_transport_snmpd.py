@@ -31,6 +31,10 @@ V3_MATRIX = [
     ("u-sha224-aes", "SHA-224", "AES", "SHA224", "AES"),
     ("u-sha384-aes192", "SHA-384", "AES-192", "SHA384", "AES192"),
     ("u-sha512-aes256", "SHA-512", "AES-256", "SHA512", "AES256"),
+    ("u-md5-aes", "MD5", "AES", "MD5", "AES"),
+    ("u-sha256-aes", "SHA-256", "AES", "SHA256", "AES128"),
+    ("u-sha512-aes", "SHA-512", "AES", "SHA512", "AES"),
+    ("u-sha256-auth", "SHA-256", None, "SHA256", None),
 ]
 MATRIX_AUTH, MATRIX_PRIV = "matrix-auth-1", "matrix-priv-1"
 
@@ -40,7 +44,12 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpdPeer]:
     users = [
         line
         for user, auth, priv, _, _ in V3_MATRIX
-        for line in (f"createUser {user} {auth} {MATRIX_AUTH} {priv} {MATRIX_PRIV}", f"rouser {user} authPriv")
+        for line in (
+            f"createUser {user} {auth} {MATRIX_AUTH} {priv} {MATRIX_PRIV}"
+            if priv
+            else f"createUser {user} {auth} {MATRIX_AUTH}",
+            f"rouser {user} {'authPriv' if priv else 'authNoPriv'}",
+        )
     ]
     peer = start_snmpd(tmp_path_factory.mktemp("snmpd"), apc_table=True, extra_lines=users)
     try:
@@ -126,7 +135,7 @@ def test_v3_auth_priv_get(snmpd: SnmpdPeer) -> None:
 
 
 @pytest.mark.parametrize(("user", "auth", "priv"), [(u, a, p) for u, _, _, a, p in V3_MATRIX])
-def test_v3_protocols_interoperate_with_net_snmp(snmpd: SnmpdPeer, user: str, auth: str, priv: str) -> None:
+def test_v3_protocols_interoperate_with_net_snmp(snmpd: SnmpdPeer, user: str, auth: str, priv: str | None) -> None:
     cfg = DeviceConfig(
         name=f"snmpd-{user}",
         kind="pdu",
@@ -145,6 +154,9 @@ def test_v3_protocols_interoperate_with_net_snmp(snmpd: SnmpdPeer, user: str, au
     )
     with SnmpTransport(cfg) as t:
         assert t.get([SYS_NAME]) == {SYS_NAME: snmpd.sys_name}
+        assert dict(t.walk(SYSTEM))[SYS_DESCR] == snmpd.sys_descr
+        # AES-128 and no privacy take the lean USM path; DES and AES-192/256 stay with pysnmp.
+        assert t._lean == (priv in (None, "AES", "AES128"))
 
 
 def test_wrong_community_times_out_naming_device_and_address(snmpd: SnmpdPeer) -> None:

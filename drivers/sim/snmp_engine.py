@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.sim.model import RackModel
+from drivers.sim.snmp_fastpath import answer_v2c_read
 
 Oid = tuple[int, ...]
 
@@ -241,7 +242,11 @@ def _gated_transport_class() -> type:
                 return
             try:
                 self.agent._begin(plan)
-                self._callback_function(self, address, datagram)
+                answer = answer_v2c_read(self.agent, datagram, self.agent._communities)
+                if answer is not None:
+                    self.send_message(answer, address)
+                else:
+                    self._callback_function(self, address, datagram)
             finally:
                 self.agent._end()
 
@@ -301,6 +306,8 @@ class SnmpAgentBase:
         self.device = device
         self._community = community
         self._write_community = write_community
+        # Communities whose v2c reads the fast path may answer (both principals read everything).
+        self._communities = tuple(c for c in (community, write_community) if c)
         self._v3 = (v3_user, v3_auth_key, v3_priv_key) if v3_user else None
         self._v3_writes = v3_writes
         self._v3_wrong = False

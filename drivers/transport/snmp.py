@@ -38,7 +38,8 @@ from drivers.errors import (
     DeviceTimeout,
 )
 from drivers.transport import snmp_ber as ber
-from drivers.transport.snmp_community import CommunityChannel
+from drivers.transport import snmp_usm as usm
+from drivers.transport.snmp_channel import CommunityChannel, UsmChannel
 
 _T = TypeVar("_T")
 
@@ -295,10 +296,12 @@ class SnmpTransport:
                 priv or "",
                 _digest(creds.priv_key),
             )
+        # The lean channels carry v2c and the v3 protocols a rack should use; pysnmp the rest.
+        self._lean = version == "2c" or (self._priv is None or self._priv in usm.PRIV)
         self._loop: _LoopThread | None = None
         self._engine: Any = None
         self._target_name: str | None = None
-        self._channel: CommunityChannel | None = None
+        self._channel: CommunityChannel | UsmChannel | None = None
         self._closed = False
         self._lock = threading.Lock()
 
@@ -428,33 +431,43 @@ class SnmpTransport:
         v2c goes through the lean community channel, v3 through pysnmp's engine; both end here
         in the same shape, so get / walk / set judge answers the same way.
         """
-        if self._version == "2c":
-            return self._exchange_community(kind, oids, operation, max_rep=max_rep, value=value)
+        if self._lean:
+            return self._exchange_lean(kind, oids, operation, max_rep=max_rep, value=value)
         _, _, _, var_binds = self._call(self._request(kind, oids, max_rep=max_rep, value=value), operation)
         return [(tuple(oid), _is_exception_value(val), to_python(val)) for oid, val in var_binds]
 
-    def _community_channel(self, operation: str) -> CommunityChannel:
+    def _lean_channel(self, operation: str) -> CommunityChannel | UsmChannel:
         with self._lock:
             if self._closed:
                 raise DeviceError(self.name, self.address, operation, "transport is closed")
             if self._channel is None:
-                community = self.config.credentials.community
-                assert community is not None
-                self._channel = CommunityChannel(
-                    device=self.name,
-                    address=self.address,
-                    host=self.config.host,
-                    port=self._port,
-                    community=community.reveal().encode(),
-                    timeout_s=self._timeout,
-                    retries=self._retries,
-                )
+                creds = self.config.credentials
+                where = {
+                    "device": self.name,
+                    "address": self.address,
+                    "host": self.config.host,
+                    "port": self._port,
+                    "timeout_s": self._timeout,
+                    "retries": self._retries,
+                }
+                if self._version == "2c":
+                    assert creds.community is not None
+                    self._channel = CommunityChannel(community=creds.community.reveal().encode(), **where)
+                else:
+                    self._channel = UsmChannel(
+                        user=creds.username or "",
+                        auth=self._auth,
+                        auth_key=creds.auth_key.reveal() if creds.auth_key is not None else None,
+                        priv=self._priv,
+                        priv_key=creds.priv_key.reveal() if creds.priv_key is not None else None,
+                        **where,
+                    )
             return self._channel
 
-    def _exchange_community(
+    def _exchange_lean(
         self, kind: str, oids: Sequence[str], operation: str, *, max_rep: int, value: int | str | bytes | None
     ) -> list[tuple[tuple[int, ...], str | None, object]]:
-        channel = self._community_channel(operation)
+        channel = self._lean_channel(operation)
         if kind == "get":
             reply = channel.request(
                 ber.GET_REQUEST, [ber.null_var_bind(_oid_tuple(o)) for o in oids], operation=operation

@@ -198,16 +198,8 @@ def encode_message(
     encoded_var_binds: list[bytes],
 ) -> bytes:
     """A whole message from already-encoded var-binds (``encode_var_bind`` / ``null_var_bind``)."""
-    pdu = (
-        tlv(INTEGER, _integer_content(request_id))
-        + tlv(INTEGER, _integer_content(error_status))
-        + tlv(INTEGER, _integer_content(error_index))
-        + tlv(SEQUENCE, b"".join(encoded_var_binds))
-    )
-    return tlv(
-        SEQUENCE,
-        tlv(INTEGER, _integer_content(version)) + tlv(OCTET_STRING, community) + tlv(pdu_type, pdu),
-    )
+    pdu = encode_pdu(pdu_type, request_id, error_status, error_index, encoded_var_binds)
+    return tlv(SEQUENCE, tlv(INTEGER, _integer_content(version)) + tlv(OCTET_STRING, community) + pdu)
 
 
 def encode_request(
@@ -323,6 +315,12 @@ def decode_message(data: bytes) -> Message:
     if tag != OCTET_STRING:
         raise BerError("community is not an OCTET STRING")
     community = data[start:pos]
+    pdu_type, request_id, error_status, error_index, var_binds = decode_pdu(data, pos, end)
+    return Message(version, community, pdu_type, request_id, error_status, error_index, var_binds)
+
+
+def decode_pdu(data: bytes, pos: int, end: int) -> tuple[int, int, int, int, list[tuple[Oid, int, object]]]:
+    """(pdu type, request-id, error-status, error-index, var-binds) of the PDU TLV at ``pos``."""
     pdu_type, pos, pdu_end = _header(data, pos, end, "PDU")
     if not 0xA0 <= pdu_type <= 0xA8:
         raise BerError(f"unknown PDU type 0x{pdu_type:02x}")
@@ -346,7 +344,35 @@ def decode_message(data: bytes) -> Message:
         if pos != vb_end:
             raise BerError(f"var-bind {len(var_binds) + 1} has trailing bytes")
         append((name, vtag, _decode_value(vtag, data[start:pos])))
-    return Message(version, community, pdu_type, request_id, error_status, error_index, var_binds)
+    return pdu_type, request_id, error_status, error_index, var_binds
+
+
+def encode_pdu(
+    pdu_type: int, request_id: int, error_status: int, error_index: int, encoded_var_binds: list[bytes]
+) -> bytes:
+    """A PDU TLV from already-encoded var-binds."""
+    return tlv(
+        pdu_type,
+        tlv(INTEGER, _integer_content(request_id))
+        + tlv(INTEGER, _integer_content(error_status))
+        + tlv(INTEGER, _integer_content(error_index))
+        + tlv(SEQUENCE, b"".join(encoded_var_binds)),
+    )
+
+
+def read_tlv(data: bytes, pos: int, end: int, what: str) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the TLV at ``pos``; BerError if it overruns ``end``."""
+    return _header(data, pos, end, what)
+
+
+def read_integer(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
+    """(value, next position) of the INTEGER TLV at ``pos``."""
+    return _decode_integer(data, pos, end, what)
+
+
+def integer(value: int) -> bytes:
+    """INTEGER TLV."""
+    return tlv(INTEGER, _integer_content(value))
 
 
 def message_version(data: bytes) -> int | None:
