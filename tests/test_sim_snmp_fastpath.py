@@ -55,14 +55,25 @@ def _net_snmp(tool: str, agent: Agent, *args: str) -> list[str]:
 @pytest.mark.parametrize("which", ["apc", "raritan", "servertech", "switch"])
 def test_fast_path_serves_the_same_objects_and_types_as_pysnmp(agents: dict[str, Agent], which: str) -> None:
     agent = agents[which]
-    with SnmpTransport(agent.v2c()) as fast, SnmpTransport(agent.v3()) as engine:
-        v2 = fast.walk("1.3.6.1", max_repetitions=40)
-        v3 = engine.walk("1.3.6.1", max_repetitions=40)
-    assert len(v2) > 20
-    assert [oid for oid, _ in v2] == [oid for oid, _ in v3]
-    assert [type(v) for _, v in v2] == [type(v) for _, v in v3]
-    # Nameplate and configuration objects (text) are identical; meters may carry seeded noise.
-    assert [(o, v) for o, v in v2 if isinstance(v, str)] == [(o, v) for o, v in v3 if isinstance(v, str)]
+    server = agent.server
+    walks: dict[tuple[str, bool], list[tuple[str, object]]] = {}
+    try:
+        for fast in (True, False):
+            server.fast_path = fast
+            before = server.fast_answers
+            for version in ("v2c", "v3"):
+                with SnmpTransport(agent.v2c() if version == "v2c" else agent.v3()) as t:
+                    walks[version, fast] = t.walk("1.3.6.1", max_repetitions=40)
+            assert (server.fast_answers > before) == fast
+    finally:
+        server.fast_path = True
+    reference = walks["v3", False]  # pysnmp's engine end to end
+    assert len(reference) > 20
+    for key, rows in walks.items():
+        assert [oid for oid, _ in rows] == [oid for oid, _ in reference], key
+        assert [type(v) for _, v in rows] == [type(v) for _, v in reference], key
+        # Nameplate and configuration objects (text) are identical; meters may carry seeded noise.
+        assert [(o, v) for o, v in rows if isinstance(v, str)] == [(o, v) for o, v in reference if isinstance(v, str)]
 
 
 def test_net_snmp_getbulk_non_repeaters_and_repetitions(agents: dict[str, Agent]) -> None:
@@ -111,3 +122,16 @@ def test_unknown_community_is_left_to_pysnmp_which_drops_it(agents: dict[str, Ag
     agent = agents["switch"]
     with SnmpTransport(agent.v2c("not-the-community", timeout_s=0.3, retries=0)) as t, pytest.raises(DeviceError):
         t.get([SYS_DESCR])
+
+
+def test_net_snmp_reads_the_v3_fast_path(agents: dict[str, Agent]) -> None:
+    agent = agents["raritan"]
+    before = agent.server.fast_answers
+    out = subprocess.run(
+        ["snmpget", "-v3", "-l", "authPriv", "-u", "rackval", "-a", "SHA-256", "-A", agent.auth, "-x", "AES",
+         "-X", agent.priv, "-On", "-r", "0", "-t", "3", f"{agent.server.host}:{agent.server.port}", SYS_DESCR,
+         "1.3.6.1.2.1.1.5.0"],
+        env=NET_SNMP_ENV, capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert out[0].startswith(f".{SYS_DESCR} = STRING:") and out[1].startswith(".1.3.6.1.2.1.1.5.0 = STRING:")
+    assert agent.server.fast_answers > before  # discovery went to pysnmp, the GET to the fast path

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.sim.model import RackModel
-from drivers.sim.snmp_fastpath import answer_v2c_read
+from drivers.sim.snmp_fastpath import UsmAgentState, answer_read
 
 Oid = tuple[int, ...]
 
@@ -242,8 +242,9 @@ def _gated_transport_class() -> type:
                 return
             try:
                 self.agent._begin(plan)
-                answer = answer_v2c_read(self.agent, datagram, self.agent._communities)
+                answer = answer_read(self.agent, datagram) if self.agent.fast_path else None
                 if answer is not None:
+                    self.agent.fast_answers += 1
                     self.send_message(answer, address)
                 else:
                     self._callback_function(self, address, datagram)
@@ -311,6 +312,9 @@ class SnmpAgentBase:
         self._v3 = (v3_user, v3_auth_key, v3_priv_key) if v3_user else None
         self._v3_writes = v3_writes
         self._v3_wrong = False
+        self.usm_state: UsmAgentState | None = None  # the v3 fast path's view of the engine
+        self.fast_path = True  # False: every request through pysnmp (tests compare the two)
+        self.fast_answers = 0
         self._lock = threading.Lock()
         self._stopped = False
         self._error: BaseException | None = None
@@ -442,6 +446,17 @@ class SnmpAgentBase:
             self._engine, user, config.USM_AUTH_HMAC192_SHA256, auth_key, config.USM_PRIV_CFB128_AES, priv_key
         )
         self._v3_wrong = wrong
+        self.usm_state = None if wrong else self._usm_state(user, auth_key, priv_key)
+
+    def _usm_state(self, user: str, auth_key: str, priv_key: str) -> UsmAgentState:
+        """The engine's identity and clock as pysnmp keeps them, and the user's localized keys."""
+        from drivers.transport import snmp_usm as usm
+
+        builder = self._engine.get_mib_builder()
+        boots, origin = builder.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineBoots", "snmpEngineTime")
+        engine_id = bytes(self._engine.snmpEngineID)
+        keys = usm.localized_keys(user, "SHA256", auth_key, "AES128", priv_key, engine_id)
+        return UsmAgentState(engine_id, int(boots.syntax), float(int(origin.syntax)), keys)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def _start(self, timeout_s: float = 10.0) -> None:

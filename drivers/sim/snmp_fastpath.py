@@ -1,12 +1,15 @@
-"""The simulated agents' v2c read path: GET / GETNEXT / GETBULK answered without pysnmp's engine.
+"""The simulated agents' read path: v2c and v3 GET / GETNEXT / GETBULK without pysnmp's engine.
 
 Why: serving the reference rack's telemetry is almost all v2c reads of metered PDU outlets and
 switch port counters, and pysnmp's engine + pyasn1 spent ~120 us per var-bind on them (the
 simulator's whole CPU budget is 25 % of a core at 1 Hz). Community reads need none of the
-engine's state, so they are decoded and encoded with the lean codec the client uses
-(``drivers.transport.snmp_ber``) against the same index, fault plan and values as the pysnmp
-controller. Everything else — SNMPv1, SET, SNMPv3 (USM), unknown communities (dropped by pysnmp
-like a real agent does), undecodable datagrams — returns ``None`` and goes through pysnmp.
+engine's state, and an authPriv read of the agent's one v3 user needs only its localized keys and
+the engine's ID, boots and time; so both are decoded and encoded with the lean codecs the client
+uses (``drivers.transport.snmp_ber`` / ``snmp_usm``) against the same index, fault plan and
+values as the pysnmp controller. Everything else — SNMPv1, SET, v3 discovery, time-window
+misses, wrong keys or users (pysnmp answers them with the proper usmStats report), unknown
+communities (dropped by pysnmp like a real agent does), undecodable datagrams — returns
+``None`` and goes through pysnmp.
 
 Semantics kept identical to ``MibController`` (see ``snmp_engine``): noSuchObject vs
 noSuchInstance, hidden OIDs of ``snmp_no_such_object``, mistyped values of ``snmp_wrong_type``,
@@ -18,9 +21,12 @@ reached endOfMibView or the response would outgrow a UDP datagram.
 from __future__ import annotations
 
 import bisect
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from drivers.transport import snmp_ber as ber
+from drivers.transport import snmp_usm as usm
 
 if TYPE_CHECKING:
     from drivers.sim.snmp_engine import SnmpAgentBase
@@ -120,42 +126,103 @@ class _Reader:
         return ber.tlv(ber.SEQUENCE, ber.encode_oid(found) + self.value(found, number)), found
 
 
-def answer_v2c_read(agent: SnmpAgentBase, datagram: bytes, communities: tuple[str, ...]) -> bytes | None:
-    """The encoded Response to a v2c GET / GETNEXT / GETBULK from ``communities``, else None.
+_READS = (ber.GET_REQUEST, ber.GET_NEXT_REQUEST, ber.GET_BULK_REQUEST)
+
+
+@dataclass
+class UsmAgentState:
+    """What the v3 fast path needs from the agent's pysnmp engine: its identity, clock and the
+    one user's keys localized to it (refreshed whenever the agent changes that user's keys)."""
+
+    engine_id: bytes
+    boots: int
+    time_origin: float  # engine time = now - time_origin (pysnmp's snmpEngineTime definition)
+    keys: usm.UsmKeys
+    salt: int = 0
+
+    def engine_time(self) -> int:
+        return int(time.time() - self.time_origin)
+
+
+def answer_read(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
+    """The encoded Response to a v2c or v3 read the fast path serves, else None (pysnmp's turn).
 
     Must run between the agent's ``_begin(plan)`` and ``_end()`` (the plan and index of this
     request); takes the model lock for the reads.
     """
-    if ber.message_version(datagram) != ber.VERSION_2C:
-        return None
+    version = ber.message_version(datagram)
+    if version == ber.VERSION_2C:
+        return _answer_v2c(agent, datagram)
+    if version == usm.VERSION_3:
+        return _answer_v3(agent, datagram)
+    return None
+
+
+def _answer_v2c(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
     try:
         msg = ber.decode_message(datagram)
     except ber.BerError:
         return None  # pysnmp decides what to do with it (it drops it)
-    if msg.pdu_type not in (ber.GET_REQUEST, ber.GET_NEXT_REQUEST, ber.GET_BULK_REQUEST):
+    if msg.pdu_type not in _READS:
         return None
     try:
         community = msg.community.decode()
     except UnicodeDecodeError:
         return None
-    if community not in communities:
+    if community not in agent._communities:
         return None
-    oids = [oid for oid, _, _ in msg.var_binds]
+    status, index, out = _serve(
+        agent, msg.pdu_type, [o for o, _, _ in msg.var_binds], msg.error_status, msg.error_index
+    )
+    return ber.encode_message(ber.VERSION_2C, msg.community, ber.RESPONSE, msg.request_id, status, index, out)
+
+
+def _answer_v3(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
+    """authPriv reads of the agent's user, in its time window; anything else (discovery, wrong
+    keys, time sync, other users or levels) is left to pysnmp, which sends the right report."""
+    state = agent.usm_state
+    if state is None:
+        return None
+    try:
+        msg = usm.decode_message(datagram)
+        keys = state.keys
+        if msg.engine_id != state.engine_id or msg.user != keys.user or msg.flags & 3 != keys.flags:
+            return None
+        now = state.engine_time()
+        if msg.boots != state.boots or abs(msg.time - now) > 150:
+            return None
+        usm.verify(keys, msg)
+        context_engine, context_name, (kind, rid, non_rep, max_rep, vbs) = usm.decode_scoped_pdu(
+            usm.scoped_pdu_of(keys, msg)
+        )
+    except (usm.UsmError, ber.BerError):
+        return None
+    if kind not in _READS or context_name or context_engine not in (state.engine_id, b""):
+        return None
+    status, index, out = _serve(agent, kind, [o for o, _, _ in vbs], non_rep, max_rep)
+    pdu = ber.encode_pdu(ber.RESPONSE, rid, status, index, out)
+    state.salt = (state.salt + 1) % 2**64
+    return usm.encode_message(keys, msg_id=msg.msg_id, engine_id=state.engine_id, boots=state.boots, time=now,
+                              scoped_pdu=usm.encode_scoped_pdu(state.engine_id, b"", pdu), salt=state.salt,
+                              reportable=False)  # fmt: skip
+
+
+def _serve(agent: SnmpAgentBase, pdu_type: int, oids: list[Oid], non_repeaters: int, max_repetitions: int
+           ) -> tuple[int, int, list[bytes]]:  # fmt: skip
+    """(error-status, error-index, encoded var-binds) of one read request."""
     reader = _Reader(agent)
     with agent.model.lock:
-        if msg.pdu_type == ber.GET_REQUEST:
+        if pdu_type == ber.GET_REQUEST:
             out = [reader.get(key, i + 1) for i, key in enumerate(oids)]
             if agent.plan.malformed == "wrong_length" and out:
                 out.pop()  # a GET response must carry every requested var-bind (RFC 3416 4.2.1)
-        elif msg.pdu_type == ber.GET_NEXT_REQUEST:
+        elif pdu_type == ber.GET_NEXT_REQUEST:
             out = [reader.next(key, i + 1)[0] for i, key in enumerate(oids)]
         else:
-            out = _bulk(reader, oids, non_repeaters=msg.error_status, max_repetitions=msg.error_index)
+            out = _bulk(reader, oids, non_repeaters=non_repeaters, max_repetitions=max_repetitions)
     if reader.failed_at is not None:
-        echo = [ber.null_var_bind(o) for o in oids]
-        return ber.encode_message(ber.VERSION_2C, msg.community, ber.RESPONSE, msg.request_id, GEN_ERR,
-                                  min(reader.failed_at, len(oids)), echo)  # fmt: skip
-    return ber.encode_message(ber.VERSION_2C, msg.community, ber.RESPONSE, msg.request_id, 0, 0, out)
+        return GEN_ERR, min(reader.failed_at, len(oids)), [ber.null_var_bind(o) for o in oids]
+    return 0, 0, out
 
 
 def _bulk(reader: _Reader, oids: list[Oid], *, non_repeaters: int, max_repetitions: int) -> list[bytes]:
