@@ -1,21 +1,23 @@
-"""SNMP v2c / v3 transport: a small blocking API over pysnmp 7's asyncio engine.
+"""SNMP v2c / v3 transport: one small blocking API over two engines.
 
 Why it looks like this:
 
-* Drivers are synchronous (the harness fans out with threads), but pysnmp 7 is asyncio-only.
-  Every transport in the process submits its coroutines to ONE shared event-loop thread,
-  started lazily on first use, so dozens of devices can have requests in flight at once without
-  a loop (and a UDP socket) per device.
-* SNMP engines are shared too: one engine for all v2c devices and one per distinct set of v3
-  credentials. Sharing a v3 engine between *different* keys for the same user name would make
-  pysnmp's configuration cache swap keys under requests still in flight; sharing it between
-  identical credentials is safe and saves ~60 ms of MIB loading and a socket per device. An
-  engine is closed when the last transport using it closes.
-* Requests go through pysnmp's command generators with plain numeric OIDs: no MIB lookups at all
-  (the hlapi ``get_cmd`` wrappers resolve every var-bind through a MIB view even with
-  ``lookupMib=False``; measured here: 3.1 ms vs 2.2 ms for a 21-OID GET against net-snmp).
-* Every failure becomes a ``drivers.errors`` exception naming device, address and operation;
-  no pysnmp object or secret ever reaches a message.
+* The hot path is ours: v2c, and v3 with the protocols a rack should use (HMAC-MD5/SHA/SHA-2
+  authentication, AES-128 or no privacy), go through ``snmp_channel`` — one connected UDP
+  socket per device and a lean BER/USM codec (``snmp_ber``, ``snmp_usm``). pysnmp's engine and
+  pyasn1 codec cost 3-4x net-snmp's C client per var-bind; the lean path costs a fifth of it
+  (bench/bench_snmp.py). Drivers are synchronous and the harness fans out with threads, so
+  these channels simply block in the calling thread.
+* pysnmp 7 (asyncio-only) serves what remains: v3 with DES or the AES-192/256 key-extension
+  variants. Every such transport in the process submits its coroutines to ONE shared
+  event-loop thread, started lazily on first use. Its engines are shared too: one per distinct
+  set of v3 credentials (sharing an engine between *different* keys for the same user name
+  would make pysnmp's configuration cache swap keys under requests still in flight); an engine
+  is closed when the last transport using it closes. Requests use plain numeric OIDs (no MIB
+  lookups at all).
+* Both paths end in the same shape (oid, exception name, plain value), so get / walk / set
+  judge answers identically; every failure becomes a ``drivers.errors`` exception naming
+  device, address and operation; no protocol object or secret ever reaches a message.
 """
 
 from __future__ import annotations
@@ -273,7 +275,7 @@ class SnmpTransport:
         if version == "2c":
             if creds.community is None:
                 raise ConfigError(f"{config.name}: SNMP v2c needs credentials.community")
-            self._engine_key: tuple[str, ...] = ("v2c",)
+            self._engine_key: tuple[str, ...] = ()  # v2c never uses a pysnmp engine
         else:
             if not creds.username:
                 raise ConfigError(f"{config.name}: SNMP v3 needs credentials.username")
@@ -504,10 +506,7 @@ class SnmpTransport:
         from pysnmp.hlapi.v3arch.asyncio import auth as hauth
 
         creds = self.config.credentials
-        if self._version == "2c":
-            assert creds.community is not None
-            return hauth.CommunityData(creds.community.reveal(), mpModel=1)
-        auth_map = {
+        auth_map = {  # only v3 reaches pysnmp (v2c always takes the lean channel)
             "MD5": hauth.USM_AUTH_HMAC96_MD5,
             "SHA": hauth.USM_AUTH_HMAC96_SHA,
             "SHA224": hauth.USM_AUTH_HMAC128_SHA224,
