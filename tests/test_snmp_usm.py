@@ -50,6 +50,8 @@ def test_messages_round_trip_and_a_changed_byte_fails_the_digest() -> None:
     assert (msg.msg_id, msg.boots, msg.time, msg.user, msg.flags & 3) == (5, 3, 1234, b"rackval", 3)
     assert scoped not in data  # encrypted on the wire
     assert usm.decode_scoped_pdu(usm.scoped_pdu_of(keys, msg))[2][1] == 77
+    with pytest.raises(usm.UsmError, match="no privacy key"):
+        usm.scoped_pdu_of(usm.UsmKeys(b"rackval", "SHA256", keys.auth_key), msg)
     tampered = bytearray(data)
     tampered[-1] ^= 0x01
     with pytest.raises(usm.UsmError, match="wrong digest"):

@@ -259,6 +259,8 @@ def scoped_pdu_of(keys: UsmKeys, msg: V3Message) -> bytes:
     """The plaintext ScopedPDU TLV (decrypting if the message is encrypted)."""
     if not msg.flags & FLAG_PRIV:
         return msg.data
+    if not keys.priv_key:
+        raise UsmError("encrypted message but no privacy key for this user")
     if len(msg.priv_params) != 8:
         raise UsmError("privacy parameters are not 8 octets")
     iv = msg.boots.to_bytes(4, "big") + msg.time.to_bytes(4, "big") + msg.priv_params
