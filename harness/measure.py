@@ -13,6 +13,10 @@ from enum import StrEnum
 
 from harness.units import convert
 
+_new = object.__new__
+_set = object.__setattr__
+_now = time.time
+
 
 class Outcome(StrEnum):
     """pass: inside the limits with room; marginal: inside but within the marginal band of a
@@ -45,19 +49,26 @@ class Limit:
             raise ValueError(f"limit {self.requirement or '?'} has neither low nor high")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"limit {self.requirement or '?'}: low {self.low} > high {self.high}")
+        # Not a field (equality, repr and hashing ignore it): this limit converted to other units,
+        # because a plan measuring W against a spec in kW converts on every measurement otherwise.
+        object.__setattr__(self, "_in_units", {})
 
     def in_unit(self, unit: str) -> Limit:
         """The same limit expressed in ``unit`` (raises ConfigError for incompatible units)."""
         if unit == self.unit:
             return self
-        return Limit(
-            low=None if self.low is None else convert(self.low, self.unit, unit),
-            high=None if self.high is None else convert(self.high, self.unit, unit),
-            unit=unit,
-            marginal=self.marginal,
-            requirement=self.requirement,
-            description=self.description,
-        )
+        converted: dict[str, Limit] = self._in_units  # type: ignore[attr-defined]
+        limit = converted.get(unit)
+        if limit is None:
+            limit = converted[unit] = Limit(
+                low=None if self.low is None else convert(self.low, self.unit, unit),
+                high=None if self.high is None else convert(self.high, self.unit, unit),
+                unit=unit,
+                marginal=self.marginal,
+                requirement=self.requirement,
+                description=self.description,
+            )
+        return limit
 
     def describe(self) -> str:
         if self.low is not None and self.high is not None:
@@ -68,20 +79,22 @@ class Limit:
 
     def judge(self, value: float) -> tuple[Outcome, float]:
         """Outcome and margin (signed distance to the nearest limit; negative = outside)."""
-        if math.isnan(value):
+        # Written out branch by branch: it runs once per measurement (see bench/bench_store.py).
+        if value != value:  # NaN: a lost reading fails
             return Outcome.FAIL, math.nan
-        distances = []
-        if self.high is not None:
-            distances.append(self.high - value)
-        if self.low is not None:
-            distances.append(value - self.low)
-        margin = min(distances)
+        low, high = self.low, self.high
+        if high is None:
+            margin = value - low  # type: ignore[operator]
+            reference = abs(low)  # type: ignore[arg-type]
+        elif low is None:
+            margin = high - value
+            reference = abs(high)
+        else:
+            above, below = high - value, value - low
+            margin = above if above <= below else below
+            reference = high - low
         if margin < 0:
             return Outcome.FAIL, margin
-        if self.low is not None and self.high is not None:
-            reference = self.high - self.low
-        else:
-            reference = abs(self.high if self.high is not None else self.low)  # type: ignore[arg-type]
         if reference > 0 and margin < self.marginal * reference:
             return Outcome.MARGINAL, margin
         return Outcome.PASS, margin
@@ -116,24 +129,27 @@ class Measurement:
         channel: str = "",
         clock_s: float | None = None,
     ) -> Measurement:
+        """Judge ``value`` (in ``unit``) against ``limit`` (converted to ``unit``); no limit: info."""
         value = float(value)
         if limit is None:
-            return cls(name, value, unit, Outcome.INFO, device=device, channel=channel, clock_s=clock_s)
-        limit = limit.in_unit(unit)
-        outcome, margin = limit.judge(value)
-        return cls(
-            name,
-            value,
-            unit,
-            outcome,
-            low=limit.low,
-            high=limit.high,
-            margin=margin,
-            requirement=limit.requirement,
-            device=device,
-            channel=channel,
-            clock_s=clock_s,
-        )
+            outcome, low, high, margin, requirement = Outcome.INFO, None, None, None, ""
+        else:
+            if limit.unit != unit:
+                limit = limit.in_unit(unit)
+            outcome, margin = limit.judge(value)
+            low, high, requirement = limit.low, limit.high, limit.requirement
+        if cls is not Measurement:  # a subclass may add fields or checks: take the normal road
+            return cls(name, value, unit, outcome, low, high, margin, requirement, device, channel, clock_s=clock_s)
+        # The fast road for the hot path (one call per measurement): a frozen dataclass's
+        # __init__ sets each of its 12 fields through object.__setattr__, which costs more than
+        # the judging itself. Filling __dict__ at once yields the identical object.
+        m = _new(Measurement)
+        _set(m, "__dict__", {
+            "name": name, "value": value, "unit": unit, "outcome": outcome, "low": low, "high": high,
+            "margin": margin, "requirement": requirement, "device": device, "channel": channel,
+            "recorded_at": _now(), "clock_s": clock_s,
+        })  # fmt: skip
+        return m
 
     def describe(self) -> str:
         """One line for an assertion message: what, where, value, limits, outcome."""

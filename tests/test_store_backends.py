@@ -48,6 +48,15 @@ def pg_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def journal_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """PostgreSQL stores keep their measurement journals on the station: here, not in ~ (the
+    environment variable reaches the killed-run subprocesses too)."""
+    path = tmp_path / "journals"
+    monkeypatch.setenv("RACKVAL_JOURNAL_DIR", str(path))
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -465,10 +474,14 @@ def test_a_dropped_postgresql_connection_is_replaced(pg_server: PostgresServer) 
     kill_store_backend()
     assert [r.run_id for r in store.runs()] == ["r"]  # a read retries once on a new connection
     kill_store_backend()
-    m = Measurement.judged("v", 1.0, "V")
     with pytest.raises(StoreError) as err:
-        store.record_measurement("r", None, m)  # a write is never silently repeated
-    assert "record measurement 'v'" in str(err.value) and PASSWORD not in str(err.value)
-    store.record_measurement("r", None, m)  # ... but the next one goes through
+        store.record_artifact("r", "log", "console.log")  # a write is never silently repeated
+    assert "record artifact 'log'" in str(err.value) and PASSWORD not in str(err.value)
+    store.record_artifact("r", "log", "console.log")  # ... but the next one goes through
+    assert [a.name for a in store.artifacts("r")] == ["log"]
+    # a measurement is journaled (no round trip); its batch carries the journal's mark, so it is
+    # retried on a fresh connection like a read, and lands exactly once
+    store.record_measurement("r", None, Measurement.judged("v", 1.0, "V"))
+    kill_store_backend()
     assert [x.value for _, x in store.measurements("r")] == [1.0]
     store.close()

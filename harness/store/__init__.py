@@ -1,5 +1,6 @@
-"""Results store: every run, test, measurement, telemetry sample, action and artifact, written
-the moment it is recorded.
+"""Results store: every run, test, measurement, telemetry sample, action and artifact, durable
+the moment it is recorded (measurements through a journal file, batched into the database:
+see ``harness.store.journal``).
 
 ``open_store(url)`` picks the backend from the URL: a file path or ``sqlite:///path`` gives the
 SQLite store (the default); ``postgresql://user:password@host:port/db`` gives the PostgreSQL

@@ -10,14 +10,28 @@ so a record is on the server before the call returns, and a killed client loses 
 recorded. A connection broken by a server restart or a network blip is replaced on the next
 call; the call that hit the break raises StoreError (a write is never silently repeated, since
 it may already have been committed).
+
+Measurements are journaled and batched (``harness.store.journal``): on the station, each is in
+a local journal file when ``record_measurement`` returns, and on the server within
+``FLUSH_INTERVAL_S`` and before this store reads or writes anything else. The journal directory
+is local to the station that wrote it, so a killed run's last measurements reach the server
+when that station next opens the store (the next run does, first thing). It is
+``journal_dir``, else ``$RACKVAL_JOURNAL_DIR``, else ``$XDG_STATE_HOME/rackval/journals`` (or
+``~/.local/state/rackval/journals``), with one sub-directory per server and database. A batch
+carries its journal mark, so it is retried on a fresh connection like a read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from drivers.errors import ConfigError
-from harness.store.base import SAMPLE_COLUMNS, SqlStore, StoreError
+from harness.store.base import MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, WIDTH, SqlStore, StoreError
 from harness.store.schema import POSTGRESQL
 from harness.store.urls import redact_url, scrub
 
@@ -42,10 +56,11 @@ class PostgresStore(SqlStore):
 
     dialect = POSTGRESQL
 
-    def __init__(self, url: str, *, connect_timeout_s: int = 10) -> None:
+    def __init__(self, url: str, *, connect_timeout_s: int = 10, journal_dir: str | Path | None = None) -> None:
         super().__init__()
         psycopg = _psycopg()
         self._db_errors = (psycopg.Error,)
+        self._transient_errors = (psycopg.OperationalError,)
         self._url = url
         self.path = redact_url(url)
         self.url = self.path
@@ -56,9 +71,11 @@ class PostgresStore(SqlStore):
         params.setdefault("connect_timeout", str(connect_timeout_s))
         params.setdefault("application_name", "rackval")
         self._params = params
+        self._journal_directory = journal_directory(params, journal_dir)
         self._conn = self._connect(ConfigError)
         try:
             self._migrate()
+            self._open_journals()
         except BaseException:
             self._conn.close()
             raise
@@ -88,8 +105,33 @@ class PostgresStore(SqlStore):
     def _schema_lock(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
 
+    def _insert_measurements(self, cur: Any, flat: list[Any]) -> None:
+        """COPY here too: one round trip for the whole batch."""
+        with cur.copy(f"COPY measurements ({', '.join(MEASUREMENT_COLUMNS)}) FROM STDIN") as copy:
+            for i in range(0, len(flat), WIDTH):
+                copy.write_row(flat[i : i + WIDTH])
+
     def _insert_samples(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
         """COPY is several times faster than a pipelined executemany for telemetry batches."""
         with cur.copy(f"COPY samples ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+
+def journal_directory(params: dict[str, Any], configured: str | Path | None = None) -> Path:
+    """Where this station keeps the measurement journals of one database (see the module doc)."""
+    if configured is None:
+        configured = os.environ.get("RACKVAL_JOURNAL_DIR") or None
+    if configured is None:
+        state = os.environ.get("XDG_STATE_HOME")
+        if not state:
+            try:
+                state = str(Path.home() / ".local" / "state")
+            except (KeyError, RuntimeError):  # no home (a bare service account): still station-local
+                state = os.path.join(tempfile.gettempdir(), f"rackval-{os.getuid()}")
+        configured = Path(state) / "rackval" / "journals"
+    host, port = str(params.get("host") or "localhost"), str(params.get("port") or "5432")
+    dbname, user = str(params.get("dbname") or ""), str(params.get("user") or "")
+    digest = hashlib.sha256(f"{user}@{host}:{port}/{dbname}".encode()).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9_.]+", "_", f"{host}-{port}-{dbname}")[:80]
+    return Path(configured) / f"pg-{readable}-{digest}"
