@@ -73,7 +73,9 @@ class SimulatedRack:
         # model users (unit tests, benchmarks of the physics) do not need.
         from drivers.sim.node_shell import start_node_ssh
         from drivers.sim.redfish_server import start_bmc_redfish
+        from drivers.sim.scpi_hislip import start_analyzer_hislip
         from drivers.sim.scpi_server import start_analyzer_scpi
+        from drivers.sim.scpi_vxi11 import start_analyzer_vxi11
         from drivers.sim.snmp_agent import start_pdu_agent
         from drivers.sim.snmp_switch_agent import start_switch_snmp_agent
         from drivers.sim.ssh_server import start_switch_ssh, write_known_hosts
@@ -168,9 +170,18 @@ class SimulatedRack:
                     "expect": _expect(switch.info),
                     "options": {"known_hosts": known_hosts.name},
                 }
-            for name, analyzer in model.analyzers.items():
+            for i, (name, analyzer) in enumerate(model.analyzers.items()):
+                # One instrument behind three LAN protocols, as a real WT analyzer offers them: the
+                # raw socket, VXI-11 (no portmapper: the port is in the resource) and HiSLIP.
                 srv = start_analyzer_scpi(model, name, host=HOST)
                 rack.servers[name] = srv
+                vxi = start_analyzer_vxi11(model, name, host=HOST, instrument=srv.instrument)
+                rack.servers[f"{name} (VXI-11)"] = vxi
+                hislip = start_analyzer_hislip(model, name, host=HOST, instrument=srv.instrument)
+                rack.servers[f"{name} (HiSLIP)"] = hislip
+                options: dict[str, Any] = {"element": "SIGMA"}
+                if i % 2 == 1:  # the second analyzer is reached over HiSLIP: runs exercise both
+                    options["resource"] = f"TCPIP0::{HOST}::hislip0,{hislip.port}::INSTR"
                 devices[name] = {
                     "kind": "analyzer",
                     "driver": "yokogawa-wt",
@@ -178,7 +189,7 @@ class SimulatedRack:
                     "port": srv.port,
                     "expect": _expect(analyzer.info),
                     "feeds": list(analyzer.feeds),
-                    "options": {"element": "SIGMA"},
+                    "options": options,
                 }
             nodes: dict[str, Any] = {}
             for name, node in model.nodes.items():

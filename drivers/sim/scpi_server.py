@@ -20,11 +20,9 @@ Simplifications (change them here, in one place, when a test needs more):
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -33,6 +31,7 @@ from dataclasses import dataclass
 
 from drivers.sim.faults import Fault
 from drivers.sim.model import RackModel
+from drivers.sim.tcp_shell import StopAwareSocket, TcpServerShell
 
 ERROR_QUEUE_SIZE = 32
 MAX_LINE_BYTES = 64 * 1024
@@ -395,8 +394,42 @@ class WtAnalyzerSim(ScpiInstrument):
 # ---- the socket server ----------------------------------------------------------------------
 
 
-class ScpiServer:
+def apply_faults(
+    instrument: ScpiInstrument, faults: list[Fault], rng: random.Random, raw: bytes, reply: str | None
+) -> tuple[bytes | None, float]:
+    """Apply a device's protocol faults to one program message line and its reply.
+
+    Returns the reply to send (None: nothing, e.g. device_silent) and the delay before it may be
+    read (device_slow); the raw socket server sleeps it, VXI-11 delays the read with it. SCPI
+    over LAN has no login, so auth_failure and session_exhaustion do not apply.
+    """
+    out = None if reply is None else reply.encode("ascii", "replace")
+    delay = 0.0
+    for fault in faults:
+        p = fault.params
+        if fault.kind == "device_silent":
+            return None, 0.0
+        if fault.kind == "device_slow":
+            delay += p["delay_s"] + rng.uniform(0.0, p["jitter_s"])
+        elif fault.kind == "scpi_error":
+            command = raw.decode("ascii", "replace").strip().lstrip(":").upper()
+            if command.startswith(p["command"].lstrip(":").upper()):
+                with instrument.lock:
+                    instrument.push_error(p["code"], p["message"])
+        elif fault.kind == "malformed_reply" and out is not None and rng.random() < p["probability"]:
+            if p["mode"] == "garbage":
+                out = bytes(rng.randrange(128, 256) for _ in range(max(len(out), 8)))
+            elif p["mode"] == "wrong_length":
+                out += b"," + out
+            else:  # truncate
+                out = out[: max(len(out) // 2, 1)]
+    return out, delay
+
+
+class ScpiServer(TcpServerShell):
     """Raw-socket SCPI server: one thread per client, newline-terminated program messages."""
+
+    thread_prefix = "scpi"
 
     def __init__(
         self,
@@ -408,87 +441,27 @@ class ScpiServer:
         self.instrument = instrument
         self._faults = faults or (lambda: [])
         self._rng = random.Random(port)
-        self._listener = socket.create_server((host, port))
-        self.host, self.port = self._listener.getsockname()[:2]
-        self._stopping = threading.Event()
-        self._clients: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._acceptor = threading.Thread(target=self._accept_loop, name=f"scpi-accept-{self.port}", daemon=True)
-        self._acceptor.start()
+        super().__init__(host, port)
 
-    def _accept_loop(self) -> None:
-        self._listener.settimeout(0.1)  # poll the stop flag; close() does not wake accept()
-        while not self._stopping.is_set():
-            try:
-                conn, _addr = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            conn.settimeout(None)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(target=self._serve, args=(conn,), name=f"scpi-client-{self.port}", daemon=True)
-            with self._lock:
-                if self._stopping.is_set():
-                    conn.close()
-                    break
-                self._clients.add(conn)
-                self._threads = [t for t in self._threads if t.is_alive()]
-                self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, sock: StopAwareSocket) -> None:
         buf = bytearray()
-        try:
-            while not self._stopping.is_set():
-                try:
-                    chunk = conn.recv(4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                buf.extend(chunk)
-                while (nl := buf.find(b"\n")) >= 0:
-                    raw, buf = bytes(buf[:nl]), buf[nl + 1 :]
-                    reply = self._faulty(raw, self._handle(raw))
-                    if reply is not None:
-                        conn.sendall(reply + b"\n")
-                if len(buf) > MAX_LINE_BYTES:
-                    buf.clear()
-                    with self.instrument.lock:
-                        self.instrument.push_error(*E_INPUT_OVERRUN)
-        except OSError:
-            pass  # client went away mid-reply
-        finally:
-            with self._lock:
-                self._clients.discard(conn)
-            conn.close()
+        while (chunk := sock.recv_some()) is not None:
+            buf.extend(chunk)
+            while (nl := buf.find(b"\n")) >= 0:
+                raw, buf = bytes(buf[:nl]), buf[nl + 1 :]
+                reply = self._faulty(raw, self._handle(raw))
+                if reply is not None and not sock.send(reply + b"\n"):
+                    return
+            if len(buf) > MAX_LINE_BYTES:
+                buf.clear()
+                with self.instrument.lock:
+                    self.instrument.push_error(*E_INPUT_OVERRUN)
 
     def _faulty(self, raw: bytes, reply: str | None) -> bytes | None:
-        """Apply the device's active protocol faults to one program message and its reply.
-
-        SCPI over a raw socket has no login, so auth_failure and session_exhaustion do not apply.
-        """
-        out = None if reply is None else reply.encode("ascii", "replace")
-        for fault in self._faults():
-            p = fault.params
-            if fault.kind == "device_silent":
-                return None
-            if fault.kind == "device_slow":
-                time.sleep(p["delay_s"] + self._rng.uniform(0.0, p["jitter_s"]))
-            elif fault.kind == "scpi_error":
-                command = raw.decode("ascii", "replace").strip().lstrip(":").upper()
-                if command.startswith(p["command"].lstrip(":").upper()):
-                    with self.instrument.lock:
-                        self.instrument.push_error(p["code"], p["message"])
-            elif fault.kind == "malformed_reply" and out is not None and self._rng.random() < p["probability"]:
-                if p["mode"] == "garbage":
-                    out = bytes(self._rng.randrange(128, 256) for _ in range(max(len(out), 8)))
-                elif p["mode"] == "wrong_length":
-                    out += b"," + out  # every value twice: more fields than asked for
-                else:  # truncate
-                    out = out[: max(len(out) // 2, 1)]
+        """Apply the device's active protocol faults to one program message and its reply."""
+        out, delay = apply_faults(self.instrument, self._faults(), self._rng, raw, reply)
+        if delay:
+            time.sleep(delay)
         return out
 
     def _handle(self, raw: bytes) -> str | None:
@@ -499,29 +472,6 @@ class ScpiServer:
             with self.instrument.lock:
                 self.instrument.push_error(-300, "Device-specific error")
             return None
-
-    def stop(self) -> None:
-        """Stop accepting, disconnect clients, join threads. Idempotent."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() at once on Linux
-        self._acceptor.join(timeout=2)
-        self._listener.close()
-        with self._lock:
-            clients, threads = list(self._clients), list(self._threads)
-        for conn in clients:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join(timeout=2)
-
-    def __enter__(self) -> ScpiServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_analyzer_scpi(
