@@ -13,11 +13,18 @@
    one core, wall time per tick.
 3. A virtual soak of ``--soak-s`` clock seconds at 1 Hz on the same rack: ticks, virtual/wall
    ratio (target >= 30), client CPU per tick.
+
+``--soak-plan``: instead, the channels ``test_plans/test_load_soak.py`` samples (feed analyzers,
+BMC power, 3 GPU fields per node from one nvidia-smi per node) under full GPU load, virtual
+clock, SQLite store, for ``--ticks`` ticks; ``--parts a,b,g`` limits it to analyzers / BMCs /
+GPUs. Reported per tick: wall ms, CPU ms of this process (drivers + sampler + store) and of the
+simulator process (from /proc), and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -133,6 +140,57 @@ def bench_sim(nodes: int, seconds: float, soak_s: float, workdir: Path, kinds: t
         sim.stop()
 
 
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU of another process (the simulator), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_soak_plan(nodes: int, ticks: int, parts: set[str], workdir: Path) -> None:
+    """The load-soak plan's sampling, tick by tick on the virtual clock (see the module docstring)."""
+    from harness.telemetry import analyzer_channels, gpu_channels
+
+    soak_gpu_fields = (("temperature_c", "degC"), ("event_reasons", ""), ("power_w", "W"))  # as the plan
+    sim = SimProcess(workdir / "sim", nodes=nodes)
+    inv = load_inventory(sim.rack_file)
+    rack = Rack(inv)
+    assert inv.meta.simulator is not None and inv.simulator_token is not None
+    control = ControlClient(inv.meta.simulator.control, inv.simulator_token.reveal())
+    clock = SimulatorClock(control)
+    store = open_store(workdir / "soak.sqlite")
+    try:
+        hosts = [s.host for s in inv.data.nodes.values() if s.host]
+        bmcs = [s.bmc for s in inv.data.nodes.values() if s.bmc]
+        rack.fan_out(hosts, lambda d: d.start_load(1.0))
+        channels: list[Channel] = []
+        if "a" in parts:
+            for a in inv.feed_analyzers():
+                channels += analyzer_channels(rack, a)
+        if "b" in parts:
+            channels += [Channel.single(f"{b}/power_w", b, "W", lambda d: d.power_watts()) for b in bmcs]
+        if "g" in parts:
+            for h in hosts:
+                channels += gpu_channels(rack, h, soak_gpu_fields)
+        Sampler(rack, clock, None, "warm", channels).run(3)  # connections and sessions are not the steady cost
+        store.start_run(RunInfo(run_id="soak-plan", started_at=time.time()))
+        with Sampler(rack, clock, store, "soak-plan", channels) as sampler:
+            c0, s0, w0, v0 = cpu_s(), _proc_cpu_s(sim.pid), time.monotonic(), clock.now()
+            stats = sampler.run(ticks)
+            cpu, sim_cpu = cpu_s() - c0, _proc_cpu_s(sim.pid) - s0
+            wall, virt = time.monotonic() - w0, clock.now() - v0
+        n = max(stats.ticks, 1)
+        print(f"soak plan, {nodes} nodes, parts {','.join(sorted(parts))}: {len(channels)} channels,"
+              f" {stats.ticks} ticks, {stats.errors} errors, {stats.stored} rows stored")  # fmt: skip
+        print(f"  per tick: {wall / n * 1e3:.1f} ms wall, client CPU {cpu / n * 1e3:.1f} ms,"
+              f" simulator CPU {sim_cpu / n * 1e3:.1f} ms; virtual/wall {virt / wall:.1f};"
+              f" load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    finally:
+        store.close()
+        rack.close()
+        control.close()
+        sim.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=32)
@@ -141,9 +199,15 @@ def main() -> None:
     ap.add_argument("--fake-channels", type=int, default=3000)
     ap.add_argument("--skip-sim", action="store_true")
     ap.add_argument("--kinds", default=",".join(KINDS), help="device kinds to sample on the simulated rack")
+    ap.add_argument("--soak-plan", action="store_true", help="only the load-soak plan's channels, virtual clock")
+    ap.add_argument("--ticks", type=int, default=300, help="ticks for --soak-plan")
+    ap.add_argument("--parts", default="a,b,g", help="--soak-plan: a = analyzers, b = BMC power, g = GPUs")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as tmp:
         work = Path(tmp)
+        if args.soak_plan:
+            bench_soak_plan(args.nodes, args.ticks, set(args.parts.split(",")), work)
+            return
         if args.fake_channels:
             bench_fake(args.fake_channels, args.seconds, work)
         if not args.skip_sim:

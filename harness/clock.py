@@ -39,3 +39,8 @@ class SimulatorClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._control.advance(seconds)
+
+    def advance(self, seconds: float) -> float:
+        """Sleep ``seconds`` and return the clock reading right after, in one round trip (the
+        sampler stamps its next tick with it instead of asking ``now()`` again)."""
+        return self._control.advance(seconds) if seconds > 0 else self._control.now()

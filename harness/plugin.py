@@ -11,6 +11,7 @@ the run is closed and ``<report-dir>/<run-id>/`` gets report.html and junit.xml,
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import shutil
@@ -47,6 +48,10 @@ DEVICE_PARAMS: dict[str, str | None] = {
 }
 DEFAULT_SIM_SPEC = Path("specs") / "sim-reference.yaml"
 MESSAGE_LIMIT = 4000
+# Run-level measurements (no limit, outcome "info") that say how fast a simulated run went.
+RUN_VIRTUAL_TIME = "run virtual time"
+RUN_WALL_TIME = "run wall time"
+RUN_TIME_RATIO = "run virtual/wall time ratio"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +67,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--sim-faults", help="fault list (YAML) to inject into the simulated rack at start")
     group.addoption(
+        "--sim-params",
+        help="the simulated rack's size, topology and physics (YAML, a copy of racks/sim-model-params.yaml)"
+        " to rehearse plans on another design; --sim-nodes still overrides the node count",
+    )
+    group.addoption(
         "--allow-destructive",
         action="store_true",
         default=False,
@@ -70,6 +80,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--station", default=os.environ.get("RACKVAL_STATION", ""), help="test station name")
     group.addoption("--operator", default=os.environ.get("RACKVAL_OPERATOR", ""), help="who runs the tests")
+
+
+@dataclass(frozen=True)
+class RunClockFigure:
+    """How much simulator (virtual) time a run covered in how much wall time.
+
+    ``virtual_s`` is the simulator clock's advance from the run's first contact with the control
+    channel to the end of the tests (undo included); ``wall_s`` is wall time from the start of
+    the pytest session (collection and simulator start-up included) to the same point, so the
+    ratio never flatters the run.
+    """
+
+    virtual_s: float
+    wall_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.virtual_s / self.wall_s if self.wall_s > 0 else math.inf
+
+    def line(self) -> str:
+        return (
+            f"simulator clock: {self.virtual_s:.0f} virtual s in {self.wall_s:.1f} wall s:"
+            f" virtual/wall = {self.ratio:.1f}"
+        )
 
 
 @dataclass
@@ -104,6 +138,10 @@ class RackvalRun:
         self.tests: dict[str, TestTrack] = {}
         self.report_path: Path | None = None
         self.junit_path: Path | None = None
+        self.wall_started = time.monotonic()  # the session's start: collection and simulator start-up count
+        self.virtual_started: float | None = None  # simulator clock at first contact
+        self.clock_figure: RunClockFigure | None = None
+        self.clock_figure_error = ""
         rack_opt = config.getoption("rack")
         spec_opt = config.getoption("spec")
         # Validate files given on the command line now, before any device is touched.
@@ -123,6 +161,7 @@ class RackvalRun:
             self._sim = SimProcess(
                 self.run_dir / "sim",
                 nodes=self.config.getoption("sim_nodes"),
+                params=self.config.getoption("sim_params"),
                 faults=self.config.getoption("sim_faults"),
             )
             self._inventory = load_inventory(self._sim.rack_file)
@@ -161,6 +200,10 @@ class RackvalRun:
             return None
         if self._control is None:
             self._control = ControlClient(sim.control, self.inventory.simulator_token.reveal())
+            try:
+                self.virtual_started = self._control.now()
+            except DeviceError as exc:  # the plans will meet the same error; the figure is lost
+                self.clock_figure_error = str(exc)
         return self._control
 
     @property
@@ -213,6 +256,7 @@ class RackvalRun:
             )
         )
         self.run_started = True
+        _ = self.control  # a simulated rack: read its clock now, the start of the run's virtual time
         mark_dead_runs_incomplete(self.store, exclude=self.run_id)
         for name, cfg in inv.configs.items():
             self.store.record_device(self.run_id, DeviceRecord(name, cfg.kind, cfg.driver, cfg.address))
@@ -248,6 +292,7 @@ class RackvalRun:
                     if not track.finished:  # interrupted mid-test
                         track.outcome = "error"
                         self.store.finish_test(track.test_id, "error", time.time() - track.started, "did not finish")
+                self.record_clock_figure()
                 interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
                 failed = any(t.outcome in ("failed", "error") for t in self.tests.values())
                 failed = failed or any(m.outcome == Outcome.FAIL for _, m in self.store.measurements(self.run_id))
@@ -264,6 +309,27 @@ class RackvalRun:
                 self._sim.stop()
             if self._store is not None:
                 self._store.close()
+
+    def record_clock_figure(self) -> None:
+        """On a simulated rack: virtual s, wall s and their ratio, as run-level measurements without
+        limits (outcome info), so every run keeps its own speed figure next to its results."""
+        if self._control is None or self.virtual_started is None:
+            return
+        try:
+            virtual_now = self._control.now()
+        except DeviceError as exc:
+            self.clock_figure_error = str(exc)
+            return
+        figure = RunClockFigure(virtual_now - self.virtual_started, time.monotonic() - self.wall_started)
+        self.clock_figure = figure
+        device = self.inventory.meta.name
+        channel = "simulator clock"
+        for m in (
+            Measurement.judged(RUN_VIRTUAL_TIME, figure.virtual_s, "s", device=device, channel=channel),
+            Measurement.judged(RUN_WALL_TIME, figure.wall_s, "s", device=device, channel="wall clock"),
+            Measurement.judged(RUN_TIME_RATIO, figure.ratio, "", device=device, channel="virtual s per wall s"),
+        ):
+            self.store.record_measurement(self.run_id, None, m)
 
     def write_outputs(self) -> None:
         from harness.junit import write_junit
@@ -422,6 +488,15 @@ class RunHooks:
             terminalreporter.write_line(f"report:  {run.report_path}")
             terminalreporter.write_line(f"junit:   {run.junit_path}")
         terminalreporter.write_line(f"results: {run.results_path}")
+        if run.clock_figure is not None:
+            terminalreporter.write_line(run.clock_figure.line() + " (to the end of the tests)")
+            # The report and exports are written after the figure was stored: say what they cost.
+            session = RunClockFigure(run.clock_figure.virtual_s, time.monotonic() - run.wall_started)
+            terminalreporter.write_line(
+                f"  with report and exports: {session.wall_s:.1f} wall s: virtual/wall = {session.ratio:.1f}"
+            )
+        elif run.clock_figure_error:
+            terminalreporter.write_line(f"simulator clock: no figure ({run.clock_figure_error})")
         if run.undo_failures:
             terminalreporter.write_line(
                 f"UNDO FAILED for {len(run.undo_failures)} action(s): the rack may be left changed", red=True, bold=True

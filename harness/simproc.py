@@ -27,6 +27,7 @@ class SimProcess:
         seed: int = 1,
         faults: str | Path | None = None,
         start_timeout_s: float = 60.0,
+        params: str | Path | None = None,
     ) -> None:
         self.state_dir = state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -38,6 +39,8 @@ class SimProcess:
             cmd += ["--nodes", str(nodes)]
         if faults is not None:
             cmd += ["--faults", str(faults)]
+        if params is not None:
+            cmd += ["--params", str(Path(params).resolve())]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + start_timeout_s

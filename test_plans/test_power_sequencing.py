@@ -17,7 +17,10 @@ with an inrush guard between outlets. This plan does exactly that and times each
    (``host_power_on_time``; nodes whose host was found off are not expected to power on), and
    the OS answering over SSH (``os_up_time``). BMCs are asked every tick with a probe that
    does not retry "503 starting" (a booting BMC answers at once); the OS every
-   ``OS_POLL_S`` seconds with a short SSH timeout, so OS times are known to within that.
+   ``OS_POLL_S`` seconds with a short SSH timeout, so OS times are known to within that. OS
+   probes run beside the sampling (a fresh connection each, stamped with the clock reading
+   taken just before it connects): a host that is still down costs its probe's wall-clock
+   timeout in a background thread, not a stall of the 1 Hz sampling and of the clock.
 4. **Feed current**: each feed's analyzer is sampled at 1 Hz throughout; the highest current
    is judged per feed (``power_on_feed_current``). This is the highest *sampled* RMS current,
    not the inrush peak: the ~10 ms inrush of a PSU needs a transient capture (a Chroma-class
@@ -31,6 +34,7 @@ plan with the gate's reasons.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -140,9 +144,10 @@ def test_staggered_power_on_from_all_off(
         for s in nodes.values():
             if s.bmc:
                 probes[s.bmc] = _probe(rack, inventory, s.bmc, retries_503=0)
-            if s.host:
-                probes[s.host] = _probe(rack, inventory, s.host)
-        switched = _sequence(rack, nodes, order, stagger, os_limit, safety, clock, telemetry, channels, times, probes)
+        os_prober = _OsProber(lambda host: _probe(rack, inventory, host), clock)
+        switched = _sequence(
+            rack, nodes, order, stagger, os_limit, safety, clock, telemetry, channels, times, probes, os_prober
+        )
     finally:
         for drv in probes.values():
             drv.close()
@@ -206,7 +211,7 @@ def test_staggered_power_on_from_all_off(
 def _sequence(
     rack: Rack, nodes: dict[str, Any], order: list[tuple[str, str, str, int]], stagger: float, os_limit: float,
     safety: SafetyGate, clock: Clock, telemetry: Callable[..., Any], channels: list[Channel],
-    times: dict[str, NodeTimes], probes: dict[str, Any],
+    times: dict[str, NodeTimes], probes: dict[str, Any], os_prober: _OsProber,
 ) -> tuple[Any, list[float], float, list[str]]:  # fmt: skip
     """All off, then staggered on (closing the nested scopes); returns (sampler, switch times, end,
     node outlets that did not switch off)."""
@@ -223,7 +228,7 @@ def _sequence(
         still_on = _outlets_still_on(rack, order)
         rate = max(1.0, 1.0 / stagger)
         sampler = telemetry(channels, rate)
-        state = {"last_switch": None, "next_os_poll": None}
+        state: dict[str, float | None] = {"last_switch": None}
 
         def on_tick(_k: int, t: float) -> None:
             last = state["last_switch"]
@@ -235,9 +240,8 @@ def _sequence(
                 if times[node].first_on is None:
                     times[node].first_on = t
             _poll_bmcs(nodes, times, probes, t)
-            due = state["next_os_poll"] is None or t >= state["next_os_poll"]
-            if due and _poll_os(nodes, times, probes, t):
-                state["next_os_poll"] = t + OS_POLL_S
+            os_prober.collect(times)
+            os_prober.poll(nodes, times, t)
 
         deadline = None
         while True:
@@ -249,8 +253,11 @@ def _sequence(
                 break
             if deadline is not None and now >= deadline:
                 break
-        return sampler, switch_times, clock.now(), still_on
+        end = clock.now()
+        os_prober.collect(times, wait=True)  # probes sent before the end still count, at their send time
+        return sampler, switch_times, end, still_on
     finally:
+        os_prober.close()
         _exit_all(scopes)
 
 
@@ -302,31 +309,62 @@ def _poll_bmcs(nodes: dict[str, Any], times: dict[str, NodeTimes], probes: dict[
                 nt.host_on = t
 
 
-def _poll_os(nodes: dict[str, Any], times: dict[str, NodeTimes], probes: dict[str, Any], t: float) -> bool:
-    """Probe over SSH every node whose host is On (or that has no BMC) and whose OS is not yet up.
-    Returns whether any node was probed."""
-    from concurrent.futures import ThreadPoolExecutor
+class _OsProber:
+    """OS readiness probes over SSH that run beside the sampling.
 
-    todo = [
-        n
-        for n, s in nodes.items()
-        if s.host and times[n].expect_host and times[n].os_up is None and times[n].first_on is not None
-        and (times[n].host_on is not None or not s.bmc)
-    ]  # fmt: skip
-    if not todo:
-        return False
+    Each probe is a fresh driver (one connection), stamped with the clock reading taken just
+    before it connects (the simulated host decides at that connection whether it answers); a
+    node whose probe answers has its OS up at the earliest such stamp. A host still down does not
+    answer until the probe's timeout, which is wall-clock time: run inline, every such probe
+    would stall the ticks (and a virtual clock) for a whole timeout. Each node is probed every
+    ``OS_POLL_S`` clock seconds, whether or not its previous probe has come back.
+    """
 
-    def ask(n: str) -> tuple[str, str]:
+    def __init__(self, make_driver: Callable[[str], Any], clock: Clock) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._make = make_driver
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=160, thread_name_prefix="os-probe")
+        self._pending: list[tuple[str, Any]] = []  # node, future
+        self._next: dict[str, float] = {}
+
+    def _ask(self, host: str) -> tuple[float, str]:
+        drv = self._make(host)
         try:
-            probes[nodes[n].host].gpus()
-            return n, ""
+            sent = self._clock.now()
+            drv.gpus()
+            return sent, ""
         except DeviceError as exc:
-            return n, str(exc)
+            return math.nan, str(exc)
+        finally:
+            drv.close()
 
-    with ThreadPoolExecutor(max_workers=min(32, len(todo)), thread_name_prefix="os-probe") as pool:
-        for n, error in pool.map(ask, todo):
+    def poll(self, nodes: dict[str, Any], times: dict[str, NodeTimes], t: float) -> None:
+        """Send a probe to every node whose host is On (or that has no BMC), whose OS is not known
+        up, and whose next probe is due."""
+        for n, s in nodes.items():
+            nt = times[n]
+            eligible = s.host and nt.expect_host and nt.os_up is None and nt.first_on is not None
+            if not eligible or (s.bmc and nt.host_on is None) or t < self._next.get(n, t):
+                continue
+            self._next[n] = t + OS_POLL_S
+            self._pending.append((n, self._pool.submit(self._ask, s.host)))
+
+    def collect(self, times: dict[str, NodeTimes], *, wait: bool = False) -> None:
+        """Take the answers that are in (all of them with ``wait``; each is bounded by its timeout)."""
+        keep = []
+        for n, fut in self._pending:
+            if not (wait or fut.done()):
+                keep.append((n, fut))
+                continue
+            sent, error = fut.result()
+            nt = times[n]
             if error:
-                times[n].last_error = error
-            else:
-                times[n].os_up = t
-    return True
+                nt.last_error = error
+            elif nt.os_up is None or sent < nt.os_up:
+                nt.os_up = sent
+        self._pending = keep
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -49,7 +49,8 @@ def sim_rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
 
 
 def test_main_job_passes_on_simulated_rack_and_writes_report(tmp_path: Path) -> None:
-    result = run_plans(tmp_path)
+    # The README's main job exactly (32 nodes, the 30-minute virtual soak): ~165 s here.
+    result = run_plans(tmp_path, timeout=600)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     reports = tmp_path / "reports"
@@ -57,6 +58,7 @@ def test_main_job_passes_on_simulated_rack_and_writes_report(tmp_path: Path) -> 
     assert latest.is_symlink()
     report = (latest / "report.html").read_text()
     assert f"report:  {reports}" in out
+    assert "virtual/wall = " in out  # the run states its own speed on the simulator clock
     assert "PASS" in report
     assert "idle rack power" in report and "LLDP mismatches" in report
 
@@ -71,6 +73,8 @@ def test_main_job_passes_on_simulated_rack_and_writes_report(tmp_path: Path) -> 
     rows = db.execute("SELECT name, value, unit, high, outcome FROM measurements WHERE name = 'idle rack power'")
     _, value, unit, high, m_outcome = rows.fetchone()
     assert unit == "W" and high == 42000.0 and 30000 < value < 42000 and m_outcome in ("pass", "marginal")
+    (ratio,) = db.execute("SELECT value FROM measurements WHERE name = 'run virtual/wall time ratio'").fetchone()
+    assert ratio > 1  # the 30-minute soak ran on virtual time, not in half an hour
     devices = dict(db.execute("SELECT name, serial FROM devices"))
     assert all(devices.values()), devices  # every device identified itself
     # the simulator's generated secrets do not outlive the run, and never reach the report

@@ -56,7 +56,8 @@ NODES = ("node01", "node02", "node03", "node04")
 
 
 def test_healthy_rack_passes_and_is_left_as_found(tmp_path: Path) -> None:
-    result = run_plans(tmp_path / "reports", "--sim-nodes", "4")
+    spec = spec_variant(tmp_path / "ci-spec.yaml")  # the reference limits, with CI's shorter soak
+    result = run_plans(tmp_path / "reports", "--sim-nodes", "4", "--spec", str(spec))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "SKIPPED" not in out and "7 passed" in out, out

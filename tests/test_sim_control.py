@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from drivers.errors import DeviceError
 from drivers.sim.clock import SimClock
@@ -169,3 +170,32 @@ def test_telemetry_fixture_samples_in_virtual_time_and_shows_progress(tmp_path: 
         assert count == 5
     finally:
         sim.stop()
+
+
+def test_plans_rehearse_on_a_rack_described_in_a_params_file(tmp_path: Path) -> None:
+    """An engineer copies racks/sim-model-params.yaml, changes the design, and runs the plans on it."""
+    doc = yaml.safe_load((REPO / "racks" / "sim-model-params.yaml").read_text())
+    doc["size"].update({"nodes": 3, "gpus_per_node": 4, "pdu_vendor_b": "servertech", "snmp_switches": 0})
+    params = tmp_path / "my-design.yaml"
+    params.write_text(yaml.safe_dump(doc))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "test_plans/test_identity.py", "-q", "-p", "no:cacheprovider",
+         "--sim-params", str(params), "--report-dir", str(tmp_path / "reports")],
+        cwd=REPO, capture_output=True, text=True, timeout=180, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    rack = yaml.safe_load((tmp_path / "reports" / "latest" / "sim" / "rack.yaml").read_text())
+    assert len(rack["nodes"]) == 3
+    drivers = {d["driver"] for d in rack["devices"].values() if d["kind"] in ("pdu", "switch")}
+    assert "servertech-sentry4" in drivers and "snmp-switch" not in drivers
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("size:\n  nodes: 3\n  gpu_per_node: 4\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "test_plans/test_identity.py", "-q", "-p", "no:cacheprovider",
+         "--sim-params", str(bad), "--report-dir", str(tmp_path / "reports-bad")],
+        cwd=REPO, capture_output=True, text=True, timeout=180, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "bad.yaml" in result.stdout + result.stderr and "gpu_per_node" in result.stdout + result.stderr

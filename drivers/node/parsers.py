@@ -36,6 +36,7 @@ QUERY_FIELDS: tuple[str, ...] = (
     "ecc.errors.uncorrected.volatile.total",
 )
 CSV_FORMAT = "--format=csv,noheader,nounits"
+assert QUERY_FIELDS[0] == "index" and QUERY_FIELDS[7] == REASONS_FIELD and len(QUERY_FIELDS) == 9  # parse order
 
 # nvmlClocksEventReason* bits, from nvml.h [V].
 EVENT_REASON_BITS: tuple[tuple[int, str], ...] = (
@@ -88,17 +89,19 @@ def _excerpt(text: str, limit: int = 120) -> str:
 def _number(
     raw: str, field: str, integer: bool, where: str, device: str, address: str, command: str
 ) -> float | int | None:
-    """One nvidia-smi cell: None for "[N/A]" / "[Not Supported]", ints accept hex ("0x...04")."""
-    if raw.lower() in _NO_VALUE:
-        return None
+    """One nvidia-smi cell: None for "[N/A]" / "[Not Supported]", ints accept hex ("0x...04").
+
+    Numbers are tried first and the no-value words only when that fails: a 1 Hz soak of 32
+    nodes parses ~2,000 cells a second, nearly all of them plain numbers."""
     try:
-        if not integer:
-            value: float | int = float(raw)
-        else:
-            value = int(raw, 16) if raw.lower().startswith("0x") else int(raw)
+        if integer:
+            return int(raw, 16) if raw[:2] in ("0x", "0X") else int(raw)
+        value = float(raw)
     except ValueError:
+        if raw.lower() in _NO_VALUE:
+            return None
         raise _error(command, f"{where}: {field} is not a number: {raw!r}", device, address) from None
-    if isinstance(value, float) and not math.isfinite(value):
+    if not math.isfinite(value):
         raise _error(command, f"{where}: {field} is {raw!r}", device, address)
     return value
 
@@ -129,27 +132,27 @@ def parse_gpu_query(
                 device,
                 address,
             )
-        values = dict(zip(QUERY_FIELDS, cells, strict=True))
-
-        def number(field: str, integer: bool = False, _values: dict[str, str] = values, _n: int = n) -> Any:
-            return _number(_values[field], field, integer, f"line {_n}", device, address, command)
-
-        index = number("index", integer=True)
+        where = f"line {n}"
+        # cells by QUERY_FIELDS position: index, uuid, power.draw, power.limit, temperature.gpu,
+        # clocks.current.sm, utilization.gpu, reasons, ecc
+        index = _number(cells[0], "index", True, where, device, address, command)
         if index is None:
             raise _error(command, f"line {n}: GPU index missing: {line[:160]!r}", device, address)
-        reasons = number(REASONS_FIELD, integer=True)
+        reasons = _number(cells[7], REASONS_FIELD, True, where, device, address, command)
         gpus.append(
             GpuTelemetry(
                 index=index,
-                uuid=values["uuid"],
-                power_w=number("power.draw"),
-                power_limit_w=number("power.limit"),
-                temperature_c=number("temperature.gpu"),
-                sm_clock_mhz=number("clocks.current.sm"),
-                utilization_pct=number("utilization.gpu"),
+                uuid=cells[1],
+                power_w=_number(cells[2], "power.draw", False, where, device, address, command),
+                power_limit_w=_number(cells[3], "power.limit", False, where, device, address, command),
+                temperature_c=_number(cells[4], "temperature.gpu", False, where, device, address, command),
+                sm_clock_mhz=_number(cells[5], "clocks.current.sm", False, where, device, address, command),
+                utilization_pct=_number(cells[6], "utilization.gpu", False, where, device, address, command),
                 event_reasons=reasons,
                 event_reason_names=decode_event_reasons(reasons) if reasons is not None else (),
-                ecc_uncorrected=number("ecc.errors.uncorrected.volatile.total", integer=True),
+                ecc_uncorrected=_number(
+                    cells[8], "ecc.errors.uncorrected.volatile.total", True, where, device, address, command
+                ),
             )
         )
     seen = [g.index for g in gpus]

@@ -459,7 +459,7 @@ class RackModel:
     _PDU_MAKES: ClassVar[dict[str, tuple[str, str, str, str]]] = {
         "apc": ("APC", "AP8886", "5A", "v7.0.4"),
         "raritan": ("Raritan", "PX3-5902V", "RA", "4.0.20.5-48096"),
-        "servertech": ("Server Technology", "C2WG36TE-DQME2M66/C", "ST", "8.0r"),
+        "servertech": ("ServerTech", "C2WG36TE-DQME2M66/C", "ST", "8.0r"),
     }
 
     def _pdu_info(self, make: str, name: str) -> DeviceInfo:
@@ -747,8 +747,9 @@ class RackModel:
         floor = min(self.params.power.gpu_min_w, demand)
         return min(demand, max(self._p_thermal_w(n, g), floor))
 
-    def _gpu_power_w(self, n: Node, i: int) -> float:
-        if n.host_state != HOST_ON or not self._live_psus(n):
+    def _gpu_power_w(self, n: Node, i: int, has_input: bool | None = None) -> float:
+        """``has_input``: whether the node has a live PSU, if the caller already knows."""
+        if n.host_state != HOST_ON or not (self._live_psus(n) if has_input is None else has_input):
             return 0.0
         d = self._gpu_demand_w(n, i) * n.cap_factor
         g = n.gpu_state[i]
@@ -761,35 +762,43 @@ class RackModel:
             return n.standby_w
         if n.host_state == HOST_POWERING_ON:
             return n.standby_w + self.params.power.powering_on_w
-        return n.base_w + sum(self._gpu_power_w(n, i) for i in range(len(n.gpu_state)))
+        return n.base_w + sum(self._gpu_power_w(n, i, True) for i in range(len(n.gpu_state)))
 
     def _input_for_dc(self, n: Node, dc: float, live: list[Psu]) -> float:
         share = dc / len(live)
         return sum(share / psu_efficiency(share / p.rated_w, self.params.psu.efficiency_curve) for p in live)
 
-    def _psu_input_w(self, n: Node, psu: Psu) -> float:
+    def _psu_input_w(self, n: Node, psu: Psu, memo: dict[int, float] | None = None) -> float:
+        """``memo`` (node id -> DC load) lets a sum over many outlets compute each node's load
+        once instead of once per PSU (an analyzer reading covers every outlet of a feed)."""
         live = self._live_psus(n)
         if psu not in live:
             return 0.0
-        share = self._dc_w(n) / len(live)
+        if memo is None:
+            dc = self._dc_w(n)
+        else:
+            dc = memo.get(id(n))
+            if dc is None:
+                dc = memo[id(n)] = self._dc_w(n)
+        share = dc / len(live)
         return share / psu_efficiency(share / psu.rated_w, self.params.psu.efficiency_curve)
 
-    def _outlet_w(self, pdu: str, outlet: int) -> float:
+    def _outlet_w(self, pdu: str, outlet: int, memo: dict[int, float] | None = None) -> float:
         d = self._pdus[pdu]
         o = d.outlets[outlet]
         if not o.on or o.psu is None or not self._feed_up[d.feed]:
             return 0.0
         node, psu = o.psu
         n = self._nodes[node]
-        return self._psu_input_w(n, next(p for p in n.psus if p.name == psu))
+        return self._psu_input_w(n, next(p for p in n.psus if p.name == psu), memo)
 
     def _pf(self, power_w: float) -> float:
         psu = self.params.psu
         return psu.pf_loaded if power_w > psu.pf_threshold_w else psu.pf_light
 
-    def _outlet_a(self, pdu: str, outlet: int) -> float:
+    def _outlet_a(self, pdu: str, outlet: int, memo: dict[int, float] | None = None) -> float:
         d = self._pdus[pdu]
-        p = self._outlet_w(pdu, outlet)
+        p = self._outlet_w(pdu, outlet, memo)
         steady = p / (d.voltage_v * self._pf(p)) if p else 0.0
         o, tau = d.outlets[outlet], self.params.psu.inrush_tau_s
         if o.inrush_at_s is not None and tau > 0 and o.on and self._feed_up[d.feed]:
@@ -798,11 +807,12 @@ class RackModel:
                 steady += max(o.inrush_peak_a - steady, 0.0) * math.exp(-x)
         return steady
 
-    def _pdu_w(self, pdu: str) -> float:
+    def _pdu_w(self, pdu: str, memo: dict[int, float] | None = None) -> float:
         d = self._pdus[pdu]
         if not self._feed_up[d.feed]:
             return 0.0
-        return d.self_power_w + sum(self._outlet_w(pdu, i) for i in d.outlets)
+        memo = {} if memo is None else memo
+        return d.self_power_w + sum(self._outlet_w(pdu, i, memo) for i in d.outlets)
 
     def node_has_input(self, node: str) -> bool:
         """At least one PSU has input power (outlet on, feed up)."""
@@ -850,7 +860,8 @@ class RackModel:
         with self.lock:
             self._update()
             n = self._nodes[node]
-            return sum(self._psu_input_w(n, p) for p in n.psus)
+            memo: dict[int, float] = {}
+            return sum(self._psu_input_w(n, p, memo) for p in n.psus)
 
     def outlet_power_w(self, pdu: str, outlet: int) -> float:
         with self.lock:
@@ -905,7 +916,8 @@ class RackModel:
     def feed_power_w(self, feed: str) -> float:
         with self.lock:
             self._update()
-            return sum(self._pdu_w(name) for name, d in self._pdus.items() if d.feed == feed)
+            memo: dict[int, float] = {}
+            return sum(self._pdu_w(name, memo) for name, d in self._pdus.items() if d.feed == feed)
 
     # ---- sequencing state -------------------------------------------------------------------
     def bmc_ready(self, node: str) -> bool:
@@ -944,20 +956,34 @@ class RackModel:
         """nvidia-smi clocks_event_reasons mask: GpuIdle 0x1, SwPowerCap 0x4, SwThermal 0x20, HwThermal 0x40."""
         with self.lock:
             self._update()
+            return self._event_mask(self._nodes[node], gpu)
+
+    def gpu_readings(self, node: str) -> list[tuple[float, float, int, float]]:
+        """(power W, utilisation 0..1, clocks-event mask, temperature C) of every GPU of ``node``,
+        all at one instant: what one nvidia-smi query reads (one lock and update, not 4 per GPU)."""
+        with self.lock:
+            self._update()
             n = self._nodes[node]
-            g = n.gpu_state[gpu]
-            if n.host_state != HOST_ON or not self._live_psus(n):
-                return 0
-            mask = 0
-            if self._gpu_util(n, gpu) < 0.01:
-                mask |= REASON_GPU_IDLE
-            if n.power_cap_w is not None and n.cap_factor < 0.999:
-                mask |= REASON_SW_POWER_CAP
-            if g.throttled and self._gpu_demand_w(n, gpu) * n.cap_factor > self._p_thermal_w(n, g) + 1e-9:
-                mask |= REASON_SW_THERMAL
-            if g.temp_c > self.params.thermal.gpu_hw_slowdown_c:
-                mask |= REASON_HW_THERMAL
-            return mask
+            has_input = bool(self._live_psus(n))
+            return [
+                (self._gpu_power_w(n, i, has_input), self._gpu_util(n, i), self._event_mask(n, i, has_input), g.temp_c)
+                for i, g in enumerate(n.gpu_state)
+            ]
+
+    def _event_mask(self, n: Node, gpu: int, has_input: bool | None = None) -> int:
+        g = n.gpu_state[gpu]
+        if n.host_state != HOST_ON or not (self._live_psus(n) if has_input is None else has_input):
+            return 0
+        mask = 0
+        if self._gpu_util(n, gpu) < 0.01:
+            mask |= REASON_GPU_IDLE
+        if n.power_cap_w is not None and n.cap_factor < 0.999:
+            mask |= REASON_SW_POWER_CAP
+        if g.throttled and self._gpu_demand_w(n, gpu) * n.cap_factor > self._p_thermal_w(n, g) + 1e-9:
+            mask |= REASON_SW_THERMAL
+        if g.temp_c > self.params.thermal.gpu_hw_slowdown_c:
+            mask |= REASON_HW_THERMAL
+        return mask
 
     def _fan_duty(self, n: Node) -> float:
         if n.host_state == HOST_OFF or not self._live_psus(n):
@@ -1393,7 +1419,8 @@ class RackModel:
         with self.lock:
             self._update()
             a = self._analyzers[analyzer]
-            power = sum(self._pdu_w(name) for name, d in self._pdus.items() if d.feed in a.feeds)
+            memo: dict[int, float] = {}
+            power = sum(self._pdu_w(name, memo) for name, d in self._pdus.items() if d.feed in a.feeds)
             pf = self._pf(power / max(len(self._nodes), 1))
             live = any(self._feed_up[f] for f in a.feeds)
             voltage = a.meter.read(a.voltage_v) if live else 0.0

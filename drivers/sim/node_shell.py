@@ -31,9 +31,11 @@ program fails like a missing binary (the start script's exit 5).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import re
 import shlex
 import threading
 import uuid
@@ -58,6 +60,7 @@ _DMI = "/sys/class/dmi/id/"
 _SLOWDOWN_BITS = 0x4 | 0x8 | 0x20 | 0x40 | 0x80  # SwPowerCap, HwSlowdown, SwThermal, HwThermal, HwPowerBrake
 _THERMAL_BITS = 0x20 | 0x40
 _NEW_REASONS, _OLD_REASONS = "clocks_event_reasons.", "clocks_throttle_reasons."
+_SHELL_BLANKS = re.compile(r"[ \t\r\n]+")
 
 # field -> unit shown in the header and after the value (without nounits)
 _FIELDS: dict[str, str] = {
@@ -96,11 +99,13 @@ class _Process:
     alive: bool = True
 
 
+@functools.lru_cache(maxsize=4096)  # constant per GPU; nvidia-smi reports it every second
 def _gpu_uuid(seed: int, node: str, gpu: int) -> str:
     digest = hashlib.sha256(f"{seed}/{node}/GPU{gpu}".encode()).digest()
     return f"GPU-{uuid.UUID(bytes=digest[:16], version=4)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _gpu_serial(seed: int, node: str, gpu: int) -> str:
     digest = hashlib.sha256(f"{seed}/{node}/GPU{gpu}/serial".encode()).digest()
     return f"1654{int.from_bytes(digest[:4], 'big') % 10**9:09d}"
@@ -159,7 +164,7 @@ class NodeShell:
     # ---- dispatch -----------------------------------------------------------------------------
     def __call__(self, command: str) -> CommandOutput:
         try:
-            words = shlex.split(command)
+            words = _split(command)
         except ValueError as exc:
             return CommandOutput("", f"bash: -c: line 1: {exc}\n", 2)
         if not words:
@@ -329,45 +334,72 @@ class NodeShell:
         lines = []
         if "noheader" not in options:
             lines.append(", ".join(f"{f} [{_unit(f)}]" if units and _unit(f) else f for f in fields))
+        wanted = {_canonical(f) for f in fields}
+        readings = self._model.gpu_readings(self._node) if wanted & _DYNAMIC else None
+        columns = [(_canonical(f), _unit(f) if units else "") for f in fields]
         for i in gpus:
-            values = self._gpu_values(i)
-            lines.append(", ".join(_with_unit(values[_canonical(f)], _unit(f), units) for f in fields))
+            values = self._gpu_values(i, wanted, readings[i] if readings is not None else None)
+            cells = (_with_unit(values[key], unit, True) if unit else values[key] for key, unit in columns)
+            lines.append(", ".join(cells))
         return CommandOutput("\n".join(lines) + "\n")
 
-    def _gpu_values(self, i: int) -> dict[str, str]:
+    def _gpu_values(
+        self, i: int, wanted: set[str] | None = None, reading: tuple[float, float, int, float] | None = None
+    ) -> dict[str, str]:
+        """The GPU's fields as nvidia-smi prints them; only those in ``wanted`` (default: all) are
+        computed. ``reading``: the GPU's (power, utilisation, mask, temperature) from
+        ``RackModel.gpu_readings`` (read here if not given)."""
         m, node = self._model, self._node
         n = m.nodes[node]
-        power = m.gpu_power_w(node, i)
-        util = m.gpu_utilization(node, i)
-        mask = m.gpu_event_reasons(node, i)
-        if util < 0.01:
-            clock = IDLE_SM_MHZ
-        elif mask & _SLOWDOWN_BITS:
-            demand = n.gpu_idle_w + util * (n.gpu_max_w - n.gpu_idle_w)
-            clock = round(MAX_SM_MHZ * min(max(power / demand, 0.35), 1.0))
-        else:
-            clock = MAX_SM_MHZ
+        want = _ALL_VALUES if wanted is None else wanted
+        out: dict[str, str] = {}
+        if reading is None:
+            reading = m.gpu_readings(node)[i]
+        power, util, mask, temperature = reading
+        if "clocks.current.sm" in want:
+            if util < 0.01:
+                clock = IDLE_SM_MHZ
+            elif mask & _SLOWDOWN_BITS:
+                demand = n.gpu_idle_w + util * (n.gpu_max_w - n.gpu_idle_w)
+                clock = round(MAX_SM_MHZ * min(max(power / demand, 0.35), 1.0))
+            else:
+                clock = MAX_SM_MHZ
+            out["clocks.current.sm"] = str(clock)
         cap = f"{n.gpu_max_w:.2f}"
-        return {
-            "index": str(i),
-            "uuid": _gpu_uuid(m.size.seed, node, i),
-            "name": GPU_NAME,
-            "serial": _gpu_serial(m.size.seed, node, i),
-            "pci.bus_id": f"00000000:{0x18 + 0x10 * i:02X}:00.0",
-            "driver_version": OLD_DRIVER_VERSION if self._old_driver else DRIVER_VERSION,
-            "power.draw": f"{power:.2f}",
-            "power.limit": cap,
-            "enforced.power.limit": cap,
-            "temperature.gpu": str(round(m.gpu_temperature_c(node, i))),
-            "clocks.current.sm": str(clock),
-            "clocks.max.sm": str(MAX_SM_MHZ),
-            "utilization.gpu": str(round(util * 100)),
-            "memory.total": str(MEMORY_TOTAL_MIB),
-            "memory.used": str(round(1 + util * 0.9 * MEMORY_TOTAL_MIB)),
-            "fan.speed": "[N/A]",
-            "ecc.errors.uncorrected.volatile.total": "0",
-            "reasons": f"0x{mask:016x}",
-        }
+        for key in want:
+            if key == "index":
+                out[key] = str(i)
+            elif key == "uuid":
+                out[key] = _gpu_uuid(m.size.seed, node, i)
+            elif key == "name":
+                out[key] = GPU_NAME
+            elif key == "serial":
+                out[key] = _gpu_serial(m.size.seed, node, i)
+            elif key == "pci.bus_id":
+                out[key] = f"00000000:{0x18 + 0x10 * i:02X}:00.0"
+            elif key == "driver_version":
+                out[key] = OLD_DRIVER_VERSION if self._old_driver else DRIVER_VERSION
+            elif key == "power.draw":
+                out[key] = f"{power:.2f}"
+            elif key in ("power.limit", "enforced.power.limit"):
+                out[key] = cap
+            elif key == "temperature.gpu":
+                out[key] = str(round(temperature))
+            elif key == "clocks.max.sm":
+                out[key] = str(MAX_SM_MHZ)
+            elif key == "utilization.gpu":
+                out[key] = str(round(util * 100))
+            elif key == "memory.total":
+                out[key] = str(MEMORY_TOTAL_MIB)
+            elif key == "memory.used":
+                out[key] = str(round(1 + util * 0.9 * MEMORY_TOTAL_MIB))
+            elif key == "fan.speed":
+                out[key] = "[N/A]"
+            elif key == "ecc.errors.uncorrected.volatile.total":
+                out[key] = "0"
+            elif key == "reasons":
+                out[key] = f"0x{mask:016x}"
+        return out
 
     # ---- dcgmi diag ---------------------------------------------------------------------------
     def _faulty_gpus(self) -> dict[int, str]:
@@ -450,6 +482,26 @@ class NodeShell:
                 assert isinstance(summary, dict)
                 lines.append(f"| {category:<22}| {t['name']:<20}| {summary['status']:<8}|")
         return CommandOutput("\n".join(lines) + "\n", "", status)
+
+
+_ALL_VALUES = frozenset(
+    {"clocks.current.sm" if f == "clocks.sm" else f for f in _FIELDS if not f.startswith((_NEW_REASONS, _OLD_REASONS))}
+    | {"reasons"}
+)
+
+
+# Fields that come from the model's live state (the rest are constants of the GPU).
+_DYNAMIC = frozenset(
+    {"power.draw", "clocks.current.sm", "utilization.gpu", "memory.used", "reasons", "temperature.gpu"}
+)
+
+
+def _split(command: str) -> list[str]:
+    """``shlex.split``, with a fast road for the common command without quotes or backslashes
+    (where shlex's character-by-character scan gives the same words as a split on blanks)."""
+    if "'" in command or '"' in command or "\\" in command:
+        return shlex.split(command)
+    return [w for w in _SHELL_BLANKS.split(command) if w]
 
 
 def _canonical(field: str) -> str:

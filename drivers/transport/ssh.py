@@ -14,6 +14,8 @@ import base64
 import codecs
 import contextlib
 import hashlib
+import heapq
+import itertools
 import os
 import re
 import select
@@ -225,6 +227,97 @@ def strip_pager_prompts(text: str, pager: re.Pattern[str]) -> str:
             line = body + ("\n" if line.endswith("\n") else "")
         cleaned.append(line)
     return "".join(cleaned)
+
+
+class _Watchdog:
+    """One daemon thread that runs the deadlines of every pending channel request in the process.
+
+    A ``threading.Timer`` per request costs a thread start and join per command (a fifth of the
+    client's CPU per command when 32 nodes are sampled at once); requests that time out are rare,
+    so one thread keeps the deadlines and starts a thread only for a callback that is due.
+    Started on first use (never at import).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, seconds: float, callback: Callable[[], None]) -> _Deadline:
+        deadline = _Deadline(callback, self._cond)
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._seq), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="ssh-watchdog", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is deadline:
+                self._cond.notify()  # the new deadline is the earliest: re-arm the wait
+        return deadline
+
+    def _loop(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2].state != _Deadline.PENDING:
+                    heapq.heappop(self._heap)  # cancelled: dropped lazily
+                if not self._heap:
+                    self._cond.wait(60.0)
+                    if not self._heap:
+                        self._thread = None  # idle for a minute: let the thread end
+                        return
+                    continue
+                due, _, deadline = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                deadline.state = _Deadline.FIRED
+                threading.Thread(target=deadline.run, name="ssh-watchdog-fire", daemon=True).start()
+
+
+class _Deadline:
+    """One scheduled callback: ``cancel()`` stops it, or waits until it has run if it fired."""
+
+    PENDING, CANCELLED, FIRED = 0, 1, 2
+
+    def __init__(self, callback: Callable[[], None], cond: threading.Condition) -> None:
+        self.state = self.PENDING
+        self._callback = callback
+        self._cond = cond
+        self._done = threading.Event()
+
+    @property
+    def fired(self) -> bool:
+        return self.state == self.FIRED
+
+    def run(self) -> None:
+        try:
+            self._callback()
+        finally:
+            self._done.set()
+
+    def cancel(self) -> None:
+        with self._cond:
+            if self.state == self.PENDING:
+                self.state = self.CANCELLED
+                return
+        if self.state == self.FIRED:
+            self._done.wait()
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _PreferAead(paramiko.Transport):
+    """A paramiko transport that offers AES-GCM first (the server still picks from our list, so a
+    device without it negotiates AES-CTR as before). With an AEAD cipher the integrity tag is
+    checked inside ``cryptography``; with CTR + HMAC paramiko compares every packet's MAC byte by
+    byte in Python, which was a fifth of the client's CPU per command when sampling 32 nodes."""
+
+    _preferred_ciphers = tuple(
+        sorted(paramiko.Transport._preferred_ciphers, key=lambda c: not c.endswith("-gcm@openssh.com"))
+    )  # a stable sort: GCM first, the rest in paramiko's order
 
 
 class _UnknownHostKey(paramiko.SSHException):
@@ -466,6 +559,7 @@ class SshTransport:
                 channel_timeout=timeout,
                 allow_agent=self._allow_agent,
                 look_for_keys=self._look_for_keys,
+                transport_factory=_PreferAead,
             )
         except _UnknownHostKey as exc:
             client.close()
@@ -610,28 +704,20 @@ class SshTransport:
         paramiko waits for the reply without a timeout; a watchdog closes the channel if it never
         comes, which wakes that wait.
         """
-        fired = threading.Event()
-
-        def watchdog() -> None:
-            fired.set()
-            chan.close()
-
-        timer = threading.Timer(limit, watchdog)
-        timer.daemon = True
-        timer.start()
+        deadline = _WATCHDOG.schedule(limit, chan.close)
         try:
             call()
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            if fired.is_set():
+            deadline.cancel()  # returns once a watchdog that fired has closed the channel
+            if deadline.fired:
                 raise self._error(DeviceTimeout, operation, f"server did not accept {what} within {limit:g} s") from exc
             if self._is_connected():
                 raise self._error(refused, operation, f"server refused {what}: {exc}") from exc
             self._drop()
             raise self._error(DeviceError, operation, f"connection lost while starting {what}: {exc}") from exc
         finally:
-            timer.cancel()
-            timer.join()
-        if fired.is_set():  # the watchdog won the race against a reply that came just in time
+            deadline.cancel()
+        if deadline.fired:  # the watchdog won the race against a reply that came just in time
             raise self._error(DeviceTimeout, operation, f"server did not accept {what} within {limit:g} s")
 
     def _exec(self, chan: paramiko.Channel, cmd: str, operation: str, limit: float) -> None:
