@@ -21,6 +21,7 @@ occur) so tests can check what went over the wire.
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -33,7 +34,10 @@ FORCE_COMMAND = textwrap.dedent(
     import os, shlex, sys
     DATA_DIR = {data_dir!r}
     DIR = {dir!r}
-    raw = os.environ.get("SSH_ORIGINAL_COMMAND", "")
+    if len(sys.argv) > 1:  # run as a tool from a shell session (bin/ shims on its PATH)
+        raw = shlex.join(sys.argv[1:])
+    else:
+        raw = os.environ.get("SSH_ORIGINAL_COMMAND", "")
     with open(os.path.join(DIR, "commands.log"), "a") as log:
         log.write(raw.replace("\\n", "\\\\n") + "\\n")
     try:
@@ -48,7 +52,9 @@ FORCE_COMMAND = textwrap.dedent(
         sys.exit(status)
 
     if cmd in ("sh", "kill"):
-        os.execv("/bin/sh", ["sh", "-c", raw])
+        # a real shell whose PATH finds this node's tools (bin/ shims back into this script)
+        env = dict(os.environ, PATH=os.path.join(DIR, "bin") + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
+        os.execve("/bin/sh", ["sh", "-c", raw], env)
     if cmd == "cat" and len(words) == 2 and words[1].startswith("/sys/class/dmi/id/"):
         field = words[1].rsplit("/", 1)[1]
         if field == "product_serial":
@@ -102,6 +108,13 @@ def node_sshd(d: Path, dmi: dict[str, str]) -> NodeSshd:
         (d / "dmi" / field).write_text(text)
     script = d / "force_command.py"
     script.write_text(FORCE_COMMAND.format(data_dir=str(DATA_DIR), dir=str(d)))
+    # The node's tools as programs on a shell's PATH too, so a shell session (run_persistent)
+    # finds them like on a real host, not only single exec commands.
+    (d / "bin").mkdir()
+    for tool in ("nvidia-smi", "nvidia-smi-r470", "dcgmi"):
+        shim = d / "bin" / tool
+        shim.write_text(f'#!/bin/sh\nexec {shlex.join(python_command(script))} {tool} "$@"\n')
+        shim.chmod(0o755)
     return start_sshd(d, python_command(script), peer_type=NodeSshd)
 
 

@@ -113,6 +113,10 @@ class LinuxGpuNode:
       ``/tmp/rackval-load.log``): where the detached load keeps its PID and output.
     - ``load_stop_grace_s`` (int, default 5): wait after SIGTERM before SIGKILL.
     - ``diag_timeout_s`` (float): limit for ``dcgmi diag``; default by level 300/900/3600/14400 s.
+    - ``persistent_session`` (bool, default true): telemetry reads (``gpus``) run in one
+      long-lived ``sh`` session per connection (``SshTransport.run_persistent``: a tenth of an
+      exec channel's cost, which is what lets a 1 Hz soak sample every node); a node that gives
+      no shell falls back to exec by itself. Commands that change state always use exec.
     """
 
     def __init__(self, config: DeviceConfig) -> None:
@@ -135,6 +139,10 @@ class LinuxGpuNode:
                 f"device {config.name}: options load_stop_grace_s and diag_timeout_s must be numbers"
             ) from None
         self._ssh = SshTransport(config)
+        persistent = opts.get("persistent_session", True)
+        if not isinstance(persistent, bool):
+            raise ConfigError(f"device {config.name}: option persistent_session must be true or false")
+        self._read = self._ssh.run_persistent if persistent else self._ssh.run
         self._lock = threading.Lock()
         self._reasons_field = REASONS_FIELD  # switched to the old name once a driver refuses it
         self.load_pid: int | None = None  # PID of the load this instance started, if any
@@ -192,7 +200,7 @@ class LinuxGpuNode:
         with self._lock:
             for _attempt in (1, 2):
                 argv = query_gpu_argv(self._nvidia_smi, self._reasons_field)
-                result = self._run(argv)
+                result = self._read(list(argv), timeout=self._timeout)
                 rejected = invalid_query_field(result.stdout + "\n" + result.stderr)
                 if rejected == REASONS_FIELD and self._reasons_field == REASONS_FIELD:
                     self._reasons_field = OLD_REASONS_FIELD  # older driver: remember for next time

@@ -556,5 +556,6 @@ def start_node_ssh(
         name=node,
         faults=faults,
         reachable=lambda: model.os_up(node),
+        shell_sessions=True,  # a Linux host has sh: the driver samples telemetry in one session
     )
     return server.start()

