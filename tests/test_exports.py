@@ -13,6 +13,7 @@ import pytest
 
 from drivers.errors import ConfigError
 from harness.measure import Limit, Measurement
+from harness.report import exports
 from harness.report.exports import add_parser, export_run
 from harness.store import RunInfo, Sample, SqliteStore, open_store
 
@@ -90,32 +91,38 @@ def test_export_is_deterministic_and_csv_only(store: SqliteStore, tmp_path: Path
 
 
 class _CountingStore:
-    """Delegates to a real store and remembers the largest ``samples`` answer."""
+    """Delegates to a real store and remembers the pages ``sample_batches`` handed out."""
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
-        self.largest = 0
-        self.calls: list[dict[str, Any]] = []
+        self.pages: list[int] = []
 
-    def samples(self, run_id: str, channel: str | None = None, **kw: Any) -> list[Sample]:
-        self.calls.append({"channel": channel, **kw})
-        rows = self.store.samples(run_id, channel, **kw)
-        self.largest = max(self.largest, len(rows))
-        return rows
+    def sample_batches(self, run_id: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
+        for rows in self.store.sample_batches(run_id, size=size):
+            self.pages.append(len(rows))
+            yield rows
+
+    def samples(self, *args: Any, **kw: Any) -> Any:
+        raise AssertionError("exports read samples in pages, never a whole run or channel at once")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
 
-def test_samples_are_streamed_channel_by_channel(store: SqliteStore, tmp_path: Path) -> None:
+def test_samples_are_read_once_in_bounded_pages(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.record_samples("run-1", ((f"soak.ch{i % 20}", "node-9", float(i // 20), float(i), "W")
                                    for i in range(4000)))  # fmt: skip
+    monkeypatch.setattr(exports, "PARQUET_ROW_GROUP", 700)
     counting = _CountingStore(store)
     export_run(counting, "run-1", tmp_path, formats=("csv", "parquet"))
-    assert all(call["channel"] is not None for call in counting.calls)  # never "all samples of the run"
-    assert counting.largest == 200  # one channel at a time
-    assert len(pd.read_parquet(tmp_path / "samples.parquet")) == len(SAMPLES) + 4000
-    assert len(pd.read_csv(tmp_path / "samples.csv")) == len(SAMPLES) + 4000
+    total = len(SAMPLES) + 4000
+    assert sum(counting.pages) == total and max(counting.pages) == 700  # one pass, bounded pages
+    for frame in (pd.read_parquet(tmp_path / "samples.parquet"), pd.read_csv(tmp_path / "samples.csv")):
+        assert len(frame) == total
+        keys = list(zip(frame["channel"], frame["t"], frame["device"], strict=True))
+        assert keys == sorted(keys) and len(set(keys)) == total  # keyset pages lose and repeat nothing
 
 
 def test_empty_run_and_errors(store: SqliteStore, tmp_path: Path) -> None:

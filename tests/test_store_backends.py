@@ -409,6 +409,24 @@ KILLED_RUN = textwrap.dedent(
 )
 
 
+def test_sample_batches_page_through_a_run_once_in_order(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        store.start_run(RunInfo("pages", time.time()))
+        store.start_run(RunInfo("other", time.time()))
+        # several devices share a channel name and a time: the keyset must tell them apart
+        rows = [(f"ch{c}", f"dev{d}", float(t), float(c * 100 + d * 10 + t), "W")
+                for c in range(3) for d in range(3) for t in range(5)]  # fmt: skip
+        store.record_samples("pages", reversed(rows))
+        store.record_samples("other", [("ch0", "dev0", 0.0, 1.0, "W")])
+        pages = list(store.sample_batches("pages", size=7))
+        assert [len(p) for p in pages] == [7] * 6 + [3]
+        got = [tuple(r) for p in pages for r in p]
+        assert got == sorted(rows, key=lambda r: (r[0], r[2], r[1]))
+    finally:
+        store.close()
+
+
 def test_sigkilled_run_keeps_every_record_and_reads_incomplete(store_url: str) -> None:
     proc = subprocess.run([sys.executable, "-c", KILLED_RUN, store_url], timeout=60, check=False)
     assert proc.returncode == -9  # it really died by SIGKILL, with no chance to clean up

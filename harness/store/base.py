@@ -282,13 +282,19 @@ class SqlStore:
             finally:
                 self._close_cursor(cur)
 
-    def _query(self, sql: str, args: tuple[Any, ...], operation: str) -> list[dict[str, Any]]:
+    def _tuple_cursor(self, conn: Any) -> Any:
+        """A cursor whose rows are plain tuples (bulk reads skip building a dict per row)."""
+        raise NotImplementedError
+
+    def _query(self, sql: str, args: tuple[Any, ...], operation: str, *, tuples: bool = False) -> list[Any]:
+        """Rows as dicts (or tuples, for bulk reads)."""
         with self._lock:
             if self._pending:
                 self._flush_locked(operation)  # a read sees everything recorded before it
             for attempt in (1, 2):
                 try:
-                    cur = self._connection_or_fail(operation).cursor()
+                    conn = self._connection_or_fail(operation)
+                    cur = self._tuple_cursor(conn) if tuples else conn.cursor()
                     try:
                         cur.execute(self._sql(sql), args)
                         return list(cur.fetchall())
@@ -899,6 +905,26 @@ class SqlStore:
             "read telemetry samples",
         )
         return [Sample(**r) for r in rows]
+
+    def sample_batches(self, run_id: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
+        """Every sample of a run as (channel, device, t, value, unit) tuples, ordered by channel,
+        t, device, ``size`` rows at a time: one pass over a 10 M-sample soak for exports, with
+        bounded memory. Pages are keyset queries (the store's lock is held per page only, never
+        across the caller's work between pages)."""
+        columns = "SELECT channel, device, t, value, unit FROM samples WHERE run_id = ?"
+        order = " ORDER BY channel, t, device LIMIT ?"
+        rows = self._query(columns + order, (run_id, size), "read telemetry samples", tuples=True)
+        while rows:
+            yield rows
+            if len(rows) < size:
+                return
+            channel, device, t = rows[-1][0], rows[-1][1], rows[-1][2]
+            rows = self._query(
+                columns + " AND (channel, t, device) > (?, ?, ?)" + order,
+                (run_id, channel, t, device, size),
+                "read telemetry samples",
+                tuples=True,
+            )
 
     def sample_channels(self, run_id: str) -> list[SampleChannel]:
         rows = self._query(

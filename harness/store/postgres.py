@@ -90,6 +90,11 @@ class PostgresStore(SqlStore):
             message = scrub(str(exc).strip(), self._url)
             raise error(f"results store {self.path}: cannot connect: {message}") from exc
 
+    def _tuple_cursor(self, conn: Any) -> Any:
+        from psycopg.rows import tuple_row
+
+        return conn.cursor(row_factory=tuple_row)
+
     def _live(self) -> Any:
         if self._conn.closed or self._conn.broken:
             self._conn.close()

@@ -86,6 +86,11 @@ class SqliteStore(SqlStore):
         for sql in (*(self._insert_sql(rows) for rows in INSERT_CHUNKS), self._sql(UPSERT_META)):
             self._db.executemany(sql, [])
 
+    def _tuple_cursor(self, conn: sqlite3.Connection) -> sqlite3.Cursor:
+        cur = conn.cursor()
+        cur.row_factory = None
+        return cur
+
     def _live(self) -> sqlite3.Connection:
         return self._db
 
