@@ -7,27 +7,16 @@ The data (tests/analysis_data.py) plants one change of each kind between rev-A a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from analysis_checks import built_store_url, external_references, markdown_table, read, run_command
 from analysis_data import HOSTILE_CHANNEL, HOSTILE_DEVICE, HOSTILE_REQ, HOSTILE_SAMPLE_CHANNEL
-from store_pg import PostgresServer
 
 from drivers.errors import ConfigError
 from harness.analysis import compare as cmp
 from harness.measure import Outcome
 from harness.store import open_store
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -8,14 +8,12 @@ import csv
 import io
 import math
 import statistics
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from analysis_checks import built_store_url, external_references, read, run_command
 from analysis_data import HOSTILE_DEVICE, HOSTILE_REQ, OUTLIER_SERIAL
-from store_pg import PostgresServer
 
 from drivers.errors import ConfigError
 from harness.analysis import trend as tr
@@ -26,15 +24,6 @@ from harness.store import RunInfo, open_store
 IDLE_RUNS = ["a1-old", "a1", "a2", "a3", "b1", "b2", "b3"]
 IDLE_SERIALS = ["S-101", "S-101", "S-102", "S-103", "S-201", "S-202", "S-203"]
 IDLE_VALUES = [1001.0, 1000.0, 1004.0, 998.0, 1002.0, 996.0, 1025.0]
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -387,17 +387,6 @@ class _PublicOnly:
         return getattr(self._store, name)
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[Any]:
-    from store_pg import PostgresServer
-
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["sqlite", "generic", "postgresql"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     url = str(tmp_path / "r.sqlite")

@@ -39,15 +39,6 @@ from harness.store import (
 from harness.store.postgres import PostgresStore
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(autouse=True)
 def journal_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """PostgreSQL stores keep their measurement journals on the station: here, not in ~ (the

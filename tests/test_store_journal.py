@@ -15,13 +15,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from store_pg import PostgresServer
 
 import harness.store.base as store_base
 from harness.measure import Limit, Measurement, Outcome
@@ -30,15 +28,6 @@ from harness.store import RunInfo, SqlStore, StoreError, open_store
 from harness.store import journal as journals
 
 LIMIT = Limit(low=0.0, high=5000.0, unit="W", requirement="p")
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)
