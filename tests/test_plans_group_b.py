@@ -7,10 +7,11 @@ the gate's reason. The plans run as an engineer runs them (pytest in a subproces
 
 1. healthy rack, every plan: all pass, and the rack is left as found (every gate action undone);
 2. one faulted rack carrying every fault at once (each on its own node, so each failure is
-   attributable) with a spec whose sequencing and capping limits are tighter than the simulated
-   hardware can meet: the soak names node02 (SwThermal, temperature) and node03 (a stopped fan),
-   the redundancy plan names node01 (its feed-B PSU failed, so losing feed A takes it down),
-   capping names each BMC (response time) and sequencing each BMC (boot time);
+   attributable) with a spec whose sequencing limit is tighter than the simulated hardware can
+   meet: the soak names node02 (SwThermal, temperature) and node03 (a stopped fan), the
+   redundancy plan names node01 (its feed-B PSU failed, so losing feed A takes it down),
+   capping names only bmc-node04 (a power_cap_slow fault: its capping loop is 30x slower than
+   the CorrectionInMs it advertises) and sequencing each BMC (boot time);
 3. the healthy rack's file with ``allow_destructive: false``: every plan skipped with the reason.
 
 A fast in-process test covers ``RedfishBmc.fans()``, the driver method the soak added.
@@ -43,6 +44,7 @@ FAULTS = """
 - {kind: psu_failure, device: node01, component: PSU2}
 - {kind: gpu_overheat, device: node02, component: GPU3}
 - {kind: fan_failure, device: node03, component: Fan2}
+- {kind: power_cap_slow, device: node04}
 """
 # Redundancy after soak and capping: it leaves node01 tripped (its restore policy keeps it off),
 # which would otherwise stop their GPU load from starting on node01 at all.
@@ -95,7 +97,7 @@ def faulted_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     base = tmp_path_factory.mktemp("faulted")
     faults = base / "faults.yaml"
     faults.write_text(FAULTS)
-    spec = spec_variant(base / "tight.yaml", bmc_ready_time={"max": 30}, power_cap_response_time={"max": 0.5})
+    spec = spec_variant(base / "tight.yaml", bmc_ready_time={"max": 30})
     result = run_plans(
         base / "reports", "--sim-nodes", "4", "--sim-faults", str(faults), "--spec", str(spec), plans=FAULTED_ORDER
     )
@@ -109,7 +111,7 @@ def test_faulted_rack_fails_each_plan_naming_device_and_cause(faulted_run: tuple
         "test_full_load_power_and_thermal_soak",
         "test_rack_rides_through_feed_loss",
         "test_staggered_power_on_from_all_off",
-        *(f"test_power_cap_is_met_in_time[{n}]" for n in NODES),
+        "test_power_cap_is_met_in_time[node04]",  # its BMC's capping loop is slow; the others are not
     }
     assert failed == expected, out
 
@@ -123,9 +125,8 @@ def test_faulted_rack_fails_each_plan_naming_device_and_cause(faulted_run: tuple
     assert "feed_loss_node_outages: node down (feed A lost) on node01 [host PowerState Off (bmc-node01)]" in feed, feed
     assert "(feed A lost) on node03" not in feed and "(feed A lost) on node04" not in feed, feed
 
-    for n in NODES:
-        cap = failure_text(out, f"test_power_cap_is_met_in_time[{n}]")
-        assert f"power_cap_response_time: power cap response time on bmc-{n}" in cap, cap
+    cap = failure_text(out, "test_power_cap_is_met_in_time[node04]")
+    assert "bmc-node04" in cap and "power_cap_response_time" in cap, cap
 
     seq = failure_text(out, "test_staggered_power_on_from_all_off")
     assert all(f"bmc_ready_time: time to BMC ready on bmc-{n}" in seq for n in NODES), seq

@@ -127,6 +127,26 @@ def test_power_cap_settles_within_five_time_constants() -> None:
     assert not m.gpu_event_reasons("node01", 0) & REASON_SW_POWER_CAP
 
 
+def test_power_cap_slow_fault_stretches_the_response_by_its_factor() -> None:
+    m, clock = make()
+    m.set_utilization("node01", 1.0)
+    cap = 4500.0
+    fid = m.inject(make_fault("power_cap_slow", "node01", factor=10.0))
+    m.set_power_cap("node01", cap, correction_ms=1000)  # advertised: met within 1 s
+    clock.advance(1.0)
+    assert m.node_input_power_w("node01") > cap * 1.05  # the BMC is nowhere near its own promise
+    clock.advance(9.0)  # 10 x 1 s
+    assert m.node_input_power_w("node01") <= cap
+    m.clear_fault(fid)
+    m.set_power_cap("node01", None)
+    clock.advance(1.0)  # without the fault the loop is fast again
+    m.set_power_cap("node01", cap, correction_ms=1000)
+    clock.advance(1.0)
+    assert m.node_input_power_w("node01") <= cap
+    with pytest.raises(ValueError, match="factor must be > 0"):
+        m.inject(make_fault("power_cap_slow", "node02", factor=0.0))
+
+
 # ---- thermal ----------------------------------------------------------------------------------
 def test_gpu_temperature_reaches_63_percent_of_a_step_after_one_time_constant() -> None:
     m, clock = make()
@@ -320,6 +340,8 @@ OBSERVE: dict[str, tuple[dict[str, str], Callable[[RackModel], object]]] = {
     "link_errors": (_ETH0, lambda m: m.port_counters("tor1", "Ethernet0")["fec_corrected"] > 10),
     "firmware_off_baseline": (_N1, lambda m: (m.firmware("node01")["BIOS"], m.nodes["node01"].info.firmware)),
     "feed_loss": ({"device": "A"}, lambda m: m.feed_power_w("A")),
+    # the physics of a slow cap: test_power_cap_slow_fault_stretches_the_response_by_its_factor
+    "power_cap_slow": (_N1, lambda m: m.nodes["node01"].cap_slowdown),
 }
 
 
@@ -348,7 +370,7 @@ def test_each_physical_fault_kind_is_observable_and_clears(kind: str) -> None:
 def test_catalogue_has_every_kind_and_protocol_faults_are_recorded_per_device() -> None:
     physical = {
         "psu_failure", "fan_failure", "gpu_overheat", "outlet_relay_stuck", "link_down",
-        "miscabled_port", "link_errors", "firmware_off_baseline", "feed_loss",
+        "miscabled_port", "link_errors", "firmware_off_baseline", "feed_loss", "power_cap_slow",
     }  # fmt: skip
     protocol = {
         "device_silent", "device_slow", "malformed_reply", "auth_failure", "session_exhaustion",

@@ -86,6 +86,10 @@ CATALOGUE: dict[str, FaultKind] = {
            required=False,
            r_th_factor=ParamSpec(float, 2.5, "multiplier on the GPU's thermal resistance"),
            delta_c=ParamSpec(float, 0.0, "extra temperature rise independent of power (C)")),
+        _k("power_cap_slow", "physical", "node", None, "The BMC's power-capping loop is slow: a new "
+           "limit is met only after `factor` times the CorrectionInMs it advertises (firmware bug, "
+           "a capping loop that polls slowly).",
+           factor=ParamSpec(float, 30.0, "multiplier on the capping response time")),
         _k("outlet_relay_stuck", "physical", "pdu", "outlet number (3)", "The outlet relay no longer "
            "follows commands (welded or open); switching it is accepted but changes nothing.",
            state=ParamSpec(str, "", "on | off: the state the relay sticks in (default: as it is)")),

@@ -204,6 +204,7 @@ class Node:
     power_cap_w: float | None = None
     cap_tau_s: float = 0.0
     cap_factor: float = 1.0
+    cap_slowdown: float = 1.0  # power_cap_slow fault multiplies the capping time constant
     sel: list[SelEntry] = field(default_factory=list)
     bmc_gen: int = 0  # invalidates scheduled boot events when input is lost again
     host_gen: int = 0
@@ -1054,7 +1055,7 @@ class RackModel:
         live = self._live_psus(n)
         on = n.host_state == HOST_ON and bool(live)
         target = self._cap_target(n, live) if on and n.power_cap_w is not None else 1.0
-        tau = n.cap_tau_s
+        tau = n.cap_tau_s * n.cap_slowdown
         t = 0.0
         while True:
             rem = dt - t
@@ -1296,6 +1297,8 @@ class RackModel:
             and c not in {f"GPU{i}" for i in range(self._nodes[f.device].gpus)}
         ):
             raise bad(f"{f.device} has no GPU {c!r}")
+        if f.kind == "power_cap_slow" and not float(f.param("factor")) > 0:
+            raise bad(f"factor must be > 0, got {f.param('factor')!r}")
         if f.kind == "outlet_relay_stuck":
             if not (c or "").isdigit() or int(c or 0) not in self._pdus[f.device].outlets:
                 raise bad(f"{f.device} has no outlet {c!r}")
@@ -1331,6 +1334,12 @@ class RackModel:
             def undo() -> None:
                 n.failed_fans.discard(fan)
                 self._log(n, SEV_OK, "SensorEvent.1.0.ReadingAboveLowerFatalThreshold", f"{c} is spinning again.")
+        elif f.kind == "power_cap_slow":
+            n, slow = self._nodes[f.device], float(f.param("factor"))
+            n.cap_slowdown *= slow
+
+            def undo() -> None:
+                n.cap_slowdown /= slow
         elif f.kind == "gpu_overheat":
             n = self._nodes[f.device]
             gpus = [n.gpu_state[int(c[3:])]] if c else list(n.gpu_state)

@@ -399,9 +399,10 @@ class SshServer:
                     chan.sendall(f"{out.stdout}\n{marker} {out.exit_status}\n".encode())
                     chan.sendall_stderr(f"{out.stderr}{marker}\n".encode())
         except (paramiko.SSHException, EOFError, OSError):
-            pass
+            pass  # the client or the connection went away
         finally:
-            chan.close()
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                chan.close()  # the connection may already be gone
             with self._lock:
                 self._conn_threads.discard(threading.current_thread())
 
