@@ -147,6 +147,23 @@ def test_power_cap_slow_fault_stretches_the_response_by_its_factor() -> None:
         m.inject(make_fault("power_cap_slow", "node02", factor=0.0))
 
 
+def test_bmc_slow_boot_delays_bmc_ready_on_a_power_cycle() -> None:
+    m, clock = make()
+    m.inject(make_fault("bmc_slow_boot", "node01", extra_s=50.0))
+    assert m.bmc_ready("node01")  # a running BMC is not affected
+    boot = P.timing.bmc_boot_s
+    psus = [psu for node in ("node01", "node02") for psu in m.nodes[node].psus]
+    for psu in psus:
+        m.set_outlet(psu.pdu, psu.outlet, False)
+    clock.advance(1.0)
+    for psu in psus:
+        m.set_outlet(psu.pdu, psu.outlet, True)
+    clock.advance(boot + 1.0)
+    assert m.bmc_ready("node02") and not m.bmc_ready("node01")
+    clock.advance(50.0)
+    assert m.bmc_ready("node01")
+
+
 # ---- thermal ----------------------------------------------------------------------------------
 def test_gpu_temperature_reaches_63_percent_of_a_step_after_one_time_constant() -> None:
     m, clock = make()
@@ -342,6 +359,8 @@ OBSERVE: dict[str, tuple[dict[str, str], Callable[[RackModel], object]]] = {
     "feed_loss": ({"device": "A"}, lambda m: m.feed_power_w("A")),
     # the physics of a slow cap: test_power_cap_slow_fault_stretches_the_response_by_its_factor
     "power_cap_slow": (_N1, lambda m: m.nodes["node01"].cap_slowdown),
+    # the boot itself: test_bmc_slow_boot_delays_bmc_ready_on_a_power_cycle
+    "bmc_slow_boot": (_N1, lambda m: m.nodes["node01"].bmc_boot_extra_s),
 }
 
 
@@ -371,6 +390,7 @@ def test_catalogue_has_every_kind_and_protocol_faults_are_recorded_per_device() 
     physical = {
         "psu_failure", "fan_failure", "gpu_overheat", "outlet_relay_stuck", "link_down",
         "miscabled_port", "link_errors", "firmware_off_baseline", "feed_loss", "power_cap_slow",
+        "bmc_slow_boot",
     }  # fmt: skip
     protocol = {
         "device_silent", "device_slow", "malformed_reply", "auth_failure", "session_exhaustion",

@@ -86,6 +86,10 @@ CATALOGUE: dict[str, FaultKind] = {
            required=False,
            r_th_factor=ParamSpec(float, 2.5, "multiplier on the GPU's thermal resistance"),
            delta_c=ParamSpec(float, 0.0, "extra temperature rise independent of power (C)")),
+        _k("bmc_slow_boot", "physical", "node", None, "The BMC takes longer to boot after its "
+           "PSUs get input (a slow flash, a firmware self-test): Redfish answers only after the "
+           "normal boot time plus extra_s. Seen on a power cycle; a running BMC is unaffected.",
+           extra_s=ParamSpec(float, 60.0, "seconds added to every BMC boot")),
         _k("power_cap_slow", "physical", "node", None, "The BMC's power-capping loop is slow: a new "
            "limit is met only after `factor` times the CorrectionInMs it advertises (firmware bug, "
            "a capping loop that polls slowly).",

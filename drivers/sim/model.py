@@ -205,6 +205,7 @@ class Node:
     cap_tau_s: float = 0.0
     cap_factor: float = 1.0
     cap_slowdown: float = 1.0  # power_cap_slow fault multiplies the capping time constant
+    bmc_boot_extra_s: float = 0.0  # bmc_slow_boot fault adds this to every BMC boot
     sel: list[SelEntry] = field(default_factory=list)
     bmc_gen: int = 0  # invalidates scheduled boot events when input is lost again
     host_gen: int = 0
@@ -553,7 +554,8 @@ class RackModel:
             elif n.bmc_state == BMC_OFF:
                 n.bmc_state = BMC_BOOTING
                 n.bmc_gen += 1
-                self._schedule(self._t + self.params.timing.bmc_boot_s, self._bmc_ready_action(n, n.bmc_gen))
+                boot_s = self.params.timing.bmc_boot_s + n.bmc_boot_extra_s
+                self._schedule(self._t + boot_s, self._bmc_ready_action(n, n.bmc_gen))
             if live and n.host_state != HOST_OFF:
                 capacity = sum(p.rated_w for p in live)
                 load = self._dc_w(n)
@@ -1297,6 +1299,8 @@ class RackModel:
             and c not in {f"GPU{i}" for i in range(self._nodes[f.device].gpus)}
         ):
             raise bad(f"{f.device} has no GPU {c!r}")
+        if f.kind == "bmc_slow_boot" and not float(f.param("extra_s")) >= 0:
+            raise bad(f"extra_s must be >= 0, got {f.param('extra_s')!r}")
         if f.kind == "power_cap_slow" and not float(f.param("factor")) > 0:
             raise bad(f"factor must be > 0, got {f.param('factor')!r}")
         if f.kind == "outlet_relay_stuck":
@@ -1334,6 +1338,12 @@ class RackModel:
             def undo() -> None:
                 n.failed_fans.discard(fan)
                 self._log(n, SEV_OK, "SensorEvent.1.0.ReadingAboveLowerFatalThreshold", f"{c} is spinning again.")
+        elif f.kind == "bmc_slow_boot":
+            n, extra = self._nodes[f.device], float(f.param("extra_s"))
+            n.bmc_boot_extra_s += extra
+
+            def undo() -> None:
+                n.bmc_boot_extra_s -= extra
         elif f.kind == "power_cap_slow":
             n, slow = self._nodes[f.device], float(f.param("factor"))
             n.cap_slowdown *= slow
