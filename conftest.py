@@ -1,1 +1,1 @@
-"""Repo-root glue only: the rackval plugin itself is harness.plugin, loaded via its pytest11 entry point."""
+"""Repo-root glue only: the rackval plugin itself is rackval.harness.plugin, loaded via its pytest11 entry point."""

@@ -132,8 +132,8 @@ def main() -> int:
         serve(args.bmcs, args.delay)
         return 0
 
-    from harness.inventory import load_inventory
-    from harness.rack import Rack, values_or_raise
+    from rackval.harness.inventory import load_inventory
+    from rackval.harness.rack import Rack, values_or_raise
 
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--bmcs", str(args.bmcs), "--delay", str(args.delay)],

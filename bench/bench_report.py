@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.measure import Limit, Measurement
-from harness.report.html import render_report
-from harness.store import ActionRecord, DeviceRecord, RunInfo, open_store
+from rackval.harness.measure import Limit, Measurement
+from rackval.harness.report.html import render_report
+from rackval.harness.store import ActionRecord, DeviceRecord, RunInfo, open_store
 
 RUN_ID = "bench-soak-1h-3000ch"
 DURATION_S = 3600

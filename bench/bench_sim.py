@@ -22,12 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from drivers import protocols
-from drivers.sim.rack import SimulatedRack
-from drivers.sim.reference import REFERENCE_PARAMS, REFERENCE_SIZE
-from harness.inventory import load_inventory
-from harness.rack import Rack
-from harness.simproc import SimProcess
+from rackval.drivers import protocols
+from rackval.harness.inventory import load_inventory
+from rackval.harness.rack import Rack
+from rackval.harness.simproc import SimProcess
+from rackval.sim.rack import SimulatedRack
+from rackval.sim.reference import REFERENCE_PARAMS, REFERENCE_SIZE
 
 
 def cpu_seconds(pid: int) -> float:

@@ -9,7 +9,7 @@ Both clients run in this process against the same snmpd (a C agent, so the agent
 measure), one after the other within each repeat, and CPU is ``time.process_time()`` of this
 process: it counts every thread, and ezsnmp's C code runs in-process too, so the comparison is
 like for like. Cases: v2c and v3 authPriv (SHA-256 + AES-128), each as a 24-OID GET and a bulk
-walk. Our side is the lean codec path (drivers/transport/snmp_ber.py, snmp_usm.py,
+walk. Our side is the lean codec path (rackval/drivers/transport/snmp_ber.py, snmp_usm.py,
 snmp_channel.py); the last line prints what pysnmp's own BER codec alone would cost, for scale.
 
 Run: ``.venv/bin/python bench/bench_snmp.py [--repeats 7] [--gets 200] [--walks 10] [--profile]``
@@ -56,9 +56,9 @@ def main() -> int:
     sys.path.insert(0, str(REPO))  # tests.snmpd_peer: the project's net-snmp fixture
     from ezsnmp import Session
 
-    from drivers.config import Credentials, DeviceConfig, Secret
-    from drivers.transport.snmp import SnmpTransport
-    from tests.snmpd_peer import start_snmpd
+    from rackval.drivers.config import Credentials, DeviceConfig, Secret
+    from rackval.drivers.transport.snmp import SnmpTransport
+    from tests.support.snmpd_peer import start_snmpd
 
     with tempfile.TemporaryDirectory(prefix="bench-snmp-") as tmp:
         peer = start_snmpd(Path(tmp) / "snmpd")
@@ -193,7 +193,7 @@ def _codec_floor(count: int, repeats: int) -> tuple[float, float]:
     """CPU ms of pysnmp's own message build+encode (request) and decode (response), no I/O.
 
     This is the part of our client's cost that lives in pysnmp/pyasn1 and that no change to our
-    transport can remove; it bounds what optimising drivers/transport/snmp.py could achieve.
+    transport can remove; it bounds what optimising rackval/drivers/transport/snmp.py could achieve.
     """
     from pyasn1.codec.ber import decoder, encoder
     from pysnmp.proto import api, rfc1902

@@ -110,8 +110,8 @@ def main() -> int:
 
     import asyncssh
 
-    from drivers.config import Credentials, DeviceConfig
-    from drivers.transport.ssh import SshTransport
+    from rackval.drivers.config import Credentials, DeviceConfig
+    from rackval.drivers.transport.ssh import SshTransport
 
     with tempfile.TemporaryDirectory(prefix="bench-ssh-") as tmp:
         d = Path(tmp)

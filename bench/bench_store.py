@@ -38,8 +38,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.measure import Limit, Measurement
-from harness.store import RunInfo, open_store
+from rackval.harness.measure import Limit, Measurement
+from rackval.harness.store import RunInfo, open_store
 
 LIMIT = Limit(low=0.0, high=100.0, unit="V", requirement="V-1")
 

@@ -32,13 +32,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from drivers.sim.control import ControlClient
-from harness.clock import RealClock, SimulatorClock
-from harness.inventory import load_inventory
-from harness.rack import Rack
-from harness.simproc import SimProcess
-from harness.store import RunInfo, open_store
-from harness.telemetry import KINDS, Channel, Sampler, SamplerStats, print_progress, rack_channels
+from rackval.harness.clock import RealClock, SimulatorClock
+from rackval.harness.inventory import load_inventory
+from rackval.harness.rack import Rack
+from rackval.harness.simproc import SimProcess
+from rackval.harness.store import RunInfo, open_store
+from rackval.harness.telemetry import KINDS, Channel, Sampler, SamplerStats, print_progress, rack_channels
+from rackval.sim.control import ControlClient
 
 
 def cpu_s() -> float:
@@ -148,7 +148,7 @@ def _proc_cpu_s(pid: int) -> float:
 
 def bench_soak_plan(nodes: int, ticks: int, parts: set[str], workdir: Path) -> None:
     """The load-soak plan's sampling, tick by tick on the virtual clock (see the module docstring)."""
-    from harness.telemetry import analyzer_channels, gpu_channels
+    from rackval.harness.telemetry import analyzer_channels, gpu_channels
 
     soak_gpu_fields = (("temperature_c", "degC"), ("event_reasons", ""), ("power_w", "W"))  # as the plan
     sim = SimProcess(workdir / "sim", nodes=nodes)

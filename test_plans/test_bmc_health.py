@@ -15,9 +15,9 @@ Limits: ``sel_critical_entries``, ``inlet_temperature``, ``gpu_temperature``.
 
 from __future__ import annotations
 
-from harness.measure import Limit, Outcome
-from harness.rack import Rack
-from harness.spec import Spec
+from rackval.harness.measure import Limit, Outcome
+from rackval.harness.rack import Rack
+from rackval.harness.spec import Spec
 
 CRITICAL = "critical"
 MAX_LISTED = 10  # entries named in a failure message; the count is always complete

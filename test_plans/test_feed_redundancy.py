@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from drivers.errors import DeviceError
-from drivers.node.parsers import decode_event_reasons
-from harness.inventory import Inventory
-from harness.rack import Rack
-from harness.safety import DestructiveActionRefused, SafetyGate, UndoError
-from harness.spec import Spec
-from harness.telemetry import Channel, analyzer_channels, gpu_channels
+from rackval.core.errors import DeviceError
+from rackval.drivers.node.parsers import decode_event_reasons
+from rackval.harness.inventory import Inventory
+from rackval.harness.rack import Rack
+from rackval.harness.safety import DestructiveActionRefused, SafetyGate, UndoError
+from rackval.harness.spec import Spec
+from rackval.harness.telemetry import Channel, analyzer_channels, gpu_channels
 
 LOAD_LEVEL = 1.0
 THROTTLE_BITS = 0x004 | 0x008 | 0x020 | 0x040 | 0x080  # SwPowerCap HwSlowdown SwThermal HwThermal HwPowerBrake

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from harness.inventory import Inventory
-from harness.rack import Rack
+from rackval.harness.inventory import Inventory
+from rackval.harness.rack import Rack
 
 
 def test_device_answers_with_expected_identity(device_name: str, rack: Rack, inventory: Inventory, measure) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.inventory import Inventory
-from harness.rack import Rack, values_or_raise
+from rackval.harness.inventory import Inventory
+from rackval.harness.rack import Rack, values_or_raise
 
 
 def _deviation_pct(value: float, reference: float) -> float:

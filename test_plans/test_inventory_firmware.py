@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from drivers.errors import ConfigError, DeviceError
-from harness.inventory import Inventory
-from harness.rack import Rack
-from harness.spec import Spec
+from rackval.core.errors import ConfigError, DeviceError
+from rackval.harness.inventory import Inventory
+from rackval.harness.rack import Rack
+from rackval.harness.spec import Spec
 
 BMC_FIRMWARE = "BMC firmware"  # the BMC's own firmware as its identity reports it
 HOST_FIRMWARE = "host firmware (BIOS)"  # the node host's own firmware as its identity reports it

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from drivers.node.parsers import decode_event_reasons
-from harness.inventory import Inventory
-from harness.rack import Rack
-from harness.safety import SafetyGate
-from harness.spec import Spec
-from harness.telemetry import Channel, analyzer_channels, gpu_channels
+from rackval.drivers.node.parsers import decode_event_reasons
+from rackval.harness.inventory import Inventory
+from rackval.harness.rack import Rack
+from rackval.harness.safety import SafetyGate
+from rackval.harness.spec import Spec
+from rackval.harness.telemetry import Channel, analyzer_channels, gpu_channels
 
 LOAD_LEVEL = 1.0
 # NVML clocks-event reasons that mean the GPU is slowed by heat or power (not idle, not app clocks)

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from drivers.errors import ConfigError, DeviceError
-from drivers.switch.snmp_switch import CounterTracker
-from harness.clock import Clock
-from harness.inventory import Inventory
-from harness.measure import Outcome
-from harness.rack import Rack
-from harness.spec import Spec
+from rackval.core.errors import ConfigError, DeviceError
+from rackval.drivers.switch.snmp_switch import CounterTracker
+from rackval.harness.clock import Clock
+from rackval.harness.inventory import Inventory
+from rackval.harness.measure import Outcome
+from rackval.harness.rack import Rack
+from rackval.harness.spec import Spec
 
 
 def _expected_cabling(inventory: Inventory, switch: str) -> dict[str, tuple[str, str]]:

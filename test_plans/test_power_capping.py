@@ -21,12 +21,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.clock import Clock
-from harness.inventory import Inventory
-from harness.rack import Rack
-from harness.safety import SafetyGate
-from harness.spec import Spec
-from harness.telemetry import Channel
+from rackval.harness.clock import Clock
+from rackval.harness.inventory import Inventory
+from rackval.harness.rack import Rack
+from rackval.harness.safety import SafetyGate
+from rackval.harness.spec import Spec
+from rackval.harness.telemetry import Channel
 
 LOAD_LEVEL = 1.0
 LOAD_SETTLE_S = 5.0  # virtual seconds of load before the cap is set

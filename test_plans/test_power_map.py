@@ -26,11 +26,11 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.clock import Clock
-from harness.inventory import Inventory
-from harness.rack import Rack
-from harness.safety import SafetyGate
-from harness.spec import Spec
+from rackval.harness.clock import Clock
+from rackval.harness.inventory import Inventory
+from rackval.harness.rack import Rack
+from rackval.harness.safety import SafetyGate
+from rackval.harness.spec import Spec
 
 POLL_S = 0.5  # how often the BMC is asked while waiting for a PSU's input state to change
 _HOST_UP = frozenset({"On"})

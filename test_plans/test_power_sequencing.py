@@ -42,14 +42,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from drivers import registry
-from drivers.errors import ConfigError, DeviceError
-from harness.clock import Clock
-from harness.inventory import Inventory
-from harness.rack import Rack, values_or_raise
-from harness.safety import SafetyGate
-from harness.spec import Spec
-from harness.telemetry import Channel, analyzer_channels, pdu_channels
+from rackval.core.errors import ConfigError, DeviceError
+from rackval.drivers import registry
+from rackval.harness.clock import Clock
+from rackval.harness.inventory import Inventory
+from rackval.harness.rack import Rack, values_or_raise
+from rackval.harness.safety import SafetyGate
+from rackval.harness.spec import Spec
+from rackval.harness.telemetry import Channel, analyzer_channels, pdu_channels
 
 OFF_SETTLE_S = 5.0  # virtual seconds every node stays without input before power-on
 OS_POLL_S = 15.0  # how often nodes whose host is On are probed over SSH

@@ -10,8 +10,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[Any]:
-    """A throwaway PostgreSQL server (tests/store_pg.py) per test module, stopped by PID at its end."""
-    from store_pg import PostgresServer
+    """A throwaway PostgreSQL server (tests/support/store_pg.py) per test module, stopped by PID at its end."""
+    from tests.support.store_pg import PostgresServer
 
     server = PostgresServer.start()
     try:

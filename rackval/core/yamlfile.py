@@ -1,0 +1,89 @@
+"""Load a YAML file and validate it with pydantic, reporting errors as file:line: field: problem.
+
+Validation engineers edit rack and spec files by hand; an error must point at the line to fix,
+not at a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from rackval.core.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                # a missing key: point at the mapping that should hold it
+                return line
+            key_node = next(k for k, v in node.value if k.value == str(key))
+            line = key_node.start_mark.line + 1
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+class YamlLocator:
+    """Turns a field path into ``file:line: field: problem`` for checks made after validation."""
+
+    def __init__(self, path: Path, root: yaml.Node | None, what: str) -> None:
+        self.path = path
+        self.root = root
+        self.what = what
+
+    def error(self, loc: tuple[Any, ...], message: str) -> ConfigError:
+        field = ".".join(str(p) for p in loc)
+        line = _line_of(self.root, loc) or 1
+        return ConfigError(f"invalid {self.what} file:\n  {self.path}:{line}: {field}: {message}")
+
+
+def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, YamlLocator]:
+    """Parse ``path`` as YAML and validate it as ``model``; errors name file, line and field.
+
+    Returns the model and a locator for the caller's own cross-field checks.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what} file {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: {what} file is not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: {what} file must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return model.model_validate(data), YamlLocator(path, root, what)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            line = _line_of(root, loc)
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling)"
+            elif err["type"] == "missing":
+                msg = "missing required field"
+            lines.append(f"{path}:{line or 1}: {field}: {msg}")
+        raise ConfigError(f"invalid {what} file:\n  " + "\n  ".join(lines)) from None

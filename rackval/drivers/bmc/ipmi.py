@@ -1,0 +1,257 @@
+"""A BMC over IPMI-over-LAN (ipmitool): identity, host power state and control, temperatures,
+DCMI power draw and the System Event Log.
+
+Many racks still have BMCs (or BMC firmware modes) where Redfish is missing, slow or partial,
+and IPMI is the lowest common denominator every server speaks. The parsing lives in pure
+functions over ipmitool's text output so that it can be tested on captured output from real
+BMCs as well as against OpenIPMI's ipmi_sim.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.drivers.bmc.redfish import LogEntry
+from rackval.drivers.config import DeviceConfig
+from rackval.drivers.protocols import Identity
+from rackval.drivers.transport.ipmi import IpmiTransport
+
+# ipmitool `chassis power <action>`; Redfish ResetType names map onto them so that plans can
+# use one vocabulary for every BMC.
+RESET_ACTIONS: dict[str, str] = {
+    "on": "on",
+    "off": "off",
+    "cycle": "cycle",
+    "reset": "reset",
+    "soft": "soft",
+    "On": "on",
+    "ForceOn": "on",
+    "ForceOff": "off",
+    "PowerCycle": "cycle",
+    "ForceRestart": "reset",
+    "GracefulShutdown": "soft",
+}
+
+_POWER_RE = re.compile(r"Chassis Power is (on|off)\b", re.IGNORECASE)
+_DCMI_RE = re.compile(r"Instantaneous power reading\s*:\s*(-?\d+(?:\.\d+)?)\s*Watts", re.IGNORECASE)
+_DCMI_STATE_RE = re.compile(r"Power reading state is\s*:\s*(\w+)", re.IGNORECASE)
+_TEMP_RE = re.compile(r"^(-?\d+(?:\.\d+)?)\s*degrees C$", re.IGNORECASE)
+_DCMI_UNSUPPORTED = ("Invalid command", "DCMI request failed", "not supported", "Unsupported", "Invalid data field")
+
+
+def _colon_fields(text: str) -> dict[str, str]:
+    """``Key : value`` lines (ipmitool's fru print / mc info layout); the first occurrence wins."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and key.strip() not in out:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_power_status(text: str) -> str:
+    """``chassis power status`` -> "On" / "Off" (Redfish PowerState spelling)."""
+    match = _POWER_RE.search(text)
+    if match is None:
+        raise ValueError(f"no 'Chassis Power is on|off' in {text.strip()!r}")
+    return "On" if match.group(1).lower() == "on" else "Off"
+
+
+def parse_fru(text: str) -> dict[str, str]:
+    """``fru print 0`` -> vendor, model, serial (product area first, then board, then chassis).
+
+    Missing fields are empty strings: many white-box FRUs fill only the board area.
+    """
+    fields = _colon_fields(text)
+
+    def first(*keys: str) -> str:
+        for key in keys:
+            if fields.get(key):
+                return fields[key]
+        return ""
+
+    return {
+        "vendor": first("Product Manufacturer", "Board Mfg"),
+        "model": first("Product Name", "Board Product", "Chassis Part Number"),
+        "serial": first("Product Serial", "Board Serial", "Chassis Serial"),
+    }
+
+
+def parse_mc_info(text: str) -> dict[str, str]:
+    """``mc info`` -> firmware revision and manufacturer name."""
+    fields = _colon_fields(text)
+    return {
+        "firmware": fields.get("Firmware Revision", ""),
+        "manufacturer": fields.get("Manufacturer Name", ""),
+    }
+
+
+def parse_sdr_temperatures(text: str) -> dict[str, float]:
+    """``sdr type temperature`` / ``sdr elist`` -> {sensor name: degrees C}.
+
+    Lines look like ``Inlet Temp | 04h | ok | 7.1 | 21 degrees C``; sensors that report
+    "No Reading", "Disabled" or another unit are left out. Repeated names (Dell has several
+    "Temp") get their sensor number appended: ``Temp (0Eh)``.
+    """
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) < 5:
+            continue
+        match = _TEMP_RE.match(parts[4])
+        if match is None:
+            continue
+        name, number = parts[0], parts[1]
+        key = f"{name} ({number})" if name in out else name
+        out[key] = float(match.group(1))
+    return out
+
+
+def parse_dcmi_power(text: str) -> float:
+    """``dcmi power reading`` -> instantaneous watts; ValueError if absent or deactivated."""
+    state = _DCMI_STATE_RE.search(text)
+    if state is not None and state.group(1).lower() == "deactivated":
+        raise ValueError("DCMI power reading state is 'deactivated' on this BMC")
+    match = _DCMI_RE.search(text)
+    if match is None:
+        raise ValueError(f"no 'Instantaneous power reading: N Watts' in {text.strip()[:200]!r}")
+    return float(match.group(1))
+
+
+def _sel_severity(event: str) -> str:
+    """IPMI SEL has no severity; derive Redfish's OK/Warning/Critical from the threshold words."""
+    low = event.lower()
+    if "non-recoverable" in low or ("critical" in low and "non-critical" not in low):
+        return "Critical"
+    if "non-critical" in low or "failure" in low or "fault" in low or "error" in low:
+        return "Warning"
+    return "OK"
+
+
+def parse_sel_elist(text: str) -> list[LogEntry]:
+    """``sel elist`` -> entries, oldest first.
+
+    ``   1 | 11/20/2023 | 10:11:12 | Temperature CPU0 Temp | Upper Critical going high | Asserted``
+    Entries logged before the BMC's clock was set show ``Pre-Init`` and a seconds counter as
+    their date and time; they are kept as they are.
+    """
+    entries: list[LogEntry] = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) < 5 or not re.fullmatch(r"[0-9A-Fa-f]+", parts[0]):
+            continue
+        record, date, clock, sensor, event = parts[:5]
+        extra = [p for p in parts[5:] if p]
+        message = f"{sensor}: {event}"
+        if extra:
+            message += " (" + "; ".join(extra) + ")"
+        entries.append(
+            LogEntry(
+                id=str(int(record, 16)),
+                created=f"{date} {clock}".strip(),
+                severity=_sel_severity(event),
+                message=message,
+                message_id="",
+            )
+        )
+    return entries
+
+
+class IpmiBmc:
+    """A server's BMC over IPMI-over-LAN through ipmitool.
+
+    Options: those of ``rackval.drivers.transport.ipmi.IpmiTransport`` (``cipher_suite`` 17 or 3,
+    ``interface``, ``retries``, ``retransmit_s``, ``privilege``, ``ipmitool``).
+
+    ``identify()`` reads FRU 0's product area (board area as a fallback) and ``mc info``'s
+    Firmware Revision. ``power_watts()`` needs DCMI (most servers since ~2012; not white-box
+    boards without a power sensor): an unsupported BMC raises DeviceError saying so.
+    """
+
+    kind = "bmc"
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.name = config.name
+        self._config = config
+        self._transport = IpmiTransport(config)
+        self._identity: Identity | None = None
+
+    def __repr__(self) -> str:
+        return f"IpmiBmc({self.name!r}, {self._config.address!r})"
+
+    def _err(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError:
+        return cls(self._config.name, self._config.address, operation, detail)
+
+    def _run(self, args: list[str], operation: str) -> str:
+        return self._transport.run(args, operation).stdout
+
+    # ---- Device -------------------------------------------------------------------------------
+    def identify(self) -> Identity:
+        """Vendor, model and serial from FRU 0, firmware from ``mc info`` (read once, then cached)."""
+        if self._identity is None:
+            fru = parse_fru(self._run(["fru", "print", "0"], "read FRU 0 (ipmitool fru print 0)"))
+            mc = parse_mc_info(self._run(["mc", "info"], "read BMC firmware (ipmitool mc info)"))
+            self._identity = Identity(
+                vendor=fru["vendor"] or mc["manufacturer"],
+                model=fru["model"],
+                serial=fru["serial"],
+                firmware=mc["firmware"],
+            )
+        return self._identity
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # ---- Bmc ----------------------------------------------------------------------------------
+    def power_state(self) -> str:
+        """Host power as "On" or "Off" (``chassis power status``)."""
+        op = "read host power (ipmitool chassis power status)"
+        text = self._run(["chassis", "power", "status"], op)
+        try:
+            return parse_power_status(text)
+        except ValueError as exc:
+            raise self._err(DeviceProtocolError, op, str(exc)) from exc
+
+    def temperatures(self) -> dict[str, float]:
+        """Every temperature sensor with a reading, degrees C, keyed by SDR name."""
+        op = "read temperatures (ipmitool sdr type temperature)"
+        return parse_sdr_temperatures(self._run(["sdr", "type", "temperature"], op))
+
+    # ---- PowerMeter ---------------------------------------------------------------------------
+    def power_watts(self) -> float:
+        """Instantaneous input power from ``dcmi power reading``."""
+        op = "read power (ipmitool dcmi power reading)"
+        try:
+            text = self._run(["dcmi", "power", "reading"], op)
+        except DeviceError as exc:
+            if type(exc) is DeviceError and any(m in exc.detail for m in _DCMI_UNSUPPORTED):
+                raise self._err(
+                    DeviceError,
+                    op,
+                    f"BMC does not support DCMI power reading ({exc.detail}); "
+                    "read power from the PDU outlet or the Redfish driver instead",
+                ) from exc
+            raise
+        try:
+            return parse_dcmi_power(text)
+        except ValueError as exc:
+            raise self._err(DeviceProtocolError, op, str(exc)) from exc
+
+    # ---- actions ------------------------------------------------------------------------------
+    def reset(self, kind: str) -> None:
+        """``chassis power on|off|cycle|reset|soft``; Redfish ResetType names are accepted too.
+
+        Destructive: the harness's safety gate decides whether this may be called. Returns when
+        the BMC accepted the request; poll ``power_state()`` for the outcome.
+        """
+        action = RESET_ACTIONS.get(kind)
+        if action is None:
+            raise self._err(
+                DeviceError, f"reset host ({kind})", f"unknown reset kind {kind!r}; use one of {sorted(RESET_ACTIONS)}"
+            )
+        self._run(["chassis", "power", action], f"reset host (ipmitool chassis power {action})")
+
+    def sel_entries(self) -> list[LogEntry]:
+        """The System Event Log, oldest first (``sel elist``)."""
+        return parse_sel_elist(self._run(["sel", "elist"], "read the SEL (ipmitool sel elist)"))

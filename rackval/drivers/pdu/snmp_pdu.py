@@ -1,0 +1,487 @@
+"""One SNMP PDU driver for every vendor: the vendor is a table of OIDs, not a class tree.
+
+``SnmpPduMap`` says where a PDU family keeps its identity, outlet names, states, switch commands
+and meter readings, with each reading's scale to SI units. ``SnmpPdu`` speaks through
+``rackval.drivers.transport.snmp.SnmpTransport`` using such a map. ``ApcRpdu2Pdu`` binds the APC
+PowerNet-MIB rPDU2 map (``rackval.drivers.pdu.apc``); ``rackval.drivers.pdu.raritan``,
+``rackval.drivers.pdu.servertech`` and ``rackval.drivers.pdu.eaton`` bind Raritan PDU2-MIB,
+ServerTech Sentry4-MIB and EATON-EPDU-MIB.
+
+What varies between vendors, and how a map expresses it:
+
+* **Indexing.** OID templates take ``{dev}`` (the PDU's index: APC/Raritan/Sentry4 count from 1,
+  Eaton's strappingIndex from 0, see ``first_device_index``), ``{outlet}``, and where a table
+  needs them ``{cord}`` (Sentry4 numbers outlets per input cord: ``outlet_cords``), ``{inlet}``
+  and ``{pole}`` (inlet / phase tables). Fixed sub-indices (Raritan's sensorType) are literal
+  parts of the template.
+* **Scaling.** ``Reading.scale`` turns the raw integer into SI units; ``Reading.digits`` names an
+  object holding a power-of-ten divisor (Raritan's *SensorDecimalDigits*), read once and cached.
+  Negative raw values mean "not available" (Sentry4 and Eaton use -1) and become ``None``.
+* **Polarity.** ``state_on`` / ``state_off`` are the settled codes; ``state_on_pending`` /
+  ``state_off_pending`` are transitional codes (Eaton pendingOff = still on, pendingOn = still
+  off): they report the present physical state but never confirm a switch.
+* **Commands.** A switch command is an (OID, value) pair per direction, so Eaton's separate
+  On/Off command objects whose written value is a *delay in seconds* (0 = now) fit as data.
+* **Totals.** ``device_power_w`` reads one object; without it ``power_watts()`` sums the inlets'
+  active power (``inlets``), for MIBs that have no unit total.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.drivers.config import DeviceConfig
+from rackval.drivers.protocols import Identity, OutletReading
+from rackval.drivers.transport.snmp import SnmpTransport
+
+
+@dataclass(frozen=True)
+class Oid:
+    """A numeric OID template and its MIB name template, e.g. "...9.2.3.1.5.{outlet}"."""
+
+    template: str
+    label: str
+
+    def at(self, *, dev: int, outlet: int | None = None, **index: int) -> tuple[str, str]:
+        """(numeric OID, readable name) for one device / outlet (/ cord, inlet, pole)."""
+        return (
+            self.template.format(dev=dev, outlet=outlet, **index),
+            self.label.format(dev=dev, outlet=outlet, **index),
+        )
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A numeric object and the factor that turns its raw integer into SI units.
+
+    ``digits``: an object (same index placeholders) holding a count of decimal digits; the value
+    is then ``raw * scale / 10**digits`` (Raritan PDU2-MIB). Read once per object, then cached:
+    it is configuration, not a measurement.
+    """
+
+    oid: Oid
+    scale: float
+    digits: Oid | None = None
+
+
+@dataclass(frozen=True)
+class OutletCommand:
+    """SET ``oid`` to ``value`` to switch an outlet one way."""
+
+    oid: Oid
+    value: int
+
+
+@dataclass(frozen=True)
+class OutletCords:
+    """Outlets numbered per input cord (Sentry4 {unit, cord, outlet}).
+
+    The driver numbers outlets 1..N across cords in cord order (cord 1's outlets first), so a
+    rack file says "outlet 4" whatever the cord layout; templates receive ``{cord}`` and the
+    cord-local ``{outlet}``.
+    """
+
+    cord_count: Oid  # {dev}
+    cord_outlet_count: Oid  # {dev}, {cord}
+
+
+@dataclass(frozen=True)
+class InletMap:
+    """Where the inlet (input cord) and per-phase (pole) readings live. ``None``: not metered."""
+
+    count: Oid  # {dev}
+    power_w: Reading | None = None  # {dev}, {inlet}
+    voltage_v: Reading | None = None  # {dev}, {inlet}
+    current_a: Reading | None = None  # {dev}, {inlet}
+    pole_count: Oid | None = None  # {dev}, {inlet}
+    pole_voltage_v: Reading | None = None  # {dev}, {inlet}, {pole}
+    pole_current_a: Reading | None = None  # {dev}, {inlet}, {pole}
+    pole_power_w: Reading | None = None  # {dev}, {inlet}, {pole}
+
+
+@dataclass(frozen=True)
+class InletReading:
+    """One inlet (``pole`` None) or one of its phases / poles, in SI units; None: not available."""
+
+    inlet: int
+    pole: int | None
+    voltage_v: float | None
+    current_a: float | None
+    power_w: float | None
+
+
+NAME_REFRESH_EVERY = 60
+
+
+@dataclass(frozen=True)
+class SnmpPduMap:
+    """Where one PDU family keeps what the driver needs. ``None`` readings are not metered."""
+
+    vendor: str
+    family: str
+    ident_model: Oid
+    ident_serial: Oid
+    ident_firmware: Oid
+    outlet_count: Oid | None  # None when ``outlet_cords`` says how to count
+    device_power_w: Reading | None  # None: sum of the inlets' power (``inlets``)
+    outlet_name: Oid
+    outlet_state: Oid
+    state_on: frozenset[int]
+    state_off: frozenset[int]
+    command_on: OutletCommand
+    command_off: OutletCommand
+    outlet_power_w: Reading | None = None
+    outlet_current_a: Reading | None = None
+    ident_vendor: Oid | None = None  # read the manufacturer from the agent; ``vendor`` if empty
+    first_device_index: int = 1  # index of the first (or only) PDU; Eaton's strappingIndex is 0
+    state_on_pending: frozenset[int] = frozenset()  # physically on, about to switch off
+    state_off_pending: frozenset[int] = frozenset()  # physically off, about to switch on
+    outlet_cords: OutletCords | None = None
+    inlets: InletMap | None = None
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+class SnmpPdu:
+    """A switched, metered PDU over SNMP, described by an ``SnmpPduMap``.
+
+    Implements Device, PowerMeter and OutletSwitch; ``inlet_readings()`` adds per-inlet and
+    per-phase readings where the map has them.
+
+    Options (``config.options``):
+      * ``device_index`` (int, default the map's first index: 1, or 0 for Eaton): the PDU's index
+        in the vendor tables (daisy chains / strapping).
+      * ``confirm_timeout_s`` (float, default 10): how long ``set_outlet`` polls the outlet state
+        after the command before it gives up (PDUs sequence outlets, so switching is not instant).
+      * ``poll_interval_s`` (float, default 0.25): pause between those state polls.
+      * ``max_oids_per_request`` (int, default 32): var-binds per GET; small agents reject big PDUs.
+      * ``retries`` (int, default 1): passed to the SNMP transport.
+    """
+
+    def __init__(self, config: DeviceConfig, pdu_map: SnmpPduMap) -> None:
+        self.config = config
+        self.name = config.name
+        self.map = pdu_map
+        opts = config.options
+        try:
+            self.device_index = int(opts.get("device_index", pdu_map.first_device_index))
+            self.confirm_timeout_s = float(opts.get("confirm_timeout_s", 10.0))
+            self.poll_interval_s = float(opts.get("poll_interval_s", 0.25))
+            self.max_oids = int(opts.get("max_oids_per_request", 32))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{config.name}: bad PDU driver option: {exc}") from exc
+        if (
+            self.device_index < pdu_map.first_device_index
+            or self.max_oids < 1
+            or self.confirm_timeout_s < 0
+            or self.poll_interval_s <= 0
+        ):
+            raise ConfigError(
+                f"{config.name}: device_index must be >= {pdu_map.first_device_index}, "
+                "max_oids_per_request >= 1, confirm_timeout_s >= 0, poll_interval_s > 0"
+            )
+        self._snmp = SnmpTransport(config)
+        self._outlet_count: int | None = None
+        self._outlet_index: list[dict[str, int]] | None = None  # flat outlet n-1 -> template index
+        self._digits: dict[str, int] = {}  # decimal-digits OID -> value, read once
+        # Outlet names are labels an operator sets, not telemetry: read with the first outlets()
+        # call and again every NAME_REFRESH_EVERY calls, so a 1 Hz poll does not fetch them each time.
+        self._names: dict[int, str] = {}
+        self._outlet_calls = 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, address={self.config.address!r})"
+
+    # ---- Device ----------------------------------------------------------------------------------
+    def identify(self) -> Identity:
+        m, dev = self.map, self.device_index
+        fields = {"model": m.ident_model.at(dev=dev), "serial": m.ident_serial.at(dev=dev),
+                  "firmware": m.ident_firmware.at(dev=dev)}  # fmt: skip
+        if m.ident_vendor is not None:
+            fields["vendor"] = m.ident_vendor.at(dev=dev)
+        values = self._get({oid: label for oid, label in fields.values()}, "read identity")
+        vendor = _text(values[fields["vendor"][0]]).strip() if "vendor" in fields else ""
+        return Identity(
+            vendor=vendor or m.vendor,
+            model=_text(values[fields["model"][0]]).strip(),
+            serial=_text(values[fields["serial"][0]]).strip(),
+            firmware=_text(values[fields["firmware"][0]]).strip(),
+        )
+
+    def close(self) -> None:
+        self._snmp.close()
+
+    # ---- PowerMeter ------------------------------------------------------------------------------
+    def power_watts(self) -> float:
+        """Total active power of the PDU (its outlets plus its own draw), in W.
+
+        From the map's unit-total object, or else the sum of every inlet's active power.
+        """
+        reading = self.map.device_power_w
+        if reading is None:
+            return self._inlet_power_sum()
+        oid, label = reading.oid.at(dev=self.device_index)
+        operation = f"read total power ({label})"
+        raw = self._get({oid: label}, operation)[oid]
+        watts = self._scaled(raw, reading.scale, label, operation, allow_na=False)
+        assert watts is not None  # allow_na=False raises instead
+        return watts
+
+    # ---- OutletSwitch ----------------------------------------------------------------------------
+    def outlet_count(self) -> int:
+        """Number of outlets, read once: it does not change while the PDU runs."""
+        if self._outlet_count is None:
+            self._outlet_index = self._read_outlet_layout()
+            self._outlet_count = len(self._outlet_index)
+        return self._outlet_count
+
+    def outlets(self) -> list[OutletReading]:
+        """Every outlet's name, switch state, power (W) and current (A), in outlet order."""
+        m = self.map
+        count = self.outlet_count()
+        if self._outlet_calls % NAME_REFRESH_EVERY == 0:
+            self._names = {}
+        self._outlet_calls += 1
+        columns: dict[str, Oid] = {"state": m.outlet_state} if self._names else {"name": m.outlet_name}
+        columns["state"] = m.outlet_state
+        readings: dict[str, Reading] = {}
+        if m.outlet_power_w is not None:
+            readings["power"] = m.outlet_power_w
+        if m.outlet_current_a is not None:
+            readings["current"] = m.outlet_current_a
+        columns.update({key: r.oid for key, r in readings.items()})
+        wanted = {(n, key): self._at(col, n) for n in range(1, count + 1) for key, col in columns.items()}
+        operation = f"read {count} outlets ({m.family} outlet status)"
+        self._load_digits([(r, self._index(n)) for n in range(1, count + 1) for r in readings.values()], operation)
+        values = self._get({oid: label for oid, label in wanted.values()}, operation)
+        if (1, "name") in wanted:
+            self._names = {n: _text(values[wanted[(n, "name")][0]]).strip() for n in range(1, count + 1)}
+        result = []
+        for n in range(1, count + 1):
+            state_oid, state_label = wanted[(n, "state")]
+            scaled: dict[str, float | None] = {"power": None, "current": None}
+            for key, reading in readings.items():
+                oid, label = wanted[(n, key)]
+                scale = self._scale_of(reading, self._index(n))
+                scaled[key] = self._scaled(values[oid], scale, label, operation)
+            result.append(
+                OutletReading(
+                    outlet=n,
+                    name=self._names[n],
+                    on=self._state(values[state_oid], state_label, operation),
+                    power_w=scaled["power"],
+                    current_a=scaled["current"],
+                )
+            )
+        return result
+
+    def set_outlet(self, outlet: int, on: bool) -> None:
+        """Switch one outlet, then poll its state until it settles there (PDUs may sequence outlets).
+
+        A transitional state (Eaton pendingOff / pendingOn) does not confirm: polling goes on
+        until the settled code. Destructive: callers go through the harness's safety gate.
+        """
+        verb = "on" if on else "off"
+        operation = f"switch outlet {outlet} {verb}"
+        count = self.outlet_count()
+        if not isinstance(outlet, int) or isinstance(outlet, bool) or not 1 <= outlet <= count:
+            raise DeviceError(self.name, self.config.address, operation, f"no such outlet (PDU has 1..{count})")
+        command = self.map.command_on if on else self.map.command_off
+        cmd_oid, cmd_label = self._at(command.oid, outlet)
+        self._snmp.set(cmd_oid, command.value, operation=f"{operation} ({cmd_label} = {command.value})")
+        state_oid, state_label = self._at(self.map.outlet_state, outlet)
+        settled = self.map.state_on if on else self.map.state_off
+        poll_op = f"{operation}: confirm {state_label}"
+        deadline = time.monotonic() + self.confirm_timeout_s
+        while True:
+            raw = self._get({state_oid: state_label}, poll_op)[state_oid]
+            now_on = self._state(raw, state_label, poll_op)
+            if raw in settled:
+                return
+            if time.monotonic() >= deadline:
+                still = ("on" if now_on else "off") + (" (switch pending)" if raw not in self._settled() else "")
+                raise DeviceTimeout(
+                    self.name,
+                    self.config.address,
+                    operation,
+                    f"{state_label} still reports {still} (raw {raw!r}) {self.confirm_timeout_s:g} s "
+                    "after the command was accepted",
+                )
+            time.sleep(min(self.poll_interval_s, max(deadline - time.monotonic(), 0.0)))
+
+    # ---- inlets / phases -------------------------------------------------------------------------
+    def inlet_readings(self) -> list[InletReading]:
+        """Each inlet's totals (``pole`` None), followed by its per-phase (pole) readings.
+
+        Empty when the map has no inlet tables. Counts are read on every call (cheap, and a
+        hot-swapped inlet module would change them).
+        """
+        inlets = self.map.inlets
+        if inlets is None:
+            return []
+        dev = self.device_index
+        operation = f"read inlets ({self.map.family})"
+        n_inlets = self._count(inlets.count, {}, operation)
+        poles: dict[int, int] = {}
+        if inlets.pole_count is not None:
+            for i in range(1, n_inlets + 1):
+                poles[i] = self._count(inlets.pole_count, {"inlet": i}, operation, allow_zero=True)
+        rows: list[tuple[int, int | None, dict[str, int]]] = []
+        for i in range(1, n_inlets + 1):
+            rows.append((i, None, {"inlet": i}))
+            rows.extend((i, p, {"inlet": i, "pole": p}) for p in range(1, poles.get(i, 0) + 1))
+        plan: list[tuple[int, int | None, str, Reading, dict[str, int]]] = []
+        for i, pole, index in rows:
+            kinds = (
+                {"voltage": inlets.voltage_v, "current": inlets.current_a, "power": inlets.power_w}
+                if pole is None
+                else {"voltage": inlets.pole_voltage_v, "current": inlets.pole_current_a, "power": inlets.pole_power_w}
+            )
+            plan.extend((i, pole, kind, r, index) for kind, r in kinds.items() if r is not None)
+        self._load_digits([(r, index) for _, _, _, r, index in plan], operation)
+        wanted = {(i, pole, kind): r.oid.at(dev=dev, **index) for i, pole, kind, r, index in plan}
+        values = self._get({oid: label for oid, label in wanted.values()}, operation)
+        result = []
+        for i, pole, _index in rows:
+            got: dict[str, float | None] = {"voltage": None, "current": None, "power": None}
+            for pi, pp, kind, reading, pindex in plan:
+                if (pi, pp) == (i, pole):
+                    oid, label = wanted[(i, pole, kind)]
+                    got[kind] = self._scaled(values[oid], self._scale_of(reading, pindex), label, operation)
+            result.append(InletReading(i, pole, got["voltage"], got["current"], got["power"]))
+        return result
+
+    # ---- internals -------------------------------------------------------------------------------
+    def _settled(self) -> frozenset[int]:
+        return self.map.state_on | self.map.state_off
+
+    def _index(self, outlet: int) -> dict[str, int]:
+        """Template index of flat outlet ``outlet`` ({outlet} or {cord, outlet})."""
+        self.outlet_count()
+        assert self._outlet_index is not None
+        return self._outlet_index[outlet - 1]
+
+    def _at(self, oid: Oid, outlet: int) -> tuple[str, str]:
+        return oid.at(dev=self.device_index, **self._index(outlet))
+
+    def _read_outlet_layout(self) -> list[dict[str, int]]:
+        cords = self.map.outlet_cords
+        if cords is None:
+            assert self.map.outlet_count is not None, "map needs outlet_count or outlet_cords"
+            label = self.map.outlet_count.at(dev=self.device_index)[1]
+            count = self._count(self.map.outlet_count, {}, f"read outlet count ({label})")
+            return [{"outlet": n} for n in range(1, count + 1)]
+        operation = "read outlet layout (outlets per input cord)"
+        n_cords = self._count(cords.cord_count, {}, operation)
+        layout = []
+        for cord in range(1, n_cords + 1):
+            per_cord = self._count(cords.cord_outlet_count, {"cord": cord}, operation, allow_zero=True)
+            layout.extend({"cord": cord, "outlet": n} for n in range(1, per_cord + 1))
+        if not layout or len(layout) > 1000:
+            detail = f"implausible outlet count {len(layout)} over {n_cords} cord(s)"
+            raise DeviceProtocolError(self.name, self.config.address, operation, detail)
+        return layout
+
+    def _count(self, oid_t: Oid, index: dict[str, int], operation: str, *, allow_zero: bool = False) -> int:
+        oid, label = oid_t.at(dev=self.device_index, **index)
+        raw = self._get({oid: label}, operation)[oid]
+        low = 0 if allow_zero else 1
+        if not isinstance(raw, int) or not low <= raw <= 1000:
+            detail = f"implausible count {raw!r} in {label}"
+            raise DeviceProtocolError(self.name, self.config.address, operation, detail)
+        return raw
+
+    def _digits_oid(self, reading: Reading, index: dict[str, int]) -> tuple[str, str] | None:
+        if reading.digits is None:
+            return None
+        return reading.digits.at(dev=self.device_index, **index)
+
+    def _load_digits(self, needs: list[tuple[Reading, dict[str, int]]], operation: str) -> None:
+        """Read the decimal-digit objects not read yet, in one batched GET."""
+        missing: dict[str, str] = {}
+        for reading, index in needs:
+            at = self._digits_oid(reading, index)
+            if at is not None and at[0] not in self._digits:
+                missing[at[0]] = at[1]
+        if not missing:
+            return
+        values = self._get(missing, f"{operation}: read decimal digits")
+        for oid, raw in values.items():
+            if not isinstance(raw, int) or not 0 <= raw <= 9:
+                detail = f"{missing.get(oid, oid)} is not a decimal-digit count: {raw!r}"
+                raise DeviceProtocolError(self.name, self.config.address, operation, detail)
+            self._digits[oid] = raw
+
+    def _scale_of(self, reading: Reading, index: dict[str, int]) -> float:
+        at = self._digits_oid(reading, index)
+        if at is None:
+            return reading.scale
+        return reading.scale / 10 ** self._digits[at[0]]
+
+    def _inlet_power_sum(self) -> float:
+        inlets = self.map.inlets
+        operation = "read total power (sum of inlet active power)"
+        if inlets is None or inlets.power_w is None:
+            raise DeviceError(self.name, self.config.address, operation, f"{self.map.family} map has no power object")
+        n_inlets = self._count(inlets.count, {}, operation)
+        reading = inlets.power_w
+        indices = [{"inlet": i} for i in range(1, n_inlets + 1)]
+        self._load_digits([(reading, index) for index in indices], operation)
+        wanted = [reading.oid.at(dev=self.device_index, **index) for index in indices]
+        values = self._get(dict(wanted), operation)
+        total = 0.0
+        for (oid, label), index in zip(wanted, indices, strict=True):
+            watts = self._scaled(values[oid], self._scale_of(reading, index), label, operation, allow_na=False)
+            assert watts is not None
+            total += watts
+        return round(total, 9)
+
+    def _get(self, oid_labels: dict[str, str], operation: str) -> dict[str, object]:
+        """GET in chunks of ``max_oids_per_request``; errors name the operation and the objects."""
+        oids = list(oid_labels)
+        result: dict[str, object] = {}
+        for start in range(0, len(oids), self.max_oids):
+            chunk = oids[start : start + self.max_oids]
+            result.update(self._snmp.get(chunk, operation=operation, labels=oid_labels))
+        return result
+
+    def _state(self, raw: object, label: str, operation: str) -> bool:
+        """The outlet's present physical state: settled or transitional codes both answer."""
+        m = self.map
+        if raw in m.state_on or raw in m.state_on_pending:
+            return True
+        if raw in m.state_off or raw in m.state_off_pending:
+            return False
+        raise DeviceProtocolError(self.name, self.config.address, operation, f"{label} has unexpected value {raw!r}")
+
+    def _scaled(self, raw: object, scale: float, label: str, operation: str, *, allow_na: bool = True) -> float | None:
+        if not isinstance(raw, int):
+            raise DeviceProtocolError(self.name, self.config.address, operation, f"{label} is not a number: {raw!r}")
+        if raw < 0:  # vendors report -1 for "not available"
+            if allow_na:
+                return None
+            raise DeviceProtocolError(self.name, self.config.address, operation, f"{label} is unavailable ({raw})")
+        return round(raw * scale, 9)  # 24 * 0.1 -> 2.4, not 2.4000000000000004
+
+
+class ApcRpdu2Pdu(SnmpPdu):
+    """APC Switched/Metered-by-Outlet Rack PDU (AP86xx/AP88xx, PowerNet-MIB rPDU2 tables).
+
+    ``identify()`` reports vendor "APC" with model, serial and firmware from rPDU2IdentTable;
+    ``power_watts()`` is rPDU2DeviceStatusPower (hundredths of kW) in W; ``outlets()`` reads the
+    switched-status name/state and metered-status power (W) / current (tenths of A -> A);
+    ``set_outlet()`` writes rPDU2OutletSwitchedControlCommand immediateOn(1) / immediateOff(2)
+    and polls rPDU2OutletSwitchedStatusState (on = 2, off = 1: the opposite polarity).
+    Options: see ``SnmpPdu``.
+    """
+
+    def __init__(self, config: DeviceConfig) -> None:
+        from rackval.drivers.pdu.apc import APC_RPDU2  # here, not at the top: apc.py imports this module
+
+        super().__init__(config, APC_RPDU2)

@@ -1,0 +1,258 @@
+"""SCPI over VISA (pyvisa with the pure-Python pyvisa-py backend): raw socket, VXI-11, HiSLIP.
+
+The transport owns what every SCPI driver otherwise gets wrong: line termination on raw
+sockets, timeouts in the unit VISA wants (ms), draining the instrument's error queue so a
+rejected setup command is reported instead of silently producing wrong numbers, and turning
+pyvisa/socket exceptions into DeviceErrors that name the device, its address and the command.
+
+After any I/O failure (timeout, refused, reset, garbled reply) the connection is dropped and
+reopened on next use: a reply that arrives after its timeout would otherwise be read as the
+answer to the *next* query. ``generation`` counts (re)connections so a driver can redo its
+per-connection setup.
+
+pyvisa-py notes (checked against pyvisa-py 0.8.1):
+- SOCKET resources are ``TCPIP[board]::host::port::SOCKET``; the board number is optional
+  (``TCPIP::`` = ``TCPIP0::``) but a bare ``host:port`` is refused as an invalid resource name.
+- Opening a SOCKET resource does not report "connection refused": the connect is non-blocking
+  and the error surfaces as ``ConnectionRefusedError`` on the first write, so it is mapped
+  there (the operation then names the first command).
+- ``pyvisa.ResourceManager("@py")`` returns one shared manager per backend; closing it closes
+  every session opened through it, so transports close only their own session.
+- A peer that closes the socket is not detected on read: the read waits out the timeout.
+- VI_ATTR_TCPIP_NODELAY cannot be set on SOCKET sessions ("Unknown attribute"). Not needed:
+  pyvisa-py sends each command with its terminator in one send() and then waits for the reply,
+  so Nagle never holds a write back (measured ~0.1 ms per query on loopback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from typing import Any
+
+import pyvisa
+from pyvisa import constants
+
+from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.drivers.config import DeviceConfig
+
+DEFAULT_SOCKET_PORT = 5025
+ERROR_QUERY = "SYST:ERR?"
+_RM_LOCK = threading.Lock()
+
+
+def resource_string(config: DeviceConfig) -> str:
+    """The VISA resource for a device: ``options['resource']`` or a raw socket on host:port."""
+    explicit = config.options.get("resource")
+    if explicit:
+        return str(explicit)
+    return f"TCPIP0::{config.host}::{config.port or DEFAULT_SOCKET_PORT}::SOCKET"
+
+
+def parse_error_reply(reply: str) -> tuple[int, str]:
+    """'-113,"Undefined header"' -> (-113, 'Undefined header'). Raises ValueError if malformed."""
+    code_text, sep, text = reply.strip().partition(",")
+    if not sep:
+        raise ValueError(f"no comma in {reply!r}")
+    return int(code_text.strip()), text.strip().strip('"')
+
+
+class ScpiTransport:
+    """One VISA session to one SCPI instrument; thread-safe (one lock per instance).
+
+    Options (``config.options``):
+    - ``resource``: full VISA resource string, e.g. ``TCPIP0::10.0.0.5::inst0::INSTR`` (VXI-11)
+      or ``TCPIP0::10.0.0.5::hislip0::INSTR`` (HiSLIP). Default: raw socket
+      ``TCPIP0::{host}::{port or 5025}::SOCKET``.
+    - ``read_termination`` / ``write_termination``: default "\\n" on SOCKET resources (a raw
+      socket has no END indicator); VXI-11/HiSLIP keep VISA's defaults unless given.
+    ``config.timeout_s`` is the per-operation timeout (also used to open the session).
+    """
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.resource_name = resource_string(config)
+        self.timeout_ms = max(1, round(config.timeout_s * 1000))
+        self.generation = 0  # incremented on every (re)connection
+        self._lock = threading.RLock()
+        self._rm: Any = None
+        self._inst: Any = None
+        # Commands written since the error queue was last drained, named when check() fails.
+        # (Queries are not listed: a rejected query already fails with a timeout naming it.)
+        self._unchecked: deque[str] = deque(maxlen=8)
+
+    # ---- errors ---------------------------------------------------------------------------
+    def _error(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError:
+        return cls(self.name, self.config.address, operation, f"{detail} [{self.resource_name}]")
+
+    def _map(self, operation: str, exc: Exception) -> DeviceError:
+        """Translate a pyvisa / socket / decoding failure into a DeviceError and drop the link."""
+        self._drop()
+        if isinstance(exc, pyvisa.errors.VisaIOError):
+            if exc.error_code == constants.StatusCode.error_timeout:
+                return self._error(DeviceTimeout, operation, f"no reply within {self.timeout_ms / 1000:g} s")
+            if exc.error_code == constants.StatusCode.error_invalid_resource_name:
+                return self._error(DeviceError, operation, "invalid VISA resource string")
+            return self._error(DeviceError, operation, f"VISA error: {exc.description}")
+        if isinstance(exc, TimeoutError):
+            return self._error(DeviceTimeout, operation, f"no reply within {self.timeout_ms / 1000:g} s")
+        if isinstance(exc, ConnectionRefusedError):
+            return self._error(
+                DeviceError, operation, "connection refused (instrument off, wrong port, or socket disabled)"
+            )
+        if isinstance(exc, OSError):
+            return self._error(DeviceError, operation, f"network error: {exc.strerror or exc}")
+        if isinstance(exc, UnicodeError):
+            return self._error(DeviceProtocolError, operation, "garbled reply (not ASCII text)")
+        if "error_timeout" in str(exc):  # pyvisa-py raises a bare Exception when connect times out
+            return self._error(DeviceTimeout, operation, "connect timed out")
+        return self._error(DeviceError, operation, f"{type(exc).__name__}: {exc}")
+
+    # ---- connection -----------------------------------------------------------------------
+    def _open(self) -> Any:
+        if self._inst is not None:
+            return self._inst
+        operation = f"open SCPI session {self.resource_name}"
+        try:
+            if self._rm is None:
+                with _RM_LOCK:  # pyvisa shares one manager per backend; create it once
+                    self._rm = pyvisa.ResourceManager("@py")
+            inst = self._rm.open_resource(self.resource_name, open_timeout=self.timeout_ms)
+        except Exception as exc:
+            raise self._map(operation, exc) from exc
+        try:
+            inst.timeout = self.timeout_ms
+            is_socket = self.resource_name.upper().endswith("::SOCKET")
+            opts = self.config.options
+            if is_socket or "read_termination" in opts:
+                inst.read_termination = opts.get("read_termination", "\n")
+            if is_socket or "write_termination" in opts:
+                inst.write_termination = opts.get("write_termination", "\n")
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                inst.close()
+            raise self._map(operation, exc) from exc
+        self._inst = inst
+        self.generation += 1
+        self._unchecked.clear()
+        return inst
+
+    def connect(self) -> int:
+        """Open the session now if it is not open; return ``generation`` (changes on reconnect)."""
+        with self._lock:
+            self._open()
+            return self.generation
+
+    def _drop(self) -> None:
+        inst, self._inst = self._inst, None
+        if inst is not None:
+            with contextlib.suppress(Exception):
+                inst.close()
+
+    def close(self) -> None:
+        """Release this session. Idempotent.
+
+        The ResourceManager is deliberately not closed: pyvisa hands every caller the *same*
+        manager per backend, and closing it closes every other transport's session too.
+        """
+        with self._lock:
+            self._drop()
+            self._rm = None
+
+    # ---- I/O ------------------------------------------------------------------------------
+    def _query(self, cmd: str) -> str:
+        operation = f"SCPI query {cmd!r}"
+        inst = self._open()
+        try:
+            reply = inst.query(cmd)
+        except Exception as exc:
+            raise self._map(operation, exc) from exc
+        return reply.strip()
+
+    def query(self, cmd: str) -> str:
+        """Send a query and return its reply, stripped of termination and whitespace."""
+        with self._lock:
+            return self._query(cmd)
+
+    def write(self, cmd: str) -> None:
+        """Send a command that has no reply. Whether it was accepted shows up in ``check``."""
+        with self._lock:
+            self._unchecked.append(cmd)
+            inst = self._open()
+            try:
+                inst.write(cmd)
+            except Exception as exc:
+                raise self._map(f"SCPI write {cmd!r}", exc) from exc
+
+    def opc(self) -> None:
+        """Wait for pending operations with *OPC? (which must answer 1), not with a sleep."""
+        with self._lock:
+            reply = self._query("*OPC?")
+            try:
+                done = int(float(reply)) == 1
+            except ValueError:
+                done = False
+            if not done:
+                raise self._error(DeviceProtocolError, "SCPI query '*OPC?'", f"expected 1, got {reply!r}")
+
+    def errors(self, max_items: int = 32) -> list[tuple[int, str]]:
+        """Drain the error queue with SYST:ERR? until code 0, reading at most ``max_items``."""
+        with self._lock:
+            found: list[tuple[int, str]] = []
+            for _ in range(max_items):
+                reply = self._query(ERROR_QUERY)
+                try:
+                    code, text = parse_error_reply(reply)
+                except ValueError:
+                    raise self._error(
+                        DeviceProtocolError,
+                        f"SCPI query {ERROR_QUERY!r}",
+                        f"expected '<code>,\"<text>\"', got {reply[:80]!r}",
+                    ) from None
+                if code == 0:
+                    self._unchecked.clear()
+                    break
+                found.append((code, text))
+            return found
+
+    def check(self, operation: str) -> None:
+        """Drain the error queue; raise DeviceError for ``operation`` if it held any error."""
+        with self._lock:
+            recent = list(self._unchecked)
+            found = self.errors()
+            if not found:
+                return
+            listed = "; ".join(f'{code},"{text}"' for code, text in found)
+            detail = f"instrument reported {listed}"
+            if len(found) >= 32:
+                detail += " (more errors left unread)"
+            if recent:
+                detail += f" after commands {', '.join(repr(c) for c in recent)}"
+            raise self._error(DeviceError, operation, detail)
+
+    def clear(self) -> None:
+        """*CLS: empty the error queue and status registers before an operation we judge."""
+        with self._lock:
+            self.write("*CLS")
+            self._unchecked.clear()
+
+    def identity(self) -> tuple[str, str, str, str]:
+        """(maker, model, serial, firmware) from *IDN?."""
+        with self._lock:
+            reply = self._query("*IDN?")
+        parts = [p.strip() for p in reply.split(",", 3)]
+        if len(parts) < 4:
+            raise self._error(
+                DeviceProtocolError,
+                "SCPI query '*IDN?'",
+                f"expected 'maker,model,serial,firmware', got {reply[:80]!r}",
+            )
+        return parts[0], parts[1], parts[2], parts[3]
+
+    def __enter__(self) -> ScpiTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,101 @@
+"""The ``rackval`` command: ``rackval sim`` runs a simulated rack; ``rackval report`` re-renders a run."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from rackval.core.errors import ConfigError
+from rackval.harness.cliutil import default_out_dir, resolve_run
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from rackval.sim.faults import load_faults
+    from rackval.sim.rack import SimulatedRack
+    from rackval.sim.reference import REFERENCE_PARAMS, REFERENCE_SIZE, load_model_params
+
+    size, params = load_model_params(Path(args.params)) if args.params else (REFERENCE_SIZE, REFERENCE_PARAMS)
+    size = dataclasses.replace(size, seed=args.seed, **({"nodes": args.nodes} if args.nodes else {}))
+    faults = load_faults(Path(args.faults)) if args.faults else []
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    rack = SimulatedRack.start(size, Path(args.state_dir), params=params, time_scale=args.time_scale, faults=faults)
+    try:
+        print(f"rackval sim: {size.nodes} nodes, time scale {args.time_scale}; rack file {rack.rack_file}", flush=True)
+        if rack.control is not None:
+            print(f"  {'control':<14} {rack.control.url} (clock and faults; token in secrets/)", flush=True)
+        for name, endpoint in rack.endpoints().items():
+            print(f"  {name:<14} {endpoint}", flush=True)
+        print("running until interrupted (Ctrl-C)", flush=True)
+        stop.wait()
+    finally:
+        rack.stop()
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rackval.harness.report.html import render_report
+    from rackval.harness.store import open_store
+
+    store = open_store(args.results)
+    try:
+        run_id = resolve_run(store, args.run)
+        if run_id is None:
+            print(f"rackval report: no run {args.run!r} in {store.path}", file=sys.stderr)
+            return 2
+        out = Path(args.out) if args.out else default_out_dir(args.results, run_id)
+        path = render_report(store, run_id, out)
+        print(path)
+    finally:
+        store.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rackval", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("sim", help="run a simulated rack on 127.0.0.1 until interrupted")
+    sim.add_argument("--nodes", type=int, help="compute nodes (default: the 32-node reference rack)")
+    sim.add_argument("--seed", type=int, default=1, help="seed for serials and measurement noise")
+    sim.add_argument("--params", help="model parameters (YAML, like racks/sim-model-params.yaml)")
+    sim.add_argument("--faults", help="faults to inject (YAML list; each may start at a virtual time)")
+    sim.add_argument(
+        "--time-scale", type=float, default=1.0, help="virtual seconds per real second (0 = only when advanced)"
+    )
+    sim.add_argument("--state-dir", default="sim-rack", help="where to write rack.yaml and its secrets")
+    sim.set_defaults(func=_cmd_sim)
+    rep = sub.add_parser("report", help="render the HTML report of a stored run")
+    rep.add_argument("run", help="run id, or 'latest'")
+    rep.add_argument(
+        "--results", default="reports/results.sqlite", help="results store: SQLite file or postgresql:// URL"
+    )
+    rep.add_argument("--out", help="output directory (default: beside the store, named by run id)")
+    rep.set_defaults(func=_cmd_report)
+    # Subcommands that live beside what they do register themselves.
+    from rackval.harness import probe
+    from rackval.harness.analysis import compare, trend
+    from rackval.harness.report import exports
+
+    probe.add_parser(sub)
+    exports.add_parser(sub)
+    compare.add_parser(sub)
+    trend.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"rackval: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""The rack file: which devices a rack has, how to reach them, and how power and network are wired.
+
+Loaded and cross-checked completely before any device is touched; every error names the file,
+the line and the field. Secrets are references (``{env: NAME}`` or ``{file: path}``), never
+values, so rack files can be committed and shared.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rackval.core.errors import ConfigError
+from rackval.core.yamlfile import YamlLocator, load_yaml_model
+from rackval.drivers import registry
+from rackval.drivers.config import Credentials, DeviceConfig, Secret
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Strict):
+    """Where a secret lives: an environment variable or a file (relative to the rack file)."""
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+
+class CredentialSpec(_Strict):
+    username: str | None = None
+    password: SecretRef | None = None
+    community: SecretRef | None = None
+    snmp_version: Literal["2c", "3"] = "2c"
+    auth_protocol: str | None = None
+    auth_key: SecretRef | None = None
+    priv_protocol: str | None = None
+    priv_key: SecretRef | None = None
+    key_file: str | None = None
+
+
+class Expect(_Strict):
+    """Identity the device must report; empty fields are not checked."""
+
+    vendor: str = ""
+    model: str = ""
+    serial: str = ""
+    firmware: str = ""
+
+
+class DeviceSpec(_Strict):
+    kind: Literal["pdu", "switch", "bmc", "analyzer", "node"]
+    driver: str
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    credentials: str | None = None
+    timeout_s: float = Field(default=5.0, gt=0, le=600)
+    options: dict[str, Any] = Field(default_factory=dict)
+    expect: Expect = Field(default_factory=Expect)
+    # Destructive actions (outlet off, reset, power cap) on a protected device are refused;
+    # on a PDU, protected_outlets refuses only those outlets (e.g. the ones feeding the switch).
+    protected: bool = False
+    protected_outlets: list[int] = Field(default_factory=list)
+    # Power feeds the device is on (a PDU) or measures (an analyzer), e.g. [A] or [A, B].
+    feeds: list[str] = Field(default_factory=list)
+
+
+class PsuLink(_Strict):
+    pdu: str
+    outlet: int = Field(ge=1)
+
+
+class NicLink(_Strict):
+    switch: str
+    port: str
+
+
+class NodeSpec(_Strict):
+    bmc: str | None = None
+    host: str | None = None  # the node's own OS (a device of kind node), for GPU telemetry and load
+    psus: dict[str, PsuLink] = Field(default_factory=dict)
+    nics: dict[str, NicLink] = Field(default_factory=dict)
+
+
+class SimulatorRef(_Strict):
+    """How to reach a simulated rack's control channel (its virtual clock and faults)."""
+
+    control: str
+    token: SecretRef
+
+
+class RackMeta(_Strict):
+    """The rack itself. ``allow_destructive`` lets plans switch outlets, reset hosts, cap power and
+    drop feeds (each action logged and undone at teardown); ``--allow-destructive`` does the same."""
+
+    name: str
+    serial: str = ""
+    design_revision: str = ""
+    site: str = ""
+    simulated: bool = False
+    simulator: SimulatorRef | None = None
+    allow_destructive: bool = False
+
+
+class RackFile(_Strict):
+    rack: RackMeta
+    credentials: dict[str, CredentialSpec] = Field(default_factory=dict)
+    devices: dict[str, DeviceSpec]
+    nodes: dict[str, NodeSpec] = Field(default_factory=dict)
+
+
+class Inventory:
+    """A validated rack file with its secrets resolved, ready to build drivers from."""
+
+    def __init__(
+        self, path: Path, data: RackFile, configs: dict[str, DeviceConfig], simulator_token: Secret | None = None
+    ) -> None:
+        self.path = path
+        self.data = data
+        self.configs = configs
+        self.simulator_token = simulator_token
+
+    @property
+    def meta(self) -> RackMeta:
+        return self.data.rack
+
+    def devices_of_kind(self, kind: str) -> list[str]:
+        return [name for name, d in self.data.devices.items() if d.kind == kind]
+
+    def spec_of(self, device: str) -> DeviceSpec:
+        return self.data.devices[device]
+
+    def pdu_feeds(self) -> list[str]:
+        """The feeds the rack's PDUs are on."""
+        return sorted({f for name in self.devices_of_kind("pdu") for f in self.data.devices[name].feeds})
+
+    def feed_analyzers(self) -> list[str]:
+        """The analyzers that together measure every PDU feed exactly once: one on the rack feed,
+        or one per feed. ConfigError when the rack file's analyzers do not cover the feeds so."""
+        feeds = self.pdu_feeds()
+        chosen = [n for n in self.devices_of_kind("analyzer") if set(self.data.devices[n].feeds) <= set(feeds)]
+        if sorted(f for n in chosen for f in self.data.devices[n].feeds) != feeds:
+            raise ConfigError(f"{self.path}: the analyzers do not measure feeds {feeds} exactly once each")
+        return chosen
+
+
+def _check_references(data: RackFile, where: YamlLocator) -> None:
+    drivers = registry.available()
+    for name, dev in data.devices.items():
+        entry = drivers.get(dev.driver)
+        if entry is None:
+            raise where.error(
+                ("devices", name, "driver"),
+                f"unknown driver {dev.driver!r} (available: {', '.join(sorted(drivers))})",
+            )
+        if entry.kind is not None and entry.kind != dev.kind:
+            raise where.error(
+                ("devices", name, "driver"),
+                f"driver {dev.driver!r} is for kind {entry.kind!r}, but the device is kind {dev.kind!r}",
+            )
+        if dev.credentials is not None and dev.credentials not in data.credentials:
+            raise where.error(
+                ("devices", name, "credentials"),
+                f"no credentials named {dev.credentials!r} under 'credentials'",
+            )
+
+    def need(loc: tuple[Any, ...], device: str, kind: str) -> None:
+        if device not in data.devices:
+            raise where.error(loc, f"no device named {device!r} under 'devices'")
+        if data.devices[device].kind != kind:
+            raise where.error(loc, f"device {device!r} is a {data.devices[device].kind}, not a {kind}")
+
+    for node, spec in data.nodes.items():
+        if spec.bmc is not None:
+            need(("nodes", node, "bmc"), spec.bmc, "bmc")
+        if spec.host is not None:
+            need(("nodes", node, "host"), spec.host, "node")
+        for psu, link in spec.psus.items():
+            need(("nodes", node, "psus", psu, "pdu"), link.pdu, "pdu")
+        for nic, nlink in spec.nics.items():
+            need(("nodes", node, "nics", nic, "switch"), nlink.switch, "switch")
+    seen: dict[tuple[str, int], str] = {}
+    for node, spec in data.nodes.items():
+        for psu, link in spec.psus.items():
+            key = (link.pdu, link.outlet)
+            if key in seen:
+                raise where.error(
+                    ("nodes", node, "psus", psu, "outlet"),
+                    f"{link.pdu} outlet {link.outlet} is already wired to {seen[key]}",
+                )
+            seen[key] = f"{node} {psu}"
+
+
+def _resolve_secret(ref: SecretRef | None, base: Path, where: YamlLocator, loc: tuple[Any, ...]) -> Secret | None:
+    if ref is None:
+        return None
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise where.error(loc, f"environment variable {ref.env} is not set")
+        return Secret(value)
+    path = (base / ref.file).resolve() if ref.file else base
+    try:
+        return Secret(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise where.error(loc, f"cannot read secret file {path}: {exc.strerror or exc}") from None
+
+
+def _credentials(name: str, spec: CredentialSpec, base: Path, where: YamlLocator) -> Credentials:
+    loc = ("credentials", name)
+    key_file = str((base / spec.key_file).resolve()) if spec.key_file else None
+    return Credentials(
+        username=spec.username,
+        password=_resolve_secret(spec.password, base, where, (*loc, "password")),
+        community=_resolve_secret(spec.community, base, where, (*loc, "community")),
+        snmp_version=spec.snmp_version,
+        auth_protocol=spec.auth_protocol,
+        auth_key=_resolve_secret(spec.auth_key, base, where, (*loc, "auth_key")),
+        priv_protocol=spec.priv_protocol,
+        priv_key=_resolve_secret(spec.priv_key, base, where, (*loc, "priv_key")),
+        key_file=key_file,
+    )
+
+
+def _resolve_paths(options: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Options that name files (known_hosts, CA bundles) are relative to the rack file."""
+    out = dict(options)
+    for key in ("known_hosts", "ca_file"):
+        if isinstance(out.get(key), str):
+            out[key] = str((base / out[key]).resolve())
+    if isinstance(out.get("verify"), str):
+        out["verify"] = str((base / out["verify"]).resolve())
+    return out
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read, validate and cross-check a rack file, and resolve its secrets."""
+    path = Path(path)
+    data, where = load_yaml_model(path, RackFile, "rack")
+    _check_references(data, where)
+    base = path.parent
+    creds = {name: _credentials(name, spec, base, where) for name, spec in data.credentials.items()}
+    configs = {
+        name: DeviceConfig(
+            name=name,
+            kind=dev.kind,
+            driver=dev.driver,
+            host=dev.host,
+            port=dev.port,
+            credentials=creds[dev.credentials] if dev.credentials else Credentials(),
+            options=_resolve_paths(dev.options, base),
+            timeout_s=dev.timeout_s,
+        )
+        for name, dev in data.devices.items()
+    }
+    sim = data.rack.simulator
+    token = _resolve_secret(sim.token, base, where, ("rack", "simulator", "token")) if sim else None
+    return Inventory(path, data, configs, token)
+
+
+__all__ = ["ConfigError", "Inventory", "RackFile", "load_inventory"]

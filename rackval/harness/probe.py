@@ -1,0 +1,407 @@
+"""``rackval probe``: who in the rack answers, is it what the rack file says, and what does it read.
+
+The first thing to run on a new rack (or a rack that behaves oddly): every device is contacted
+at once, each with its own timeout, and the answer is one line per device with its identity, a
+comparison with the rack file's ``expect``, one reading of every capability its driver has, and
+the time it took. A dead device costs only its own timeout and hides nothing else.
+
+Probing is read-only by construction: it calls only ``identify`` and the capability *readers*
+(``power_watts``, ``outlets``, ``ports``, ``lldp_neighbors``, ``power_state``, ``temperatures``,
+``read``, ``gpus``); nothing that switches, resets, loads or configures a limit is ever called.
+Secrets are never printed: every text that leaves this module is scrubbed of the rack's resolved
+credential values, in case a driver or library ever quotes one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceTimeout
+from rackval.drivers.protocols import (
+    Bmc,
+    GpuNode,
+    Identity,
+    NetSwitch,
+    OutletSwitch,
+    PowerAnalyzer,
+    PowerMeter,
+)
+from rackval.harness.inventory import Inventory, load_inventory
+from rackval.harness.rack import Rack
+
+IDENTITY_FIELDS = ("vendor", "model", "serial", "firmware")
+TABLE_HEADER = (
+    "DEVICE", "KIND", "ADDRESS", "STATUS", "TIME", "VENDOR", "MODEL", "SERIAL", "FIRMWARE", "EXPECT", "READINGS",
+)  # fmt: skip
+
+
+@dataclass
+class ProbeError:
+    """One thing a device did not do; ``message`` names device, address and operation."""
+
+    step: str
+    kind: str
+    message: str
+
+
+@dataclass
+class DeviceProbe:
+    """Everything the probe learned about one device."""
+
+    device: str
+    kind: str
+    driver: str
+    address: str
+    elapsed_s: float = 0.0
+    identity: Identity | None = None
+    expect: dict[str, str] = field(default_factory=dict)
+    mismatches: list[dict[str, str]] = field(default_factory=list)
+    readings: dict[str, Any] = field(default_factory=dict)
+    errors: list[ProbeError] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def answered(self) -> bool:
+        """The device said who it is, or at least one reading came back."""
+        return self.identity is not None or bool(self.readings)
+
+    @property
+    def ok(self) -> bool:
+        """Answered everything it was asked."""
+        return self.answered and not self.errors
+
+    @property
+    def identity_match(self) -> bool | None:
+        """True/False when there was an identity and something to compare; None otherwise."""
+        if self.identity is None or not self.expect:
+            return None
+        return not self.mismatches
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "kind": self.kind,
+            "driver": self.driver,
+            "address": self.address,
+            "answered": self.answered,
+            "ok": self.ok,
+            "elapsed_s": round(self.elapsed_s, 4),
+            "identity": dataclasses.asdict(self.identity) if self.identity is not None else None,
+            "expect": self.expect,
+            "identity_match": self.identity_match,
+            "mismatches": self.mismatches,
+            "readings": self.readings,
+            "errors": [dataclasses.asdict(e) for e in self.errors],
+            "skipped": self.skipped,
+        }
+
+
+# ---- probing one device --------------------------------------------------------------------------
+def _r(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _max(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _capability_steps(driver: Any) -> list[tuple[str, Callable[[], Any]]]:
+    """(reading name, read-only call) for every capability the driver implements.
+
+    Only readers appear here. OutletSwitch and GpuNode also have destructive methods; the
+    probe reads ``outlets()`` / ``gpus()`` and never touches the rest.
+    """
+    steps: list[tuple[str, Callable[[], Any]]] = []
+    is_analyzer = isinstance(driver, PowerAnalyzer)
+    if isinstance(driver, PowerMeter) and not is_analyzer:  # an analyzer's read() has P already
+        steps.append(("power", lambda: {"w": _r(driver.power_watts())}))
+    if isinstance(driver, OutletSwitch):
+
+        def outlets() -> dict[str, Any]:
+            readings = driver.outlets()
+            return {
+                "count": len(readings),
+                "on": sum(1 for o in readings if o.on),
+                "total_w": _r(sum(o.power_w for o in readings if o.power_w is not None)),
+            }
+
+        steps.append(("outlets", outlets))
+    if isinstance(driver, NetSwitch):
+
+        def ports() -> dict[str, Any]:
+            found = driver.ports()
+            return {"up": sum(1 for p in found if p.oper_up), "total": len(found)}
+
+        steps.append(("ports", ports))
+        steps.append(("lldp", lambda: {"neighbors": len(driver.lldp_neighbors())}))
+    if isinstance(driver, Bmc):
+        steps.append(("power_state", lambda: {"state": driver.power_state()}))
+
+        def temps() -> dict[str, Any]:
+            values = driver.temperatures()
+            return {"sensors": len(values), "max_c": _r(_max(values.values()), 1)}
+
+        steps.append(("temperatures", temps))
+    if is_analyzer:
+
+        def analyzer() -> dict[str, Any]:
+            r = driver.read()
+            return {"v": _r(r.voltage_v), "a": _r(r.current_a, 3), "w": _r(r.power_w), "pf": _r(r.power_factor, 3)}
+
+        steps.append(("analyzer", analyzer))
+    if isinstance(driver, GpuNode):
+
+        def gpus() -> dict[str, Any]:
+            found = driver.gpus()
+            return {"count": len(found), "max_temp_c": _r(_max(g.temperature_c for g in found), 1)}
+
+        steps.append(("gpus", gpus))
+    return steps
+
+
+def _error(probe: DeviceProbe, step: str, exc: BaseException, operation: str) -> ProbeError:
+    """A ProbeError whose message names device, address and operation whatever raised."""
+    if isinstance(exc, DeviceError):
+        message = str(exc)
+    else:  # a driver bug or a library error that escaped: still say where and what
+        detail = str(exc).strip().splitlines()
+        message = f"{probe.device} ({probe.address}): {operation}: {type(exc).__name__}: {detail[-1] if detail else ''}"
+    return ProbeError(step=step, kind=type(exc).__name__, message=message)
+
+
+# A device that times out or refuses us on identify will do the same for every reading: asking
+# again would only multiply its timeout. A malformed answer (DeviceProtocolError) is different:
+# the device is there, so its readings are still worth trying.
+_GIVE_UP = (DeviceTimeout, DeviceAuthError)
+
+
+def _gives_up(exc: BaseException) -> bool:
+    return isinstance(exc, _GIVE_UP) or type(exc) is DeviceError
+
+
+def probe_driver(driver: Any, probe: DeviceProbe) -> DeviceProbe:
+    """Identify ``driver``'s device, compare with the rack file, take one reading per capability."""
+    started = time.monotonic()
+    try:
+        try:
+            probe.identity = driver.identify()
+        except Exception as exc:  # a probe reports every failure; it never stops at one
+            probe.errors.append(_error(probe, "identify", exc, "identify"))
+            if _gives_up(exc):
+                probe.skipped = [name for name, _ in _capability_steps(driver)]
+                return probe
+        if probe.identity is not None:
+            for name in IDENTITY_FIELDS:
+                want = probe.expect.get(name, "")
+                got = getattr(probe.identity, name)
+                if want and got != want:
+                    probe.mismatches.append({"field": name, "expected": want, "actual": got})
+        for name, read in _capability_steps(driver):
+            try:
+                probe.readings[name] = read()
+            except Exception as exc:
+                probe.errors.append(_error(probe, name, exc, f"read {name}"))
+                if _gives_up(exc):  # the device stopped answering mid-probe
+                    done = {e.step for e in probe.errors} | set(probe.readings)
+                    probe.skipped = [n for n, _ in _capability_steps(driver) if n not in done]
+                    return probe
+        return probe
+    finally:
+        probe.elapsed_s = time.monotonic() - started
+
+
+def _with_timeout(inventory: Inventory, timeout_s: float | None) -> Inventory:
+    if timeout_s is None:
+        return inventory
+    configs = {n: dataclasses.replace(c, timeout_s=timeout_s) for n, c in inventory.configs.items()}
+    return Inventory(inventory.path, inventory.data, configs)
+
+
+def probe_rack(inventory: Inventory, timeout_s: float | None = None) -> list[DeviceProbe]:
+    """Probe every device of ``inventory`` concurrently; one DeviceProbe per device, in rack order.
+
+    ``timeout_s`` replaces every device's ``timeout_s`` (the per-operation limit its transport
+    applies) for this probe.
+    """
+    inventory = _with_timeout(inventory, timeout_s)
+    rack = Rack(inventory)
+    probes: dict[str, DeviceProbe] = {}
+    for name, spec in inventory.data.devices.items():
+        config = inventory.configs[name]
+        expect = {f: getattr(spec.expect, f) for f in IDENTITY_FIELDS if getattr(spec.expect, f)}
+        probes[name] = DeviceProbe(name, spec.kind, spec.driver, config.address, expect=expect)
+    try:
+        # Build drivers up front, in this thread: a driver that cannot even be constructed (bad
+        # option, plugin that fails to import) is one failed device, never a crashed probe.
+        owner: dict[int, DeviceProbe] = {}
+        for name, probe in probes.items():
+            try:
+                owner[id(rack.driver(name))] = probe
+            except Exception as exc:
+                probe.errors.append(_error(probe, "driver", exc, f"create driver {probe.driver!r}"))
+        reachable = [p.device for p in owner.values()]
+        results = rack.fan_out(reachable, lambda drv: probe_driver(drv, owner[id(drv)]))
+        for name, result in results.items():
+            if result.error is not None:  # only driver creation can land here; probe_driver catches
+                probes[name].errors.append(_error(probes[name], "driver", result.error, "create driver"))
+    finally:
+        rack.close()
+    return list(probes.values())
+
+
+# ---- output ------------------------------------------------------------------------------------
+def _secrets(inventory: Inventory) -> list[str]:
+    values = []
+    for config in inventory.configs.values():
+        creds = config.credentials
+        for secret in (creds.password, creds.community, creds.auth_key, creds.priv_key):
+            if secret is not None and secret.reveal():
+                values.append(secret.reveal())
+    return sorted(set(values), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value replaced by ***."""
+    for value in secrets:
+        text = text.replace(value, "***")
+    return text
+
+
+def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
+    return "?" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def readings_text(readings: dict[str, Any]) -> str:
+    """One reading per capability, short enough for a table cell."""
+    parts = []
+    if "power" in readings:
+        parts.append(f"power {_fmt(readings['power']['w'], 'W')}")
+    if "outlets" in readings:
+        o = readings["outlets"]
+        parts.append(f"outlets {o['count']} ({o['on']} on) {_fmt(o['total_w'], 'W')}")
+    if "ports" in readings:
+        parts.append(f"ports {readings['ports']['up']}/{readings['ports']['total']} up")
+    if "lldp" in readings:
+        parts.append(f"lldp {readings['lldp']['neighbors']} neighbors")
+    if "power_state" in readings:
+        parts.append(f"host {readings['power_state']['state']}")
+    if "temperatures" in readings:
+        parts.append(f"max {_fmt(readings['temperatures']['max_c'], 'C')}")
+    if "analyzer" in readings:
+        a = readings["analyzer"]
+        parts.append(f"U {_fmt(a['v'], 'V')} I {_fmt(a['a'], 'A', 3)} P {_fmt(a['w'], 'W')}")
+    if "gpus" in readings:
+        g = readings["gpus"]
+        parts.append(f"gpus {g['count']} max {_fmt(g['max_temp_c'], 'C')}")
+    return "; ".join(parts) or "-"
+
+
+def _match_text(probe: DeviceProbe) -> str:
+    match = probe.identity_match
+    if match is None:
+        return "-" if probe.identity is not None or not probe.expect else "?"
+    return "match" if match else "MISMATCH " + ",".join(m["field"] for m in probe.mismatches)
+
+
+def render_table(probes: list[DeviceProbe], inventory: Inventory, wall_s: float) -> str:
+    """The human report: an aligned table, then every mismatch and error in full."""
+    header = TABLE_HEADER
+    rows = []
+    for p in probes:
+        status = "ok" if p.ok else ("partial" if p.answered else "NO ANSWER")
+        ident = p.identity
+        idents = [getattr(ident, f) or "-" for f in IDENTITY_FIELDS] if ident else ["-"] * 4
+        rows.append(
+            (p.device, p.kind, p.address, status, f"{p.elapsed_s:.2f} s", *idents, _match_text(p),
+             readings_text(p.readings))
+        )  # fmt: skip
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    answered = sum(1 for p in probes if p.answered)
+    failed = sum(1 for p in probes if not p.ok)
+    out = [
+        f"rack {inventory.meta.name} ({inventory.path}): {len(probes)} devices, {answered} answered, "
+        f"{failed} with errors, {wall_s:.2f} s",
+        "",
+        line(header),
+        *(line(r) for r in rows),
+    ]
+    mismatch_lines = [
+        f"  {p.device}: {m['field']}: rack file says {m['expected']!r}, device says {m['actual']!r}"
+        for p in probes
+        for m in p.mismatches
+    ]
+    if mismatch_lines:
+        out += ["", "identity mismatches:", *mismatch_lines]
+    error_lines = [f"  {e.message}" for p in probes for e in p.errors]
+    error_lines += [
+        f"  {p.device}: not read after the failure above: {', '.join(p.skipped)}" for p in probes if p.skipped
+    ]
+    if error_lines:
+        out += ["", "errors:", *error_lines]
+    return scrub("\n".join(out), _secrets(inventory))
+
+
+def render_json(probes: list[DeviceProbe], inventory: Inventory) -> str:
+    return scrub(json.dumps([p.to_json() for p in probes], indent=2), _secrets(inventory))
+
+
+# ---- command line --------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``rackval probe``: 0 = every device answered everything, 1 = not, 2 = bad rack file."""
+    if args.timeout is not None and args.timeout <= 0:
+        print("rackval probe: --timeout must be > 0", file=sys.stderr)
+        return 2
+    try:
+        inventory = load_inventory(args.rack)
+    except ConfigError as exc:
+        print(f"rackval probe: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    probes = probe_rack(inventory, timeout_s=args.timeout)
+    wall = time.monotonic() - started
+    text = render_json(probes, inventory) if args.json else render_table(probes, inventory, wall)
+    print(text, flush=True)
+    return 0 if all(p.ok for p in probes) else 1
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``probe`` on the ``rackval`` command's subparsers (``func`` = the handler)."""
+    probe = subparsers.add_parser(
+        "probe",
+        help="contact every device of a rack file at once: who answers, identity vs expect, one reading each",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    probe.add_argument("--rack", required=True, help="rack file (YAML) describing the devices")
+    probe.add_argument("--json", action="store_true", help="print one JSON document (a list of devices) only")
+    probe.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="per-operation timeout in seconds for every device (default: each device's timeout_s)",
+    )
+    probe.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rackval.harness.probe ...``: the same command without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="rackval")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["probe", *(argv if argv is not None else sys.argv[1:])])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

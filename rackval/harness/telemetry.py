@@ -1,0 +1,871 @@
+"""Telemetry sampling: many channels from many devices at a fixed rate, into memory and the store.
+
+A channel is one time series (``pdu-a/outlet3/power_w``, ``node05/gpu2/temperature_c``,
+``tor1/Ethernet8/in_errors``). Polling is per device, not per channel: channels that come from
+the same driver call share one *reader* (``reader(driver) -> {channel name: value}``), so one
+``outlets()`` call gives power and current of every outlet and one ``gpus()`` call gives every
+GPU's power, temperature, utilisation and clocks-event mask. Each tick polls every device once,
+concurrently (a persistent thread pool; one task per device, so a driver is never called from
+two threads at once), and stamps every value with ``clock.now()`` taken at the tick.
+
+Time. Ticks are on the grid ``t0 + k / rate_hz``.
+
+* Real time (``RealClock`` or any clock that is not the simulator's): the sampler sleeps until
+  each tick. A tick that cannot start within ``late_tolerance`` of its slot (the previous tick
+  was still polling) is counted in ``stats.missed_ticks`` and not run: never squeezed in late.
+* Virtual time (``SimulatorClock``): after polling, the sampler advances the simulator's clock to
+  the next slot (exactly one period on a frozen simulator clock), so a 30-minute soak at 1 Hz is
+  1,800 ticks that each cross the real protocols but cost only their polling in wall time. In
+  this mode the sampler *is* what moves time: use ``run()`` (with ``on_tick`` to act mid-soak),
+  not ``start()``.
+
+Errors. A reader that raises ``DeviceError`` (or ``ConfigError``) costs only its own channels
+for that tick: each is counted in ``stats`` (per device and per channel, with the device's last
+error message) and stored as a NULL value, so the report shows it as a missing sample, and the
+in-memory summaries count it in ``missing``. A value the device reports as unavailable (GPU
+"[N/A]", ``None`` in a reading) is also NULL but not an error. A device that does not answer
+within its rack-file ``timeout_s`` (+ ``grace_s``) is left running in its thread and skipped
+(counted as an error) until it comes back; the other devices keep their rate.
+
+Counters. Switch counters are stored *raw* (cumulative, as the device reports them), never as
+deltas or rates: a raw series keeps every fact (resets, wraps, the exact growth between any two
+instants) and a rate is a division any summary can do. ``growth()`` and ``rate()`` undo wraps
+(``Channel.wrap_bits``) and skip intervals where the counter went backwards beyond a wrap (a
+reset). Values are float64 (the store's column is REAL too): exact up to 2**53.
+
+Storage. Samples are buffered and written with ``store.record_samples`` every ``flush_rows``
+rows (and at the end), one transaction per batch, never per sample. With ``store=None`` the
+sampler keeps only its in-memory arrays (unit tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
+from rackval.drivers import protocols
+from rackval.harness.clock import Clock, RealClock, SimulatorClock
+from rackval.harness.measure import Limit
+from rackval.harness.rack import DeviceResult, Rack, values_or_raise
+
+Reader = Callable[[Any], Mapping[str, float | None]]
+"""``reader(driver)`` -> values of several channels of one device, keyed by channel name."""
+
+KINDS = ("pdu", "analyzer", "bmc", "node", "switch")
+MAX_ERROR_EVENTS = 1000  # per sampler: when each device failed; counts go on beyond this
+
+
+@dataclass(frozen=True, eq=False)
+class Channel:
+    """One time series. ``read`` is the device-level reader it shares with its siblings: the
+    sampler calls each distinct reader of a device once per tick. ``wrap_bits`` marks a
+    cumulative counter that wraps at ``2**wrap_bits`` (None: a gauge)."""
+
+    name: str
+    device: str
+    unit: str
+    read: Reader
+    wrap_bits: int | None = None
+
+    @staticmethod
+    def single(name: str, device: str, unit: str, fn: Callable[[Any], float | None]) -> Channel:
+        """A channel with its own driver call (``fn(driver) -> value``), for one-off readings."""
+        return Channel(name, device, unit, lambda drv: {name: fn(drv)})
+
+
+def _slug(text: str) -> str:
+    """A sensor name as a channel path element: 'Inlet Temp' -> 'inlet_temp'."""
+    return re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_") or "sensor"
+
+
+def _num(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None if value is None else float(value)
+    return float(value)
+
+
+# ---- channel-set builders -------------------------------------------------------------------
+# Each builder asks the device once what it has (outlets, sensors, GPUs, ports), so channel
+# names are fixed for the run; a builder raises the DeviceError of a device that does not answer.
+
+
+def pdu_channels(rack: Rack, pdu: str) -> list[Channel]:
+    """Per outlet: ``<pdu>/outlet<N>/power_w``, ``/current_a``, ``/on`` (1/0); plus
+    ``<pdu>/power_w`` (total) when the driver is a PowerMeter. One ``outlets()`` call per tick."""
+    drv = rack.driver(pdu)
+    channels: list[Channel] = []
+    if isinstance(drv, protocols.OutletSwitch):
+        outlets = drv.outlets()
+
+        def read_outlets(d: Any) -> dict[str, float | None]:
+            out: dict[str, float | None] = {}
+            for o in d.outlets():
+                base = f"{pdu}/outlet{o.outlet}"
+                out[f"{base}/power_w"] = _num(o.power_w)
+                out[f"{base}/current_a"] = _num(o.current_a)
+                out[f"{base}/on"] = 1.0 if o.on else 0.0
+            return out
+
+        for o in outlets:
+            base = f"{pdu}/outlet{o.outlet}"
+            channels += [
+                Channel(f"{base}/power_w", pdu, "W", read_outlets),
+                Channel(f"{base}/current_a", pdu, "A", read_outlets),
+                Channel(f"{base}/on", pdu, "", read_outlets),
+            ]
+    if isinstance(drv, protocols.PowerMeter):
+        channels.append(Channel.single(f"{pdu}/power_w", pdu, "W", lambda d: d.power_watts()))
+    return channels
+
+
+def analyzer_channels(rack: Rack, analyzer: str) -> list[Channel]:
+    """``<analyzer>/voltage_v``, ``/current_a``, ``/power_w``, ``/power_factor``: one ``read()``."""
+    drv = rack.driver(analyzer)
+    if not isinstance(drv, protocols.PowerAnalyzer):
+        if isinstance(drv, protocols.PowerMeter):
+            return [Channel.single(f"{analyzer}/power_w", analyzer, "W", lambda d: d.power_watts())]
+        return []
+
+    def read(d: Any) -> dict[str, float | None]:
+        r = d.read()
+        return {
+            f"{analyzer}/voltage_v": _num(r.voltage_v),
+            f"{analyzer}/current_a": _num(r.current_a),
+            f"{analyzer}/power_w": _num(r.power_w),
+            f"{analyzer}/power_factor": _num(r.power_factor),
+        }
+
+    units = {"voltage_v": "V", "current_a": "A", "power_w": "W", "power_factor": ""}
+    return [Channel(f"{analyzer}/{k}", analyzer, u, read) for k, u in units.items()]
+
+
+def bmc_channels(rack: Rack, bmc: str) -> list[Channel]:
+    """``<bmc>/power_w`` (PowerMeter) and ``<bmc>/<sensor slug>/temperature_c`` per temperature
+    sensor the BMC reports now (e.g. ``bmc-node01/inlet_temp/temperature_c``)."""
+    drv = rack.driver(bmc)
+    channels: list[Channel] = []
+    if isinstance(drv, protocols.PowerMeter):
+        channels.append(Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts()))
+    if isinstance(drv, protocols.Bmc):
+        sensors = drv.temperatures()
+
+        def read_temps(d: Any) -> dict[str, float | None]:
+            return {f"{bmc}/{_slug(k)}/temperature_c": _num(v) for k, v in d.temperatures().items()}
+
+        seen: set[str] = set()
+        for sensor in sensors:
+            name = f"{bmc}/{_slug(sensor)}/temperature_c"
+            if name not in seen:
+                seen.add(name)
+                channels.append(Channel(name, bmc, "degC", read_temps))
+    return channels
+
+
+GPU_FIELDS: tuple[tuple[str, str], ...] = (
+    ("power_w", "W"),
+    ("temperature_c", "degC"),
+    ("utilization_pct", "%"),
+    ("sm_clock_mhz", "MHz"),
+    ("event_reasons", ""),
+    ("ecc_uncorrected", "count"),
+)
+
+
+def gpu_channels(rack: Rack, node: str, fields: Sequence[tuple[str, str]] = GPU_FIELDS) -> list[Channel]:
+    """Per GPU ``<node>/gpu<i>/<field>`` for ``fields`` ((field, unit) pairs, default
+    ``GPU_FIELDS``; ``event_reasons`` is NVML's clocks-event bit mask as a number): one ``gpus()``
+    call per tick, whatever the number of fields."""
+    drv = rack.driver(node)
+    if not isinstance(drv, protocols.GpuNode):
+        return []
+    gpus = drv.gpus()
+
+    def read(d: Any) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for g in d.gpus():
+            for f, _ in fields:
+                out[f"{node}/gpu{g.index}/{f}"] = _num(getattr(g, f))
+        return out
+
+    return [Channel(f"{node}/gpu{g.index}/{f}", node, u, read) for g in gpus for f, u in fields]
+
+
+COUNTER_FIELDS = ("in_octets", "out_octets", "in_errors", "out_errors", "in_discards", "out_discards")
+
+
+def switch_counter_channels(rack: Rack, switch: str) -> list[Channel]:
+    """Per port ``<switch>/<port>/<counter>`` for ``COUNTER_FIELDS``, raw cumulative values with
+    their wrap width (``octet_bits`` / ``error_bits``): one ``counters()`` call per tick."""
+    drv = rack.driver(switch)
+    counters = getattr(drv, "counters", None)
+    if counters is None:
+        return []
+    ports = counters()
+
+    def read(d: Any) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for p in d.counters():
+            for f in COUNTER_FIELDS:
+                out[f"{switch}/{p.name}/{f}"] = _num(getattr(p, f))
+        return out
+
+    channels = []
+    for p in ports:
+        for f in COUNTER_FIELDS:
+            octets = f.endswith("octets")
+            channels.append(
+                Channel(
+                    f"{switch}/{p.name}/{f}",
+                    switch,
+                    "B" if octets else "count",
+                    read,
+                    wrap_bits=p.octet_bits if octets else p.error_bits,
+                )
+            )
+    return channels
+
+
+BUILDERS: dict[str, Callable[[Rack, str], list[Channel]]] = {
+    "pdu": pdu_channels,
+    "analyzer": analyzer_channels,
+    "bmc": bmc_channels,
+    "node": gpu_channels,
+    "switch": switch_counter_channels,
+}
+
+
+class ChannelSet(list[Channel]):
+    """The channels ``rack_channels`` built, plus the devices it could not ask (``skipped``)."""
+
+    skipped: dict[str, Exception]
+
+    def __init__(self, channels: Iterable[Channel] = (), skipped: dict[str, Exception] | None = None) -> None:
+        super().__init__(channels)
+        self.skipped = dict(skipped or {})
+
+
+def rack_channels(
+    rack: Rack, kinds: Sequence[str] = KINDS, *, strict: bool = True, max_workers: int = 32
+) -> ChannelSet:
+    """Every channel the rack's devices of ``kinds`` offer, discovered concurrently.
+
+    ``strict``: a device that cannot be asked raises ``FanOutError`` naming every such device;
+    otherwise it is left out and listed in ``.skipped`` (sample the rest, report the gap)."""
+    unknown = set(kinds) - set(BUILDERS)
+    if unknown:
+        raise ConfigError(f"telemetry: unknown device kinds {sorted(unknown)} (known: {', '.join(BUILDERS)})")
+    names = [n for n in rack.names() if rack.inventory.configs[n].kind in kinds]
+    kind_of = {n: rack.inventory.configs[n].kind for n in names}
+
+    def build(name: str) -> list[Channel]:
+        return BUILDERS[kind_of[name]](rack, name)
+
+    results: dict[str, Any] = {}
+    if names:
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(names)), thread_name_prefix="tm-discover") as pool:
+            futures = {n: pool.submit(_device_result, n, build) for n in names}
+            results = {n: f.result() for n, f in futures.items()}
+    if strict:
+        values = values_or_raise(results, "discover telemetry channels")
+        return ChannelSet(ch for n in names for ch in values[n])
+    skipped = {n: r.error for n, r in results.items() if not r.ok}
+    return ChannelSet((ch for n in names if results[n].ok for ch in results[n].value), skipped)
+
+
+def _device_result(name: str, fn: Callable[[str], Any]) -> DeviceResult[Any]:
+    try:
+        return DeviceResult(name, value=fn(name))
+    except (DeviceError, ConfigError) as exc:
+        return DeviceResult(name, error=exc)
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelSummary:
+    """Statistics of one channel (or of every channel a pattern matched, pooled). ``count`` is
+    samples taken including ``missing`` ones (error or no value); the rest are over values.
+    ``first``/``last`` are the first and last values (pooled: None unless one channel)."""
+
+    count: int
+    missing: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    first: float | None
+    last: float | None
+
+
+@dataclass
+class SamplerStats:
+    """What the sampler did: ticks run and missed, samples, errors per device and channel."""
+
+    ticks: int = 0
+    missed_ticks: int = 0
+    samples: int = 0  # channel values taken (incl. missing), = ticks x channels
+    stored: int = 0  # rows written to the store so far
+    errors: int = 0  # channel samples lost to device errors
+    error_ticks: int = 0  # ticks in which at least one device failed
+    errors_by_device: dict[str, int] = field(default_factory=dict)  # failed polls per device
+    last_error: dict[str, str] = field(default_factory=dict)  # device -> last error message
+    error_events: list[tuple[float, str, str]] = field(default_factory=list)  # (t, device, message), first 1000
+    wall_s: float = 0.0
+    clock_start: float | None = None
+    clock_end: float | None = None
+
+    @property
+    def clock_s(self) -> float:
+        """Clock (virtual on the simulator) seconds covered so far."""
+        if self.clock_start is None or self.clock_end is None:
+            return 0.0
+        return self.clock_end - self.clock_start
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: clock seconds done of the total, and the counts so far."""
+
+    elapsed_s: float
+    total_s: float | None
+    ticks: int
+    samples: int
+    missed_ticks: int
+    errors: int
+    wall_s: float
+
+    def line(self) -> str:
+        total = f"/{self.total_s:.0f}" if self.total_s is not None else ""
+        return (
+            f"telemetry {self.elapsed_s:.0f}{total} s: {self.ticks} ticks, {self.samples} samples,"
+            f" {self.missed_ticks} missed ticks, {self.errors} errors ({self.wall_s:.1f} s wall)"
+        )
+
+
+def print_progress(p: Progress) -> None:
+    """A ``progress`` callback that prints one line."""
+    print(p.line(), flush=True)
+
+
+# ---- the sampler --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Device:
+    name: str
+    readers: list[tuple[Reader, np.ndarray, list[str]]]  # reader, channel rows, channel names
+    timeout_s: float
+    pending: Future[Any] | None = None
+
+
+class Sampler:
+    """Samples ``channels`` of ``rack`` at ``rate_hz`` on ``clock``; see the module docstring.
+
+    ``progress(Progress)`` is called at most every ``progress_every_s`` wall seconds and at the
+    end. ``grace_s`` is added to a device's rack-file ``timeout_s`` before the tick stops
+    waiting for it. ``late_tolerance`` (fraction of a period) is how late a real-time tick may
+    start before it counts as missed. ``virtual`` overrides the clock-type detection.
+    """
+
+    def __init__(
+        self,
+        rack: Rack,
+        clock: Clock,
+        store: Any,
+        run_id: str,
+        channels: Iterable[Channel],
+        rate_hz: float = 1.0,
+        *,
+        max_workers: int = 32,
+        progress: Callable[[Progress], None] | None = None,
+        progress_every_s: float = 5.0,
+        flush_rows: int = 20_000,
+        grace_s: float = 1.0,
+        late_tolerance: float = 0.25,
+        virtual: bool | None = None,
+    ) -> None:
+        if rate_hz <= 0 or not math.isfinite(rate_hz):
+            raise ConfigError(f"telemetry: rate_hz must be > 0, got {rate_hz}")
+        self.rack, self.clock, self.store, self.run_id = rack, clock, store, run_id
+        self.rate_hz = float(rate_hz)
+        self.period = 1.0 / self.rate_hz
+        self.channels: list[Channel] = list(channels)
+        self._index: dict[str, int] = {}
+        for i, ch in enumerate(self.channels):
+            if ch.name in self._index:
+                raise ConfigError(f"telemetry: channel {ch.name!r} is listed twice")
+            self._index[ch.name] = i
+        self.virtual = isinstance(clock, SimulatorClock) if virtual is None else virtual
+        self.progress, self.progress_every_s = progress, progress_every_s
+        self.flush_rows, self.grace_s, self.late_tolerance = flush_rows, grace_s, late_tolerance
+        self.stats = SamplerStats()
+        self.channel_errors = np.zeros(len(self.channels), dtype=np.int64)
+        self._devices = self._group()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, min(max_workers, len(self._devices))), thread_name_prefix="telemetry"
+        )
+        n = len(self.channels)
+        self._values = np.full((n, 64), np.nan)
+        self._times = np.zeros(64)
+        self._names = [c.name for c in self.channels]
+        self._devnames = [c.device for c in self.channels]
+        self._units = [c.unit for c in self.channels]
+        self._buffer: list[tuple[str, str, float, float | None, str]] = []
+        self._lock = threading.Lock()  # guards arrays and stats against readers during start()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        self._last_progress = 0.0
+        self._total_s: float | None = None
+        self.skipped: dict[str, Exception] = {}  # devices a factory could not ask (not sampled)
+
+    def _group(self) -> list[_Device]:
+        by_device: dict[str, dict[Reader, list[int]]] = {}
+        for i, ch in enumerate(self.channels):
+            by_device.setdefault(ch.device, {}).setdefault(ch.read, []).append(i)
+        devices = []
+        for name, readers in by_device.items():
+            cfg = self.rack.inventory.configs.get(name) if hasattr(self.rack, "inventory") else None
+            timeout = float(getattr(cfg, "timeout_s", 5.0) or 5.0)
+            devices.append(
+                _Device(
+                    name,
+                    [
+                        (r, np.array(rows, dtype=np.int64), [self.channels[i].name for i in rows])
+                        for r, rows in readers.items()
+                    ],
+                    timeout * len(readers),
+                )
+            )
+        return devices
+
+    # ---- polling ------------------------------------------------------------------------------
+    @staticmethod
+    def _poll(driver_of: Callable[[str], Any], dev: _Device) -> list[tuple[int, Any]]:
+        """Run each reader of one device; (reader index, values dict or exception) per reader.
+        After a timeout the device's remaining readers are not tried this tick."""
+        out: list[tuple[int, Any]] = []
+        failed: Exception | None = None
+        for j, (reader, _, _) in enumerate(dev.readers):
+            if failed is not None:
+                out.append((j, failed))
+                continue
+            try:
+                out.append((j, reader(driver_of(dev.name))))
+            except (DeviceError, ConfigError) as exc:
+                out.append((j, exc))
+                if isinstance(exc, DeviceTimeout):
+                    failed = exc
+        return out
+
+    def _tick(self, t: float) -> None:
+        """Poll every device once; store all values stamped ``t``."""
+        futures: dict[Future[Any], _Device] = {}
+        busy: list[_Device] = []
+        for dev in self._devices:
+            if dev.pending is not None and not dev.pending.done():
+                busy.append(dev)
+                continue
+            dev.pending = None
+            futures[self._pool.submit(self._poll, self.rack.driver, dev)] = dev
+        wait_s = max((d.timeout_s for d in futures.values()), default=0.0) + self.grace_s
+        done, not_done = wait_futures(futures, timeout=wait_s)
+        row = np.full(len(self.channels), np.nan)
+        failures: list[tuple[_Device, list[int], str]] = []
+        for dev in busy:
+            failures.append((dev, list(range(len(dev.readers))), "previous poll still running (no answer yet)"))
+        for fut in not_done:
+            dev = futures[fut]
+            dev.pending = fut
+            failures.append((dev, list(range(len(dev.readers))), f"no answer within {wait_s:g} s"))
+        for fut in done:
+            dev = futures[fut]
+            try:
+                results = fut.result()
+            except Exception as exc:  # a reader bug (not a DeviceError): still one device only
+                results = [(j, exc) for j in range(len(dev.readers))]
+            bad: list[int] = []
+            message = ""
+            for j, got in results:
+                _, rows, names = dev.readers[j]
+                if isinstance(got, Exception):
+                    bad.append(j)
+                    message = f"{type(got).__name__}: {got}"
+                    continue
+                for r, name in zip(rows.tolist(), names, strict=True):
+                    v = got.get(name)
+                    if v is not None:
+                        row[r] = v
+            if bad:
+                failures.append((dev, bad, message))
+        with self._lock:
+            k = self.stats.ticks
+            if k >= self._times.size:
+                grow = self._times.size * 2
+                values = np.full((len(self.channels), grow), np.nan)
+                values[:, :k] = self._values[:, :k]
+                self._values = values
+                self._times = np.resize(self._times, grow)
+            self._values[:, k] = row
+            self._times[k] = t
+            lost = 0
+            for dev, readers, message in failures:
+                for j in readers:
+                    rows = dev.readers[j][1]
+                    self.channel_errors[rows] += 1
+                    lost += rows.size
+                self.stats.errors_by_device[dev.name] = self.stats.errors_by_device.get(dev.name, 0) + 1
+                self.stats.last_error[dev.name] = message
+                if len(self.stats.error_events) < MAX_ERROR_EVENTS:
+                    self.stats.error_events.append((t, dev.name, message))
+            self.stats.errors += lost
+            self.stats.error_ticks += 1 if failures else 0
+            self.stats.ticks += 1
+            self.stats.samples += len(self.channels)
+            if self.stats.clock_start is None:
+                self.stats.clock_start = t
+            self.stats.clock_end = t
+        if self.store is not None:
+            values = [None if math.isnan(v) else v for v in row.tolist()]
+            self._buffer.extend(zip(self._names, self._devnames, [t] * len(values), values, self._units, strict=True))
+            if len(self._buffer) >= self.flush_rows:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write buffered samples to the store (batched by the store itself)."""
+        if self.store is None or not self._buffer:
+            return
+        rows, self._buffer = self._buffer, []
+        self.stats.stored += self.store.record_samples(self.run_id, rows)
+
+    # ---- loops ----------------------------------------------------------------------------------
+    def run(self, duration_s: float, *, on_tick: Callable[[int, float], None] | None = None) -> SamplerStats:
+        """Sample for ``duration_s`` clock seconds (``round(duration_s * rate_hz)`` tick slots),
+        then flush. ``on_tick(k, t)`` runs after tick ``k`` (stamped ``t``), e.g. to inject a
+        fault or start load mid-soak; the next tick's clock advance waits for it."""
+        if self._thread is not None:
+            raise RuntimeError("telemetry: the sampler is already running in the background")
+        self._loop(duration_s, on_tick)
+        return self.stats
+
+    def start(self) -> None:
+        """Sample in a background thread until ``stop()`` (real time only: on the simulator the
+        sampler would have to move the clock under the plan's feet; use ``run()`` there)."""
+        if self.virtual:
+            raise RuntimeError("telemetry: start()/stop() need a real-time clock; on the simulator use run()")
+        if self._thread is not None:
+            raise RuntimeError("telemetry: the sampler is already running")
+        self._stop.clear()
+
+        def target() -> None:
+            try:
+                self._loop(None, None)
+            except BaseException as exc:  # re-raised by stop(): a dead sampler must not pass silently
+                self._thread_error = exc
+
+        self._thread = threading.Thread(target=target, name="telemetry-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float | None = None) -> SamplerStats:
+        """Stop the background sampler, flush, and re-raise what killed it if anything did."""
+        self._stop.set()
+        if self._thread is not None:
+            limit = (
+                timeout_s
+                if timeout_s is not None
+                else self.period + max((d.timeout_s for d in self._devices), default=0) + self.grace_s + 5
+            )
+            self._thread.join(limit)
+            if self._thread.is_alive():
+                raise RuntimeError(f"telemetry: the sampler did not stop within {limit:g} s")
+            self._thread = None
+        if self._thread_error is not None:
+            exc, self._thread_error = self._thread_error, None
+            raise exc
+        return self.stats
+
+    def close(self) -> None:
+        """Stop, flush and release the poll threads (a device still hung keeps its thread)."""
+        try:
+            if self._thread is not None:
+                self.stop()
+            self.flush()
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _loop(self, duration_s: float | None, on_tick: Callable[[int, float], None] | None) -> None:
+        wall0 = time.monotonic()
+        self._total_s = duration_s
+        n_slots = None if duration_s is None else max(0, round(duration_s * self.rate_hz))
+        t0 = self.clock.now()
+        slot = 0
+        # A virtual clock that can advance and report the new time in one call (SimulatorClock)
+        # costs two control round trips a tick instead of three.
+        advance = getattr(self.clock, "advance", None) if self.virtual else None
+        next_stamp: float | None = None
+        try:
+            while n_slots is None or slot < n_slots:
+                if self._stop.is_set():
+                    break
+                target = t0 + slot * self.period
+                if not self.virtual:
+                    now = self.clock.now()
+                    if now < target:
+                        self._sleep_real(target - now)
+                        if self._stop.is_set():
+                            break
+                        now = self.clock.now()
+                    late = now - target
+                    if late > self.late_tolerance * self.period:
+                        # cannot start on time: count every slot we are past, resume on the grid
+                        next_slot = math.ceil((now - self.late_tolerance * self.period - t0) / self.period)
+                        next_slot = max(next_slot, slot + 1)
+                        if n_slots is not None:
+                            next_slot = min(next_slot, n_slots)
+                        with self._lock:
+                            self.stats.missed_ticks += next_slot - slot
+                        slot = next_slot
+                        continue
+                    stamp = now
+                else:
+                    stamp = t0 if not slot else (next_stamp if next_stamp is not None else self.clock.now())
+                    next_stamp = None
+                self._tick(stamp)
+                if on_tick is not None:
+                    on_tick(slot, stamp)
+                slot += 1
+                if self.virtual:
+                    remaining = t0 + slot * self.period - self.clock.now()
+                    if remaining > 0:
+                        if advance is not None:
+                            next_stamp = float(advance(remaining))
+                        else:
+                            self.clock.sleep(remaining)
+                    elif n_slots is None or slot < n_slots:
+                        # a scaled simulator clock outran the polling: the slot is gone
+                        next_slot = math.floor(-remaining / self.period) + slot + 1
+                        with self._lock:
+                            self.stats.missed_ticks += next_slot - slot
+                        slot = next_slot
+                self.stats.wall_s = time.monotonic() - wall0
+                self._maybe_progress(t0, final=False)
+            if not self._stop.is_set() and n_slots is not None and not self.virtual:
+                end = t0 + n_slots * self.period
+                now = self.clock.now()
+                if now < end:
+                    self._sleep_real(end - now)
+        finally:
+            self.stats.wall_s = time.monotonic() - wall0
+            self.flush()
+            self._maybe_progress(t0, final=True)
+
+    def _sleep_real(self, seconds: float) -> None:
+        if isinstance(self.clock, RealClock):
+            self._stop.wait(seconds)
+        else:
+            self.clock.sleep(seconds)
+
+    def _maybe_progress(self, t0: float, *, final: bool) -> None:
+        if self.progress is None:
+            return
+        wall = time.monotonic()
+        if not final and wall - self._last_progress < self.progress_every_s:
+            return
+        self._last_progress = wall
+        s = self.stats
+        elapsed = (s.clock_end - t0 + self.period) if s.clock_end is not None else 0.0
+        self.progress(Progress(elapsed, self._total_s, s.ticks, s.samples, s.missed_ticks, s.errors, s.wall_s))
+
+    # ---- in-memory results -----------------------------------------------------------------------
+    def names(self, pattern: str = "*") -> list[str]:
+        """Channel names matching ``pattern`` (exact name, or fnmatch glob), in channel order."""
+        if pattern in self._index:
+            return [pattern]
+        return [n for n in self._names if fnmatch.fnmatchcase(n, pattern)]
+
+    def _rows(self, pattern: str) -> list[int]:
+        rows = [self._index[n] for n in self.names(pattern)]
+        if not rows:
+            raise KeyError(f"telemetry: no channel matches {pattern!r}")
+        return rows
+
+    def series(self, channel: str) -> tuple[np.ndarray, np.ndarray]:
+        """(times, values) of one channel, copies; NaN where the sample is missing."""
+        (row,) = self._rows_one(channel)
+        with self._lock:
+            k = self.stats.ticks
+            return self._times[:k].copy(), self._values[row, :k].copy()
+
+    def _rows_one(self, channel: str) -> list[int]:
+        rows = self._rows(channel)
+        if len(rows) != 1:
+            raise KeyError(f"telemetry: {channel!r} matches {len(rows)} channels; this needs exactly one")
+        return rows
+
+    def errors_of(self, pattern: str) -> int:
+        """Samples lost to device errors over the matching channels."""
+        return int(self.channel_errors[self._rows(pattern)].sum())
+
+    def summary(self, channel_or_pattern: str) -> ChannelSummary:
+        """Statistics of one channel, or pooled over every channel a glob pattern matches."""
+        rows = self._rows(channel_or_pattern)
+        with self._lock:
+            k = self.stats.ticks
+            block = self._values[rows, :k]
+        values = block.ravel()
+        finite = values[~np.isnan(values)]
+        first = last = None
+        if len(rows) == 1:
+            present = block[0][~np.isnan(block[0])]
+            if present.size:
+                first, last = float(present[0]), float(present[-1])
+        if finite.size == 0:
+            return ChannelSummary(int(values.size), int(values.size), None, None, None, None, None, None, first, last)
+        p50, p95, p99 = (float(q) for q in np.quantile(finite, [0.5, 0.95, 0.99], method="inverted_cdf"))
+        return ChannelSummary(
+            count=int(values.size),
+            missing=int(values.size - finite.size),
+            min=float(finite.min()),
+            max=float(finite.max()),
+            mean=float(finite.mean()),
+            p50=p50,
+            p95=p95,
+            p99=p99,
+            first=first,
+            last=last,
+        )
+
+    def time_above(self, channel_or_pattern: str, limit: float | Limit) -> float:
+        """Clock seconds the value was above ``limit`` (a number; or outside a ``Limit``'s
+        low/high in the channel's own unit). Each sample holds until the next one; the last
+        holds one period; missing samples count as not above. A pattern gives the worst channel."""
+        worst = 0.0
+        for name in self.names(channel_or_pattern) or self._rows(channel_or_pattern):
+            t, v = self.series(name)
+            if t.size == 0:
+                continue
+            if isinstance(limit, Limit):
+                lim = limit.in_unit(self.channels[self._index[name]].unit) if limit.unit else limit
+                over = np.zeros(v.shape, dtype=bool)
+                with np.errstate(invalid="ignore"):
+                    if lim.high is not None:
+                        over |= v > lim.high
+                    if lim.low is not None:
+                        over |= v < lim.low
+            else:
+                with np.errstate(invalid="ignore"):
+                    over = v > float(limit)
+            held = np.append(np.diff(t), self.period)
+            worst = max(worst, float(held[over].sum()))
+        return worst
+
+    def settling_time(
+        self, channel: str, target: float, tolerance: float, *, after: float | None = None
+    ) -> float | None:
+        """Clock seconds from ``after`` (default: the first sample) until the value entered
+        ``target +- tolerance`` for good (every later value inside, missing ones ignored).
+        0 if it was inside from the start; None if the last value is outside or none exists."""
+        t, v = self.series(channel)
+        start = t[0] if after is None and t.size else after
+        if start is None:
+            return None
+        keep = (t >= start) & ~np.isnan(v)
+        t, v = t[keep], v[keep]
+        if t.size == 0:
+            return None
+        outside = np.abs(v - target) > tolerance
+        if outside[-1]:
+            return None
+        if not outside.any():
+            return 0.0
+        last_out = int(np.flatnonzero(outside)[-1])
+        return float(t[last_out + 1] - start)
+
+    def growth(self, channel_or_pattern: str) -> float:
+        """How much a counter grew (last - first, undoing wraps at ``2**wrap_bits``; intervals
+        where it went backwards beyond a wrap are counter resets and add nothing). Summed over the
+        channels a pattern matches (e.g. ``tor1/*/in_errors``). Gauges: plain last - first."""
+        total = 0.0
+        for name in self.names(channel_or_pattern) or self._rows(channel_or_pattern):
+            _, v = self.series(name)
+            v = v[~np.isnan(v)]
+            if v.size < 2:
+                continue
+            d = np.diff(v)
+            bits = self.channels[self._index[name]].wrap_bits
+            if bits is not None:
+                neg = d < 0
+                wrapped = d + float(2**bits)
+                # a true wrap leaves a plausible small growth; otherwise it is a reset: count 0
+                ok_wrap = neg & (wrapped >= 0) & (wrapped < float(2 ** (bits - 1)))
+                d = np.where(neg, np.where(ok_wrap, wrapped, 0.0), d)
+            total += float(d.sum())
+        return total
+
+    def rate(self, channel_or_pattern: str) -> float | None:
+        """Average growth per clock second over the run (counters), summed over a pattern's
+        channels; None with fewer than two ticks."""
+        with self._lock:
+            k = self.stats.ticks
+            span = float(self._times[k - 1] - self._times[0]) if k >= 2 else 0.0
+        if span <= 0:
+            return None
+        return self.growth(channel_or_pattern) / span
+
+
+def sampler_factory(rack: Rack, clock: Clock, store: Any, run_id: str) -> Callable[..., Sampler]:
+    """What a ``telemetry`` fixture hands a plan: ``telemetry(channels=None, rate_hz=1.0,
+    kinds=KINDS, **sampler_options) -> Sampler``. ``channels=None`` samples everything the rack
+    offers (devices that cannot be asked are skipped and named in ``sampler.skipped``). Every
+    sampler made is closed (stopped, flushed) by ``close_all`` at teardown."""
+    made: list[Sampler] = []
+
+    def make(
+        channels: Iterable[Channel] | None = None,
+        rate_hz: float = 1.0,
+        *,
+        kinds: Sequence[str] = KINDS,
+        **options: Any,
+    ) -> Sampler:
+        skipped: dict[str, Exception] = {}
+        if channels is None:
+            built = rack_channels(rack, kinds, strict=False)
+            skipped = built.skipped
+            channels = built
+        sampler = Sampler(rack, clock, store, run_id, channels, rate_hz, **options)
+        sampler.skipped = skipped
+        made.append(sampler)
+        return sampler
+
+    def close_all() -> None:
+        errors = []
+        while made:
+            try:
+                made.pop().close()
+            except Exception as exc:  # close every sampler, then report the first failure
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    make.close_all = close_all  # type: ignore[attr-defined]
+    return make

@@ -1,0 +1,219 @@
+"""The simulated reference rack's parameters, as data.
+
+Everything the physical model needs that is a property of the hardware rather than of the
+physics lives here: sizes, node power figures, the PSU efficiency curve, thermal constants, fan
+curve, boot and sequencing times, link traffic and error rates. ``racks/sim-model-params.yaml``
+documents the same defaults for users to copy and change; ``load_model_params(path)`` reads such a
+file (errors name file, line and field).
+
+Two presets:
+- ``REFERENCE_PARAMS``: the full dynamic model (30 s GPU thermal lag, 40 s BMC boot, 5 s host
+  power-on, 120 s OS boot, 1 s PDU sequencing, 10 ms inrush ...). Use it with a ``SimClock``.
+- ``QUASI_STATIC_PARAMS``: the same figures with every delay and time constant at zero, so every
+  change takes effect at once. This is the behaviour of the first model and what the protocol
+  server tests rely on (they read a value right after changing it, on a real-time clock); it is
+  therefore ``RackModel``'s default when no params are given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+# 80 PLUS Titanium-like efficiency at (load fraction, efficiency) points; interpolated linearly.
+PSU_EFFICIENCY_CURVE: tuple[tuple[float, float], ...] = (
+    (0.0, 0.80),
+    (0.10, 0.90),
+    (0.20, 0.94),
+    (0.50, 0.96),
+    (1.00, 0.94),
+)
+
+# Fan duty (percent) against the hottest GPU's temperature (C); interpolated, clamped at the ends.
+FAN_CURVE: tuple[tuple[float, float], ...] = (
+    (30.0, 30.0),
+    (50.0, 40.0),
+    (70.0, 70.0),
+    (85.0, 100.0),
+)
+
+_FORBID = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class RackSize:
+    """How big a simulated rack to build."""
+
+    __pydantic_config__ = _FORBID
+
+    nodes: int = 4
+    psus_per_node: int = 2
+    gpus_per_node: int = 8
+    switch_ports: int = 32
+    seed: int = 1
+    # Topology. PSUs alternate feeds A/B; each feed gets as many PDUs of ``outlets_per_pdu`` as
+    # its PSUs need (named pdu-a, or pdu-a1, pdu-a2 ... when a feed needs more than one).
+    outlets_per_pdu: int = 48
+    # ToR switches; NIC i of every node is cabled to switch i % switches (tor1, tor2 ...).
+    switches: int = 1
+    nics_per_node: int = 1
+    # One analyzer measuring both feeds ("analyzer"), or one per feed ("analyzer-a", "analyzer-b").
+    analyzer_per_feed: bool = False
+    # PDU make per feed: "apc" (PowerNet-MIB rPDU2), "raritan" (PDU2-MIB), "servertech" (Sentry4).
+    pdu_vendor_a: str = "apc"
+    pdu_vendor_b: str = "apc"
+    # The last N switches are managed over SNMP (IF-MIB, LLDP-MIB) instead of the SONiC CLI.
+    snmp_switches: int = 0
+
+
+@dataclass(frozen=True)
+class PowerParams:
+    """Node DC power figures (W). GPU power = idle + utilisation x (max - idle)."""
+
+    __pydantic_config__ = _FORBID
+
+    base_w: float = 450.0  # CPUs, memory, NICs, fans at nominal while the host is on
+    standby_w: float = 35.0  # BMC only (host off)
+    powering_on_w: float = 250.0  # extra while the host is powering on (fans at full, POST)
+    gpu_idle_w: float = 70.0
+    gpu_max_w: float = 700.0
+    gpu_min_w: float = 100.0  # lowest power throttling (thermal or cap) can force a busy GPU to
+
+
+@dataclass(frozen=True)
+class PsuParams:
+    """PSUs and what the PDU sees of them."""
+
+    __pydantic_config__ = _FORBID
+
+    rated_w: float = 3300.0  # DC output rating per PSU; above the sum of live ratings the node trips
+    efficiency_curve: tuple[tuple[float, float], ...] = PSU_EFFICIENCY_CURVE
+    inrush_peak_a: float = 40.0  # bulk capacitor charge current when an outlet switches on
+    inrush_tau_s: float = 0.010  # decay time constant of the inrush peak
+    pf_loaded: float = 0.99  # active PFC power factor above pf_threshold_w
+    pf_light: float = 0.90
+    pf_threshold_w: float = 300.0
+
+
+@dataclass(frozen=True)
+class ThermalParams:
+    """GPU first-order thermal model: T -> inlet + R_th x P with time constant tau."""
+
+    __pydantic_config__ = _FORBID
+
+    gpu_r_th_c_per_w: float = 0.06
+    gpu_tau_s: float = 30.0
+    gpu_slowdown_c: float = 87.0  # software thermal slowdown holds the GPU here (SwThermal 0x20)
+    gpu_hw_slowdown_c: float = 92.0  # above this the hardware slows the clocks (HwThermal 0x40)
+    r_th_increase_per_failed_fan: float = 0.15  # relative R_th increase per failed fan
+
+
+@dataclass(frozen=True)
+class FanParams:
+    __pydantic_config__ = _FORBID
+
+    count: int = 6
+    max_rpm: int = 16000
+    curve: tuple[tuple[float, float], ...] = FAN_CURVE  # (hottest GPU C, duty %)
+    max_airflow_m3_s: float = 0.25  # whole node at 100 % duty with every fan working
+    standby_airflow_m3_s: float = 0.02  # natural draft with the fans stopped
+
+
+@dataclass(frozen=True)
+class TimingParams:
+    """Sequencing delays and control time constants, in virtual seconds."""
+
+    __pydantic_config__ = _FORBID
+
+    bmc_boot_s: float = 40.0  # input power -> BMC ready
+    host_power_on_s: float = 5.0  # PoweringOn -> On
+    os_boot_s: float = 120.0  # host On -> OS up (workloads can run)
+    pdu_sequence_delay_s: float = 1.0  # inrush guard between outlets switched on together
+    power_cap_correction_ms: float = 1000.0  # default CorrectionInMs of a power limit (5 tau)
+    power_cap_margin: float = 0.02  # the cap controller aims this fraction below the limit
+    restore_policy: str = "LastState"  # after input returns: LastState | AlwaysOn | AlwaysOff
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    __pydantic_config__ = _FORBID
+
+    idle_rate_bps: float = 1.0e6  # management chatter on an up link
+    load_fraction: float = 0.3  # of line rate, at node utilisation 1.0
+    healthy_ber: float = 1.0e-12  # pre-FEC bit error ratio of a good link
+    uncorrectable_fraction: float = 1.0e-3  # of bit errors FEC cannot correct (each drops a frame)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """All the figures of the simulated rack that are not physics."""
+
+    __pydantic_config__ = _FORBID
+
+    ambient_c: float = 25.0
+    pdu_voltage_v: float = 230.0
+    pdu_self_power_w: float = 12.0
+    power: PowerParams = field(default_factory=PowerParams)
+    psu: PsuParams = field(default_factory=PsuParams)
+    thermal: ThermalParams = field(default_factory=ThermalParams)
+    fans: FanParams = field(default_factory=FanParams)
+    timing: TimingParams = field(default_factory=TimingParams)
+    network: NetworkParams = field(default_factory=NetworkParams)
+
+    def quasi_static(self) -> ModelParams:
+        """The same figures with every delay and time constant zero: changes apply at once."""
+        return dataclasses.replace(
+            self,
+            psu=dataclasses.replace(self.psu, inrush_tau_s=0.0),
+            thermal=dataclasses.replace(self.thermal, gpu_tau_s=0.0),
+            timing=dataclasses.replace(
+                self.timing,
+                bmc_boot_s=0.0,
+                host_power_on_s=0.0,
+                os_boot_s=0.0,
+                pdu_sequence_delay_s=0.0,
+                power_cap_correction_ms=0.0,
+            ),
+        )
+
+    @staticmethod
+    def from_yaml(path: Path) -> ModelParams:
+        """The ``params`` section of a model-parameter file (see ``load_model_params``)."""
+        return load_model_params(path)[1]
+
+
+SKELETON_SIZE = RackSize()
+# The reference AI rack: 32 nodes x 8 GPUs, 4 PSUs each (2 per feed), 48-outlet PDUs (two per
+# feed: 64 PSUs per feed), two 64-port ToRs with a NIC of every node on each, an analyzer per feed.
+REFERENCE_SIZE = RackSize(
+    nodes=32, psus_per_node=4, gpus_per_node=8, switch_ports=64, outlets_per_pdu=48,
+    switches=2, nics_per_node=2, analyzer_per_feed=True, pdu_vendor_a="apc", pdu_vendor_b="raritan",
+    snmp_switches=1,
+)  # fmt: skip
+REFERENCE_PARAMS = ModelParams()
+QUASI_STATIC_PARAMS = REFERENCE_PARAMS.quasi_static()
+
+RESTORE_POLICIES = ("LastState", "AlwaysOn", "AlwaysOff")
+
+
+class _ParamsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: RackSize = REFERENCE_SIZE
+    params: ModelParams = REFERENCE_PARAMS
+
+
+def load_model_params(path: Path) -> tuple[RackSize, ModelParams]:
+    """Read a model-parameter YAML file (``size:`` and ``params:`` sections, both optional).
+
+    Raises ``ConfigError`` naming file, line and field for unknown fields or wrong types.
+    """
+    from rackval.core.yamlfile import load_yaml_model  # the harness owns YAML error reporting
+
+    doc, where = load_yaml_model(Path(path), _ParamsFile, "simulator model parameters")
+    if doc.params.timing.restore_policy not in RESTORE_POLICIES:
+        raise where.error(("params", "timing", "restore_policy"), f"must be one of {', '.join(RESTORE_POLICIES)}")
+    return doc.size, doc.params
