@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rackval.drivers import protocols
+from rackval.drivers import capabilities
 from rackval.harness.inventory import load_inventory
 from rackval.harness.rack import Rack
 from rackval.harness.simproc import SimProcess
@@ -39,21 +39,21 @@ def cpu_seconds(pid: int) -> float:
 def poll_once(driver: object) -> int:
     """Read every channel this driver offers; returns how many values came back."""
     n = 0
-    if isinstance(driver, protocols.OutletSwitch):
+    if isinstance(driver, capabilities.OutletSwitch):
         n += 3 * len(driver.outlets())  # state, power, current per outlet
-    if isinstance(driver, protocols.PowerAnalyzer):
+    if isinstance(driver, capabilities.PowerAnalyzer):
         driver.read()
         n += 4
-    elif isinstance(driver, protocols.PowerMeter):
+    elif isinstance(driver, capabilities.PowerMeter):
         driver.power_watts()
         n += 1
-    if isinstance(driver, protocols.Bmc):
+    if isinstance(driver, capabilities.Bmc):
         n += len(driver.temperatures()) + 1
-    if isinstance(driver, protocols.NetSwitch):
+    if isinstance(driver, capabilities.NetSwitch):
         # Telemetry is the port counters (octets, errors, discards); status and LLDP are checks.
         counters = getattr(driver, "counters", None)
         n += 6 * len(counters()) if counters else 4 * len(driver.ports())
-    if isinstance(driver, protocols.GpuNode):
+    if isinstance(driver, capabilities.GpuNode):
         n += 8 * len(driver.gpus())
     return n
 

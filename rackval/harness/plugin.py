@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError
-from rackval.drivers.protocols import Identity
+from rackval.drivers.capabilities import Identity
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.inventory import Inventory, load_inventory
 from rackval.harness.measure import Limit, Measurement, Outcome

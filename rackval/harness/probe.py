@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceTimeout
-from rackval.drivers.protocols import (
+from rackval.drivers.capabilities import (
     Bmc,
     GpuNode,
     Identity,

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from rackval.core.errors import ConfigError, DeviceError
 from rackval.drivers import registry
-from rackval.drivers.protocols import Identity
+from rackval.drivers.capabilities import Identity
 from rackval.harness.inventory import Inventory
 
 T = TypeVar("T")

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
-from rackval.drivers import protocols
+from rackval.drivers import capabilities
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.measure import Limit
 from rackval.harness.rack import DeviceResult, Rack, values_or_raise
@@ -105,7 +105,7 @@ def pdu_channels(rack: Rack, pdu: str) -> list[Channel]:
     ``<pdu>/power_w`` (total) when the driver is a PowerMeter. One ``outlets()`` call per tick."""
     drv = rack.driver(pdu)
     channels: list[Channel] = []
-    if isinstance(drv, protocols.OutletSwitch):
+    if isinstance(drv, capabilities.OutletSwitch):
         outlets = drv.outlets()
 
         def read_outlets(d: Any) -> dict[str, float | None]:
@@ -124,7 +124,7 @@ def pdu_channels(rack: Rack, pdu: str) -> list[Channel]:
                 Channel(f"{base}/current_a", pdu, "A", read_outlets),
                 Channel(f"{base}/on", pdu, "", read_outlets),
             ]
-    if isinstance(drv, protocols.PowerMeter):
+    if isinstance(drv, capabilities.PowerMeter):
         channels.append(Channel.single(f"{pdu}/power_w", pdu, "W", lambda d: d.power_watts()))
     return channels
 
@@ -132,8 +132,8 @@ def pdu_channels(rack: Rack, pdu: str) -> list[Channel]:
 def analyzer_channels(rack: Rack, analyzer: str) -> list[Channel]:
     """``<analyzer>/voltage_v``, ``/current_a``, ``/power_w``, ``/power_factor``: one ``read()``."""
     drv = rack.driver(analyzer)
-    if not isinstance(drv, protocols.PowerAnalyzer):
-        if isinstance(drv, protocols.PowerMeter):
+    if not isinstance(drv, capabilities.PowerAnalyzer):
+        if isinstance(drv, capabilities.PowerMeter):
             return [Channel.single(f"{analyzer}/power_w", analyzer, "W", lambda d: d.power_watts())]
         return []
 
@@ -155,9 +155,9 @@ def bmc_channels(rack: Rack, bmc: str) -> list[Channel]:
     sensor the BMC reports now (e.g. ``bmc-node01/inlet_temp/temperature_c``)."""
     drv = rack.driver(bmc)
     channels: list[Channel] = []
-    if isinstance(drv, protocols.PowerMeter):
+    if isinstance(drv, capabilities.PowerMeter):
         channels.append(Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts()))
-    if isinstance(drv, protocols.Bmc):
+    if isinstance(drv, capabilities.Bmc):
         sensors = drv.temperatures()
 
         def read_temps(d: Any) -> dict[str, float | None]:
@@ -187,7 +187,7 @@ def gpu_channels(rack: Rack, node: str, fields: Sequence[tuple[str, str]] = GPU_
     ``GPU_FIELDS``; ``event_reasons`` is NVML's clocks-event bit mask as a number): one ``gpus()``
     call per tick, whatever the number of fields."""
     drv = rack.driver(node)
-    if not isinstance(drv, protocols.GpuNode):
+    if not isinstance(drv, capabilities.GpuNode):
         return []
     gpus = drv.gpus()
 

@@ -26,8 +26,8 @@ from rackval.drivers.bmc.ipmi import (
     parse_sdr_temperatures,
     parse_sel_elist,
 )
+from rackval.drivers.capabilities import Bmc, Device, Identity, PowerMeter
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
-from rackval.drivers.protocols import Bmc, Device, Identity, PowerMeter
 from rackval.drivers.transport.ipmi import IpmiTransport
 from tests.support.ipmi_sim_peer import IpmiSim, free_udp_port, start_ipmi_sim
 

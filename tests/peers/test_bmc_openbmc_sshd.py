@@ -17,7 +17,7 @@ from rackval.drivers.bmc.openbmc import (
     parse_os_release,
     power_from_state,
 )
-from rackval.drivers.protocols import Bmc, Device, Identity
+from rackval.drivers.capabilities import Bmc, Device, Identity
 from tests.support.openbmc_sshd import DATA_DIR, OpenBmcSshd, openbmc_sshd
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from rackval.core.errors import DeviceError
+from rackval.drivers.capabilities import Device, GpuNode, Identity
 from rackval.drivers.node.linux import LinuxGpuNode
-from rackval.drivers.protocols import Device, GpuNode, Identity
 from tests.support.gpu_node_sshd import NodeSshd, node_sshd, process_running
 
 DMI = {"sys_vendor": "Supermicro\n", "product_name": "SYS-821GE-TNHR\n", "bios_version": "2.1a\n"}

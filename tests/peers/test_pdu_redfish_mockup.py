@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.drivers.capabilities import Device, Identity, OutletSwitch, PowerMeter
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.pdu.redfish_pdu import RedfishRackPdu
-from rackval.drivers.protocols import Device, Identity, OutletSwitch, PowerMeter
 from tests.support.redfish_pdu_http import PduMockupServer
 
 MOCKUP = Path(__file__).resolve().parents[1] / "data" / "redfish" / "mockups" / "public-pdu"

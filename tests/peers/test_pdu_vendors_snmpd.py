@@ -16,12 +16,12 @@ from collections.abc import Iterator
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
+from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.pdu.eaton import EatonEpduPdu
 from rackval.drivers.pdu.raritan import RaritanPdu2Pdu
 from rackval.drivers.pdu.servertech import ServerTechSentry4Pdu
 from rackval.drivers.pdu.snmp_pdu import InletReading, SnmpPdu
-from rackval.drivers.protocols import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from tests.support.pdu_snmpd_tables import (
     EATON,
     EATON_IDENT,

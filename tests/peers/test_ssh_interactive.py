@@ -19,8 +19,8 @@ import paramiko
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
+from rackval.drivers.capabilities import Identity, PortStatus
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
-from rackval.drivers.protocols import Identity, PortStatus
 from rackval.drivers.switch.eos import AristaEosSwitch
 from rackval.drivers.transport.ssh import (
     DEFAULT_PAGER_REGEX,

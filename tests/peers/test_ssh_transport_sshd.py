@@ -20,8 +20,8 @@ import paramiko
 import pytest
 
 from rackval.core.errors import DeviceAuthError, DeviceTimeout
+from rackval.drivers.capabilities import Identity, LldpNeighbor, PortStatus
 from rackval.drivers.config import Credentials, DeviceConfig
-from rackval.drivers.protocols import Identity, LldpNeighbor, PortStatus
 from rackval.drivers.switch.sonic import SonicSwitch
 from rackval.drivers.transport.ssh import SshTransport
 from tests.support.sshd_peer import SshdPeer, fingerprint, keygen, python_command, start_sshd

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rackval.core.errors import DeviceProtocolError
-from rackval.drivers.protocols import Device, Identity, LldpNeighbor, NetSwitch, PortStatus, SensorReading
+from rackval.drivers.capabilities import Device, Identity, LldpNeighbor, NetSwitch, PortStatus, SensorReading
 from rackval.drivers.switch import eos
 from rackval.drivers.switch.eos import AristaEosSwitch, natural_key
 from rackval.drivers.switch.snmp_switch import CounterTracker

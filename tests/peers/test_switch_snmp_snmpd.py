@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from rackval.core.errors import DeviceProtocolError, DeviceTimeout
+from rackval.drivers.capabilities import Device, Identity, LldpNeighbor, NetSwitch, PortCounters, SensorReading
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
-from rackval.drivers.protocols import Device, Identity, LldpNeighbor, NetSwitch, PortCounters, SensorReading
 from rackval.drivers.switch import mibs
 from rackval.drivers.switch.snmp_switch import (
     CounterTracker,

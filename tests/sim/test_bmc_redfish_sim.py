@@ -10,8 +10,8 @@ import pytest
 
 from rackval.core.errors import DeviceAuthError, DeviceError
 from rackval.drivers.bmc.redfish import RedfishBmc
+from rackval.drivers.capabilities import Bmc, Device, PowerMeter
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
-from rackval.drivers.protocols import Bmc, Device, PowerMeter
 from rackval.drivers.transport.redfish import RedfishTransport
 from rackval.sim.model import RackModel, RackSize
 from rackval.sim.redfish_server import RedfishServer, start_bmc_redfish

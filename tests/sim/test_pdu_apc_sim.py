@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rackval.core.errors import DeviceAuthError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.drivers.capabilities import Identity
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.pdu import apc
 from rackval.drivers.pdu.snmp_pdu import ApcRpdu2Pdu
-from rackval.drivers.protocols import Identity
 from rackval.drivers.transport.snmp import SnmpTransport
 from rackval.sim.model import RackModel
 from rackval.sim.snmp_agent import SnmpAgentServer, start_pdu_agent

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from rackval.core.errors import DeviceError, DeviceTimeout
-from rackval.drivers.protocols import AnalyzerReading, GpuTelemetry, Identity, OutletReading
+from rackval.drivers.capabilities import AnalyzerReading, GpuTelemetry, Identity, OutletReading
 from rackval.harness.probe import DeviceProbe, add_parser, main, probe_driver, scrub
 from rackval.harness.simproc import SimProcess
 

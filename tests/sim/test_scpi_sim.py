@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.drivers.capabilities import Device, PowerAnalyzer, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.instrument.yokogawa import YokogawaWtAnalyzer
-from rackval.drivers.protocols import Device, PowerAnalyzer, PowerMeter
 from rackval.drivers.transport.scpi import ScpiTransport, resource_string
 from rackval.sim.model import RackModel
 from rackval.sim.scpi_server import ScpiServer, start_analyzer_scpi

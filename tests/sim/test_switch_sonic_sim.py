@@ -10,8 +10,8 @@ import paramiko
 import pytest
 
 from rackval.core.errors import DeviceAuthError, DeviceProtocolError
+from rackval.drivers.capabilities import Device, Identity, NetSwitch
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
-from rackval.drivers.protocols import Device, Identity, NetSwitch
 from rackval.drivers.switch.sonic import (
     SonicSwitch,
     parse_interfaces_status,

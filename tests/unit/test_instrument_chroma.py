@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.drivers.capabilities import AnalyzerReading, Device, Identity, PowerAnalyzer, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.instrument.chroma import Chroma66200
 from rackval.drivers.instrument.generic import GenericScpiInstrument
-from rackval.drivers.protocols import AnalyzerReading, Device, Identity, PowerAnalyzer, PowerMeter
 from rackval.sim.scpi_server import E_ILLEGAL_PARAM, ScpiError, ScpiInstrument, ScpiServer
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.drivers.capabilities import DiagTestResult, GpuTelemetry
 from rackval.drivers.node.parsers import (
     OLD_REASONS_FIELD,
     QUERY_FIELDS,
@@ -19,7 +20,6 @@ from rackval.drivers.node.parsers import (
     parse_nccl_tests,
     query_gpu_argv,
 )
-from rackval.drivers.protocols import DiagTestResult, GpuTelemetry
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "node"
 

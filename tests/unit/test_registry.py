@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from rackval.core.errors import ConfigError
-from rackval.drivers import protocols, registry
+from rackval.drivers import capabilities, registry
 
 KIND_PROTOCOLS = {
-    "pdu": (protocols.Device, protocols.PowerMeter, protocols.OutletSwitch),
-    "switch": (protocols.Device, protocols.NetSwitch),
-    "bmc": (protocols.Device, protocols.Bmc),  # power readings are optional (OpenBMC over SSH has none)
-    "analyzer": (protocols.Device, protocols.PowerMeter),
-    "node": (protocols.Device, protocols.GpuNode),
+    "pdu": (capabilities.Device, capabilities.PowerMeter, capabilities.OutletSwitch),
+    "switch": (capabilities.Device, capabilities.NetSwitch),
+    "bmc": (capabilities.Device, capabilities.Bmc),  # power readings are optional (OpenBMC over SSH has none)
+    "analyzer": (capabilities.Device, capabilities.PowerMeter),
+    "node": (capabilities.Device, capabilities.GpuNode),
 }
 
 

@@ -13,8 +13,8 @@ import re
 
 from rackval.core.errors import DeviceError, DeviceProtocolError
 from rackval.drivers.bmc.redfish import LogEntry
+from rackval.drivers.capabilities import Identity
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import Identity
 from rackval.drivers.transport.ipmi import IpmiTransport
 
 # ipmitool `chassis power <action>`; Redfish ResetType names map onto them so that plans can

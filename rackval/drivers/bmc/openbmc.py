@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.drivers.capabilities import Identity
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import Identity
 from rackval.drivers.transport.ssh import CommandResult, SshTransport
 
 INVENTORY_SERVICE = "xyz.openbmc_project.Inventory.Manager"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError
+from rackval.drivers.capabilities import Identity
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import Identity
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
 
 log = logging.getLogger(__name__)

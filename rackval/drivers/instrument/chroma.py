@@ -10,8 +10,8 @@ two measurement cycles; good enough for steady-state draw, not for transients.
 
 from __future__ import annotations
 
+from rackval.drivers.capabilities import AnalyzerReading
 from rackval.drivers.instrument.generic import GenericScpiInstrument
-from rackval.drivers.protocols import AnalyzerReading
 
 VOLTAGE_QUERY = "FETC:VOLT:RMS?"
 CURRENT_QUERY = "FETC:CURR:RMS?"

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.drivers.capabilities import Identity
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import Identity
 from rackval.drivers.transport.scpi import ScpiTransport
 
 # IEEE 488.2 / SCPI "not a number" (9.91E+37) and over-range markers are at least this big.

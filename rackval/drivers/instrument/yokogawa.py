@@ -17,8 +17,8 @@ import math
 import threading
 
 from rackval.core.errors import ConfigError, DeviceProtocolError
+from rackval.drivers.capabilities import AnalyzerReading, Identity
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import AnalyzerReading, Identity
 from rackval.drivers.transport.scpi import ScpiTransport
 
 # (function, field name for messages) in the order the driver configures ITEM1..ITEM4.

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError
+from rackval.drivers.capabilities import DiagResult, GpuTelemetry, Identity
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.node.parsers import (
     OLD_REASONS_FIELD,
@@ -29,7 +30,6 @@ from rackval.drivers.node.parsers import (
     parse_gpu_query,
     query_gpu_argv,
 )
-from rackval.drivers.protocols import DiagResult, GpuTelemetry, Identity
 from rackval.drivers.transport.ssh import CommandResult, SshTransport
 
 DMI = "/sys/class/dmi/id/"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rackval.core.errors import DeviceError, DeviceProtocolError
-from rackval.drivers.protocols import DiagResult, DiagTestResult, GpuTelemetry
+from rackval.drivers.capabilities import DiagResult, DiagTestResult, GpuTelemetry
 
 # The order matters: parse_gpu_query reads columns by position.
 REASONS_FIELD = "clocks_event_reasons.active"

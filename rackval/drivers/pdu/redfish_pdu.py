@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.drivers.capabilities import Identity, OutletReading
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import Identity, OutletReading
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
 
 RACK_PDUS = "/redfish/v1/PowerEquipment/RackPDUs"

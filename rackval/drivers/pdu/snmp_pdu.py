@@ -32,8 +32,8 @@ import time
 from dataclasses import dataclass
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.drivers.capabilities import Identity, OutletReading
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import Identity, OutletReading
 from rackval.drivers.transport.snmp import SnmpTransport
 
 

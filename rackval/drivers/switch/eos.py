@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from rackval.core.errors import ConfigError, DeviceProtocolError
+from rackval.drivers.capabilities import Identity, LldpNeighbor, PortCounters, PortStatus, SensorReading
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import Identity, LldpNeighbor, PortCounters, PortStatus, SensorReading
 from rackval.drivers.transport.ssh import SshTransport
 
 SHOW_VERSION = "show version | json"

@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 
 from rackval.core.errors import ConfigError, DeviceProtocolError
-from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import (
+from rackval.drivers.capabilities import (
     Identity,
     LldpNeighbor,
     PortCounterDelta,
@@ -30,6 +29,7 @@ from rackval.drivers.protocols import (
     PortStatus,
     SensorReading,
 )
+from rackval.drivers.config import DeviceConfig
 from rackval.drivers.switch import mibs
 from rackval.drivers.switch.mibs import MibObject
 from rackval.drivers.transport.snmp import SnmpTransport

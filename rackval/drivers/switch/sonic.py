@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 
 from rackval.core.errors import DeviceProtocolError
+from rackval.drivers.capabilities import Identity, LldpNeighbor, PortCounters, PortStatus
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.protocols import Identity, LldpNeighbor, PortCounters, PortStatus
 from rackval.drivers.transport.ssh import SshTransport
 
 SHOW_VERSION = ("show", "version")
