@@ -1,6 +1,5 @@
-"""Helpers for tests/test_sim_ssh_shells.py: start a simulated SSH server, build driver configs,
-and a parser for SONiC's ``show interfaces counters -j`` (proposed for rackval/drivers/switch/sonic.py).
-"""
+"""Helpers for tests/sim/test_sim_ssh_shells.py: start a simulated SSH server (stopped at the end
+of the block) and build driver configs that pin its host key."""
 
 from __future__ import annotations
 
