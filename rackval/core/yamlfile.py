@@ -16,6 +16,40 @@ from rackval.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
+# A rack or spec file is a few hundred lines; these bounds refuse a wrong file (a log, a dump, a
+# YAML bomb) with one line instead of memory growth or a RecursionError from deep in a library.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 200_000
+
+
+def _check_shape(root: yaml.Node) -> str | None:
+    """Walk the composed tree without recursion: too deep, too big, or a key given twice."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            return f"{node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels"
+        if count > MAX_NODES:
+            return f"{node.start_mark.line + 1}: more than {MAX_NODES} values"
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen and key.tag != "tag:yaml.org,2002:merge":
+                        return (
+                            f"{key.start_mark.line + 1}: {key.value!r} is given twice "
+                            f"(first on line {seen[key.value]}); the second would silently win"
+                        )
+                    seen[key.value] = key.start_mark.line + 1
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
+    return None
+
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
@@ -57,19 +91,31 @@ def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, YamlLocat
     Returns the model and a locator for the caller's own cross-field checks.
     """
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}:1: {what} file is {size:,} bytes; a {what} file is at most {MAX_FILE_BYTES:,}")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{what} file {path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            problem = _check_shape(root) if root is not None else None
+            if problem:
+                raise ConfigError(f"{path}:{problem}")
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: {what} file is not valid YAML: {problem}") from None
+    except RecursionError:  # the composer recurses per level: thousands of levels never reach the check
+        raise ConfigError(f"{path}:1: nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: {what} file must be a YAML mapping, got {type(data).__name__}")
     try:

@@ -47,6 +47,9 @@ class Limit:
     def __post_init__(self) -> None:
         if self.low is None and self.high is None:
             raise ValueError(f"limit {self.requirement or '?'} has neither low nor high")
+        for bound in (self.low, self.high, self.marginal):
+            if bound is not None and not math.isfinite(bound):  # NaN compares false: all would pass
+                raise ValueError(f"limit {self.requirement or '?'}: {bound} is not a finite number")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"limit {self.requirement or '?'}: low {self.low} > high {self.high}")
         # Not a field (equality, repr and hashing ignore it): this limit converted to other units,

@@ -29,10 +29,11 @@ class SpecMeta(_Strict):
 
 class Requirement(_Strict):
     description: str = ""
-    min: float | None = None
-    max: float | None = None
+    # NaN would make every comparison false, so every value would pass: finite numbers only
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
     unit: str
-    marginal: float | None = Field(default=None, ge=0, lt=1)
+    marginal: float | None = Field(default=None, ge=0, lt=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _bounds(self) -> Requirement:
@@ -46,7 +47,7 @@ class Requirement(_Strict):
 
 
 class Defaults(_Strict):
-    marginal: float = Field(default=0.05, ge=0, lt=1)
+    marginal: float = Field(default=0.05, ge=0, lt=1, allow_inf_nan=False)
 
 
 class SpecFile(_Strict):

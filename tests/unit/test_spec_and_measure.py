@@ -58,6 +58,14 @@ def test_unknown_requirement_and_incompatible_unit(tmp_path: Path) -> None:
         (SPEC.replace("{max: 6, unit: kW}", "{unit: kW}"), "spec.yaml:3: requirements.rack_power: Value error"),
         (SPEC.replace("min: 220", "min: 250"), "requirements.voltage: Value error, min 250.0 is above max"),
         (SPEC.replace('version: "2"', "versoin: 2"), "spec.versoin: unknown field"),
+        # NaN compares false with everything: a NaN limit would pass every value
+        (SPEC.replace("max: 6,", "max: .nan,"), "spec.yaml:3: requirements.rack_power.max: Input should be a finite"),
+        (SPEC.replace("min: 220", "min: .NaN"), "spec.yaml:4: requirements.voltage.min: Input should be a finite"),
+        (SPEC.replace("max: 6,", "max: .inf,"), "requirements.rack_power.max: Input should be a finite"),
+        # a key given twice: the last one would silently win (a duplicate raised a limit to 9999 kW)
+        (SPEC + "  rack_power: {max: 9999, unit: kW}\n", "spec.yaml:5: 'rack_power' is given twice (first on line 3)"),
+        ("a:\n" + "".join("  " * i + f"- k{i}:\n" for i in range(1, 60)), "nested deeper than 32 levels"),
+        ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 32 levels"),
     ],
 )
 def test_bad_spec_names_line_and_field(tmp_path: Path, text: str, needle: str) -> None:
@@ -66,6 +74,13 @@ def test_bad_spec_names_line_and_field(tmp_path: Path, text: str, needle: str) -
     with pytest.raises(ConfigError) as err:
         load_spec(path)
     assert needle in str(err.value)
+
+
+def test_limit_refuses_non_finite_bounds() -> None:
+    bad_limits = ({"high": math.nan}, {"low": math.nan}, {"low": 0, "high": math.inf}, {"high": 1, "marginal": math.nan})
+    for bad in bad_limits:
+        with pytest.raises(ValueError, match="not a finite number"):
+            Limit(**bad, unit="W", requirement="rack_power")
 
 
 def test_measurement_description_names_device_value_and_limits() -> None:
