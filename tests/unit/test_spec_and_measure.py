@@ -77,8 +77,8 @@ def test_bad_spec_names_line_and_field(tmp_path: Path, text: str, needle: str) -
 
 
 def test_limit_refuses_non_finite_bounds() -> None:
-    bad_limits = ({"high": math.nan}, {"low": math.nan}, {"low": 0, "high": math.inf}, {"high": 1, "marginal": math.nan})
-    for bad in bad_limits:
+    nan, inf = math.nan, math.inf
+    for bad in ({"high": nan}, {"low": nan}, {"low": 0, "high": inf}, {"high": 1, "marginal": nan}):
         with pytest.raises(ValueError, match="not a finite number"):
             Limit(**bad, unit="W", requirement="rack_power")
 
