@@ -11,8 +11,9 @@ the claims are read from the class's MRO, and for each claimed Protocol every me
   allowed only when optional and usable by keyword (or ``**kwargs``).
 
 A driver that has every method of a capability it does not claim is reported too: the class
-statement is the complete list of what the driver can do. The checker is tested on deliberately
-wrong classes below, so a broken checker cannot pass silently.
+statement is the complete list of what the driver can do. Data members (``Device.name``) are set
+per instance in ``__init__``; ``isinstance`` checks those on live drivers in the peer/sim tests.
+The checker is tested on deliberately wrong classes below, so a broken checker cannot pass silently.
 """
 
 from __future__ import annotations
