@@ -15,6 +15,7 @@ Limits: ``sel_critical_entries``, ``inlet_temperature``, ``gpu_temperature``.
 
 from __future__ import annotations
 
+from rackval.drivers.capabilities import TemperatureThresholds
 from rackval.harness.measure import Limit, Outcome
 from rackval.harness.rack import Rack
 from rackval.harness.spec import Spec
@@ -46,8 +47,7 @@ def _classify(sensor: str) -> str | None:
 def test_temperatures_within_limits(bmc_name: str, rack: Rack, spec: Spec, measure) -> None:
     bmc = rack.driver(bmc_name)
     temps = bmc.temperatures()
-    reader = getattr(bmc, "sensor_thresholds", None)
-    own = reader() if callable(reader) else {}
+    own = bmc.sensor_thresholds() if isinstance(bmc, TemperatureThresholds) else {}
     found = {"inlet_temperature": 0, "gpu_temperature": 0}
     hot = []
     for sensor, celsius in sorted(temps.items()):

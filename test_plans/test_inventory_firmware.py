@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError
+from rackval.drivers.capabilities import FirmwareInventory
 from rackval.harness.inventory import Inventory
 from rackval.harness.rack import Rack
 from rackval.harness.spec import Spec
@@ -59,8 +60,7 @@ def _baseline_for(spec: Spec, keys: tuple[str, ...], component: str | None = Non
 def _inventory_of(rack: Rack, device: str) -> dict[str, str]:
     """The component firmware inventory a device reports, or {} for drivers that have none."""
     driver = rack.driver(device)
-    reader = getattr(driver, "firmware_inventory", None)
-    return dict(reader()) if callable(reader) else {}
+    return dict(driver.firmware_inventory()) if isinstance(driver, FirmwareInventory) else {}
 
 
 def test_device_firmware_matches_baseline(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError
-from rackval.drivers.switch.snmp_switch import CounterTracker
+from rackval.drivers.capabilities import CounterTracker
 from rackval.harness.clock import Clock
 from rackval.harness.inventory import Inventory
 from rackval.harness.measure import Outcome

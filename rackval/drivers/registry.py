@@ -1,8 +1,9 @@
 """Driver names -> driver classes. Built-in drivers are listed here; others come from plugins.
 
 A third-party package adds a driver with an entry point in the group ``rackval.drivers``:
-``name = "package.module:Class"``; the class must have a ``kind`` attribute (pdu, switch, bmc,
-analyzer). Classes are imported only when a rack uses them.
+``name = "package.module:Class"``; the class must have a ``kind`` attribute (one of ``KINDS``:
+pdu, switch, bmc, analyzer, node) and claim the ``rackval.drivers.capabilities`` Protocols it
+implements by subclassing them. Classes are imported only when a rack uses them.
 """
 
 from __future__ import annotations

@@ -208,10 +208,9 @@ def switch_counter_channels(rack: Rack, switch: str) -> list[Channel]:
     """Per port ``<switch>/<port>/<counter>`` for ``COUNTER_FIELDS``, raw cumulative values with
     their wrap width (``octet_bits`` / ``error_bits``): one ``counters()`` call per tick."""
     drv = rack.driver(switch)
-    counters = getattr(drv, "counters", None)
-    if counters is None:
+    if not isinstance(drv, capabilities.PortCounterSource):
         return []
-    ports = counters()
+    ports = drv.counters()
 
     def read(d: Any) -> dict[str, float | None]:
         out: dict[str, float | None] = {}

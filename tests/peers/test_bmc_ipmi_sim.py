@@ -202,7 +202,7 @@ def test_ipmitool_failure_names_device_address_and_subcommand(tmp_path: Path) ->
     fake.chmod(0o755)
     bmc = IpmiBmc(_config(6231, "pw", ipmitool=str(fake)))
     with pytest.raises(DeviceError) as info:
-        bmc.reset("cycle")
+        bmc.reset("PowerCycle")
     err = info.value
     assert type(err) is DeviceError
     assert err.device == "node07-bmc" and err.address == "127.0.0.1:6231"
@@ -230,8 +230,10 @@ def test_bad_options_are_config_errors() -> None:
         IpmiTransport(_config(623, "pw", retries=0))
     with pytest.raises(ConfigError, match="interface"):
         IpmiTransport(_config(623, "pw", interface="open"))
-    with pytest.raises(DeviceError, match="unknown reset kind"):
+    with pytest.raises(DeviceError, match="unknown ResetType 'Explode'"):
         IpmiBmc(_config(623, "pw")).reset("Explode")
+    with pytest.raises(DeviceError, match="ResetType 'GracefulRestart' cannot be done with ipmitool chassis power"):
+        IpmiBmc(_config(623, "pw")).reset("GracefulRestart")
 
 
 # ---- against ipmi_sim -------------------------------------------------------------------------
@@ -268,16 +270,16 @@ def test_identity_from_fru_and_mc_info(bmc: IpmiBmc, sim: IpmiSim) -> None:
 
 def test_power_off_and_on_through_chassis_control(bmc: IpmiBmc, sim: IpmiSim) -> None:
     assert bmc.power_state() == "On"
-    bmc.reset("off")
+    bmc.reset("ForceOff")
     assert not sim.power_on
     assert bmc.power_state() == "Off"
-    bmc.reset("On")  # Redfish spelling maps to `chassis power on`
+    bmc.reset("On")  # Redfish ResetType -> `chassis power on`
     assert sim.power_on
     assert bmc.power_state() == "On"
 
 
 def test_power_cycle_comes_back_on(bmc: IpmiBmc, sim: IpmiSim) -> None:
-    bmc.reset("cycle")
+    bmc.reset("PowerCycle")
     assert bmc.power_state() == "Off"  # ipmi_sim powers on again one second later
     deadline = time.monotonic() + 5
     while bmc.power_state() != "On":

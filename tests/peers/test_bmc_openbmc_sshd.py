@@ -109,10 +109,12 @@ def test_force_off_uses_chassisoff(bmc: OpenBmcSsh, sshd: OpenBmcSshd) -> None:
     assert bmc.power_state() == "Off"
 
 
-def test_unknown_reset_kind_sends_nothing(bmc: OpenBmcSsh, sshd: OpenBmcSshd) -> None:
+def test_unknown_or_unsupported_reset_type_sends_nothing(bmc: OpenBmcSsh, sshd: OpenBmcSshd) -> None:
     before = len(sshd.commands())
-    with pytest.raises(DeviceError, match="unknown reset kind"):
+    with pytest.raises(DeviceError, match="ResetType 'Nmi' cannot be done with obmcutil"):
         bmc.reset("Nmi")
+    with pytest.raises(DeviceError, match="unknown ResetType 'on'"):
+        bmc.reset("on")
     assert len(sshd.commands()) == before
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from rackval.core.errors import DeviceError
-from rackval.drivers.bmc.redfish import LogEntry, RedfishBmc
+from rackval.drivers.bmc.redfish import RedfishBmc
+from rackval.drivers.capabilities import LogEntry
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from tests.support.redfish_patch_http import PatchableRedfishServer, RawBody, merge_patch
 

@@ -14,10 +14,17 @@ from pathlib import Path
 import pytest
 
 from rackval.core.errors import DeviceProtocolError
-from rackval.drivers.capabilities import Device, Identity, LldpNeighbor, NetSwitch, PortStatus, SensorReading
+from rackval.drivers.capabilities import (
+    CounterTracker,
+    Device,
+    Identity,
+    LldpNeighbor,
+    NetSwitch,
+    PortStatus,
+    SensorReading,
+)
 from rackval.drivers.switch import eos
 from rackval.drivers.switch.eos import AristaEosSwitch, natural_key
-from rackval.drivers.switch.snmp_switch import CounterTracker
 from tests.support.switch_sshd import SwitchSshd, start_switch_sshd
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "eos"

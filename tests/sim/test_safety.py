@@ -227,6 +227,31 @@ def test_power_cap_set_then_removed_and_found_cap_restored(bench: Callable[..., 
     bmc.set_power_limit(None)
 
 
+def test_driver_without_the_capability_is_an_error_before_anything_is_recorded(
+    bench: Callable[..., Bench], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = bench()
+
+    class ReadOnlyBmc:  # a Bmc, but neither HostReset nor PowerLimit
+        name = "bmc-node02"
+
+        def power_state(self) -> str:
+            return "On"
+
+        def temperatures(self) -> dict[str, float]:
+            return {}
+
+    real = b.rack.driver
+    monkeypatch.setattr(b.rack, "driver", lambda name: ReadOnlyBmc() if name == "bmc-node02" else real(name))
+    with pytest.raises(DeviceError, match="driver ReadOnlyBmc lacks the PowerLimit capability") as info:
+        b.gate.power_cap("bmc-node02", 3000)
+    assert info.value.device == "bmc-node02" and info.value.operation == "set power limit to 3000 W"
+    assert info.value.address == b.inventory.configs["bmc-node02"].address
+    with pytest.raises(DeviceError, match="driver ReadOnlyBmc lacks the HostReset capability"):
+        b.gate.host_power("bmc-node02", "ForceOff")
+    assert b.store.actions(RUN_ID) == [] and b.gate.pending() == 0
+
+
 def test_gpu_load_is_stopped_by_undo(bench: Callable[..., Bench]) -> None:
     b = bench()
     node = b.rack.driver("node02")

@@ -22,9 +22,11 @@ def test_builtin_driver_loads_and_implements_its_kind(name: str) -> None:
     assert entry.kind in registry.KINDS
     cls = registry.load(name)
     for proto in KIND_PROTOCOLS[entry.kind]:
+        assert proto in cls.__mro__, f"{name} ({cls.__name__}) does not claim {proto.__name__} (subclass it)"
         methods = [m for m, v in vars(proto).items() if callable(v) and not m.startswith("_")]
         assert methods, proto
-        missing = [m for m in methods if not callable(getattr(cls, m, None))]
+        # the Protocol's own empty body, inherited by claiming it, is not an implementation
+        missing = [m for m in methods if not callable(getattr(cls, m, None)) or getattr(cls, m) is vars(proto)[m]]
         assert not missing, f"{name} ({cls.__name__}) lacks {proto.__name__}: {missing}"
 
 

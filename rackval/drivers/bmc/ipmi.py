@@ -12,19 +12,21 @@ from __future__ import annotations
 import re
 
 from rackval.core.errors import DeviceError, DeviceProtocolError
-from rackval.drivers.bmc.redfish import LogEntry
-from rackval.drivers.capabilities import Identity
+from rackval.drivers.capabilities import (
+    Bmc,
+    Device,
+    EventLog,
+    HostReset,
+    Identity,
+    LogEntry,
+    PowerMeter,
+    reset_refusal,
+)
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.ipmi import IpmiTransport
 
-# ipmitool `chassis power <action>`; Redfish ResetType names map onto them so that plans can
-# use one vocabulary for every BMC.
+# Redfish ResetType -> ipmitool `chassis power <action>`: plans use one vocabulary for every BMC.
 RESET_ACTIONS: dict[str, str] = {
-    "on": "on",
-    "off": "off",
-    "cycle": "cycle",
-    "reset": "reset",
-    "soft": "soft",
     "On": "on",
     "ForceOn": "on",
     "ForceOff": "off",
@@ -158,7 +160,7 @@ def parse_sel_elist(text: str) -> list[LogEntry]:
     return entries
 
 
-class IpmiBmc:
+class IpmiBmc(Device, Bmc, PowerMeter, HostReset, EventLog):
     """A server's BMC over IPMI-over-LAN through ipmitool.
 
     Options: those of ``rackval.drivers.transport.ipmi.IpmiTransport`` (``cipher_suite`` 17 or 3,
@@ -239,17 +241,17 @@ class IpmiBmc:
             raise self._err(DeviceProtocolError, op, str(exc)) from exc
 
     # ---- actions ------------------------------------------------------------------------------
-    def reset(self, kind: str) -> None:
-        """``chassis power on|off|cycle|reset|soft``; Redfish ResetType names are accepted too.
+    def reset(self, reset_type: str) -> None:
+        """``chassis power on|off|cycle|reset|soft`` for the Redfish ResetType (``RESET_ACTIONS``).
 
-        Destructive: the harness's safety gate decides whether this may be called. Returns when
-        the BMC accepted the request; poll ``power_state()`` for the outcome.
+        A ResetType ipmitool has no command for (GracefulRestart, Nmi, ...) is refused before
+        anything is sent. Destructive: the harness's safety gate decides whether this may be
+        called. Returns when the BMC accepted the request; poll ``power_state()`` for the outcome.
         """
-        action = RESET_ACTIONS.get(kind)
-        if action is None:
-            raise self._err(
-                DeviceError, f"reset host ({kind})", f"unknown reset kind {kind!r}; use one of {sorted(RESET_ACTIONS)}"
-            )
+        refusal = reset_refusal(reset_type, RESET_ACTIONS, "ipmitool chassis power")
+        if refusal is not None:
+            raise self._err(DeviceError, f"reset host ({reset_type})", refusal)
+        action = RESET_ACTIONS[reset_type]
         self._run(["chassis", "power", action], f"reset host (ipmitool chassis power {action})")
 
     def sel_entries(self) -> list[LogEntry]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rackval.core.errors import DeviceError, DeviceProtocolError
-from rackval.drivers.capabilities import Identity
+from rackval.drivers.capabilities import Bmc, Device, HostReset, Identity, reset_refusal
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.ssh import CommandResult, SshTransport
 
@@ -41,13 +41,11 @@ CHASSIS_TO_POWER: dict[str, str] = {
     "TransitioningToOff": "PoweringOff",
 }
 
-# reset kind -> obmcutil subcommand. poweroff asks the host to shut down (RequestedHostTransition
-# Off); chassisoff cuts chassis power at once (RequestedPowerTransition Off).
+# Redfish ResetType -> obmcutil subcommand. poweroff asks the host to shut down
+# (RequestedHostTransition Off); chassisoff cuts chassis power at once (RequestedPowerTransition Off).
 RESET_COMMANDS: dict[str, str] = {
-    "on": "poweron",
     "On": "poweron",
     "ForceOn": "poweron",
-    "off": "poweroff",
     "GracefulShutdown": "poweroff",
     "ForceOff": "chassisoff",
 }
@@ -102,7 +100,7 @@ def parse_busctl_strings(text: str) -> list[str]:
     return values
 
 
-class OpenBmcSsh:
+class OpenBmcSsh(Device, Bmc, HostReset):
     """An OpenBMC BMC reached over SSH (``rackval.drivers.transport.ssh.SshTransport``).
 
     Options: those of ``SshTransport`` (``known_hosts``, ``trust_on_first_use``, ...), plus
@@ -205,20 +203,22 @@ class OpenBmcSsh:
         )
 
     # ---- actions ------------------------------------------------------------------------------
-    def reset(self, kind: str) -> None:
-        """``obmcutil poweron`` (on / On / ForceOn), ``poweroff`` (off / GracefulShutdown) or
-        ``chassisoff`` (ForceOff). Destructive: the harness's safety gate decides. Returns once
-        the transition was requested; poll ``power_state()`` for the outcome.
+    def reset(self, reset_type: str) -> None:
+        """``obmcutil poweron`` (On / ForceOn), ``poweroff`` (GracefulShutdown) or ``chassisoff``
+        (ForceOff); any other Redfish ResetType is refused before anything is sent. Destructive:
+        the harness's safety gate decides. Returns once the transition was requested; poll
+        ``power_state()`` for the outcome.
         """
-        command = RESET_COMMANDS.get(kind)
-        if command is None:
-            raise self._err(
-                DeviceError, f"reset host ({kind})", f"unknown reset kind {kind!r}; use one of {sorted(RESET_COMMANDS)}"
-            )
+        refusal = reset_refusal(reset_type, RESET_COMMANDS, "obmcutil")
+        if refusal is not None:
+            raise self._err(DeviceError, f"reset host ({reset_type})", refusal)
+        command = RESET_COMMANDS[reset_type]
         self._run(["obmcutil", command], f"reset host (obmcutil {command})")
 
     def power_on(self) -> None:
-        self.reset("on")
+        """``obmcutil poweron`` (ResetType On)."""
+        self.reset("On")
 
     def power_off(self) -> None:
-        self.reset("off")
+        """``obmcutil poweroff``: ask the host to shut down (ResetType GracefulShutdown)."""
+        self.reset("GracefulShutdown")

@@ -1,113 +1,63 @@
-"""A BMC over DMTF Redfish: identity, host power state and reset, power draw, temperatures.
+"""A BMC over DMTF Redfish: identity, host power state and reset, power draw and power cap,
+temperatures and their thresholds, fans, power supplies, the event log and the firmware inventory.
 
 Only standard Redfish resources are used, because vendor differences are in *which* standard
 resources a BMC implements, not in their shape: older BMCs have the legacy ``Chassis/{id}/Power``
 and ``Thermal`` resources (deprecated since 2020), newer ones ``EnvironmentMetrics``,
 ``Sensors`` and ``ThermalSubsystem``, many have both. The driver tries them in a documented
-order and remembers what worked, so a telemetry loop costs one GET per sample.
+order and remembers what worked, so a telemetry loop costs one GET per sample. This module is
+the navigation (which resource, which GETs, what is cached); what each resource's JSON means is
+in ``rackval.drivers.bmc.redfish_payloads``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError
-from rackval.drivers.capabilities import Identity
+from rackval.drivers.bmc import redfish_payloads as payloads
+from rackval.drivers.bmc.redfish_payloads import link, reading
+from rackval.drivers.capabilities import (
+    Bmc,
+    Device,
+    EventLog,
+    Fans,
+    FirmwareInventory,
+    HostReset,
+    Identity,
+    LogEntry,
+    PowerLimit,
+    PowerMeter,
+    PowerSupplies,
+    PowerSupplyState,
+    SensorThresholds,
+    TemperatureThresholds,
+    reset_refusal,
+)
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
 
 log = logging.getLogger(__name__)
-
-# Resource_v1 ResetType members (DMTF CSDL): anything else is a typo, refused before any request.
-RESET_TYPES: tuple[str, ...] = (
-    "On",
-    "ForceOff",
-    "GracefulShutdown",
-    "GracefulRestart",
-    "ForceRestart",
-    "Nmi",
-    "ForceOn",
-    "PushPowerButton",
-    "PowerCycle",
-    "Suspend",
-    "Pause",
-    "Resume",
-    "FullPowerCycle",
-)
 
 POWER_SOURCES = ("auto", "environment", "legacy")
 
 _MAX_LOG_PAGES = 50  # bounds paging through a log whose nextLink never ends (or repeats)
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """One BMC event-log record, in Redfish LogEntry terms (IPMI SEL entries are mapped onto it).
-
-    ``created`` is the BMC's timestamp text as reported (ISO 8601 for Redfish); ``severity`` is
-    OK, Warning or Critical; ``message_id`` is empty when the BMC gives none.
-    """
-
-    id: str
-    created: str
-    severity: str
-    message: str
-    message_id: str
-
-
-@dataclass(frozen=True)
-class PowerSupplyState:
-    """One PSU as its BMC sees it: what a power-map check needs to tell "lost input" from "failed".
-
-    ``state`` / ``health`` are the Redfish Status members (empty when not reported);
-    ``input_ok`` is True when the PSU has line input, False when it has lost it, None when the
-    BMC does not say (see ``RedfishBmc.power_supplies``); ``input_voltage`` / ``input_watts``
-    are the BMC's readings, None when not reported.
-    """
-
-    name: str
-    state: str
-    health: str
-    input_ok: bool | None
-    input_voltage: float | None = None
-    input_watts: float | None = None
-
-
-@dataclass(frozen=True)
-class SensorThresholds:
-    """A sensor's upper thresholds as the BMC reports them (None when it reports none)."""
-
-    caution: float | None
-    critical: float | None
-
-
-def _number(value: Any) -> float | None:
-    """A JSON number as float; None for null, strings and booleans (never coerce silently)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _link(doc: Mapping[str, Any], key: str) -> str | None:
-    """The @odata.id a resource links under ``key`` (e.g. chassis["Thermal"]), if any."""
-    value = doc.get(key)
-    if isinstance(value, dict) and isinstance(value.get("@odata.id"), str):
-        return value["@odata.id"]
-    return None
-
-
-def _put_unique(out: dict[str, float], name: str, value: float, member_id: Any) -> None:
-    """Store a reading; a repeated sensor name gets its member id appended instead of overwriting."""
-    key = name
-    if key in out:
-        key = f"{name} ({member_id})" if member_id is not None else f"{name} #{len(out)}"
-    out[key] = value
-
-
-class RedfishBmc:
+class RedfishBmc(
+    Device,
+    Bmc,
+    PowerMeter,
+    HostReset,
+    PowerLimit,
+    EventLog,
+    FirmwareInventory,
+    PowerSupplies,
+    Fans,
+    TemperatureThresholds,
+):
     """A server's BMC reached over Redfish.
 
     Options (``config.options``), besides the transport's (``scheme``, ``verify``, ``auth``,
@@ -232,10 +182,10 @@ class RedfishBmc:
             return self._read_thermal(kind, path)
         chassis = self._chassis()
         base = self._resource_path("chassis")
-        candidates: list[tuple[str, str]] = [("legacy", _link(chassis, "Thermal") or f"{base}/Thermal")]
-        if sensors := _link(chassis, "Sensors"):
+        candidates: list[tuple[str, str]] = [("legacy", link(chassis, "Thermal") or f"{base}/Thermal")]
+        if sensors := link(chassis, "Sensors"):
             candidates.append(("sensors", sensors))
-        if subsystem := _link(chassis, "ThermalSubsystem"):
+        if subsystem := link(chassis, "ThermalSubsystem"):
             candidates.append(("subsystem", subsystem))
         for kind, path in candidates:
             try:
@@ -260,69 +210,31 @@ class RedfishBmc:
         return self._thermal_metrics(path)
 
     def _legacy_thermal(self, path: str) -> dict[str, float]:
-        doc = self._transport.get(path)
-        temps = doc.get("Temperatures", [])
-        if not isinstance(temps, list):
-            raise self._err(DeviceProtocolError, f"GET {path}", "'Temperatures' is not an array")
-        out: dict[str, float] = {}
-        for entry in temps:
-            if not isinstance(entry, dict):
-                continue
-            value = _number(entry.get("ReadingCelsius"))
-            if value is None:
-                continue
-            name = str(entry.get("Name") or entry.get("MemberId") or f"Temperature {len(out)}")
-            _put_unique(out, name, value, entry.get("MemberId"))
-        return out
+        try:
+            return payloads.legacy_temperatures(self._transport.get(path))
+        except ValueError as exc:
+            raise self._err(DeviceProtocolError, f"GET {path}", str(exc)) from exc
 
     def _supports_expand(self) -> bool:
         if self._expand_ok is None:
-            self._expand_ok = False
-            if self._use_expand:
-                root = self._transport.get("/redfish/v1")
-                features = root.get("ProtocolFeaturesSupported")
-                expand = features.get("ExpandQuery") if isinstance(features, dict) else None
-                self._expand_ok = isinstance(expand, dict) and bool(expand.get("Levels") or expand.get("ExpandAll"))
+            self._expand_ok = self._use_expand and payloads.expand_advertised(self._transport.get("/redfish/v1"))
         return self._expand_ok
 
     def _sensor_temperatures(self, path: str) -> dict[str, float]:
         """Temperature sensors of a Sensors collection: expanded in one GET if the BMC can."""
         docs: list[dict[str, Any]] = []
         if self._supports_expand():
-            collection = self._transport.get(f"{path}?$expand=.($levels=1)")
-            members = collection.get("Members")
-            if isinstance(members, list) and all(
-                isinstance(m, dict) and ("Reading" in m or "ReadingUnits" in m or "ReadingType" in m) for m in members
-            ):
+            members = self._transport.get(f"{path}?$expand=.($levels=1)").get("Members")
+            if payloads.expanded_sensors(members):
                 docs = members
         if not docs:
             docs = [self._transport.get(member) for member in self._transport.members(path)]
-        out: dict[str, float] = {}
-        for doc in docs:
-            if doc.get("ReadingType") != "Temperature" and doc.get("ReadingUnits") != "Cel":
-                continue
-            value = _number(doc.get("Reading"))
-            if value is None:
-                continue
-            _put_unique(out, str(doc.get("Name") or doc.get("Id")), value, doc.get("Id"))
-        return out
+        return payloads.sensor_temperatures(docs)
 
     def _thermal_metrics(self, subsystem_path: str) -> dict[str, float]:
         subsystem = self._transport.get(subsystem_path)
-        path = _link(subsystem, "ThermalMetrics") or f"{subsystem_path}/ThermalMetrics"
-        doc = self._transport.get(path)
-        out: dict[str, float] = {}
-        readings = doc.get("TemperatureReadingsCelsius")
-        if isinstance(readings, list):
-            for entry in readings:
-                if isinstance(entry, dict) and (value := _number(entry.get("Reading"))) is not None:
-                    _put_unique(out, str(entry.get("DeviceName") or f"Sensor {len(out)}"), value, None)
-        summary = doc.get("TemperatureSummaryCelsius")
-        if not out and isinstance(summary, dict):
-            for key, entry in summary.items():
-                if isinstance(entry, dict) and (value := _number(entry.get("Reading"))) is not None:
-                    out[key] = value
-        return out
+        path = link(subsystem, "ThermalMetrics") or f"{subsystem_path}/ThermalMetrics"
+        return payloads.thermal_metrics_temperatures(self._transport.get(path))
 
     # ---- PowerMeter ---------------------------------------------------------------------------
     def power_watts(self) -> float:
@@ -352,8 +264,8 @@ class RedfishBmc:
         base = self._resource_path("chassis")
         chassis = self._chassis()
         if source == "environment":
-            return _link(chassis, "EnvironmentMetrics") or f"{base}/EnvironmentMetrics"
-        return _link(chassis, "Power") or f"{base}/Power"
+            return link(chassis, "EnvironmentMetrics") or f"{base}/EnvironmentMetrics"
+        return link(chassis, "Power") or f"{base}/Power"
 
     def _read_power(self, source: str, *, required: bool) -> float | None:
         """Watts from one source; None if the BMC lacks it and ``required`` is false."""
@@ -361,15 +273,7 @@ class RedfishBmc:
         doc = self._transport.get(path) if required else self._get_optional(path)
         if doc is None:
             return None
-        if source == "environment":
-            field = "PowerWatts.Reading"
-            power = doc.get("PowerWatts")
-            value = _number(power.get("Reading")) if isinstance(power, dict) else None
-        else:
-            field = "PowerControl[0].PowerConsumedWatts"
-            control = doc.get("PowerControl")
-            first = control[0] if isinstance(control, list) and control else None
-            value = _number(first.get("PowerConsumedWatts")) if isinstance(first, dict) else None
+        field, value = payloads.power_reading(source, doc)
         if value is None and required:
             raise self._err(DeviceProtocolError, f"read power (GET {path})", f"no numeric {field}")
         return value
@@ -385,8 +289,8 @@ class RedfishBmc:
         the POST. A BMC that lists no allowable values allows all types (Redfish semantics).
         """
         op = f"reset host (ComputerSystem.Reset ResetType={reset_type})"
-        if reset_type not in RESET_TYPES:
-            raise self._err(DeviceError, op, f"unknown ResetType {reset_type!r}; Redfish defines {list(RESET_TYPES)}")
+        if (refusal := reset_refusal(reset_type)) is not None:
+            raise self._err(DeviceError, op, refusal)
         system_path = self._resource_path("system")
         system = self._transport.get(system_path)
         actions = system.get("Actions")
@@ -420,22 +324,9 @@ class RedfishBmc:
 
     def _read_limit(self, source: str) -> tuple[dict[str, Any], float | None, float | None] | None:
         """(document, watts, correction ms) from one source, or None if the BMC lacks it there."""
-        path = self._power_path(source)
-        doc = self._get_optional(path)
-        if doc is None:
-            return None
-        if source == "legacy":
-            control = doc.get("PowerControl")
-            first = control[0] if isinstance(control, list) and control else None
-            limit = first.get("PowerLimit") if isinstance(first, dict) else None
-            if not isinstance(limit, dict):
-                return None
-            return doc, _number(limit.get("LimitInWatts")), _number(limit.get("CorrectionInMs"))
-        limit = doc.get("PowerLimitWatts")
-        if not isinstance(limit, dict):
-            return None
-        watts = None if limit.get("ControlMode") == "Disabled" else _number(limit.get("SetPoint"))
-        return doc, watts, None
+        doc = self._get_optional(self._power_path(source))
+        limit = payloads.power_limit(source, doc) if doc is not None else None
+        return None if doc is None or limit is None else (doc, *limit)
 
     def _limit_source(self, operation: str) -> tuple[str, dict[str, Any], float | None, float | None]:
         for source in self._limit_order():
@@ -464,9 +355,8 @@ class RedfishBmc:
         """PATCH the chassis power cap to ``watts``, or remove it (``None``).
 
         Destructive (the host may throttle): the harness's safety gate decides whether this may
-        be called. Legacy: ``PowerControl[0].PowerLimit.LimitInWatts`` (null removes the cap, per
-        the Power schema). EnvironmentMetrics: ``PowerLimitWatts.SetPoint``, and ControlMode
-        "Disabled" to remove the cap [U: BMCs differ; some want the Control resource instead].
+        be called. Written where ``power_limit()`` found the cap: legacy ``Power`` LimitInWatts
+        (null removes it) or EnvironmentMetrics PowerLimitWatts (``redfish_payloads.power_limit_patch``).
         A value outside AllowableMin/AllowableMax (when reported) is refused before the PATCH.
         Returns when the BMC accepted the PATCH; read ``power_limit()`` back to confirm.
         """
@@ -474,23 +364,11 @@ class RedfishBmc:
         if watts is not None and (isinstance(watts, bool) or not isinstance(watts, int | float) or watts <= 0):
             raise self._err(DeviceError, op, f"limit must be a positive number of watts or None, got {watts!r}")
         source, doc, _, _ = self._limit_source(op)
-        path = self._power_path(source)
-        body: dict[str, Any]
-        if source == "legacy":
-            body = {"PowerControl": [{"PowerLimit": {"LimitInWatts": watts}}]}
-        else:
-            limit = doc.get("PowerLimitWatts", {})
-            low, high = _number(limit.get("AllowableMin")), _number(limit.get("AllowableMax"))
-            if watts is not None and ((low is not None and watts < low) or (high is not None and watts > high)):
-                raise self._err(
-                    DeviceError, op, f"outside the BMC's allowable range {low}..{high} W (AllowableMin/Max)"
-                )
-            body = (
-                {"PowerLimitWatts": {"ControlMode": "Disabled"}}
-                if watts is None
-                else {"PowerLimitWatts": {"SetPoint": watts}}
-            )
-        self._transport.patch(path, body)
+        try:
+            body = payloads.power_limit_patch(source, doc, watts)
+        except ValueError as exc:
+            raise self._err(DeviceError, op, str(exc)) from exc
+        self._transport.patch(self._power_path(source), body)
 
     # ---- event log ----------------------------------------------------------------------------
     def _log_service_path(self) -> str:
@@ -503,7 +381,7 @@ class RedfishBmc:
             path = f"{base}/{configured}"
         else:
             system = self._transport.get(self._resource_path("system"))
-            collection = _link(system, "LogServices") or base
+            collection = link(system, "LogServices") or base
             members = self._transport.members(collection)
             if not members:
                 raise self._err(DeviceError, f"find the SEL (GET {collection})", "system has no log services")
@@ -521,7 +399,7 @@ class RedfishBmc:
         """
         service_path = self._log_service_path()
         service = self._transport.get(service_path)
-        page: str | None = _link(service, "Entries") or f"{service_path}/Entries"
+        page: str | None = link(service, "Entries") or f"{service_path}/Entries"
         seen: set[str] = set()
         out: list[LogEntry] = []
         for _ in range(_MAX_LOG_PAGES):
@@ -543,7 +421,7 @@ class RedfishBmc:
                 fresh += 1
                 if "Created" not in member and "Message" not in member and isinstance(oid, str):
                     member = self._transport.get(oid)
-                out.append(_log_entry(member))
+                out.append(payloads.log_entry(member))
             next_link = doc.get("Members@odata.nextLink") or doc.get("@odata.nextLink")
             page = next_link if isinstance(next_link, str) and next_link and fresh else None
         log.warning("%s: stopped reading %s after %d pages", self.name, service_path, _MAX_LOG_PAGES)
@@ -559,27 +437,17 @@ class RedfishBmc:
         """
         collection = "/redfish/v1/UpdateService/FirmwareInventory"
         root = self._transport.get("/redfish/v1")
-        update = _link(root, "UpdateService")
+        update = link(root, "UpdateService")
         if update:
-            collection = _link(self._transport.get(update), "FirmwareInventory") or collection
+            collection = link(self._transport.get(update), "FirmwareInventory") or collection
         docs: list[dict[str, Any]] = []
         if self._supports_expand():
-            expanded = self._transport.get(f"{collection}?$expand=.($levels=1)")
-            members = expanded.get("Members")
-            if isinstance(members, list) and members and all(isinstance(m, dict) and "Version" in m for m in members):
+            members = self._transport.get(f"{collection}?$expand=.($levels=1)").get("Members")
+            if payloads.expanded_firmware(members):
                 docs = members
         if not docs:
             docs = [self._transport.get(member) for member in self._transport.members(collection)]
-        out: dict[str, str] = {}
-        for doc in docs:
-            version = doc.get("Version")
-            if version is None or version == "":
-                continue
-            name = str(doc.get("Name") or doc.get("Id") or doc.get("@odata.id"))
-            if name in out:
-                name = f"{name} ({doc.get('Id')})"
-            out[name] = str(version)
-        return out
+        return payloads.firmware_versions(docs)
 
     # ---- power supplies -------------------------------------------------------------------------
     def power_supplies(self) -> dict[str, PowerSupplyState]:
@@ -589,39 +457,32 @@ class RedfishBmc:
         ``PowerSubsystem/PowerSupplies`` members (one GET each, plus their ``Metrics`` for the
         input voltage and power). "Has input" comes from, in this order: ``LineInputStatus``
         (Normal = yes; LossOfInput / OutOfRange = no), a reported line input voltage (0 V = no),
-        State ``UnavailableOffline`` (no); otherwise it is None (unknown).
+        State ``UnavailableOffline`` (no); otherwise it is None (unknown). See ``redfish_payloads``.
         """
         legacy = self._get_optional(self._power_path("legacy"))
-        supplies = legacy.get("PowerSupplies") if legacy is not None else None
-        if isinstance(supplies, list) and supplies:
-            out: dict[str, PowerSupplyState] = {}
-            for i, doc in enumerate(supplies):
-                if isinstance(doc, dict):
-                    name = str(doc.get("Name") or doc.get("MemberId") or f"PSU {i}")
-                    volts = _number(doc.get("LineInputVoltage"))
-                    out[name] = _psu_state(name, doc, volts, _number(doc.get("PowerInputWatts")))
-            return out
+        if legacy is not None and (found := payloads.legacy_power_supplies(legacy)) is not None:
+            return found
         base = self._resource_path("chassis")
-        subsystem_path = _link(self._chassis(), "PowerSubsystem")
+        subsystem_path = link(self._chassis(), "PowerSubsystem")
         subsystem = self._get_optional(subsystem_path) if subsystem_path else None
-        collection = _link(subsystem, "PowerSupplies") if subsystem is not None else None
+        collection = link(subsystem, "PowerSupplies") if subsystem is not None else None
         if collection is None:
             raise self._err(
                 DeviceProtocolError,
                 f"read power supplies (chassis {base})",
                 "chassis reports neither Power PowerSupplies nor PowerSubsystem PowerSupplies",
             )
-        out = {}
+        out: dict[str, PowerSupplyState] = {}
         for member in self._transport.members(collection):
             doc = self._transport.get(member)
             name = str(doc.get("Name") or doc.get("Id") or member)
             volts = watts = None
-            metrics_path = _link(doc, "Metrics")
+            metrics_path = link(doc, "Metrics")
             metrics = self._get_optional(metrics_path) if metrics_path else None
             if metrics is not None:
-                volts = _reading(metrics.get("InputVoltage"))
-                watts = _reading(metrics.get("InputPowerWatts"))
-            out[name] = _psu_state(name, doc, volts, watts)
+                volts = reading(metrics.get("InputVoltage"))
+                watts = reading(metrics.get("InputPowerWatts"))
+            out[name] = payloads.psu_state(name, doc, volts, watts)
         return out
 
     def sensor_thresholds(self) -> dict[str, SensorThresholds]:
@@ -633,31 +494,16 @@ class RedfishBmc:
         """
         chassis = self._chassis()
         base = self._resource_path("chassis")
-        thermal = self._get_optional(_link(chassis, "Thermal") or f"{base}/Thermal")
+        thermal = self._get_optional(link(chassis, "Thermal") or f"{base}/Thermal")
+        if thermal is not None and (found := payloads.legacy_thresholds(thermal)) is not None:
+            return found
         out: dict[str, SensorThresholds] = {}
-        if thermal is not None and isinstance(thermal.get("Temperatures"), list):
-            for entry in thermal["Temperatures"]:
-                if not isinstance(entry, dict):
-                    continue
-                limits = SensorThresholds(
-                    _number(entry.get("UpperThresholdNonCritical")), _number(entry.get("UpperThresholdCritical"))
-                )
-                if limits.caution is not None or limits.critical is not None:
-                    out[str(entry.get("Name") or entry.get("MemberId"))] = limits
-            return out
-        sensors = _link(chassis, "Sensors")
+        sensors = link(chassis, "Sensors")
         if sensors is None:
             return out
         for member in self._transport.members(sensors):
-            doc = self._transport.get(member)
-            if doc.get("ReadingType") != "Temperature" and doc.get("ReadingUnits") != "Cel":
-                continue
-            thresholds = doc.get("Thresholds") if isinstance(doc.get("Thresholds"), dict) else {}
-            limits = SensorThresholds(
-                _reading(thresholds.get("UpperCaution")), _reading(thresholds.get("UpperCritical"))
-            )
-            if limits.caution is not None or limits.critical is not None:
-                out[str(doc.get("Name") or doc.get("Id"))] = limits
+            if (named := payloads.sensor_thresholds(self._transport.get(member))) is not None:
+                out[named[0]] = named[1]
         return out
 
     def fans(self) -> dict[str, float | None]:
@@ -669,65 +515,20 @@ class RedfishBmc:
         """
         chassis = self._chassis()
         base = self._resource_path("chassis")
-        thermal = self._get_optional(_link(chassis, "Thermal") or f"{base}/Thermal")
-        out: dict[str, float | None] = {}
-        if thermal is not None and isinstance(thermal.get("Fans"), list) and thermal["Fans"]:
-            for i, entry in enumerate(thermal["Fans"]):
-                if isinstance(entry, dict):
-                    rpm = _number(entry.get("Reading")) if entry.get("ReadingUnits", "RPM") == "RPM" else None
-                    out[str(entry.get("Name") or entry.get("MemberId") or f"Fan {i}")] = rpm
-            return out
-        subsystem_path = _link(chassis, "ThermalSubsystem")
+        thermal = self._get_optional(link(chassis, "Thermal") or f"{base}/Thermal")
+        if thermal is not None and (found := payloads.legacy_fans(thermal)) is not None:
+            return found
+        subsystem_path = link(chassis, "ThermalSubsystem")
         subsystem = self._get_optional(subsystem_path) if subsystem_path else None
-        collection = _link(subsystem, "Fans") if subsystem is not None else None
+        collection = link(subsystem, "Fans") if subsystem is not None else None
         if collection is None:
             raise self._err(
                 DeviceProtocolError,
                 f"read fans (chassis {base})",
                 "chassis reports neither Thermal Fans nor ThermalSubsystem Fans",
             )
+        out: dict[str, float | None] = {}
         for member in self._transport.members(collection):
             doc = self._transport.get(member)
-            speed = doc.get("SpeedPercent") if isinstance(doc.get("SpeedPercent"), dict) else {}
-            out[str(doc.get("Name") or doc.get("Id") or member)] = _number(speed.get("SpeedRPM"))
+            out[str(doc.get("Name") or doc.get("Id") or member)] = payloads.fan_rpm(doc)
         return out
-
-
-def _log_entry(doc: Mapping[str, Any]) -> LogEntry:
-    def text(key: str) -> str:
-        value = doc.get(key)
-        return "" if value is None else str(value)
-
-    return LogEntry(
-        id=text("Id"),
-        created=text("Created"),
-        severity=text("Severity"),
-        message=text("Message"),
-        message_id=text("MessageId"),
-    )
-
-
-_NO_INPUT_STATUS = frozenset({"LossOfInput", "OutOfRange"})
-
-
-def _reading(value: Any) -> float | None:
-    """``{"Reading": x}`` (Redfish SensorExcerpt / Threshold) as float, else None."""
-    return _number(value.get("Reading")) if isinstance(value, dict) else None
-
-
-def _psu_state(name: str, doc: Mapping[str, Any], volts: float | None, watts: float | None) -> PowerSupplyState:
-    status = doc.get("Status") if isinstance(doc.get("Status"), dict) else {}
-    state, health = str(status.get("State") or ""), str(status.get("Health") or "")
-    line = doc.get("LineInputStatus")
-    input_ok: bool | None
-    if line == "Normal":
-        input_ok = True
-    elif line in _NO_INPUT_STATUS:
-        input_ok = False
-    elif volts is not None:
-        input_ok = volts > 0
-    elif state == "UnavailableOffline":
-        input_ok = False
-    else:
-        input_ok = None
-    return PowerSupplyState(name, state, health, input_ok, volts, watts)

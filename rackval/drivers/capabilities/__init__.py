@@ -1,254 +1,92 @@
-"""Capabilities as small Protocols: plans ask for what a device can do, not what brand it is.
+"""Capabilities: what a device can do, as small Protocols, and the records they return.
 
-A driver implements the Protocols that fit its device; the harness checks with ``isinstance``
-(the Protocols are runtime-checkable) before it calls. Every method may raise
-``rackval.core.errors.DeviceError`` naming device, address and operation.
+Plans ask for what a device can do, not what brand it is. This package is the contract between
+the drivers below it and everything above (plans, safety gate, probe, telemetry):
+
+- ``protocols``: one runtime-checkable Protocol per capability (``Device``, ``PowerMeter``,
+  ``HostReset``, ``PowerLimit``, ``EventLog``, ...), the ResetType vocabulary; drivers subclass
+  the ones they implement, callers check with ``isinstance``;
+- ``records``: the frozen dataclasses capabilities return (``Identity``, ``OutletReading``,
+  ``LogEntry``, ``PortCounters``, ...), shared by every driver;
+- ``counters``: ``CounterTracker``, the wrap- and reset-aware arithmetic over raw port counters.
+
+Import from the package: ``from rackval.drivers.capabilities import Bmc, LogEntry, CounterTracker``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What a device says it is."""
-
-    vendor: str
-    model: str
-    serial: str
-    firmware: str
-
-
-@dataclass(frozen=True)
-class OutletReading:
-    """One outlet's switch state and meter readings, in SI units (already scaled)."""
-
-    outlet: int
-    name: str
-    on: bool
-    power_w: float | None
-    current_a: float | None
-
-
-@dataclass(frozen=True)
-class PortStatus:
-    """One switch port as the switch reports it."""
-
-    name: str
-    oper_up: bool
-    admin_up: bool
-    speed_mbps: int | None
-    alias: str = ""
-
-
-@dataclass(frozen=True)
-class LldpNeighbor:
-    """What a switch port sees at the other end of its cable."""
-
-    local_port: str
-    remote_system: str
-    remote_port: str
-
-
-@dataclass(frozen=True)
-class AnalyzerReading:
-    """A power analyzer's reading on one element: RMS voltage, RMS current, active power."""
-
-    voltage_v: float
-    current_a: float
-    power_w: float
-    power_factor: float | None = None
-
-
-@runtime_checkable
-class Device(Protocol):
-    """Every driver: it can say who it is and release its connections."""
-
-    name: str
-
-    def identify(self) -> Identity: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class PowerMeter(Protocol):
-    """A device that measures the active power flowing through it (PDU total, analyzer, BMC)."""
-
-    def power_watts(self) -> float: ...
-
-
-@runtime_checkable
-class OutletSwitch(Protocol):
-    """A PDU that can read and switch its outlets. Switching is destructive: go through the gate."""
-
-    def outlets(self) -> list[OutletReading]: ...
-
-    def set_outlet(self, outlet: int, on: bool) -> None: ...
-
-
-@runtime_checkable
-class NetSwitch(Protocol):
-    """A network switch: its ports and what LLDP sees on them."""
-
-    def ports(self) -> list[PortStatus]: ...
-
-    def lldp_neighbors(self) -> list[LldpNeighbor]: ...
-
-
-@runtime_checkable
-class Bmc(Protocol):
-    """A baseboard management controller: host power state, power draw and temperatures."""
-
-    def power_state(self) -> str: ...
-
-    def temperatures(self) -> dict[str, float]: ...
-
-
-@runtime_checkable
-class PowerAnalyzer(Protocol):
-    """A bench power analyzer on a feed."""
-
-    def read(self) -> AnalyzerReading: ...
-
-
-# ---- GPU nodes (added with rackval/drivers/node) --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GpuTelemetry:
-    """One GPU as nvidia-smi reports it at one instant. ``None`` = the GPU reports "[N/A]" /
-    "[Not Supported]" for that field (common on some SKUs and in MIG mode), never 0.
-
-    ``event_reasons`` is NVML's clocks-event (formerly "throttle") reason bit mask and
-    ``event_reason_names`` its decoded bits (e.g. ``("SwThermal",)``), so a plan can fail on
-    thermal or power-brake slowdown while tolerating GpuIdle.
-    """
-
-    index: int
-    uuid: str
-    power_w: float | None
-    power_limit_w: float | None
-    temperature_c: float | None
-    sm_clock_mhz: float | None
-    utilization_pct: float | None
-    event_reasons: int | None
-    event_reason_names: tuple[str, ...]
-    ecc_uncorrected: int | None
-
-
-@dataclass(frozen=True)
-class DiagTestResult:
-    """One test of a GPU diagnostic on one GPU (``gpu`` None: the test is not per GPU).
-
-    ``status`` is lower case: "pass", "fail", "warn", "skip" (or whatever else the tool said).
-    """
-
-    category: str
-    name: str
-    status: str
-    gpu: int | None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class DiagResult:
-    """A GPU diagnostic run (``dcgmi diag -r level``): passed means no test failed."""
-
-    level: int
-    passed: bool
-    tests: tuple[DiagTestResult, ...]
-
-    @property
-    def failures(self) -> tuple[DiagTestResult, ...]:
-        return tuple(t for t in self.tests if t.status == "fail")
-
-
-@runtime_checkable
-class GpuNode(Protocol):
-    """A GPU compute node: per-GPU telemetry, a load generator and the vendor diagnostic.
-
-    Starting load and running diagnostics change what the node does: go through the gate.
-    """
-
-    def gpus(self) -> list[GpuTelemetry]: ...
-
-    def start_load(self, level: float, duration_s: float | None = None) -> None: ...
-
-    def stop_load(self) -> None: ...
-
-    def run_diag(self, level: int) -> DiagResult: ...
-
-
-# ---- switch counters and sensors (added with rackval/drivers/switch/{eos,snmp_switch}) ------------------
-
-
-@dataclass(frozen=True)
-class PortCounters:
-    """One port's cumulative traffic and error counters as the device reports them (raw).
-
-    Raw counters mean something only as differences between two polls (see
-    ``rackval.drivers.switch.snmp_switch.CounterTracker``). ``octet_bits`` / ``error_bits`` say where the
-    octet and the error/discard counters wrap (IF-MIB: 64 for ifHC*, 32 for ifInErrors etc.;
-    EOS JSON: 64). ``discontinuity`` is a marker that changes when the device re-initialised
-    the port's counters (IF-MIB ifCounterDiscontinuityTime); ``uptime_s`` is the agent's uptime
-    at the poll (a decrease means the agent restarted). ``None`` = not reported.
-    """
-
-    name: str
-    in_octets: int | None
-    out_octets: int | None
-    in_errors: int | None
-    out_errors: int | None
-    in_discards: int | None = None
-    out_discards: int | None = None
-    octet_bits: int = 64
-    error_bits: int = 64
-    discontinuity: int | None = None
-    uptime_s: float | None = None
-
-
-@dataclass(frozen=True)
-class PortCounterDelta:
-    """How much one port's counters grew between two polls (wraps already accounted for).
-
-    ``reset`` is True when the counters were re-initialised in between (discontinuity marker
-    changed, agent restarted, or a counter went backwards by more than a wrap explains): the
-    growth is then unknown and every count is ``None``; the next poll gives a clean baseline.
-    """
-
-    name: str
-    interval_s: float
-    reset: bool
-    in_octets: int | None
-    out_octets: int | None
-    in_errors: int | None
-    out_errors: int | None
-    in_discards: int | None = None
-    out_discards: int | None = None
-
-
-@dataclass(frozen=True)
-class SensorReading:
-    """One environmental sensor: temperature (C), fan (rpm), power (W), voltage (V), current (A)...
-
-    ``value`` is already scaled to the unit in ``unit`` and is ``None`` when the sensor has no
-    valid reading. ``status`` is lower case: "ok", or what the device said instead
-    ("unavailable", "nonoperational", "alert", "failed", ...). ``warning`` / ``critical`` are the
-    device's own thresholds when it reports them.
-    """
-
-    name: str
-    kind: str
-    value: float | None
-    unit: str
-    status: str
-    description: str = ""
-    warning: float | None = None
-    critical: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+from rackval.drivers.capabilities.counters import CounterTracker, counter_delta, port_delta
+from rackval.drivers.capabilities.protocols import (
+    RESET_TYPES,
+    Bmc,
+    Device,
+    EventLog,
+    Fans,
+    FirmwareInventory,
+    GpuNode,
+    HostReset,
+    NetSwitch,
+    OutletSwitch,
+    PortCounterSource,
+    PowerAnalyzer,
+    PowerLimit,
+    PowerMeter,
+    PowerSupplies,
+    Sensors,
+    TemperatureThresholds,
+    reset_refusal,
+)
+from rackval.drivers.capabilities.records import (
+    AnalyzerReading,
+    DiagResult,
+    DiagTestResult,
+    GpuTelemetry,
+    Identity,
+    LldpNeighbor,
+    LogEntry,
+    OutletReading,
+    PortCounterDelta,
+    PortCounters,
+    PortStatus,
+    PowerSupplyState,
+    SensorReading,
+    SensorThresholds,
+)
+
+__all__ = [
+    "RESET_TYPES",
+    "AnalyzerReading",
+    "Bmc",
+    "CounterTracker",
+    "Device",
+    "DiagResult",
+    "DiagTestResult",
+    "EventLog",
+    "Fans",
+    "FirmwareInventory",
+    "GpuNode",
+    "GpuTelemetry",
+    "HostReset",
+    "Identity",
+    "LldpNeighbor",
+    "LogEntry",
+    "NetSwitch",
+    "OutletReading",
+    "OutletSwitch",
+    "PortCounterDelta",
+    "PortCounterSource",
+    "PortCounters",
+    "PortStatus",
+    "PowerAnalyzer",
+    "PowerLimit",
+    "PowerMeter",
+    "PowerSupplies",
+    "PowerSupplyState",
+    "SensorReading",
+    "SensorThresholds",
+    "Sensors",
+    "TemperatureThresholds",
+    "counter_delta",
+    "port_delta",
+    "reset_refusal",
+]

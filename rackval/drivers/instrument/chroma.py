@@ -10,7 +10,7 @@ two measurement cycles; good enough for steady-state draw, not for transients.
 
 from __future__ import annotations
 
-from rackval.drivers.capabilities import AnalyzerReading
+from rackval.drivers.capabilities import AnalyzerReading, PowerAnalyzer
 from rackval.drivers.instrument.generic import GenericScpiInstrument
 
 VOLTAGE_QUERY = "FETC:VOLT:RMS?"
@@ -19,7 +19,7 @@ POWER_QUERY = "FETC:POW:REAL?"
 INRUSH_QUERY = "FETC:CURR:INR?"
 
 
-class Chroma66200(GenericScpiInstrument):
+class Chroma66200(GenericScpiInstrument, PowerAnalyzer):
     """Device, PowerAnalyzer and PowerMeter for a Chroma 66200-family power meter.
 
     Options: those of GenericScpiInstrument (``setup_commands``, ``resource``,

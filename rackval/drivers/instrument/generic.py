@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
-from rackval.drivers.capabilities import Identity
+from rackval.drivers.capabilities import Device, Identity, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.scpi import ScpiTransport
 
@@ -35,7 +35,7 @@ def _commands(value: Any, name: str, device: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-class GenericScpiInstrument:
+class GenericScpiInstrument(Device, PowerMeter):
     """Device (and PowerMeter when ``power_query`` is set) for any SCPI instrument.
 
     Options (``config.options``):

@@ -17,7 +17,7 @@ import math
 import threading
 
 from rackval.core.errors import ConfigError, DeviceProtocolError
-from rackval.drivers.capabilities import AnalyzerReading, Identity
+from rackval.drivers.capabilities import AnalyzerReading, Device, Identity, PowerAnalyzer, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.scpi import ScpiTransport
 
@@ -43,7 +43,7 @@ def _element(value: object) -> str:
     raise ConfigError(f"analyzer option element={value!r}: expected 1..7 or 'SIGMA'")
 
 
-class YokogawaWtAnalyzer:
+class YokogawaWtAnalyzer(Device, PowerMeter, PowerAnalyzer):
     """Device, PowerAnalyzer and PowerMeter for a Yokogawa WT power analyzer.
 
     Options (``config.options``):

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError
-from rackval.drivers.capabilities import DiagResult, GpuTelemetry, Identity
+from rackval.drivers.capabilities import Device, DiagResult, GpuNode, GpuTelemetry, Identity
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.node.parsers import (
     OLD_REASONS_FIELD,
@@ -91,7 +91,7 @@ def _load_template(value: Any, device: str) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-class LinuxGpuNode:
+class LinuxGpuNode(Device, GpuNode):
     """Device + GpuNode for a Linux server with NVIDIA GPUs, driven over SSH.
 
     Credentials: ``username`` with ``key_file`` or ``password``. Reading product_serial from DMI

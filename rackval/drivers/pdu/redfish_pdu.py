@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
-from rackval.drivers.capabilities import Identity, OutletReading
+from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
 
@@ -56,7 +56,7 @@ def _link(doc: Mapping[str, Any], key: str) -> str | None:
     return None
 
 
-class RedfishRackPdu:
+class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
     """A switched, metered rack PDU reached over Redfish. Device, PowerMeter and OutletSwitch.
 
     Outlets are numbered 1..N in the order the Outlets collection lists them; ``outlets()``

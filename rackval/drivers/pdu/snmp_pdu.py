@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
-from rackval.drivers.capabilities import Identity, OutletReading
+from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.snmp import SnmpTransport
 
@@ -148,7 +148,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-class SnmpPdu:
+class SnmpPdu(Device, PowerMeter, OutletSwitch):
     """A switched, metered PDU over SNMP, described by an ``SnmpPduMap``.
 
     Implements Device, PowerMeter and OutletSwitch; ``inlet_readings()`` adds per-inlet and

@@ -24,7 +24,17 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from rackval.core.errors import ConfigError, DeviceProtocolError
-from rackval.drivers.capabilities import Identity, LldpNeighbor, PortCounters, PortStatus, SensorReading
+from rackval.drivers.capabilities import (
+    Device,
+    Identity,
+    LldpNeighbor,
+    NetSwitch,
+    PortCounters,
+    PortCounterSource,
+    PortStatus,
+    SensorReading,
+    Sensors,
+)
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.ssh import SshTransport
 
@@ -252,7 +262,7 @@ def _float(value: int | float | None) -> float | None:
     return None if value is None else float(value)
 
 
-class AristaEosSwitch:
+class AristaEosSwitch(Device, NetSwitch, PortCounterSource, Sensors):
     """An Arista EOS switch driven by ``show ... | json`` over SSH (exec channels or the CLI shell).
 
     Credentials: ``username`` with ``password`` or ``key_file``. Options: those of
@@ -274,7 +284,7 @@ class AristaEosSwitch:
 
     The show commands used need no enable mode on default EOS privilege settings.
     ``counters()`` returns raw 64-bit counters: feed them to
-    ``rackval.drivers.switch.snmp_switch.CounterTracker`` for deltas.
+    ``rackval.drivers.capabilities.CounterTracker`` for deltas.
     """
 
     kind = "switch"

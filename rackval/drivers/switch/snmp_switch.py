@@ -9,25 +9,28 @@ Two things here are easy to get wrong and are the reason this module is more tha
 
 * LLDP's local port number (lldpRemLocalPortNum) is *not* necessarily an ifIndex. It is mapped
   through lldpLocPortTable (lldpLocPortIdSubtype / lldpLocPortId / lldpLocPortDesc) to a name.
-* Counters are only meaningful as differences. ``CounterTracker`` turns two polls into deltas,
-  handling Counter32/Counter64 wrap and treating a changed ifCounterDiscontinuityTime (or an
-  agent restart) as a reset rather than as a huge or negative growth.
+* Counters are only meaningful as differences. ``counters()`` reports, with the raw values,
+  what ``rackval.drivers.capabilities.CounterTracker`` needs to turn two polls into deltas: the
+  counters' widths (Counter32/Counter64 wrap), ifCounterDiscontinuityTime and the agent's uptime
+  (a changed one is a reset rather than a huge or negative growth).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from rackval.core.errors import ConfigError, DeviceProtocolError
 from rackval.drivers.capabilities import (
+    Device,
     Identity,
     LldpNeighbor,
-    PortCounterDelta,
+    NetSwitch,
     PortCounters,
+    PortCounterSource,
     PortStatus,
     SensorReading,
+    Sensors,
 )
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.switch import mibs
@@ -35,81 +38,6 @@ from rackval.drivers.switch.mibs import MibObject
 from rackval.drivers.transport.snmp import SnmpTransport
 
 DEFAULT_MAX_REPETITIONS = 32
-
-_OCTET_FIELDS = ("in_octets", "out_octets")
-_ERROR_FIELDS = ("in_errors", "out_errors", "in_discards", "out_discards")
-
-
-# ---- counter arithmetic (pure) ---------------------------------------------------------------------
-def counter_delta(previous: int, current: int, bits: int) -> int | None:
-    """Growth of a ``bits``-wide wrapping counter from ``previous`` to ``current``.
-
-    A counter that went backwards either wrapped or was reset. A wrap is accepted only if it
-    explains the change with less than half the counter's range (serial-number arithmetic,
-    RFC 1982); otherwise ``None``: the counter was re-initialised and the growth is unknown.
-    For Counter64 that means any backwards step not near 2**64 is a reset (a 400G port needs
-    ~11 years to wrap 64 bits); Counter32 octet counters can wrap in well under a second at
-    these speeds, which is why the driver reads the 64-bit ifHC counters.
-    """
-    if bits <= 0:
-        raise ValueError("bits must be positive")
-    modulus = 1 << bits
-    if not (0 <= previous < modulus and 0 <= current < modulus):
-        raise ValueError(f"counter value out of range for {bits} bits: {previous} -> {current}")
-    if current >= previous:
-        return current - previous
-    wrapped = modulus - previous + current
-    return wrapped if wrapped < (modulus >> 1) else None
-
-
-def port_delta(previous: PortCounters, current: PortCounters, interval_s: float) -> PortCounterDelta:
-    """Deltas between two polls of one port; ``reset`` (and all counts None) if counters restarted."""
-    reset = (
-        (previous.discontinuity is not None and previous.discontinuity != current.discontinuity)
-        or (previous.uptime_s is not None and current.uptime_s is not None and current.uptime_s < previous.uptime_s)
-        or previous.octet_bits != current.octet_bits
-        or previous.error_bits != current.error_bits
-    )
-    deltas: dict[str, int | None] = {}
-    for field in _OCTET_FIELDS + _ERROR_FIELDS:
-        bits = current.octet_bits if field in _OCTET_FIELDS else current.error_bits
-        before, after = getattr(previous, field), getattr(current, field)
-        if before is None or after is None:
-            deltas[field] = None
-            continue
-        delta = counter_delta(before, after, bits)
-        if delta is None:
-            reset = True
-        deltas[field] = delta
-    if reset:
-        deltas = dict.fromkeys(deltas)
-    return PortCounterDelta(name=current.name, interval_s=interval_s, reset=reset, **deltas)
-
-
-class CounterTracker:
-    """Remembers the last poll of each port and returns what grew since then.
-
-    Use one tracker per switch: ``tracker.update(switch.counters())`` returns ``{}`` the first
-    time (a baseline) and then ``{port: PortCounterDelta}`` for ports present in both polls.
-    A port seen for the first time only becomes a baseline. Works for any driver returning
-    ``PortCounters`` (SNMP, EOS). ``clock`` is injectable for tests.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._last: dict[str, tuple[float, PortCounters]] = {}
-
-    def update(self, counters: Iterable[PortCounters], at: float | None = None) -> dict[str, PortCounterDelta]:
-        now = self._clock() if at is None else at
-        result: dict[str, PortCounterDelta] = {}
-        latest: dict[str, tuple[float, PortCounters]] = {}
-        for current in counters:
-            latest[current.name] = (now, current)
-            seen = self._last.get(current.name)
-            if seen is not None:
-                result[current.name] = port_delta(seen[1], current, now - seen[0])
-        self._last = latest
-        return result
 
 
 # ---- value helpers -------------------------------------------------------------------------------
@@ -232,8 +160,8 @@ _ERROR_COLUMNS = (
 )
 
 
-class SnmpSwitch:
-    """A switch read through standard MIBs over SNMP v2c/v3 (Device + NetSwitch, counters, sensors).
+class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
+    """A switch read through standard MIBs over SNMP v2c/v3.
 
     Credentials and transport options are those of ``rackval.drivers.transport.snmp.SnmpTransport``
     (``snmp_version``, ``community`` or v3 user/keys; option ``retries``). Further options:

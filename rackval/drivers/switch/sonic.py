@@ -14,7 +14,15 @@ import re
 from collections.abc import Sequence
 
 from rackval.core.errors import DeviceProtocolError
-from rackval.drivers.capabilities import Identity, LldpNeighbor, PortCounters, PortStatus
+from rackval.drivers.capabilities import (
+    Device,
+    Identity,
+    LldpNeighbor,
+    NetSwitch,
+    PortCounters,
+    PortCounterSource,
+    PortStatus,
+)
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.ssh import SshTransport
 
@@ -199,7 +207,6 @@ def _count(value: object, field: str, port: str, device: str, address: str) -> i
     return int(text)
 
 
-
 def parse_interfaces_counters_json(text: str, *, device: str = "<text>", address: str = "-") -> list[PortCounters]:
     """``show interfaces counters -j`` (portstat table_as_json) -> PortCounters per port, natural order.
 
@@ -239,8 +246,8 @@ def parse_interfaces_counters_json(text: str, *, device: str = "<text>", address
     return ports
 
 
-class SonicSwitch:
-    """A SONiC switch driven through its show CLI over SSH exec channels (Device + NetSwitch).
+class SonicSwitch(Device, NetSwitch, PortCounterSource):
+    """A SONiC switch driven through its show CLI over SSH exec channels.
 
     Credentials: ``username`` with ``password`` or ``key_file``. Options: those of
     ``rackval.drivers.transport.ssh.SshTransport`` (``known_hosts``, ``trust_on_first_use``,
