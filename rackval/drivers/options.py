@@ -193,11 +193,13 @@ class GenericScpiOptions(ScpiOptions):
 
     power_query: NonEmpty | None = None
     power_scale: float = Field(1.0, allow_inf_nan=False)
-    setup_commands: tuple[str, ...] = ()
+    setup_commands: tuple[Annotated[str, Field(pattern=r"\S")], ...] = ()
 
     @field_validator("setup_commands", mode="before")
     @classmethod
     def _commands(cls, value: Any) -> Any:
+        if isinstance(value, str):  # one command may be given as a plain string
+            return (value,)
         return tuple(value) if isinstance(value, list) else value
 
     @field_validator("power_scale")

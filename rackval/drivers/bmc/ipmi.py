@@ -23,6 +23,7 @@ from rackval.drivers.capabilities import (
     reset_refusal,
 )
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import IpmiBmcOptions, parse_options
 from rackval.drivers.transport.ipmi import IpmiTransport
 
 # Redfish ResetType -> ipmitool `chassis power <action>`: plans use one vocabulary for every BMC.
@@ -173,9 +174,12 @@ class IpmiBmc(Device, Bmc, PowerMeter, HostReset, EventLog):
 
     kind = "bmc"
 
+    options_model = IpmiBmcOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._config = config
+        parse_options(self.options_model, config.options, config.name)  # unknown options are errors
         self._transport = IpmiTransport(config)
         self._identity: Identity | None = None
 

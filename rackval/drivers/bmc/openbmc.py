@@ -12,15 +12,14 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from typing import Any
 
 from rackval.core.errors import DeviceError, DeviceProtocolError
 from rackval.drivers.capabilities import Bmc, Device, HostReset, Identity, reset_refusal
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import OpenBmcOptions, parse_options
 from rackval.drivers.transport.ssh import CommandResult, SshTransport
 
 INVENTORY_SERVICE = "xyz.openbmc_project.Inventory.Manager"
-INVENTORY_OBJECT = "/xyz/openbmc_project/inventory/system"
 ASSET_INTERFACE = "xyz.openbmc_project.Inventory.Decorator.Asset"
 
 # xyz.openbmc_project.State.Host.HostState -> Redfish PowerState, as bmcweb maps it
@@ -117,12 +116,14 @@ class OpenBmcSsh(Device, Bmc, HostReset):
 
     kind = "bmc"
 
+    options_model = OpenBmcOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._config = config
-        opts: Mapping[str, Any] = config.options or {}
-        self._inventory_object = str(opts.get("inventory_object", INVENTORY_OBJECT))
-        self._timeout = float(opts.get("command_timeout_s", config.timeout_s))
+        opts = parse_options(self.options_model, config.options, config.name)
+        self._inventory_object = opts.inventory_object
+        self._timeout = opts.command_timeout_s or config.timeout_s
         self._transport = SshTransport(config)
         self._identity: Identity | None = None
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError
+from rackval.core.errors import DeviceError, DeviceProtocolError
 from rackval.drivers.bmc import redfish_payloads as payloads
 from rackval.drivers.bmc.redfish_payloads import link, reading
 from rackval.drivers.capabilities import (
@@ -37,11 +37,11 @@ from rackval.drivers.capabilities import (
     reset_refusal,
 )
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import RedfishBmcOptions, parse_options
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
 
 log = logging.getLogger(__name__)
 
-POWER_SOURCES = ("auto", "environment", "legacy")
 
 _MAX_LOG_PAGES = 50  # bounds paging through a log whose nextLink never ends (or repeats)
 
@@ -81,22 +81,15 @@ class RedfishBmc(
     absent) are left out. ``identify()`` fields a BMC does not report are empty strings.
     """
 
+    options_model = RedfishBmcOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._config = config
-        opts: Mapping[str, Any] = config.options or {}
-        self._power_source = str(opts.get("power_source", "auto")).lower()
-        if self._power_source not in POWER_SOURCES:
-            raise ConfigError(
-                f"device {config.name}: option 'power_source' must be one of {POWER_SOURCES}, "
-                f"got {self._power_source!r}"
-            )
-        self._ids = {
-            "system": opts.get("system_id"),
-            "chassis": opts.get("chassis_id"),
-            "manager": opts.get("manager_id"),
-        }
-        self._use_expand = bool(opts.get("expand", True))
+        self.options = opts = parse_options(self.options_model, config.options, config.name)
+        self._power_source = opts.power_source
+        self._ids = {"system": opts.system_id, "chassis": opts.chassis_id, "manager": opts.manager_id}
+        self._use_expand = opts.expand
         self._transport = RedfishTransport(config)
         self._paths: dict[str, str] = {}
         self._chassis_doc: dict[str, Any] | None = None
@@ -376,7 +369,7 @@ class RedfishBmc(
         if "log_service" in self._paths:
             return self._paths["log_service"]
         base = f"{self._resource_path('system')}/LogServices"
-        configured = (self._config.options or {}).get("log_service")
+        configured = self.options.log_service
         if configured:
             path = f"{base}/{configured}"
         else:

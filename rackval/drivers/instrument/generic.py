@@ -13,26 +13,15 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
-from typing import Any
 
-from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.capabilities import Device, Identity, PowerMeter
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import GenericScpiOptions, parse_options
 from rackval.drivers.transport.scpi import ScpiTransport
 
 # IEEE 488.2 / SCPI "not a number" (9.91E+37) and over-range markers are at least this big.
 INVALID_MAGNITUDE = 9.9e37
-
-
-def _commands(value: Any, name: str, device: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Sequence) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(f"device {device}: option {name!r} must be a list of SCPI commands, got {value!r}")
-    return tuple(value)
 
 
 class GenericScpiInstrument(Device, PowerMeter):
@@ -52,17 +41,15 @@ class GenericScpiInstrument(Device, PowerMeter):
 
     DEFAULT_POWER_QUERY: str | None = None
 
+    options_model = GenericScpiOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.name = config.name
-        opts = config.options
-        query = opts.get("power_query", self.DEFAULT_POWER_QUERY)
-        self.power_query: str | None = str(query) if query else None
-        try:
-            self.power_scale = float(opts.get("power_scale", 1.0))
-        except (TypeError, ValueError):
-            raise ConfigError(f"device {config.name}: option 'power_scale' must be a number") from None
-        self.setup_commands = _commands(opts.get("setup_commands"), "setup_commands", config.name)
+        opts = parse_options(self.options_model, config.options, config.name)
+        self.power_query: str | None = opts.power_query or self.DEFAULT_POWER_QUERY
+        self.power_scale = opts.power_scale
+        self.setup_commands = opts.setup_commands
         self.transport = ScpiTransport(config)
         self._lock = threading.RLock()
         self._setup_generation = -1  # transport connection our setup commands belong to

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 import threading
 
-from rackval.core.errors import ConfigError, DeviceProtocolError
+from rackval.core.errors import DeviceProtocolError
 from rackval.drivers.capabilities import AnalyzerReading, Device, Identity, PowerAnalyzer, PowerMeter
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import YokogawaOptions, parse_options
 from rackval.drivers.transport.scpi import ScpiTransport
 
 # (function, field name for messages) in the order the driver configures ITEM1..ITEM4.
@@ -33,16 +34,6 @@ VALUE_QUERY = ":NUMeric:NORMal:VALue?"
 INVALID_MAGNITUDE = 9.9e37
 
 
-def _element(value: object) -> str:
-    """Validate the ``element`` option: an input element number or SIGMA (the sum)."""
-    text = str(value).strip().upper()
-    if text == "SIGMA":
-        return text
-    if text.isdigit() and 1 <= int(text) <= 7:
-        return str(int(text))
-    raise ConfigError(f"analyzer option element={value!r}: expected 1..7 or 'SIGMA'")
-
-
 class YokogawaWtAnalyzer(Device, PowerMeter, PowerAnalyzer):
     """Device, PowerAnalyzer and PowerMeter for a Yokogawa WT power analyzer.
 
@@ -53,10 +44,12 @@ class YokogawaWtAnalyzer(Device, PowerMeter, PowerAnalyzer):
       (default resource: raw socket ``TCPIP0::{host}::{port or 5025}::SOCKET``).
     """
 
+    options_model = YokogawaOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.name = config.name
-        self.element = _element(config.options.get("element", 1))
+        self.element = str(parse_options(self.options_model, config.options, config.name).element)
         self.transport = ScpiTransport(config)
         self._lock = threading.Lock()
         self._configured_generation = -1  # transport connection our item setup belongs to

@@ -17,9 +17,8 @@ import math
 import shlex
 import threading
 from collections.abc import Sequence
-from typing import Any
 
-from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError
+from rackval.core.errors import DeviceError, DeviceProtocolError
 from rackval.drivers.capabilities import Device, DiagResult, GpuNode, GpuTelemetry, Identity
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.node.parsers import (
@@ -30,12 +29,11 @@ from rackval.drivers.node.parsers import (
     parse_gpu_query,
     query_gpu_argv,
 )
+from rackval.drivers.options import LinuxNodeOptions, parse_options
 from rackval.drivers.transport.ssh import CommandResult, SshTransport
 
 DMI = "/sys/class/dmi/id/"
 DEFAULT_LOAD_COMMAND = ("gpu_burn", "{duration}")
-DEFAULT_PID_FILE = "/tmp/rackval-load.pid"
-DEFAULT_LOG_FILE = "/tmp/rackval-load.log"
 UNBOUNDED_DURATION_S = 168 * 3600  # "until stop_load": the longest burn-in plans run (domain.md §6)
 # [S] dcgmi diag -r 1 takes seconds, -r 2 ~2 min, -r 3 ~15 min, -r 4 longer: generous limits.
 DIAG_TIMEOUT_S = {1: 300.0, 2: 900.0, 3: 3600.0, 4: 4 * 3600.0}
@@ -83,12 +81,9 @@ echo "stopped $pid"
 """
 
 
-def _load_template(value: Any, device: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = shlex.split(value)
-    if not isinstance(value, Sequence) or not value or not all(isinstance(v, str | int | float) for v in value):
-        raise ConfigError(f"device {device}: option 'load_command' must be a non-empty list of strings, got {value!r}")
-    return tuple(str(v) for v in value)
+def _load_template(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The load tool's argv: a list as given, or one string split as a shell would."""
+    return tuple(shlex.split(value)) if isinstance(value, str) else value
 
 
 class LinuxGpuNode(Device, GpuNode):
@@ -119,30 +114,23 @@ class LinuxGpuNode(Device, GpuNode):
       no shell falls back to exec by itself. Commands that change state always use exec.
     """
 
+    options_model = LinuxNodeOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._config = config
         self._address = config.address
-        opts = config.options
-        self._timeout = float(opts.get("command_timeout_s", config.timeout_s))
-        self._nvidia_smi = str(opts.get("nvidia_smi", "nvidia-smi"))
-        self._dcgmi = str(opts.get("dcgmi", "dcgmi"))
-        self._load = _load_template(opts.get("load_command", DEFAULT_LOAD_COMMAND), config.name)
-        self._pid_file = str(opts.get("load_pid_file", DEFAULT_PID_FILE))
-        self._log_file = str(opts.get("load_log_file", DEFAULT_LOG_FILE))
-        try:
-            self._grace = int(opts.get("load_stop_grace_s", 5))
-            diag = opts.get("diag_timeout_s")
-            self._diag_timeout = float(diag) if diag is not None else None
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"device {config.name}: options load_stop_grace_s and diag_timeout_s must be numbers"
-            ) from None
+        opts = parse_options(self.options_model, config.options, config.name)
+        self._timeout = opts.command_timeout_s or config.timeout_s
+        self._nvidia_smi = opts.nvidia_smi
+        self._dcgmi = opts.dcgmi
+        self._load = _load_template(opts.load_command or DEFAULT_LOAD_COMMAND)
+        self._pid_file = opts.load_pid_file
+        self._log_file = opts.load_log_file
+        self._grace = opts.load_stop_grace_s
+        self._diag_timeout = opts.diag_timeout_s
         self._ssh = SshTransport(config)
-        persistent = opts.get("persistent_session", True)
-        if not isinstance(persistent, bool):
-            raise ConfigError(f"device {config.name}: option persistent_session must be true or false")
-        self._read = self._ssh.run_persistent if persistent else self._ssh.run
+        self._read = self._ssh.run_persistent if opts.persistent_session else self._ssh.run
         self._lock = threading.Lock()
         self._reasons_field = REASONS_FIELD  # switched to the old name once a driver refuses it
         self.load_pid: int | None = None  # PID of the load this instance started, if any

@@ -23,7 +23,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import replace
 
-from rackval.core.errors import ConfigError, DeviceProtocolError
+from rackval.core.errors import DeviceProtocolError
 from rackval.drivers.capabilities import (
     Device,
     Identity,
@@ -36,6 +36,7 @@ from rackval.drivers.capabilities import (
     Sensors,
 )
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import EosOptions, parse_options
 from rackval.drivers.transport.ssh import SshTransport
 
 SHOW_VERSION = "show version | json"
@@ -289,17 +290,16 @@ class AristaEosSwitch(Device, NetSwitch, PortCounterSource, Sensors):
 
     kind = "switch"
 
+    options_model = EosOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._address = config.address
-        try:
-            self._timeout = float(config.options.get("command_timeout_s", config.timeout_s))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{config.name}: option 'command_timeout_s' must be a number") from exc
-        wrapper = config.options.get("cli_wrapper")
-        self._wrapper = str(wrapper).strip() if wrapper else ""
-        if "cli_mode" not in config.options:  # EOS AAA setups that refuse exec are common enough
-            config = replace(config, options={**config.options, "cli_mode": "auto"})
+        opts = parse_options(self.options_model, config.options, config.name)
+        self._timeout = opts.command_timeout_s or config.timeout_s
+        self._wrapper = (opts.cli_wrapper or "").strip()
+        # EOS AAA setups that refuse exec are common enough that this driver's default is "auto"
+        config = replace(config, options={**config.options, "cli_mode": opts.cli_mode})
         self._ssh = SshTransport(config)
 
     @property

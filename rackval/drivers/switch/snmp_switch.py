@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from rackval.core.errors import ConfigError, DeviceProtocolError
+from rackval.core.errors import DeviceProtocolError
 from rackval.drivers.capabilities import (
     Device,
     Identity,
@@ -33,11 +33,10 @@ from rackval.drivers.capabilities import (
     Sensors,
 )
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import SnmpSwitchOptions, parse_options
 from rackval.drivers.switch import mibs
 from rackval.drivers.switch.mibs import MibObject
 from rackval.drivers.transport.snmp import SnmpTransport
-
-DEFAULT_MAX_REPETITIONS = 32
 
 
 # ---- value helpers -------------------------------------------------------------------------------
@@ -175,15 +174,12 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
 
     kind = "switch"
 
+    options_model = SnmpSwitchOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._address = config.address
-        try:
-            self._max_rep = int(config.options.get("max_repetitions", DEFAULT_MAX_REPETITIONS))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{config.name}: option 'max_repetitions' must be an integer") from exc
-        if self._max_rep < 1:
-            raise ConfigError(f"{config.name}: option 'max_repetitions' must be >= 1")
+        self._max_rep = parse_options(self.options_model, config.options, config.name).max_repetitions
         self._snmp = SnmpTransport(config)
         # (ifIndex -> name, the rows each counter column has), learnt by the first counters() walk
         self._counter_layout: tuple[dict[int, str], dict[MibObject, tuple[int, ...]]] | None = None

@@ -24,6 +24,7 @@ from rackval.drivers.capabilities import (
     PortStatus,
 )
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import SshSwitchOptions, parse_options
 from rackval.drivers.transport.ssh import SshTransport
 
 SHOW_VERSION = ("show", "version")
@@ -259,11 +260,14 @@ class SonicSwitch(Device, NetSwitch, PortCounterSource):
     The SSH user must be able to run ``show`` without sudo (SONiC's admin can).
     """
 
+    options_model = SshSwitchOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._config = config
         self._address = config.address
-        self._timeout = float(config.options.get("command_timeout_s", config.timeout_s))
+        opts = parse_options(self.options_model, config.options, config.name)
+        self._timeout = opts.command_timeout_s or config.timeout_s
         self._ssh = SshTransport(config)
 
     def __repr__(self) -> str:
