@@ -3,7 +3,7 @@
 ``rackval.harness.analysis.compare`` answers "did rev-B make things better or worse than rev-A?" and
 ``rackval.harness.analysis.trend`` answers "is this unit, station or revision out of family?". Both read
 only the results store (SQLite file or PostgreSQL URL), so they work on any station's data after
-the fact. Each module exposes ``add_parser(subparsers)`` for ``rackval.harness.cli`` to register.
+the fact. Each exposes ``add_parser(subparsers)`` for ``rackval.harness.cli`` to register.
 
 This package holds only what both commands share: the report environment (the same rules as the
 acceptance report: autoescape, StrictUndefined, a fresh ``Environment`` per render), atomic file
