@@ -6,15 +6,14 @@ repeated commands, an interactive shell for CLIs that refuse exec, a timeout on 
 reusing one connection per device with a lock, because parallel channels on one paramiko
 connection are unreliable (paramiko issue #1705). Its neighbours own the rest: ``ssh_connect``
 opening and verifying the connection (known_hosts, TCP_NODELAY), ``ssh_options`` the device's
-options, ``ssh_shell`` and ``ssh_terminal`` the interactive shell, ``ssh_watchdog`` the deadlines
-of channel requests.
+options, ``ssh_session`` the ``sh`` session's wire protocol, ``ssh_shell`` and ``ssh_terminal``
+the interactive shell, ``ssh_watchdog`` the deadlines of channel requests.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
-import os
 import re
 import select
 import shlex
@@ -30,6 +29,7 @@ from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, D
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.ssh_connect import DEFAULT_SSH_PORT, open_client
 from rackval.drivers.transport.ssh_options import SshOptions, compile_regex, prompt_pattern
+from rackval.drivers.transport.ssh_session import SessionEnded, SessionSilent, command_line, new_marker, read_result
 from rackval.drivers.transport.ssh_shell import READ_CHUNK, InteractiveShell, ShellGone, ShellTimeout
 from rackval.drivers.transport.ssh_watchdog import WATCHDOG
 
@@ -188,9 +188,8 @@ class SshTransport:
         Why: an exec channel costs ~9 SSH packets each way plus a fork and exec of a login shell
         on the device; sampling telemetry every second on dozens of nodes, that is most of the
         cost (measured against OpenSSH: 0.51 ms client CPU and 2.8 ms wall per exec, 0.04 ms and
-        0.08 ms in a session). The session runs ``sh`` once; each command is written as one line
-        with stdin from /dev/null, followed by its exit status after a random marker on stdout
-        and the marker on stderr, so both streams of each command are delimited exactly.
+        0.08 ms in a session). The session runs ``sh`` once; each command is one line in it, both
+        of its streams delimited exactly (``ssh_session``).
 
         Same result and errors as ``run`` (quoting included). For read-only commands (telemetry):
         on a device that gives no shell (a ForceCommand, a restricted CLI) the first command's
@@ -235,55 +234,36 @@ class SshTransport:
             self._session = chan
         chan = self._session
         assert chan is not None
-        marker = "RV" + os.urandom(8).hex()
-        body = cmd.rstrip().rstrip(";").rstrip()
-        line = f"{{ {body}; }} </dev/null; printf '\\n%s %d\\n' {marker} \"$?\"; printf '%s\\n' {marker} >&2\n"
+        marker = new_marker()
         try:
-            chan.sendall(line.encode(self._opts.encoding))
+            chan.sendall(command_line(cmd, marker).encode(self._opts.encoding))
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self._close_session()
             if fresh:
                 raise _NoSession from exc
             return self._run_in_session(cmd, deadline - time.monotonic())  # nothing ran: a new session
-        out, err = bytearray(), bytearray()
-        end_out = f"\n{marker} ".encode()
-        end_err = f"{marker}\n".encode()
-        fd = chan.fileno()
-        while True:
-            while chan.recv_ready():
-                out.extend(chan.recv(READ_CHUNK))
-            while chan.recv_stderr_ready():
-                err.extend(chan.recv_stderr(READ_CHUNK))
-            at = out.find(end_out)
-            if at >= 0 and out.endswith(b"\n") and err.endswith(end_err):
-                break
-            if chan.eof_received or chan.closed:
-                self._close_session()
-                if fresh:
-                    raise _NoSession
-                raise self._error(
-                    DeviceError, operation, "connection lost while the command was running (its shell session ended)"
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._close_session()
-                if fresh and not out and not err:
-                    raise _NoSession
-                raise self._error(
-                    DeviceTimeout,
-                    operation,
-                    f"no exit status within {limit:g} s ({len(out)} bytes of stdout, {len(err)} of stderr so far)",
-                )
-            select.select([fd], [], [], remaining)
-        status_text = out[at + len(end_out) :].strip()
+        try:
+            out, err, status_text = read_result(chan, marker, deadline)
+        except SessionEnded:
+            self._close_session()
+            if fresh:
+                raise _NoSession from None
+            raise self._error(
+                DeviceError, operation, "connection lost while the command was running (its shell session ended)"
+            ) from None
+        except SessionSilent as silent:
+            self._close_session()
+            if fresh and not silent.out_bytes and not silent.err_bytes:
+                raise _NoSession from None
+            raise self._error(DeviceTimeout, operation, f"no exit status within {limit:g} s ({silent})") from None
         if not status_text.isdigit():
             self._close_session()
-            raise self._error(DeviceProtocolError, operation, f"unreadable exit status {bytes(status_text[:20])!r}")
+            raise self._error(DeviceProtocolError, operation, f"unreadable exit status {status_text[:20]!r}")
         return CommandResult(
             command=cmd,
             exit_status=int(status_text),
-            stdout=bytes(out[:at]).decode(self._opts.encoding, errors="replace"),
-            stderr=bytes(err[: -len(end_err)]).decode(self._opts.encoding, errors="replace"),
+            stdout=out.decode(self._opts.encoding, errors="replace"),
+            stderr=err.decode(self._opts.encoding, errors="replace"),
             duration_s=time.monotonic() - start,
         )
 
