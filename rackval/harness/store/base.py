@@ -78,6 +78,7 @@ class SqlStore(JournalReplay):
         super().__init__()
         self._retry_s = 0.0  # background flush failing: seconds until its next try
 
+    # ---- measurements waiting in the journal: the background flush -----------------------------
     def _schedule_flush(self) -> None:
         """Called when a first measurement waits: it reaches the database FLUSH_INTERVAL_S later
         at the latest, so a live report in another process sees it even if nothing follows."""

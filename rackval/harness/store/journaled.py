@@ -3,11 +3,12 @@
 Every record is durable before the recording call returns. Measurements, the hot path, are
 appended to a per-store journal file (one ``write()`` each: see ``rackval.harness.store.journal``)
 and reach the database in batches: every ``FLUSH_ROWS`` measurements, ``FLUSH_INTERVAL_S`` after
-the first unwritten one (the background flusher, ``rackval.harness.store.flusher``), before any
-other write or read of this store (``_tx`` and ``_query`` here write them first), and on
-``close``. A batch carries the journal's mark (how many of its records are in the database), so
-a batch whose COMMIT answer was lost is retried without writing anything twice. Where no journal
-can be had (a read-only directory, a full disk), each measurement is committed at once instead.
+the first unwritten one (the background flusher, ``rackval.harness.store.flusher``; both limits
+are read in ``base``, where ``record_measurement`` lives), before any other write or read of this
+store (``_tx`` and ``_query`` here write them first), and on ``close``. A batch carries the
+journal's mark (how many of its records are in the database), so a batch whose COMMIT answer was
+lost is retried without writing anything twice. Where no journal can be had (a read-only
+directory, a full disk), each measurement is committed at once instead.
 """
 
 from __future__ import annotations
