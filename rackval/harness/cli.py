@@ -1,4 +1,6 @@
-"""The ``rackval`` command: ``rackval sim`` runs a simulated rack; ``rackval report`` re-renders a run."""
+"""The ``rackval`` command: ``sim`` runs a simulated rack, ``probe`` contacts every device of a rack
+file, ``report`` re-renders a stored run, ``export`` writes a run as CSV/Parquet, ``compare`` sets a
+candidate against a baseline and ``trend`` follows one measurement across runs."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import threading
 from pathlib import Path
 
 from rackval.core.errors import ConfigError
-from rackval.harness.cliutil import default_out_dir, resolve_run
+from rackval.harness.cliutil import add_results_option, default_out_dir, resolve_run
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -71,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_cmd_sim)
     rep = sub.add_parser("report", help="render the HTML report of a stored run")
     rep.add_argument("run", help="run id, or 'latest'")
-    rep.add_argument(
-        "--results", default="reports/results.sqlite", help="results store: SQLite file or postgresql:// URL"
-    )
+    add_results_option(rep)
     rep.add_argument("--out", help="output directory (default: beside the store, named by run id)")
     rep.set_defaults(func=_cmd_report)
     # Subcommands that live beside what they do register themselves.

@@ -1,9 +1,19 @@
-"""Small pieces the ``rackval`` subcommands share: picking a stored run, and where output goes."""
+"""Small pieces the ``rackval`` subcommands share: the ``--results`` option, picking a stored run,
+and where output goes. Every subcommand module imports them from here (this module imports nothing
+of rackval), so the commands spell their common options one way and feel like one tool."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
+
+DEFAULT_RESULTS = "reports/results.sqlite"
+
+
+def add_results_option(parser: argparse.ArgumentParser) -> None:
+    """``--results``, the results store every subcommand that reads runs takes."""
+    parser.add_argument("--results", default=DEFAULT_RESULTS, help="results store: SQLite file or postgresql:// URL")
 
 
 def resolve_run(store: Any, selector: str) -> str | None:

@@ -22,13 +22,9 @@ from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
 from rackval.drivers.capabilities import Identity, PortStatus
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.switch.eos import AristaEosSwitch
-from rackval.drivers.transport.ssh import (
-    DEFAULT_PAGER_REGEX,
-    DEFAULT_PROMPT_REGEX,
-    SshTransport,
-    render_terminal,
-    strip_pager_prompts,
-)
+from rackval.drivers.transport.ssh import SshTransport
+from rackval.drivers.transport.ssh_options import DEFAULT_PAGER_REGEX, DEFAULT_PROMPT_REGEX
+from rackval.drivers.transport.ssh_terminal import render_terminal, strip_pager_prompts
 from rackval.sim.clock import SimClock
 from rackval.sim.faults import make_fault
 from rackval.sim.model import RackModel

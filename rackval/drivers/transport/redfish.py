@@ -489,11 +489,6 @@ class RedfishTransport:
             path = self._path_of(next_link) if isinstance(next_link, str) and next_link else None
         raise self._err(DeviceProtocolError, f"GET {collection_path}", f"more than {_MAX_COLLECTION_PAGES} pages")
 
-    @property
-    def session_open(self) -> bool:
-        """True while this transport holds a Redfish session (not the token itself)."""
-        return self._token is not None
-
     def close(self) -> None:
         """Delete the session (best effort: errors are logged, not raised) and close the client."""
         with self._lock:

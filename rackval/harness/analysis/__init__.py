@@ -3,16 +3,16 @@
 ``rackval.harness.analysis.compare`` answers "did rev-B make things better or worse than rev-A?" and
 ``rackval.harness.analysis.trend`` answers "is this unit, station or revision out of family?". Both read
 only the results store (SQLite file or PostgreSQL URL), so they work on any station's data after
-the fact. Each module exposes ``add_parser(subparsers)`` for ``rackval.harness.cli`` to register.
+the fact. Each exposes ``add_parser(subparsers)`` for ``rackval.harness.cli`` to register.
 
 This package holds only what both commands share: the report environment (the same rules as the
 acceptance report: autoescape, StrictUndefined, a fresh ``Environment`` per render), atomic file
-writes and where output goes by default. Heavy imports (jinja2, matplotlib) happen on first use.
+writes and safe path parts (the ``--results`` option and the default output directory are every
+subcommand's: ``rackval.harness.cliutil``). Heavy imports (jinja2, matplotlib) happen on first use.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,14 +21,8 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-DEFAULT_RESULTS = "reports/results.sqlite"
 
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def add_results_option(parser: argparse.ArgumentParser) -> None:
-    """``--results`` exactly as ``rackval report`` spells it, so the commands feel like one tool."""
-    parser.add_argument("--results", default=DEFAULT_RESULTS, help="results store: SQLite file or postgresql:// URL")
 
 
 def environment() -> Environment:

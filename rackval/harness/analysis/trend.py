@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rackval.core.errors import ConfigError
-from rackval.harness.analysis import add_results_option, environment, safe_path_part, write_atomic
-from rackval.harness.cliutil import default_out_dir
+from rackval.harness.analysis import environment, safe_path_part, write_atomic
+from rackval.harness.cliutil import add_results_option, default_out_dir
 from rackval.harness.measure import Measurement, Outcome
 
 if TYPE_CHECKING:

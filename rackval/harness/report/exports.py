@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rackval.core.errors import ConfigError
-from rackval.harness.cliutil import default_out_dir, resolve_run
+from rackval.harness.cliutil import add_results_option, default_out_dir, resolve_run
 
 FORMATS = ("csv", "parquet")
 
@@ -210,9 +210,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``rackval export`` on the CLI's subparsers (``argparse`` ``add_subparsers()`` result)."""
     exp = subparsers.add_parser("export", help="export a stored run's measurements and telemetry as CSV/Parquet")
     exp.add_argument("run", help="run id, or 'latest'")
-    exp.add_argument(
-        "--results", default="reports/results.sqlite", help="results store: SQLite file or postgresql:// URL"
-    )
+    add_results_option(exp)
     exp.add_argument("--out", help="output directory (default: beside the store, named by run id)")
     exp.add_argument("--format", default="csv,parquet", help="comma-separated: csv, parquet (default both)")
     exp.set_defaults(func=_cmd_export)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rackval.core.errors import ConfigError
-from rackval.harness.store.base import SqlStore, StoreError
+from rackval.harness.store.base import SqlStore
 from rackval.harness.store.records import (
     ActionRecord,
     ArtifactRecord,
@@ -25,6 +25,7 @@ from rackval.harness.store.records import (
     TestRecord,
 )
 from rackval.harness.store.schema import SCHEMA_VERSION
+from rackval.harness.store.sql import StoreError
 from rackval.harness.store.sqlite import SqliteStore
 from rackval.harness.store.urls import redact_url
 

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from rackval.core.errors import ConfigError
-from rackval.harness.store.base import MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, WIDTH, SqlStore, StoreError
+from rackval.harness.store.base import SqlStore
 from rackval.harness.store.schema import POSTGRESQL
+from rackval.harness.store.sql import MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, WIDTH, StoreError
 from rackval.harness.store.urls import redact_url, scrub
 
 # pg_advisory_xact_lock key that serialises schema setup ("rackval" in ASCII, as a bigint)

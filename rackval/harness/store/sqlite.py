@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from rackval.core.errors import ConfigError
-from rackval.harness.store.base import INSERT_CHUNKS, UPSERT_META, SqlStore
+from rackval.harness.store.base import SqlStore
 from rackval.harness.store.schema import SCHEMA_VERSION, SQLITE
+from rackval.harness.store.sql import INSERT_CHUNKS, UPSERT_META
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 

@@ -1,0 +1,160 @@
+"""The options of an SSH device (``config.options``), read strictly once, and their defaults.
+
+A typo in a rack file must fail at load, naming the device and the option, never quietly mean
+something else: booleans accept only true/false words, regular expressions are compiled here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rackval.core.errors import ConfigError
+from rackval.drivers.config import DeviceConfig
+
+CLI_MODES = ("exec", "shell", "auto")
+
+# A prompt is a whole last line: a hostname-like word (``switch1``, ``admin@host:~``,
+# ``leaf1(config-if-Et1)``, ``[admin@host ~]``, ``<HUAWEI>``) ending in ``#``, ``>`` or ``$``, at most
+# one trailing space. No spaces outside brackets, so an output line that happens to end in ``>``
+# or ``$`` at a read boundary ("cost 5$", "a -> b>") is not taken for a prompt.
+DEFAULT_PROMPT_REGEX = r"^(?=[\w\[<])(?:[\w.@:~/()<+-]|\[[^\]\r\n]{0,64}\]){1,100}[#>$] ?$"
+DEFAULT_PAGER_REGEX = r"--More--|-- ?More ?--|<--- More --->"
+DEFAULT_SHELL_SETUP: tuple[str, ...] = ("terminal length 0",)
+# What a CLI that only allows interactive logins prints when asked to exec a command.
+DEFAULT_EXEC_REFUSAL_REGEX = (
+    r"(?i)\bexec\w*\b.{0,60}?\b(?:not supported|unsupported|not (?:allowed|permitted|available)|denied"
+    r"|disabled|refused)|interactive (?:session|shell|login|mode) (?:is )?(?:required|only)"
+    r"|only (?:interactive|shell) (?:sessions?|access|logins?|mode)"
+)
+
+
+def _opt_bool(options: Mapping[str, Any], name: str, default: bool, device: str) -> bool:
+    """Read a boolean option strictly: a typo like ``trust_on_first_use: flase`` must not mean yes."""
+    value = options.get(name, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"device {device}: option {name!r} must be true or false, got {value!r}")
+
+
+def compile_regex(regex: str, what: str, device: str, *, flags: int = 0) -> re.Pattern[str]:
+    """A regular expression from the rack file, or ConfigError naming the device and what it is."""
+    try:
+        return re.compile(regex, flags)
+    except re.error as exc:
+        raise ConfigError(f"device {device}: {what} {regex!r} is not a valid regular expression: {exc}") from exc
+
+
+def prompt_pattern(regex: str, device: str) -> re.Pattern[str]:
+    """The prompt regex anchored at the end of the last line (trailing blanks allowed)."""
+    return compile_regex(f"(?:{regex})[ \\t]*\\Z", "prompt_regex", device, flags=re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """The options (``config.options``) of one SSH device, as ``SshTransport`` uses them:
+
+    - ``known_hosts`` (path, default ``~/.ssh/known_hosts``): the only file host keys are checked
+      against. An unknown host or a changed key is refused with DeviceAuthError naming the
+      offered key's fingerprint and this file. Entries for non-22 ports use OpenSSH's
+      ``[host]:port`` form; hashed entries work too.
+    - ``trust_on_first_use`` (bool, default false): accept an unknown host's key and append it to
+      the known_hosts file. A *changed* key is still refused.
+    - ``allow_agent`` (bool, default false) and ``look_for_keys`` (bool, default false): let
+      paramiko also try the SSH agent / ``~/.ssh/id_*``. Off by default so the rack file alone
+      decides which identity is used.
+    - ``keepalive_s`` (float, default 0 = off): send SSH keepalives at this interval so idle
+      connections survive NAT and firewall timeouts during long soaks.
+    - ``encoding`` (str, default ``utf-8``): decoding of stdout/stderr (undecodable bytes are
+      replaced, never fatal).
+    - ``cli_mode`` (``exec`` | ``shell`` | ``auto``, default ``exec``): how ``run_cli`` runs a
+      command. ``auto`` tries exec and, on a clear refusal, switches to the interactive shell
+      for the rest of this instance's life (reconnects included). A clear refusal is: the
+      server denies the exec request; or the channel closes with a non-zero (or no) exit status
+      and no output at all; or a short output matching ``exec_refusal_regex``. Anything else
+      (a connection drop, a command error) is reported as usual, never retried in the shell.
+    - ``exec_refusal_regex`` (regex, default ``DEFAULT_EXEC_REFUSAL_REGEX``: "exec ... not
+      supported/denied/disabled", "interactive session required", ...): what such a CLI prints.
+    - ``prompt_regex`` (regex, default ``DEFAULT_PROMPT_REGEX``: a hostname-like word ending in
+      ``#``, ``>`` or ``$`` alone on the last line, e.g. ``switch1#``, ``leaf1(config)#``,
+      ``admin@host:~$``): the CLI prompt, matched against the last line received (after ANSI
+      escapes are removed) and anchored at its end; ``^`` is the start of that line.
+    - ``pager_regex`` (regex, default ``DEFAULT_PAGER_REGEX``): a pager prompt on the last line,
+      answered with a space and removed from the output.
+    - ``shell_setup`` (list of commands, default ``["terminal length 0"]``): sent once per shell
+      before the first command (their output and errors are ignored: a CLI that does not know
+      the command still works, its pager is answered).
+    - ``shell_width`` / ``shell_height`` (int, default 512 / 24): pty size. Wide, so long
+      command lines and table rows are not wrapped by the CLI.
+    - ``shell_newline`` (str, default ``"\\n"``): what ends a command line (some CLIs want
+      ``"\\r"``).
+    """
+
+    known_hosts: Path
+    trust_on_first_use: bool
+    allow_agent: bool
+    look_for_keys: bool
+    keepalive_s: float
+    encoding: str
+    cli_mode: str
+    refusal_re: re.Pattern[str]
+    prompt_re: re.Pattern[str]
+    pager_re: re.Pattern[str]
+    setup: tuple[str, ...]
+    shell_width: int
+    shell_height: int
+    newline: str
+
+    @classmethod
+    def from_config(cls, config: DeviceConfig) -> SshOptions:
+        """Read and check every option (ConfigError names the device and the option)."""
+        opts = config.options
+        known_hosts = Path(os.path.expanduser(str(opts.get("known_hosts", "~/.ssh/known_hosts"))))
+        tofu = _opt_bool(opts, "trust_on_first_use", False, config.name)
+        allow_agent = _opt_bool(opts, "allow_agent", False, config.name)
+        look_for_keys = _opt_bool(opts, "look_for_keys", False, config.name)
+        keepalive_s = float(opts.get("keepalive_s", 0) or 0)
+        encoding = str(opts.get("encoding", "utf-8"))
+        cli_mode = str(opts.get("cli_mode", "exec")).strip().lower()
+        if cli_mode not in CLI_MODES:
+            raise ConfigError(
+                f"device {config.name}: option 'cli_mode' must be one of {', '.join(CLI_MODES)}, "
+                f"got {opts.get('cli_mode')!r}"
+            )
+        refusal_re = compile_regex(
+            str(opts.get("exec_refusal_regex", DEFAULT_EXEC_REFUSAL_REGEX)), "exec_refusal_regex", config.name
+        )
+        prompt_re = prompt_pattern(str(opts.get("prompt_regex", DEFAULT_PROMPT_REGEX)), config.name)
+        pager_re = compile_regex(str(opts.get("pager_regex", DEFAULT_PAGER_REGEX)), "pager_regex", config.name)
+        setup = opts.get("shell_setup", DEFAULT_SHELL_SETUP)
+        if isinstance(setup, str) or not isinstance(setup, Sequence):
+            raise ConfigError(f"device {config.name}: option 'shell_setup' must be a list of commands")
+        try:
+            shell_width = int(opts.get("shell_width", 512))
+            shell_height = int(opts.get("shell_height", 24))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"device {config.name}: options 'shell_width'/'shell_height' must be integers") from exc
+        return cls(
+            known_hosts=known_hosts,
+            trust_on_first_use=tofu,
+            allow_agent=allow_agent,
+            look_for_keys=look_for_keys,
+            keepalive_s=keepalive_s,
+            encoding=encoding,
+            cli_mode=cli_mode,
+            refusal_re=refusal_re,
+            prompt_re=prompt_re,
+            pager_re=pager_re,
+            setup=tuple(str(c) for c in setup),
+            shell_width=shell_width,
+            shell_height=shell_height,
+            newline=str(opts.get("shell_newline", "\n")),
+        )
