@@ -287,8 +287,15 @@ def option_errors(model: type[DriverOptions], options: Mapping[str, Any]) -> lis
     return []
 
 
-def parse_options(model: type[M], options: Mapping[str, Any], device: str) -> M:
-    """``options`` validated as ``model``; ConfigError naming the device and the option if not."""
+def parse_options(model: type[M], options: Mapping[str, Any], device: str, *, known_only: bool = False) -> M:
+    """``options`` validated as ``model``; ConfigError naming the device and the option if not.
+
+    ``known_only``: read only the model's own fields and leave the rest alone. Transports use it:
+    a device's options are the driver's, a superset of its transport's, and the driver's model
+    is the one that refuses unknown keys.
+    """
+    if known_only:
+        options = {k: v for k, v in options.items() if k in model.model_fields}
     try:
         return model.model_validate(dict(options))
     except ValidationError:

@@ -26,6 +26,7 @@ from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import IpmiOptions, parse_options
 
 DEFAULT_IPMI_PORT = 623
 CIPHER_SUITES = (3, 17)  # 3: HMAC-SHA1/AES-128 (old BMCs); 17: HMAC-SHA256/AES-128 (current default)
@@ -105,25 +106,14 @@ class IpmiTransport:
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._config = config
-        opts: Mapping[str, Any] = config.options or {}
-        self._cipher = _int_option(opts, "cipher_suite", 17, config.name)
-        if self._cipher not in CIPHER_SUITES:
-            raise ConfigError(
-                f"device {config.name}: option 'cipher_suite' must be one of {CIPHER_SUITES}, got {self._cipher}"
-            )
-        self._interface = str(opts.get("interface", "lanplus")).lower()
-        if self._interface not in INTERFACES:
-            raise ConfigError(
-                f"device {config.name}: option 'interface' must be one of {INTERFACES}, got {self._interface!r}"
-            )
-        self._retries = _int_option(opts, "retries", 2, config.name)
-        self._retransmit_s = _int_option(opts, "retransmit_s", 1, config.name)
-        # ipmitool treats -R 0 as "use the built-in 20 s budget", not "no retry": refuse it.
-        if self._retries < 1 or self._retransmit_s < 1:
-            raise ConfigError(f"device {config.name}: 'retries' and 'retransmit_s' must be >= 1")
-        privilege = opts.get("privilege")
-        self._privilege = str(privilege).upper() if privilege else None
-        self._ipmitool = str(opts.get("ipmitool", "ipmitool"))
+        # (ipmitool treats -R 0 as "use the built-in 20 s budget", not "no retry": the model refuses it)
+        opts = parse_options(IpmiOptions, config.options, config.name, known_only=True)
+        self._cipher = opts.cipher_suite
+        self._interface = opts.interface
+        self._retries = opts.retries
+        self._retransmit_s = opts.retransmit_s
+        self._privilege = opts.privilege
+        self._ipmitool = opts.ipmitool
         self._port = config.port if config.port is not None else DEFAULT_IPMI_PORT
 
     def __repr__(self) -> str:

@@ -17,7 +17,6 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from rackval.core.errors import (
     DeviceTimeout,
 )
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import RedfishOptions, parse_options
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +112,14 @@ class RedfishTransport:
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._config = config
-        opts: Mapping[str, Any] = config.options or {}
-        self._scheme = str(opts.get("scheme", "https")).lower()
-        if self._scheme not in ("http", "https"):
-            raise self._config_error("scheme", f"must be 'https' or 'http', got {self._scheme!r}")
-        self._verify = self._parse_verify(opts.get("verify", True))
-        self._auth_option = str(opts.get("auth", "session")).lower()
-        if self._auth_option not in ("session", "basic"):
-            raise self._config_error("auth", f"must be 'session' or 'basic', got {self._auth_option!r}")
-        self._retries_503 = self._int_option(opts, "retries_503", 3)
-        self._backoff_s = self._seconds_option(opts, "backoff_s", 0.5)
-        self._backoff_max_s = self._seconds_option(opts, "backoff_max_s", 8.0)
-        self._max_body = self._int_option(opts, "max_body_bytes", _DEFAULT_MAX_BODY)
+        opts = parse_options(RedfishOptions, config.options, config.name, known_only=True)
+        self._scheme = opts.scheme
+        self._verify = self._check_verify(opts.verify)
+        self._auth_option = opts.auth
+        self._retries_503 = opts.retries_503
+        self._backoff_s = opts.backoff_s
+        self._backoff_max_s = opts.backoff_max_s
+        self._max_body = opts.max_body_bytes
         creds = config.credentials
         if not creds.username or creds.password is None:
             raise ConfigError(f"device {config.name}: Redfish needs a username and a password")
@@ -147,26 +143,10 @@ class RedfishTransport:
     def _config_error(self, option: str, detail: str) -> ConfigError:
         return ConfigError(f"device {self._config.name}: option {option!r} {detail}")
 
-    def _int_option(self, opts: Mapping[str, Any], key: str, default: int) -> int:
-        value = opts.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self._config_error(key, f"must be a non-negative integer, got {value!r}")
+    def _check_verify(self, value: bool | str) -> bool | str:
+        if isinstance(value, str) and not Path(value).is_file():
+            raise self._config_error("verify", f"names a CA file that does not exist: {value}")
         return value
-
-    def _seconds_option(self, opts: Mapping[str, Any], key: str, default: float) -> float:
-        value = opts.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self._config_error(key, f"must be a non-negative number of seconds, got {value!r}")
-        return float(value)
-
-    def _parse_verify(self, value: Any) -> bool | str:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value:
-            if not Path(value).is_file():
-                raise self._config_error("verify", f"names a CA file that does not exist: {value}")
-            return value
-        raise self._config_error("verify", f"must be true, false or a CA file path, got {value!r}")
 
     def __repr__(self) -> str:
         return f"RedfishTransport({self.name!r}, {self._base_url!r}, auth={self._mode!r})"

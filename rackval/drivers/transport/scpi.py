@@ -36,6 +36,7 @@ from pyvisa import constants
 
 from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import ScpiOptions, parse_options
 
 DEFAULT_SOCKET_PORT = 5025
 ERROR_QUERY = "SYST:ERR?"
@@ -44,9 +45,9 @@ _RM_LOCK = threading.Lock()
 
 def resource_string(config: DeviceConfig) -> str:
     """The VISA resource for a device: ``options['resource']`` or a raw socket on host:port."""
-    explicit = config.options.get("resource")
+    explicit = parse_options(ScpiOptions, config.options, config.name, known_only=True).resource
     if explicit:
-        return str(explicit)
+        return explicit
     return f"TCPIP0::{config.host}::{config.port or DEFAULT_SOCKET_PORT}::SOCKET"
 
 
@@ -125,11 +126,11 @@ class ScpiTransport:
         try:
             inst.timeout = self.timeout_ms
             is_socket = self.resource_name.upper().endswith("::SOCKET")
-            opts = self.config.options
-            if is_socket or "read_termination" in opts:
-                inst.read_termination = opts.get("read_termination", "\n")
-            if is_socket or "write_termination" in opts:
-                inst.write_termination = opts.get("write_termination", "\n")
+            opts = parse_options(ScpiOptions, self.config.options, self.name, known_only=True)
+            if is_socket or opts.read_termination is not None:
+                inst.read_termination = "\n" if opts.read_termination is None else opts.read_termination
+            if is_socket or opts.write_termination is not None:
+                inst.write_termination = "\n" if opts.write_termination is None else opts.write_termination
         except Exception as exc:
             with contextlib.suppress(Exception):
                 inst.close()

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import SnmpOptions, parse_options
 from rackval.drivers.transport import snmp_ber as ber
 from rackval.drivers.transport import snmp_usm as usm
 from rackval.drivers.transport.snmp_channel import CommunityChannel, UsmChannel
@@ -89,12 +90,7 @@ class SnmpTransport:
         self.address = config.address
         self._port = config.port if config.port is not None else DEFAULT_PORT
         self._timeout = float(config.timeout_s)
-        try:
-            self._retries = int(config.options.get("retries", DEFAULT_RETRIES))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{config.name}: option 'retries' must be an integer") from exc
-        if self._retries < 0:
-            raise ConfigError(f"{config.name}: option 'retries' must be >= 0")
+        self._retries = parse_options(SnmpOptions, config.options, config.name, known_only=True).retries
         creds = config.credentials
         version = str(creds.snmp_version).lower().lstrip("v")
         if version not in ("2c", "3"):

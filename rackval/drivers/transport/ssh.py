@@ -28,7 +28,7 @@ import paramiko
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.ssh_connect import DEFAULT_SSH_PORT, open_client
-from rackval.drivers.transport.ssh_options import SshOptions, compile_regex, prompt_pattern
+from rackval.drivers.transport.ssh_options import SshSettings, compile_regex, prompt_pattern
 from rackval.drivers.transport.ssh_session import SessionEnded, SessionSilent, command_line, new_marker, read_result
 from rackval.drivers.transport.ssh_shell import READ_CHUNK, InteractiveShell, ShellGone, ShellTimeout
 from rackval.drivers.transport.ssh_watchdog import WATCHDOG
@@ -75,7 +75,7 @@ class SshTransport:
 
     Credentials: ``username`` with ``password`` and/or ``key_file`` (a private key path).
 
-    Options (``config.options``): see ``SshOptions`` (known_hosts, trust_on_first_use, allow_agent,
+    Options (``config.options``): see ``SshSettings`` (known_hosts, trust_on_first_use, allow_agent,
     look_for_keys, keepalive_s, encoding, cli_mode, exec_refusal_regex, prompt_regex, pager_regex,
     shell_setup, shell_width, shell_height, shell_newline).
 
@@ -99,7 +99,7 @@ class SshTransport:
         self._config = config
         self._port = config.port if config.port is not None else DEFAULT_SSH_PORT
         self._address = config.address  # as every driver names it in errors
-        self._opts = SshOptions.from_config(config)
+        self._opts = SshSettings.from_config(config)
         self._active_mode = "shell" if self._opts.cli_mode == "shell" else "exec"
         self._lock = threading.Lock()
         self._client: paramiko.SSHClient | None = None

@@ -21,7 +21,7 @@ import paramiko
 
 from rackval.core.errors import DeviceAuthError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.transport.ssh_options import SshOptions
+from rackval.drivers.transport.ssh_options import SshSettings
 
 DEFAULT_SSH_PORT = 22
 
@@ -97,7 +97,7 @@ def _handshake_stalled(exc: BaseException, elapsed: float, timeout: float) -> bo
     return elapsed >= timeout * 0.95
 
 
-def open_client(config: DeviceConfig, port: int, options: SshOptions) -> paramiko.SSHClient:
+def open_client(config: DeviceConfig, port: int, options: SshSettings) -> paramiko.SSHClient:
     """A new connection to ``config.host``: verified, authenticated, with keepalives if configured.
 
     Raises DeviceAuthError (credentials, host key), DeviceTimeout (a silent or hung server) or

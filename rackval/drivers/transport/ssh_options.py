@@ -1,20 +1,20 @@
-"""The options of an SSH device (``config.options``), read strictly once, and their defaults.
+"""The options of an SSH device as ``SshTransport`` uses them: checked, defaulted and compiled.
 
-A typo in a rack file must fail at load, naming the device and the option, never quietly mean
-something else: booleans accept only true/false words, regular expressions are compiled here.
+Types, ranges and unknown keys are checked by the typed model (``rackval.drivers.options``, one
+wording for every driver); here the defaults that are behaviour (the prompt, pager and exec-refusal
+expressions, the shell setup) are named, and the expressions are compiled once.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rackval.core.errors import ConfigError
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import SshOptions, parse_options
 
 CLI_MODES = ("exec", "shell", "auto")
 
@@ -33,18 +33,6 @@ DEFAULT_EXEC_REFUSAL_REGEX = (
 )
 
 
-def _opt_bool(options: Mapping[str, Any], name: str, default: bool, device: str) -> bool:
-    """Read a boolean option strictly: a typo like ``trust_on_first_use: flase`` must not mean yes."""
-    value = options.get(name, default)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "no", "0", "off"):
-        return False
-    raise ConfigError(f"device {device}: option {name!r} must be true or false, got {value!r}")
-
-
 def compile_regex(regex: str, what: str, device: str, *, flags: int = 0) -> re.Pattern[str]:
     """A regular expression from the rack file, or ConfigError naming the device and what it is."""
     try:
@@ -59,7 +47,7 @@ def prompt_pattern(regex: str, device: str) -> re.Pattern[str]:
 
 
 @dataclass(frozen=True)
-class SshOptions:
+class SshSettings:
     """The options (``config.options``) of one SSH device, as ``SshTransport`` uses them:
 
     - ``known_hosts`` (path, default ``~/.ssh/known_hosts``): the only file host keys are checked
@@ -114,47 +102,24 @@ class SshOptions:
     newline: str
 
     @classmethod
-    def from_config(cls, config: DeviceConfig) -> SshOptions:
+    def from_config(cls, config: DeviceConfig) -> SshSettings:
         """Read and check every option (ConfigError names the device and the option)."""
-        opts = config.options
-        known_hosts = Path(os.path.expanduser(str(opts.get("known_hosts", "~/.ssh/known_hosts"))))
-        tofu = _opt_bool(opts, "trust_on_first_use", False, config.name)
-        allow_agent = _opt_bool(opts, "allow_agent", False, config.name)
-        look_for_keys = _opt_bool(opts, "look_for_keys", False, config.name)
-        keepalive_s = float(opts.get("keepalive_s", 0) or 0)
-        encoding = str(opts.get("encoding", "utf-8"))
-        cli_mode = str(opts.get("cli_mode", "exec")).strip().lower()
-        if cli_mode not in CLI_MODES:
-            raise ConfigError(
-                f"device {config.name}: option 'cli_mode' must be one of {', '.join(CLI_MODES)}, "
-                f"got {opts.get('cli_mode')!r}"
-            )
-        refusal_re = compile_regex(
-            str(opts.get("exec_refusal_regex", DEFAULT_EXEC_REFUSAL_REGEX)), "exec_refusal_regex", config.name
-        )
-        prompt_re = prompt_pattern(str(opts.get("prompt_regex", DEFAULT_PROMPT_REGEX)), config.name)
-        pager_re = compile_regex(str(opts.get("pager_regex", DEFAULT_PAGER_REGEX)), "pager_regex", config.name)
-        setup = opts.get("shell_setup", DEFAULT_SHELL_SETUP)
-        if isinstance(setup, str) or not isinstance(setup, Sequence):
-            raise ConfigError(f"device {config.name}: option 'shell_setup' must be a list of commands")
-        try:
-            shell_width = int(opts.get("shell_width", 512))
-            shell_height = int(opts.get("shell_height", 24))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"device {config.name}: options 'shell_width'/'shell_height' must be integers") from exc
+        opts = parse_options(SshOptions, config.options, config.name, known_only=True)
         return cls(
-            known_hosts=known_hosts,
-            trust_on_first_use=tofu,
-            allow_agent=allow_agent,
-            look_for_keys=look_for_keys,
-            keepalive_s=keepalive_s,
-            encoding=encoding,
-            cli_mode=cli_mode,
-            refusal_re=refusal_re,
-            prompt_re=prompt_re,
-            pager_re=pager_re,
-            setup=tuple(str(c) for c in setup),
-            shell_width=shell_width,
-            shell_height=shell_height,
-            newline=str(opts.get("shell_newline", "\n")),
+            known_hosts=Path(os.path.expanduser(opts.known_hosts)),
+            trust_on_first_use=opts.trust_on_first_use,
+            allow_agent=opts.allow_agent,
+            look_for_keys=opts.look_for_keys,
+            keepalive_s=opts.keepalive_s,
+            encoding=opts.encoding,
+            cli_mode=opts.cli_mode,
+            refusal_re=compile_regex(
+                opts.exec_refusal_regex or DEFAULT_EXEC_REFUSAL_REGEX, "exec_refusal_regex", config.name
+            ),
+            prompt_re=prompt_pattern(opts.prompt_regex or DEFAULT_PROMPT_REGEX, config.name),
+            pager_re=compile_regex(opts.pager_regex or DEFAULT_PAGER_REGEX, "pager_regex", config.name),
+            setup=DEFAULT_SHELL_SETUP if opts.shell_setup is None else opts.shell_setup,
+            shell_width=opts.shell_width,
+            shell_height=opts.shell_height,
+            newline=opts.shell_newline,
         )
