@@ -78,7 +78,8 @@ class SimulatedRack:
         from rackval.sim.scpi_vxi11 import start_analyzer_vxi11
         from rackval.sim.snmp_agent import start_pdu_agent
         from rackval.sim.snmp_switch_agent import start_switch_snmp_agent
-        from rackval.sim.ssh_server import start_switch_ssh, write_known_hosts
+        from rackval.sim.ssh_server import write_known_hosts
+        from rackval.sim.switch_shell import start_switch_ssh
 
         state_dir.mkdir(parents=True, exist_ok=True)
         model = RackModel(size, SimClock(time_scale), params)

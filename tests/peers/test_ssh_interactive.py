@@ -28,7 +28,8 @@ from rackval.drivers.transport.ssh_terminal import render_terminal, strip_pager_
 from rackval.sim.clock import SimClock
 from rackval.sim.faults import make_fault
 from rackval.sim.model import RackModel
-from rackval.sim.ssh_server import start_switch_ssh, write_known_hosts
+from rackval.sim.ssh_server import write_known_hosts
+from rackval.sim.switch_shell import start_switch_ssh
 from tests.support.ssh_interactive_cli import LONG_OUTPUT
 from tests.support.ssh_interactive_sshd import EOS_DATA, InteractiveSshd, SilentTcpServer, start_interactive_sshd
 

@@ -22,7 +22,8 @@ from rackval.sim.clock import SimClock
 from rackval.sim.faults import make_fault
 from rackval.sim.model import REFERENCE_PARAMS, RackModel
 from rackval.sim.node_shell import start_node_ssh
-from rackval.sim.ssh_server import corrupt_output, start_switch_ssh
+from rackval.sim.ssh_server import corrupt_output
+from rackval.sim.switch_shell import start_switch_ssh
 from tests.support.sim_ssh import SimSsh, sim_ssh
 
 NODE = "node01"

@@ -20,7 +20,8 @@ from rackval.drivers.switch.sonic import (
     parse_speed_mbps,
 )
 from rackval.sim.model import RackModel
-from rackval.sim.ssh_server import format_speed, start_switch_ssh, write_known_hosts
+from rackval.sim.ssh_server import write_known_hosts
+from rackval.sim.switch_shell import format_speed, start_switch_ssh
 
 USER, PASSWORD = "admin", "YourPaSsWoRd"
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "sonic"
