@@ -2,7 +2,7 @@
 
 ``SshServer`` accepts connections on 127.0.0.1, authenticates by password and answers exec
 requests through a handler ``command -> CommandOutput``; with ``shell_sessions`` it also runs a
-persistent ``sh`` session framed the way ``rackval.drivers.transport.ssh`` writes it. What the
+persistent ``sh`` session framed the way ``rackval.drivers.transport.ssh_session`` writes it. What the
 commands print is not its business: each device kind has its own shell module that builds the
 handler from the model and starts the server (``switch_shell``: SONiC, ``node_shell``: a Linux
 GPU node, ``bmc_shell``: OpenBMC). ``write_known_hosts`` records a server's host key for the
@@ -45,7 +45,7 @@ from rackval.sim.faults import Fault
 
 _SHUTDOWN = object()  # queue sentinel: stop serving this connection
 
-# One command line of a persistent shell session, as rackval.drivers.transport.ssh writes it: the
+# One command line of a persistent shell session, as rackval.drivers.transport.ssh_session writes it: the
 # command (in a group) with stdin from /dev/null, then its exit status after a marker on stdout and the
 # marker alone on stderr, so the client knows where both streams of this command end.
 SHELL_FRAME = re.compile(

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rackval.harness.store.base import StoreError
+from rackval.harness.store import StoreError
 from rackval.harness.store.records import Sample, SampleChannel
 
 SCAN_CHUNK_ROWS = 500_000
