@@ -26,6 +26,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.exit_with_parent:
+        # The parent holds the other end of our stdin; the kernel closes it however the parent
+        # ends (SIGKILL included), and end-of-file stops this rack, which removes its secrets.
+        threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True).start()
     rack = SimulatedRack.start(size, Path(args.state_dir), params=params, time_scale=args.time_scale, faults=faults)
     try:
         print(f"rackval sim: {size.nodes} nodes, time scale {args.time_scale}; rack file {rack.rack_file}", flush=True)
@@ -70,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-scale", type=float, default=1.0, help="virtual seconds per real second (0 = only when advanced)"
     )
     sim.add_argument("--state-dir", default="sim-rack", help="where to write rack.yaml and its secrets")
+    sim.add_argument(
+        "--exit-with-parent", action="store_true", help="stop when standard input closes (the parent process ended)"
+    )
     sim.set_defaults(func=_cmd_sim)
     rep = sub.add_parser("report", help="render the HTML report of a stored run")
     rep.add_argument("run", help="run id, or 'latest'")

@@ -35,6 +35,7 @@ class SimProcess:
         self.rack_file.unlink(missing_ok=True)
         self.log_path = state_dir / "sim.log"
         cmd = [sys.executable, "-m", "rackval.harness.cli", "sim", "--seed", str(seed), "--state-dir", str(state_dir)]
+        cmd.append("--exit-with-parent")  # ends with us, however we end: see _cmd_sim
         if nodes is not None:
             cmd += ["--nodes", str(nodes)]
         if faults is not None:
@@ -42,7 +43,9 @@ class SimProcess:
         if params is not None:
             cmd += ["--params", str(Path(params).resolve())]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # stdin is a pipe we never write to: when this process ends, even by SIGKILL, the kernel
+        # closes it and the simulator sees end-of-file and stops (it removes its own secrets).
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE)
         deadline = time.monotonic() + start_timeout_s
         while not self.rack_file.exists():
             if self.proc.poll() is not None:
@@ -71,4 +74,6 @@ class SimProcess:
                 self.proc.wait(timeout=timeout_s)
         if not self._log.closed:
             self._log.close()
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
         shutil.rmtree(self.state_dir / "secrets", ignore_errors=True)

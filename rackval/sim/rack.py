@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,6 +86,7 @@ class SimulatedRack:
         model = RackModel(size, SimClock(time_scale), params)
         rack = cls(model=model, state_dir=state_dir)
         secret_dir = state_dir / "secrets"
+        shutil.rmtree(secret_dir, ignore_errors=True)  # a killed simulator's, useless and not to be left
         try:
             control_token = secrets.token_urlsafe(24)
             rack.control = ControlServer(model, control_token, host=HOST)
@@ -271,12 +273,14 @@ class SimulatedRack:
         return {name: f"{srv.host}:{srv.port}" for name, srv in self.servers.items()}
 
     def stop(self) -> None:
+        """Stop every server and remove the secrets: they are worth nothing once the rack is gone."""
         for srv in self.servers.values():
             srv.stop()
         self.servers.clear()
         if self.control is not None:
             self.control.stop()
             self.control = None
+        shutil.rmtree(self.state_dir / "secrets", ignore_errors=True)
 
 
 def _expect(info: Any) -> dict[str, str]:
