@@ -28,6 +28,7 @@ import pytest
 
 from rackval.core.errors import ConfigError, DeviceError
 from rackval.drivers.capabilities import Identity
+from rackval.drivers.kinds import ANY_DEVICE_PARAM, DEVICE_KINDS, RACK_NODES, DeviceKind
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.inventory import Inventory, load_inventory
 from rackval.harness.measure import Limit, Measurement, Outcome
@@ -38,14 +39,8 @@ from rackval.harness.store import DeviceRecord, RunInfo, Store, open_store
 from rackval.sim.control import ControlClient
 
 RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety", "telemetry"})
-# A test argument named like this is parametrised with every device of that kind.
-DEVICE_PARAMS: dict[str, str | None] = {
-    "device_name": None,  # every device
-    "pdu_name": "pdu",
-    "switch_name": "switch",
-    "bmc_name": "bmc",
-    "analyzer_name": "analyzer",
-}
+# A test argument named like this is parametrised with every device of that kind (None: any kind).
+DEVICE_PARAMS: dict[str, DeviceKind | None] = {ANY_DEVICE_PARAM: None, **{k.param: k for k in DEVICE_KINDS.values()}}
 DEFAULT_SIM_SPEC = Path("specs") / "sim-reference.yaml"
 MESSAGE_LIMIT = 4000
 # Run-level measurements (no limit, outcome "info") that say how fast a simulated run went.
@@ -424,11 +419,8 @@ class RunHooks:
             for argname, kind in DEVICE_PARAMS.items():
                 if argname in metafunc.fixturenames:
                     inventory = inventory or self.run.inventory
-                    names = inventory.devices_of_kind(kind) if kind else list(inventory.configs)
+                    names = _param_values(inventory, kind)
                     metafunc.parametrize(argname, names, ids=names)
-            if "node_name" in metafunc.fixturenames:
-                nodes = list(self.run.inventory.data.nodes)
-                metafunc.parametrize("node_name", nodes, ids=nodes)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
 
@@ -503,6 +495,16 @@ class RunHooks:
             )
             for r in run.undo_failures:
                 terminalreporter.write_line(f"  action {r.action_id} on {r.device}: {r.undo}: {r.message}", red=True)
+
+
+def _param_values(inventory: Inventory, kind: DeviceKind | None) -> list[str]:
+    """The names a device test argument takes: every device, every device of the kind, or every
+    compute node of the rack file (``DeviceKind.params_over``)."""
+    if kind is None:
+        return list(inventory.configs)
+    if kind.params_over == RACK_NODES:
+        return list(inventory.data.nodes)
+    return inventory.devices_of_kind(kind.name)
 
 
 def _uses_rackval_fixtures(item: pytest.Item) -> bool:
