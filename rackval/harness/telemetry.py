@@ -42,10 +42,9 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -54,195 +53,63 @@ from typing import Any
 import numpy as np
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
-from rackval.drivers import capabilities
+from rackval.drivers.capabilities import GpuNode
+from rackval.drivers.kinds import KIND_NAMES
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.measure import Limit
 from rackval.harness.rack import DeviceResult, Rack, values_or_raise
+from rackval.harness.readers import (
+    ANALYZER,
+    BMC,
+    GPU_FIELDS,
+    OUTLETS,
+    PORT_COUNTERS,
+    POWER,
+    Channel,
+    Reader,
+    channels_of,
+    gpu_field_channels,
+)
 
-Reader = Callable[[Any], Mapping[str, float | None]]
-"""``reader(driver)`` -> values of several channels of one device, keyed by channel name."""
-
-KINDS = ("pdu", "analyzer", "bmc", "node", "switch")
+KINDS = KIND_NAMES
 MAX_ERROR_EVENTS = 1000  # per sampler: when each device failed; counts go on beyond this
 
 
-@dataclass(frozen=True, eq=False)
-class Channel:
-    """One time series. ``read`` is the device-level reader it shares with its siblings: the
-    sampler calls each distinct reader of a device once per tick. ``wrap_bits`` marks a
-    cumulative counter that wraps at ``2**wrap_bits`` (None: a gauge)."""
-
-    name: str
-    device: str
-    unit: str
-    read: Reader
-    wrap_bits: int | None = None
-
-    @staticmethod
-    def single(name: str, device: str, unit: str, fn: Callable[[Any], float | None]) -> Channel:
-        """A channel with its own driver call (``fn(driver) -> value``), for one-off readings."""
-        return Channel(name, device, unit, lambda drv: {name: fn(drv)})
-
-
-def _slug(text: str) -> str:
-    """A sensor name as a channel path element: 'Inlet Temp' -> 'inlet_temp'."""
-    return re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_") or "sensor"
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None if value is None else float(value)
-    return float(value)
-
-
-# ---- channel-set builders -------------------------------------------------------------------
-# Each builder asks the device once what it has (outlets, sensors, GPUs, ports), so channel
-# names are fixed for the run; a builder raises the DeviceError of a device that does not answer.
+# ---- channel sets ------------------------------------------------------------------------------
+# What each capability offers is in rackval.harness.readers; these pick the channels a plan
+# wants of one device. Each asks the device once what it has, so channel names are fixed for the
+# run, and raises the DeviceError of a device that does not answer.
 
 
 def pdu_channels(rack: Rack, pdu: str) -> list[Channel]:
-    """Per outlet: ``<pdu>/outlet<N>/power_w``, ``/current_a``, ``/on`` (1/0); plus
-    ``<pdu>/power_w`` (total) when the driver is a PowerMeter. One ``outlets()`` call per tick."""
-    drv = rack.driver(pdu)
-    channels: list[Channel] = []
-    if isinstance(drv, capabilities.OutletSwitch):
-        outlets = drv.outlets()
-
-        def read_outlets(d: Any) -> dict[str, float | None]:
-            out: dict[str, float | None] = {}
-            for o in d.outlets():
-                base = f"{pdu}/outlet{o.outlet}"
-                out[f"{base}/power_w"] = _num(o.power_w)
-                out[f"{base}/current_a"] = _num(o.current_a)
-                out[f"{base}/on"] = 1.0 if o.on else 0.0
-            return out
-
-        for o in outlets:
-            base = f"{pdu}/outlet{o.outlet}"
-            channels += [
-                Channel(f"{base}/power_w", pdu, "W", read_outlets),
-                Channel(f"{base}/current_a", pdu, "A", read_outlets),
-                Channel(f"{base}/on", pdu, "", read_outlets),
-            ]
-    if isinstance(drv, capabilities.PowerMeter):
-        channels.append(Channel.single(f"{pdu}/power_w", pdu, "W", lambda d: d.power_watts()))
-    return channels
+    """``<pdu>/power_w`` (total) when the driver is a PowerMeter; per outlet
+    ``<pdu>/outlet<N>/power_w``, ``/current_a``, ``/on`` (1/0) from one ``outlets()`` call."""
+    return channels_of(rack.driver(pdu), pdu, (POWER, OUTLETS))
 
 
 def analyzer_channels(rack: Rack, analyzer: str) -> list[Channel]:
-    """``<analyzer>/voltage_v``, ``/current_a``, ``/power_w``, ``/power_factor``: one ``read()``."""
-    drv = rack.driver(analyzer)
-    if not isinstance(drv, capabilities.PowerAnalyzer):
-        if isinstance(drv, capabilities.PowerMeter):
-            return [Channel.single(f"{analyzer}/power_w", analyzer, "W", lambda d: d.power_watts())]
-        return []
-
-    def read(d: Any) -> dict[str, float | None]:
-        r = d.read()
-        return {
-            f"{analyzer}/voltage_v": _num(r.voltage_v),
-            f"{analyzer}/current_a": _num(r.current_a),
-            f"{analyzer}/power_w": _num(r.power_w),
-            f"{analyzer}/power_factor": _num(r.power_factor),
-        }
-
-    units = {"voltage_v": "V", "current_a": "A", "power_w": "W", "power_factor": ""}
-    return [Channel(f"{analyzer}/{k}", analyzer, u, read) for k, u in units.items()]
+    """``<analyzer>/voltage_v``, ``/current_a``, ``/power_w``, ``/power_factor`` from one ``read()``
+    (a plain PowerMeter: ``<analyzer>/power_w`` only)."""
+    return channels_of(rack.driver(analyzer), analyzer, (POWER, ANALYZER))
 
 
 def bmc_channels(rack: Rack, bmc: str) -> list[Channel]:
     """``<bmc>/power_w`` (PowerMeter) and ``<bmc>/<sensor slug>/temperature_c`` per temperature
     sensor the BMC reports now (e.g. ``bmc-node01/inlet_temp/temperature_c``)."""
-    drv = rack.driver(bmc)
-    channels: list[Channel] = []
-    if isinstance(drv, capabilities.PowerMeter):
-        channels.append(Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts()))
-    if isinstance(drv, capabilities.Bmc):
-        sensors = drv.temperatures()
-
-        def read_temps(d: Any) -> dict[str, float | None]:
-            return {f"{bmc}/{_slug(k)}/temperature_c": _num(v) for k, v in d.temperatures().items()}
-
-        seen: set[str] = set()
-        for sensor in sensors:
-            name = f"{bmc}/{_slug(sensor)}/temperature_c"
-            if name not in seen:
-                seen.add(name)
-                channels.append(Channel(name, bmc, "degC", read_temps))
-    return channels
-
-
-GPU_FIELDS: tuple[tuple[str, str], ...] = (
-    ("power_w", "W"),
-    ("temperature_c", "degC"),
-    ("utilization_pct", "%"),
-    ("sm_clock_mhz", "MHz"),
-    ("event_reasons", ""),
-    ("ecc_uncorrected", "count"),
-)
+    return channels_of(rack.driver(bmc), bmc, (POWER, BMC))
 
 
 def gpu_channels(rack: Rack, node: str, fields: Sequence[tuple[str, str]] = GPU_FIELDS) -> list[Channel]:
     """Per GPU ``<node>/gpu<i>/<field>`` for ``fields`` ((field, unit) pairs, default
-    ``GPU_FIELDS``; ``event_reasons`` is NVML's clocks-event bit mask as a number): one ``gpus()``
-    call per tick, whatever the number of fields."""
+    ``GPU_FIELDS``): one ``gpus()`` call per tick, whatever the number of fields."""
     drv = rack.driver(node)
-    if not isinstance(drv, capabilities.GpuNode):
-        return []
-    gpus = drv.gpus()
-
-    def read(d: Any) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for g in d.gpus():
-            for f, _ in fields:
-                out[f"{node}/gpu{g.index}/{f}"] = _num(getattr(g, f))
-        return out
-
-    return [Channel(f"{node}/gpu{g.index}/{f}", node, u, read) for g in gpus for f, u in fields]
-
-
-COUNTER_FIELDS = ("in_octets", "out_octets", "in_errors", "out_errors", "in_discards", "out_discards")
+    return gpu_field_channels(drv, node, fields) if isinstance(drv, GpuNode) else []
 
 
 def switch_counter_channels(rack: Rack, switch: str) -> list[Channel]:
     """Per port ``<switch>/<port>/<counter>`` for ``COUNTER_FIELDS``, raw cumulative values with
-    their wrap width (``octet_bits`` / ``error_bits``): one ``counters()`` call per tick."""
-    drv = rack.driver(switch)
-    counters = getattr(drv, "counters", None)
-    if counters is None:
-        return []
-    ports = counters()
-
-    def read(d: Any) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for p in d.counters():
-            for f in COUNTER_FIELDS:
-                out[f"{switch}/{p.name}/{f}"] = _num(getattr(p, f))
-        return out
-
-    channels = []
-    for p in ports:
-        for f in COUNTER_FIELDS:
-            octets = f.endswith("octets")
-            channels.append(
-                Channel(
-                    f"{switch}/{p.name}/{f}",
-                    switch,
-                    "B" if octets else "count",
-                    read,
-                    wrap_bits=p.octet_bits if octets else p.error_bits,
-                )
-            )
-    return channels
-
-
-BUILDERS: dict[str, Callable[[Rack, str], list[Channel]]] = {
-    "pdu": pdu_channels,
-    "analyzer": analyzer_channels,
-    "bmc": bmc_channels,
-    "node": gpu_channels,
-    "switch": switch_counter_channels,
-}
+    their wrap width: one ``counters()`` call per tick."""
+    return channels_of(rack.driver(switch), switch, (PORT_COUNTERS,))
 
 
 class ChannelSet(list[Channel]):
@@ -262,14 +129,13 @@ def rack_channels(
 
     ``strict``: a device that cannot be asked raises ``FanOutError`` naming every such device;
     otherwise it is left out and listed in ``.skipped`` (sample the rest, report the gap)."""
-    unknown = set(kinds) - set(BUILDERS)
+    unknown = set(kinds) - set(KIND_NAMES)
     if unknown:
-        raise ConfigError(f"telemetry: unknown device kinds {sorted(unknown)} (known: {', '.join(BUILDERS)})")
+        raise ConfigError(f"telemetry: unknown device kinds {sorted(unknown)} (known: {', '.join(KIND_NAMES)})")
     names = [n for n in rack.names() if rack.inventory.configs[n].kind in kinds]
-    kind_of = {n: rack.inventory.configs[n].kind for n in names}
 
     def build(name: str) -> list[Channel]:
-        return BUILDERS[kind_of[name]](rack, name)
+        return channels_of(rack.driver(name), name)
 
     results: dict[str, Any] = {}
     if names:
