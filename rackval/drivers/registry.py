@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from rackval.core.errors import ConfigError
+from rackval.drivers.kinds import KIND_NAMES
 
-KINDS = ("pdu", "switch", "bmc", "analyzer", "node")
+KINDS = KIND_NAMES
 
 
 @dataclass(frozen=True)

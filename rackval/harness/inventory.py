@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from rackval.core.errors import ConfigError
 from rackval.core.yamlfile import YamlLocator, load_yaml_model
 from rackval.drivers import registry
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
+from rackval.drivers.kinds import DEVICE_KINDS, describe_kinds
 
 
 class _Strict(BaseModel):
@@ -57,8 +59,20 @@ class Expect(_Strict):
     firmware: str = ""
 
 
+def _known_kind(kind: Any) -> str:
+    if not isinstance(kind, str) or kind not in DEVICE_KINDS:
+        raise PydanticCustomError(
+            "device_kind", "unknown kind {kind} (valid: {valid})", {"kind": repr(kind), "valid": describe_kinds()}
+        )
+    return kind
+
+
+DeviceKindName = Annotated[str, BeforeValidator(_known_kind)]
+"""A ``kind:`` of ``rackval.drivers.kinds.DEVICE_KINDS``; anything else names the valid ones."""
+
+
 class DeviceSpec(_Strict):
-    kind: Literal["pdu", "switch", "bmc", "analyzer", "node"]
+    kind: DeviceKindName
     driver: str
     host: str
     port: int | None = Field(default=None, ge=1, le=65535)

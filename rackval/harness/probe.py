@@ -5,9 +5,10 @@ at once, each with its own timeout, and the answer is one line per device with i
 comparison with the rack file's ``expect``, one reading of every capability its driver has, and
 the time it took. A dead device costs only its own timeout and hides nothing else.
 
-Probing is read-only by construction: it calls only ``identify`` and the capability *readers*
-(``power_watts``, ``outlets``, ``ports``, ``lldp_neighbors``, ``power_state``, ``temperatures``,
-``read``, ``gpus``); nothing that switches, resets, loads or configures a limit is ever called.
+Probing is read-only by construction: it calls only ``identify`` and the one-shot readings of
+``rackval.harness.readers.CAPABILITY_READERS`` (``power_watts``, ``outlets``, ``ports``,
+``lldp_neighbors``, ``power_state``, ``temperatures``, ``read``, ``gpus``); nothing that switches,
+resets, loads or configures a limit is ever called.
 Secrets are never printed: every text that leaves this module is scrubbed of the rack's resolved
 credential values, in case a driver or library ever quotes one.
 """
@@ -19,22 +20,15 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceTimeout
-from rackval.drivers.capabilities import (
-    Bmc,
-    GpuNode,
-    Identity,
-    NetSwitch,
-    OutletSwitch,
-    PowerAnalyzer,
-    PowerMeter,
-)
+from rackval.drivers.capabilities import Identity
 from rackval.harness.inventory import Inventory, load_inventory
 from rackval.harness.rack import Rack
+from rackval.harness.readers import probe_readings, readings_text
 
 IDENTITY_FIELDS = ("vendor", "model", "serial", "firmware")
 TABLE_HEADER = (
@@ -104,69 +98,6 @@ class DeviceProbe:
 
 
 # ---- probing one device --------------------------------------------------------------------------
-def _r(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(float(value), digits)
-
-
-def _max(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
-
-
-def _capability_steps(driver: Any) -> list[tuple[str, Callable[[], Any]]]:
-    """(reading name, read-only call) for every capability the driver implements.
-
-    Only readers appear here. OutletSwitch and GpuNode also have destructive methods; the
-    probe reads ``outlets()`` / ``gpus()`` and never touches the rest.
-    """
-    steps: list[tuple[str, Callable[[], Any]]] = []
-    is_analyzer = isinstance(driver, PowerAnalyzer)
-    if isinstance(driver, PowerMeter) and not is_analyzer:  # an analyzer's read() has P already
-        steps.append(("power", lambda: {"w": _r(driver.power_watts())}))
-    if isinstance(driver, OutletSwitch):
-
-        def outlets() -> dict[str, Any]:
-            readings = driver.outlets()
-            return {
-                "count": len(readings),
-                "on": sum(1 for o in readings if o.on),
-                "total_w": _r(sum(o.power_w for o in readings if o.power_w is not None)),
-            }
-
-        steps.append(("outlets", outlets))
-    if isinstance(driver, NetSwitch):
-
-        def ports() -> dict[str, Any]:
-            found = driver.ports()
-            return {"up": sum(1 for p in found if p.oper_up), "total": len(found)}
-
-        steps.append(("ports", ports))
-        steps.append(("lldp", lambda: {"neighbors": len(driver.lldp_neighbors())}))
-    if isinstance(driver, Bmc):
-        steps.append(("power_state", lambda: {"state": driver.power_state()}))
-
-        def temps() -> dict[str, Any]:
-            values = driver.temperatures()
-            return {"sensors": len(values), "max_c": _r(_max(values.values()), 1)}
-
-        steps.append(("temperatures", temps))
-    if is_analyzer:
-
-        def analyzer() -> dict[str, Any]:
-            r = driver.read()
-            return {"v": _r(r.voltage_v), "a": _r(r.current_a, 3), "w": _r(r.power_w), "pf": _r(r.power_factor, 3)}
-
-        steps.append(("analyzer", analyzer))
-    if isinstance(driver, GpuNode):
-
-        def gpus() -> dict[str, Any]:
-            found = driver.gpus()
-            return {"count": len(found), "max_temp_c": _r(_max(g.temperature_c for g in found), 1)}
-
-        steps.append(("gpus", gpus))
-    return steps
-
-
 def _error(probe: DeviceProbe, step: str, exc: BaseException, operation: str) -> ProbeError:
     """A ProbeError whose message names device, address and operation whatever raised."""
     if isinstance(exc, DeviceError):
@@ -196,7 +127,7 @@ def probe_driver(driver: Any, probe: DeviceProbe) -> DeviceProbe:
         except Exception as exc:  # a probe reports every failure; it never stops at one
             probe.errors.append(_error(probe, "identify", exc, "identify"))
             if _gives_up(exc):
-                probe.skipped = [name for name, _ in _capability_steps(driver)]
+                probe.skipped = [r.name for r in probe_readings(driver)]
                 return probe
         if probe.identity is not None:
             for name in IDENTITY_FIELDS:
@@ -204,14 +135,15 @@ def probe_driver(driver: Any, probe: DeviceProbe) -> DeviceProbe:
                 got = getattr(probe.identity, name)
                 if want and got != want:
                     probe.mismatches.append({"field": name, "expected": want, "actual": got})
-        for name, read in _capability_steps(driver):
+        readings = probe_readings(driver)
+        for reading in readings:
             try:
-                probe.readings[name] = read()
+                probe.readings[reading.name] = reading.read(driver)
             except Exception as exc:
-                probe.errors.append(_error(probe, name, exc, f"read {name}"))
+                probe.errors.append(_error(probe, reading.name, exc, f"read {reading.name}"))
                 if _gives_up(exc):  # the device stopped answering mid-probe
                     done = {e.step for e in probe.errors} | set(probe.readings)
-                    probe.skipped = [n for n, _ in _capability_steps(driver) if n not in done]
+                    probe.skipped = [r.name for r in readings if r.name not in done]
                     return probe
         return probe
     finally:
@@ -273,35 +205,6 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     for value in secrets:
         text = text.replace(value, "***")
     return text
-
-
-def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
-    return "?" if value is None else f"{value:.{digits}f} {unit}"
-
-
-def readings_text(readings: dict[str, Any]) -> str:
-    """One reading per capability, short enough for a table cell."""
-    parts = []
-    if "power" in readings:
-        parts.append(f"power {_fmt(readings['power']['w'], 'W')}")
-    if "outlets" in readings:
-        o = readings["outlets"]
-        parts.append(f"outlets {o['count']} ({o['on']} on) {_fmt(o['total_w'], 'W')}")
-    if "ports" in readings:
-        parts.append(f"ports {readings['ports']['up']}/{readings['ports']['total']} up")
-    if "lldp" in readings:
-        parts.append(f"lldp {readings['lldp']['neighbors']} neighbors")
-    if "power_state" in readings:
-        parts.append(f"host {readings['power_state']['state']}")
-    if "temperatures" in readings:
-        parts.append(f"max {_fmt(readings['temperatures']['max_c'], 'C')}")
-    if "analyzer" in readings:
-        a = readings["analyzer"]
-        parts.append(f"U {_fmt(a['v'], 'V')} I {_fmt(a['a'], 'A', 3)} P {_fmt(a['w'], 'W')}")
-    if "gpus" in readings:
-        g = readings["gpus"]
-        parts.append(f"gpus {g['count']} max {_fmt(g['max_temp_c'], 'C')}")
-    return "; ".join(parts) or "-"
 
 
 def _match_text(probe: DeviceProbe) -> str:

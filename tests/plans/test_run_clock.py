@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rackval.harness.plugin import RUN_TIME_RATIO, RUN_VIRTUAL_TIME, RUN_WALL_TIME, RunClockFigure
+from rackval.harness.plugin.run import RUN_TIME_RATIO, RUN_VIRTUAL_TIME, RUN_WALL_TIME, RunClockFigure
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -126,3 +126,14 @@ def test_feed_analyzers_cover_every_pdu_feed_once(tmp_path: Path, monkeypatch: p
     bare = load_inventory(write(tmp_path, GOOD, "bare.yaml"))
     with pytest.raises(ConfigError, match=r"do not measure feeds \['A'\] exactly once"):
         bare.feed_analyzers()
+
+
+def test_unknown_kind_lists_the_valid_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_BMC_PASSWORD", "pw")
+    path = write(tmp_path, GOOD.replace("    kind: pdu\n", "    kind: toaster\n"))
+    with pytest.raises(ConfigError) as err:
+        load_inventory(path)
+    message = str(err.value)
+    assert f"{path}:12: devices.pdu-a.kind: unknown kind 'toaster' (valid: pdu (power distribution unit)," in message
+    for kind in ("switch", "bmc", "analyzer", "node"):
+        assert f" {kind} (" in message, message

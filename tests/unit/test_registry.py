@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rackval.core.errors import ConfigError
-from rackval.drivers import capabilities, registry
-
-KIND_PROTOCOLS = {
-    "pdu": (capabilities.Device, capabilities.PowerMeter, capabilities.OutletSwitch),
-    "switch": (capabilities.Device, capabilities.NetSwitch),
-    "bmc": (capabilities.Device, capabilities.Bmc),  # power readings are optional (OpenBMC over SSH has none)
-    "analyzer": (capabilities.Device, capabilities.PowerMeter),
-    "node": (capabilities.Device, capabilities.GpuNode),
-}
+from rackval.drivers import registry
+from rackval.drivers.kinds import DEVICE_KINDS
 
 
 @pytest.mark.parametrize("name", sorted(registry.BUILTIN))
@@ -21,7 +14,7 @@ def test_builtin_driver_loads_and_implements_its_kind(name: str) -> None:
     entry = registry.BUILTIN[name]
     assert entry.kind in registry.KINDS
     cls = registry.load(name)
-    for proto in KIND_PROTOCOLS[entry.kind]:
+    for proto in DEVICE_KINDS[entry.kind].protocols:
         assert proto in cls.__mro__, f"{name} ({cls.__name__}) does not claim {proto.__name__} (subclass it)"
         methods = [m for m, v in vars(proto).items() if callable(v) and not m.startswith("_")]
         assert methods, proto

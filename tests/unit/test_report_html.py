@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from rackval.harness.measure import Limit, Measurement, Outcome
-from rackval.harness.report.html import FAIL, INCOMPLETE, PASS, render_report, run_verdict
+from rackval.harness.report.html import render_report
 from rackval.harness.report.plots import normalised_margin
+from rackval.harness.report.run_data import FAIL, INCOMPLETE, PASS, run_verdict
 from rackval.harness.store import ActionRecord, DeviceRecord, RunInfo, SqliteStore, open_store
 from rackval.harness.store import TestRecord as StoredTest  # aliased so pytest does not try to collect it
 

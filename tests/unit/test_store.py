@@ -75,7 +75,7 @@ def test_next_run_marks_a_killed_run_incomplete(tmp_path: Path) -> None:
     import os
     import socket
 
-    from rackval.harness.plugin import mark_dead_runs_incomplete
+    from rackval.harness.plugin.run import mark_dead_runs_incomplete
 
     db = tmp_path / "results.sqlite"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -23,7 +23,7 @@ import pytest
 
 import rackval.harness.store.base as store_base
 from rackval.harness.measure import Limit, Measurement, Outcome
-from rackval.harness.plugin import mark_dead_runs_incomplete
+from rackval.harness.plugin.run import mark_dead_runs_incomplete
 from rackval.harness.store import RunInfo, SqlStore, StoreError, open_store
 from rackval.harness.store import journal as journals
 

@@ -1,22 +1,10 @@
-"""Reports rendered from the results store: the self-contained HTML acceptance report and plots.
+"""Reports rendered from the results store.
 
-``render_report`` is imported lazily so that code which only needs another report module (JUnit,
-exports) does not pay for importing matplotlib.
+``html`` renders the self-contained HTML acceptance report: a frame around the sections of
+``sections`` (each a context builder and a template partial), built from one run's records
+(``run_data``), with the SVG charts of ``plots`` and the telemetry statistics of ``telemetry``;
+``exports`` writes a run's samples and measurements as CSV and Parquet.
+
+Nothing is imported here, so a caller that needs only one report module (the CLI's exports)
+does not pay for importing matplotlib.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from rackval.harness.report.html import render_report
-
-__all__ = ["render_report"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "render_report":
-        from rackval.harness.report.html import render_report
-
-        return render_report
-    raise AttributeError(f"module 'rackval.harness.report' has no attribute {name!r}")

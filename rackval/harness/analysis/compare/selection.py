@@ -57,7 +57,7 @@ def _unit_of(run: RunInfo) -> str:
 
 def _is_complete(store: Store, run_id: str) -> bool:
     """Finished by the stored status, by the acceptance report's own definition of unfinished."""
-    from rackval.harness.report.html import INCOMPLETE, run_verdict
+    from rackval.harness.report.run_data import INCOMPLETE, run_verdict
 
     outcome, ended_at = store.run_status(run_id)
     return ended_at is not None and run_verdict(outcome, [], []) != INCOMPLETE

@@ -1,12 +1,11 @@
-"""Telemetry sampling: many channels from many devices at a fixed rate, into memory and the store.
+"""The fixed-rate sampler: many channels from many devices at one rate, into memory and the store.
 
-A channel is one time series (``pdu-a/outlet3/power_w``, ``node05/gpu2/temperature_c``,
-``tor1/Ethernet8/in_errors``). Polling is per device, not per channel: channels that come from
-the same driver call share one *reader* (``reader(driver) -> {channel name: value}``), so one
-``outlets()`` call gives power and current of every outlet and one ``gpus()`` call gives every
-GPU's power, temperature, utilisation and clocks-event mask. Each tick polls every device once,
-concurrently (a persistent thread pool; one task per device, so a driver is never called from
-two threads at once), and stamps every value with ``clock.now()`` taken at the tick.
+Polling is per device, not per channel: channels that share a *reader* (one driver call, see
+``rackval.harness.readers``) cost that call once a tick, whatever their number. Each tick polls
+every device once, concurrently (a persistent thread pool; one task per device, so a driver is
+never called from two threads at once), and stamps every value with ``clock.now()`` taken at the
+tick. The values go into the sampler's own ``Recording`` (``telemetry.series``: the summaries
+plans assert on) and, batched, into the store.
 
 Time. Ticks are on the grid ``t0 + k / rate_hz``.
 
@@ -27,12 +26,6 @@ in-memory summaries count it in ``missing``. A value the device reports as unava
 within its rack-file ``timeout_s`` (+ ``grace_s``) is left running in its thread and skipped
 (counted as an error) until it comes back; the other devices keep their rate.
 
-Counters. Switch counters are stored *raw* (cumulative, as the device reports them), never as
-deltas or rates: a raw series keeps every fact (resets, wraps, the exact growth between any two
-instants) and a rate is a division any summary can do. ``growth()`` and ``rate()`` undo wraps
-(``Channel.wrap_bits``) and skip intervals where the counter went backwards beyond a wrap (a
-reset). Values are float64 (the store's column is REAL too): exact up to 2**53.
-
 Storage. Samples are buffered and written with ``store.record_samples`` every ``flush_rows``
 rows (and at the end), one transaction per batch, never per sample. With ``store=None`` the
 sampler keeps only its in-memory arrays (unit tests, benchmarks).
@@ -40,12 +33,10 @@ sampler keeps only its in-memory arrays (unit tests, benchmarks).
 
 from __future__ import annotations
 
-import fnmatch
 import math
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -54,260 +45,16 @@ from typing import Any
 import numpy as np
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
-from rackval.drivers import capabilities
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
-from rackval.harness.measure import Limit
-from rackval.harness.rack import DeviceResult, Rack, values_or_raise
+from rackval.harness.rack import Rack
+from rackval.harness.readers import Channel, Reader
+from rackval.harness.telemetry.channels import KINDS, rack_channels
+from rackval.harness.telemetry.series import Recording
 
-Reader = Callable[[Any], Mapping[str, float | None]]
-"""``reader(driver)`` -> values of several channels of one device, keyed by channel name."""
-
-KINDS = ("pdu", "analyzer", "bmc", "node", "switch")
 MAX_ERROR_EVENTS = 1000  # per sampler: when each device failed; counts go on beyond this
 
 
-@dataclass(frozen=True, eq=False)
-class Channel:
-    """One time series. ``read`` is the device-level reader it shares with its siblings: the
-    sampler calls each distinct reader of a device once per tick. ``wrap_bits`` marks a
-    cumulative counter that wraps at ``2**wrap_bits`` (None: a gauge)."""
-
-    name: str
-    device: str
-    unit: str
-    read: Reader
-    wrap_bits: int | None = None
-
-    @staticmethod
-    def single(name: str, device: str, unit: str, fn: Callable[[Any], float | None]) -> Channel:
-        """A channel with its own driver call (``fn(driver) -> value``), for one-off readings."""
-        return Channel(name, device, unit, lambda drv: {name: fn(drv)})
-
-
-def _slug(text: str) -> str:
-    """A sensor name as a channel path element: 'Inlet Temp' -> 'inlet_temp'."""
-    return re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_") or "sensor"
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None if value is None else float(value)
-    return float(value)
-
-
-# ---- channel-set builders -------------------------------------------------------------------
-# Each builder asks the device once what it has (outlets, sensors, GPUs, ports), so channel
-# names are fixed for the run; a builder raises the DeviceError of a device that does not answer.
-
-
-def pdu_channels(rack: Rack, pdu: str) -> list[Channel]:
-    """Per outlet: ``<pdu>/outlet<N>/power_w``, ``/current_a``, ``/on`` (1/0); plus
-    ``<pdu>/power_w`` (total) when the driver is a PowerMeter. One ``outlets()`` call per tick."""
-    drv = rack.driver(pdu)
-    channels: list[Channel] = []
-    if isinstance(drv, capabilities.OutletSwitch):
-        outlets = drv.outlets()
-
-        def read_outlets(d: Any) -> dict[str, float | None]:
-            out: dict[str, float | None] = {}
-            for o in d.outlets():
-                base = f"{pdu}/outlet{o.outlet}"
-                out[f"{base}/power_w"] = _num(o.power_w)
-                out[f"{base}/current_a"] = _num(o.current_a)
-                out[f"{base}/on"] = 1.0 if o.on else 0.0
-            return out
-
-        for o in outlets:
-            base = f"{pdu}/outlet{o.outlet}"
-            channels += [
-                Channel(f"{base}/power_w", pdu, "W", read_outlets),
-                Channel(f"{base}/current_a", pdu, "A", read_outlets),
-                Channel(f"{base}/on", pdu, "", read_outlets),
-            ]
-    if isinstance(drv, capabilities.PowerMeter):
-        channels.append(Channel.single(f"{pdu}/power_w", pdu, "W", lambda d: d.power_watts()))
-    return channels
-
-
-def analyzer_channels(rack: Rack, analyzer: str) -> list[Channel]:
-    """``<analyzer>/voltage_v``, ``/current_a``, ``/power_w``, ``/power_factor``: one ``read()``."""
-    drv = rack.driver(analyzer)
-    if not isinstance(drv, capabilities.PowerAnalyzer):
-        if isinstance(drv, capabilities.PowerMeter):
-            return [Channel.single(f"{analyzer}/power_w", analyzer, "W", lambda d: d.power_watts())]
-        return []
-
-    def read(d: Any) -> dict[str, float | None]:
-        r = d.read()
-        return {
-            f"{analyzer}/voltage_v": _num(r.voltage_v),
-            f"{analyzer}/current_a": _num(r.current_a),
-            f"{analyzer}/power_w": _num(r.power_w),
-            f"{analyzer}/power_factor": _num(r.power_factor),
-        }
-
-    units = {"voltage_v": "V", "current_a": "A", "power_w": "W", "power_factor": ""}
-    return [Channel(f"{analyzer}/{k}", analyzer, u, read) for k, u in units.items()]
-
-
-def bmc_channels(rack: Rack, bmc: str) -> list[Channel]:
-    """``<bmc>/power_w`` (PowerMeter) and ``<bmc>/<sensor slug>/temperature_c`` per temperature
-    sensor the BMC reports now (e.g. ``bmc-node01/inlet_temp/temperature_c``)."""
-    drv = rack.driver(bmc)
-    channels: list[Channel] = []
-    if isinstance(drv, capabilities.PowerMeter):
-        channels.append(Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts()))
-    if isinstance(drv, capabilities.Bmc):
-        sensors = drv.temperatures()
-
-        def read_temps(d: Any) -> dict[str, float | None]:
-            return {f"{bmc}/{_slug(k)}/temperature_c": _num(v) for k, v in d.temperatures().items()}
-
-        seen: set[str] = set()
-        for sensor in sensors:
-            name = f"{bmc}/{_slug(sensor)}/temperature_c"
-            if name not in seen:
-                seen.add(name)
-                channels.append(Channel(name, bmc, "degC", read_temps))
-    return channels
-
-
-GPU_FIELDS: tuple[tuple[str, str], ...] = (
-    ("power_w", "W"),
-    ("temperature_c", "degC"),
-    ("utilization_pct", "%"),
-    ("sm_clock_mhz", "MHz"),
-    ("event_reasons", ""),
-    ("ecc_uncorrected", "count"),
-)
-
-
-def gpu_channels(rack: Rack, node: str, fields: Sequence[tuple[str, str]] = GPU_FIELDS) -> list[Channel]:
-    """Per GPU ``<node>/gpu<i>/<field>`` for ``fields`` ((field, unit) pairs, default
-    ``GPU_FIELDS``; ``event_reasons`` is NVML's clocks-event bit mask as a number): one ``gpus()``
-    call per tick, whatever the number of fields."""
-    drv = rack.driver(node)
-    if not isinstance(drv, capabilities.GpuNode):
-        return []
-    gpus = drv.gpus()
-
-    def read(d: Any) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for g in d.gpus():
-            for f, _ in fields:
-                out[f"{node}/gpu{g.index}/{f}"] = _num(getattr(g, f))
-        return out
-
-    return [Channel(f"{node}/gpu{g.index}/{f}", node, u, read) for g in gpus for f, u in fields]
-
-
-COUNTER_FIELDS = ("in_octets", "out_octets", "in_errors", "out_errors", "in_discards", "out_discards")
-
-
-def switch_counter_channels(rack: Rack, switch: str) -> list[Channel]:
-    """Per port ``<switch>/<port>/<counter>`` for ``COUNTER_FIELDS``, raw cumulative values with
-    their wrap width (``octet_bits`` / ``error_bits``): one ``counters()`` call per tick."""
-    drv = rack.driver(switch)
-    if not isinstance(drv, capabilities.PortCounterSource):
-        return []
-    ports = drv.counters()
-
-    def read(d: Any) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for p in d.counters():
-            for f in COUNTER_FIELDS:
-                out[f"{switch}/{p.name}/{f}"] = _num(getattr(p, f))
-        return out
-
-    channels = []
-    for p in ports:
-        for f in COUNTER_FIELDS:
-            octets = f.endswith("octets")
-            channels.append(
-                Channel(
-                    f"{switch}/{p.name}/{f}",
-                    switch,
-                    "B" if octets else "count",
-                    read,
-                    wrap_bits=p.octet_bits if octets else p.error_bits,
-                )
-            )
-    return channels
-
-
-BUILDERS: dict[str, Callable[[Rack, str], list[Channel]]] = {
-    "pdu": pdu_channels,
-    "analyzer": analyzer_channels,
-    "bmc": bmc_channels,
-    "node": gpu_channels,
-    "switch": switch_counter_channels,
-}
-
-
-class ChannelSet(list[Channel]):
-    """The channels ``rack_channels`` built, plus the devices it could not ask (``skipped``)."""
-
-    skipped: dict[str, Exception]
-
-    def __init__(self, channels: Iterable[Channel] = (), skipped: dict[str, Exception] | None = None) -> None:
-        super().__init__(channels)
-        self.skipped = dict(skipped or {})
-
-
-def rack_channels(
-    rack: Rack, kinds: Sequence[str] = KINDS, *, strict: bool = True, max_workers: int = 32
-) -> ChannelSet:
-    """Every channel the rack's devices of ``kinds`` offer, discovered concurrently.
-
-    ``strict``: a device that cannot be asked raises ``FanOutError`` naming every such device;
-    otherwise it is left out and listed in ``.skipped`` (sample the rest, report the gap)."""
-    unknown = set(kinds) - set(BUILDERS)
-    if unknown:
-        raise ConfigError(f"telemetry: unknown device kinds {sorted(unknown)} (known: {', '.join(BUILDERS)})")
-    names = [n for n in rack.names() if rack.inventory.configs[n].kind in kinds]
-    kind_of = {n: rack.inventory.configs[n].kind for n in names}
-
-    def build(name: str) -> list[Channel]:
-        return BUILDERS[kind_of[name]](rack, name)
-
-    results: dict[str, Any] = {}
-    if names:
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(names)), thread_name_prefix="tm-discover") as pool:
-            futures = {n: pool.submit(_device_result, n, build) for n in names}
-            results = {n: f.result() for n, f in futures.items()}
-    if strict:
-        values = values_or_raise(results, "discover telemetry channels")
-        return ChannelSet(ch for n in names for ch in values[n])
-    skipped = {n: r.error for n, r in results.items() if not r.ok}
-    return ChannelSet((ch for n in names if results[n].ok for ch in results[n].value), skipped)
-
-
-def _device_result(name: str, fn: Callable[[str], Any]) -> DeviceResult[Any]:
-    try:
-        return DeviceResult(name, value=fn(name))
-    except (DeviceError, ConfigError) as exc:
-        return DeviceResult(name, error=exc)
-
-
-# ---- results ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChannelSummary:
-    """Statistics of one channel (or of every channel a pattern matched, pooled). ``count`` is
-    samples taken including ``missing`` ones (error or no value); the rest are over values.
-    ``first``/``last`` are the first and last values (pooled: None unless one channel)."""
-
-    count: int
-    missing: int
-    min: float | None
-    max: float | None
-    mean: float | None
-    p50: float | None
-    p95: float | None
-    p99: float | None
-    first: float | None
-    last: float | None
+# ---- what a sampler did ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -371,8 +118,9 @@ class _Device:
     pending: Future[Any] | None = None
 
 
-class Sampler:
-    """Samples ``channels`` of ``rack`` at ``rate_hz`` on ``clock``; see the module docstring.
+class Sampler(Recording):
+    """Samples ``channels`` of ``rack`` at ``rate_hz`` on ``clock`` into memory (the Recording
+    it is, with its summaries) and the store; see the module docstring.
 
     ``progress(Progress)`` is called at most every ``progress_every_s`` wall seconds and at the
     end. ``grace_s`` is added to a device's rack-file ``timeout_s`` before the tick stops
@@ -399,32 +147,20 @@ class Sampler:
     ) -> None:
         if rate_hz <= 0 or not math.isfinite(rate_hz):
             raise ConfigError(f"telemetry: rate_hz must be > 0, got {rate_hz}")
-        self.rack, self.clock, self.store, self.run_id = rack, clock, store, run_id
         self.rate_hz = float(rate_hz)
-        self.period = 1.0 / self.rate_hz
-        self.channels: list[Channel] = list(channels)
-        self._index: dict[str, int] = {}
-        for i, ch in enumerate(self.channels):
-            if ch.name in self._index:
-                raise ConfigError(f"telemetry: channel {ch.name!r} is listed twice")
-            self._index[ch.name] = i
+        super().__init__(channels, 1.0 / self.rate_hz)
+        self.rack, self.clock, self.store, self.run_id = rack, clock, store, run_id
         self.virtual = isinstance(clock, SimulatorClock) if virtual is None else virtual
         self.progress, self.progress_every_s = progress, progress_every_s
         self.flush_rows, self.grace_s, self.late_tolerance = flush_rows, grace_s, late_tolerance
         self.stats = SamplerStats()
-        self.channel_errors = np.zeros(len(self.channels), dtype=np.int64)
         self._devices = self._group()
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, min(max_workers, len(self._devices))), thread_name_prefix="telemetry"
         )
-        n = len(self.channels)
-        self._values = np.full((n, 64), np.nan)
-        self._times = np.zeros(64)
-        self._names = [c.name for c in self.channels]
         self._devnames = [c.device for c in self.channels]
         self._units = [c.unit for c in self.channels]
         self._buffer: list[tuple[str, str, float, float | None, str]] = []
-        self._lock = threading.Lock()  # guards arrays and stats against readers during start()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
@@ -511,16 +247,8 @@ class Sampler:
                         row[r] = v
             if bad:
                 failures.append((dev, bad, message))
-        with self._lock:
-            k = self.stats.ticks
-            if k >= self._times.size:
-                grow = self._times.size * 2
-                values = np.full((len(self.channels), grow), np.nan)
-                values[:, :k] = self._values[:, :k]
-                self._values = values
-                self._times = np.resize(self._times, grow)
-            self._values[:, k] = row
-            self._times[k] = t
+        with self._lock:  # the recording's lock guards the stats too
+            self._append(t, row)
             lost = 0
             for dev, readers, message in failures:
                 for j in readers:
@@ -694,142 +422,6 @@ class Sampler:
         s = self.stats
         elapsed = (s.clock_end - t0 + self.period) if s.clock_end is not None else 0.0
         self.progress(Progress(elapsed, self._total_s, s.ticks, s.samples, s.missed_ticks, s.errors, s.wall_s))
-
-    # ---- in-memory results -----------------------------------------------------------------------
-    def names(self, pattern: str = "*") -> list[str]:
-        """Channel names matching ``pattern`` (exact name, or fnmatch glob), in channel order."""
-        if pattern in self._index:
-            return [pattern]
-        return [n for n in self._names if fnmatch.fnmatchcase(n, pattern)]
-
-    def _rows(self, pattern: str) -> list[int]:
-        rows = [self._index[n] for n in self.names(pattern)]
-        if not rows:
-            raise KeyError(f"telemetry: no channel matches {pattern!r}")
-        return rows
-
-    def series(self, channel: str) -> tuple[np.ndarray, np.ndarray]:
-        """(times, values) of one channel, copies; NaN where the sample is missing."""
-        (row,) = self._rows_one(channel)
-        with self._lock:
-            k = self.stats.ticks
-            return self._times[:k].copy(), self._values[row, :k].copy()
-
-    def _rows_one(self, channel: str) -> list[int]:
-        rows = self._rows(channel)
-        if len(rows) != 1:
-            raise KeyError(f"telemetry: {channel!r} matches {len(rows)} channels; this needs exactly one")
-        return rows
-
-    def errors_of(self, pattern: str) -> int:
-        """Samples lost to device errors over the matching channels."""
-        return int(self.channel_errors[self._rows(pattern)].sum())
-
-    def summary(self, channel_or_pattern: str) -> ChannelSummary:
-        """Statistics of one channel, or pooled over every channel a glob pattern matches."""
-        rows = self._rows(channel_or_pattern)
-        with self._lock:
-            k = self.stats.ticks
-            block = self._values[rows, :k]
-        values = block.ravel()
-        finite = values[~np.isnan(values)]
-        first = last = None
-        if len(rows) == 1:
-            present = block[0][~np.isnan(block[0])]
-            if present.size:
-                first, last = float(present[0]), float(present[-1])
-        if finite.size == 0:
-            return ChannelSummary(int(values.size), int(values.size), None, None, None, None, None, None, first, last)
-        p50, p95, p99 = (float(q) for q in np.quantile(finite, [0.5, 0.95, 0.99], method="inverted_cdf"))
-        return ChannelSummary(
-            count=int(values.size),
-            missing=int(values.size - finite.size),
-            min=float(finite.min()),
-            max=float(finite.max()),
-            mean=float(finite.mean()),
-            p50=p50,
-            p95=p95,
-            p99=p99,
-            first=first,
-            last=last,
-        )
-
-    def time_above(self, channel_or_pattern: str, limit: float | Limit) -> float:
-        """Clock seconds the value was above ``limit`` (a number; or outside a ``Limit``'s
-        low/high in the channel's own unit). Each sample holds until the next one; the last
-        holds one period; missing samples count as not above. A pattern gives the worst channel."""
-        worst = 0.0
-        for name in self.names(channel_or_pattern) or self._rows(channel_or_pattern):
-            t, v = self.series(name)
-            if t.size == 0:
-                continue
-            if isinstance(limit, Limit):
-                lim = limit.in_unit(self.channels[self._index[name]].unit) if limit.unit else limit
-                over = np.zeros(v.shape, dtype=bool)
-                with np.errstate(invalid="ignore"):
-                    if lim.high is not None:
-                        over |= v > lim.high
-                    if lim.low is not None:
-                        over |= v < lim.low
-            else:
-                with np.errstate(invalid="ignore"):
-                    over = v > float(limit)
-            held = np.append(np.diff(t), self.period)
-            worst = max(worst, float(held[over].sum()))
-        return worst
-
-    def settling_time(
-        self, channel: str, target: float, tolerance: float, *, after: float | None = None
-    ) -> float | None:
-        """Clock seconds from ``after`` (default: the first sample) until the value entered
-        ``target +- tolerance`` for good (every later value inside, missing ones ignored).
-        0 if it was inside from the start; None if the last value is outside or none exists."""
-        t, v = self.series(channel)
-        start = t[0] if after is None and t.size else after
-        if start is None:
-            return None
-        keep = (t >= start) & ~np.isnan(v)
-        t, v = t[keep], v[keep]
-        if t.size == 0:
-            return None
-        outside = np.abs(v - target) > tolerance
-        if outside[-1]:
-            return None
-        if not outside.any():
-            return 0.0
-        last_out = int(np.flatnonzero(outside)[-1])
-        return float(t[last_out + 1] - start)
-
-    def growth(self, channel_or_pattern: str) -> float:
-        """How much a counter grew (last - first, undoing wraps at ``2**wrap_bits``; intervals
-        where it went backwards beyond a wrap are counter resets and add nothing). Summed over the
-        channels a pattern matches (e.g. ``tor1/*/in_errors``). Gauges: plain last - first."""
-        total = 0.0
-        for name in self.names(channel_or_pattern) or self._rows(channel_or_pattern):
-            _, v = self.series(name)
-            v = v[~np.isnan(v)]
-            if v.size < 2:
-                continue
-            d = np.diff(v)
-            bits = self.channels[self._index[name]].wrap_bits
-            if bits is not None:
-                neg = d < 0
-                wrapped = d + float(2**bits)
-                # a true wrap leaves a plausible small growth; otherwise it is a reset: count 0
-                ok_wrap = neg & (wrapped >= 0) & (wrapped < float(2 ** (bits - 1)))
-                d = np.where(neg, np.where(ok_wrap, wrapped, 0.0), d)
-            total += float(d.sum())
-        return total
-
-    def rate(self, channel_or_pattern: str) -> float | None:
-        """Average growth per clock second over the run (counters), summed over a pattern's
-        channels; None with fewer than two ticks."""
-        with self._lock:
-            k = self.stats.ticks
-            span = float(self._times[k - 1] - self._times[0]) if k >= 2 else 0.0
-        if span <= 0:
-            return None
-        return self.growth(channel_or_pattern) / span
 
 
 def sampler_factory(rack: Rack, clock: Clock, store: Any, run_id: str) -> Callable[..., Sampler]:

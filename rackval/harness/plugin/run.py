@@ -1,12 +1,12 @@
-"""The rackval pytest plugin: options, fixtures and the run's lifecycle.
+"""One pytest session's rack run, from the first test that needs a rack to the report at the end.
 
 With ``--rack`` the plans run against that rack; without it a simulated rack is started on
 127.0.0.1 (in its own process) and its generated rack file is used. Nothing starts until a test
-needs a rack: the project's own unit tests load this plugin too and must not pay for it.
+needs a rack: the project's own unit tests load the plugin too and must not pay for it.
 
 Every measurement goes to the results store the moment it is recorded; at the end of the session
-the run is closed and ``<report-dir>/<run-id>/`` gets report.html and junit.xml, with
-``<report-dir>/latest`` pointing at it.
+the run is closed (the safety gate's undo first) and ``<report-dir>/<run-id>/`` gets report.html
+and junit.xml, with ``<report-dir>/latest`` pointing at it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,56 +29,18 @@ from rackval.core.errors import ConfigError, DeviceError
 from rackval.drivers.capabilities import Identity
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.inventory import Inventory, load_inventory
-from rackval.harness.measure import Limit, Measurement, Outcome
+from rackval.harness.measure import Measurement, Outcome
 from rackval.harness.rack import Rack
 from rackval.harness.safety import SafetyGate, SimFeedSwitcher, UndoResult
 from rackval.harness.spec import Spec, load_spec
 from rackval.harness.store import DeviceRecord, RunInfo, Store, open_store
 from rackval.sim.control import ControlClient
 
-RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety", "telemetry"})
-# A test argument named like this is parametrised with every device of that kind.
-DEVICE_PARAMS: dict[str, str | None] = {
-    "device_name": None,  # every device
-    "pdu_name": "pdu",
-    "switch_name": "switch",
-    "bmc_name": "bmc",
-    "analyzer_name": "analyzer",
-}
 DEFAULT_SIM_SPEC = Path("specs") / "sim-reference.yaml"
-MESSAGE_LIMIT = 4000
 # Run-level measurements (no limit, outcome "info") that say how fast a simulated run went.
 RUN_VIRTUAL_TIME = "run virtual time"
 RUN_WALL_TIME = "run wall time"
 RUN_TIME_RATIO = "run virtual/wall time ratio"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("rackval", "rack validation")
-    group.addoption("--rack", help="rack file (YAML); default: start the simulated rack on 127.0.0.1")
-    group.addoption("--spec", help="design spec (YAML); default for the simulated rack: specs/sim-reference.yaml")
-    group.addoption("--report-dir", default="reports", help="where run reports go (default: reports)")
-    group.addoption(
-        "--results", help="results store: SQLite file or postgresql:// URL (default: <report-dir>/results.sqlite)"
-    )
-    group.addoption(
-        "--sim-nodes", type=int, default=None, help="nodes in the simulated rack (default: the 32-node reference rack)"
-    )
-    group.addoption("--sim-faults", help="fault list (YAML) to inject into the simulated rack at start")
-    group.addoption(
-        "--sim-params",
-        help="the simulated rack's size, topology and physics (YAML, a copy of racks/sim-model-params.yaml)"
-        " to rehearse plans on another design; --sim-nodes still overrides the node count",
-    )
-    group.addoption(
-        "--allow-destructive",
-        action="store_true",
-        default=False,
-        help="allow outlet switching, host resets, power caps, feed drops and GPU load even if the rack file"
-        " does not (rack.allow_destructive); each action is logged and undone at the end of the run",
-    )
-    group.addoption("--station", default=os.environ.get("RACKVAL_STATION", ""), help="test station name")
-    group.addoption("--operator", default=os.environ.get("RACKVAL_OPERATOR", ""), help="who runs the tests")
 
 
 @dataclass(frozen=True)
@@ -394,278 +355,10 @@ def _git_sha(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-_RUN_KEY = pytest.StashKey[RackvalRun]()
+RUN_KEY = pytest.StashKey[RackvalRun]()
+"""Where ``pytest_configure`` keeps the session's RackvalRun on ``config.stash``."""
 
 
-def _run(config: pytest.Config) -> RackvalRun:
-    return config.stash[_RUN_KEY]
-
-
-# ---- hooks ----------------------------------------------------------------------------------
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    try:
-        run = RackvalRun(config)
-    except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    config.stash[_RUN_KEY] = run
-    config.pluginmanager.register(RunHooks(run), "rackval-run")
-
-
-class RunHooks:
-    """The hooks that follow one session's tests into the store (registered per session)."""
-
-    def __init__(self, run: RackvalRun) -> None:
-        self.run = run
-
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        try:
-            inventory = None
-            for argname, kind in DEVICE_PARAMS.items():
-                if argname in metafunc.fixturenames:
-                    inventory = inventory or self.run.inventory
-                    names = inventory.devices_of_kind(kind) if kind else list(inventory.configs)
-                    metafunc.parametrize(argname, names, ids=names)
-            if "node_name" in metafunc.fixturenames:
-                nodes = list(self.run.inventory.data.nodes)
-                metafunc.parametrize("node_name", nodes, ids=nodes)
-        except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.run.current_nodeid = item.nodeid
-        if _uses_rackval_fixtures(item):
-            self.run.start_test(item.nodeid)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
-        result = yield
-        track = self.run.tests.get(item.nodeid)
-        if track is not None and track.soft_failures:
-            raise AssertionError("\n".join(m.describe() for m in track.soft_failures))
-        return result
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-        report = yield
-        # A device that failed is the finding, not the stack below it: show its message alone
-        # (it names device, address and operation) instead of a traceback through httpx or pysnmp.
-        if call.excinfo is not None and call.excinfo.errisinstance((DeviceError, ConfigError)):
-            exc = call.excinfo.value
-            in_test = [e for e in call.excinfo.traceback if Path(str(e.path)) == Path(str(item.path))]
-            line = in_test[-1].lineno + 1 if in_test else (item.location[1] or 0) + 1
-            location = f"{item.location[0]}:{line}"
-            report.longrepr = f"{location}: {type(exc).__name__}: {exc}"
-        return report
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        track = self.run.tests.get(report.nodeid)
-        if track is None:
-            return
-        if report.failed:
-            track.outcome = "failed" if report.when == "call" else "error"
-            track.message = _failure_message(report)
-        elif report.skipped and track.outcome == "passed":
-            track.outcome = "skipped"
-            track.message = _failure_message(report)
-        if report.when == "teardown":
-            self.run.current_nodeid = None
-            self.run.store.finish_test(track.test_id, track.outcome, time.time() - track.started, track.message)
-            track.finished = True
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
-        self.run.finish(exitstatus)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        run = self.run
-        if not run.run_started:
-            return
-        terminalreporter.section("rackval")
-        terminalreporter.write_line(f"run {run.run_id} on rack {run.inventory.meta.name} -> {run.outcome}")
-        if run.report_path is not None:
-            terminalreporter.write_line(f"report:  {run.report_path}")
-            terminalreporter.write_line(f"junit:   {run.junit_path}")
-        terminalreporter.write_line(f"results: {run.results_path}")
-        if run.clock_figure is not None:
-            terminalreporter.write_line(run.clock_figure.line() + " (to the end of the tests)")
-            # The report and exports are written after the figure was stored: say what they cost.
-            session = RunClockFigure(run.clock_figure.virtual_s, time.monotonic() - run.wall_started)
-            terminalreporter.write_line(
-                f"  with report and exports: {session.wall_s:.1f} wall s: virtual/wall = {session.ratio:.1f}"
-            )
-        elif run.clock_figure_error:
-            terminalreporter.write_line(f"simulator clock: no figure ({run.clock_figure_error})")
-        if run.undo_failures:
-            terminalreporter.write_line(
-                f"UNDO FAILED for {len(run.undo_failures)} action(s): the rack may be left changed", red=True, bold=True
-            )
-            for r in run.undo_failures:
-                terminalreporter.write_line(f"  action {r.action_id} on {r.device}: {r.undo}: {r.message}", red=True)
-
-
-def _uses_rackval_fixtures(item: pytest.Item) -> bool:
-    """True when the test uses this plugin's fixtures (not a same-named fixture of its own, e.g. a
-    unit test's ``clock``): only those tests belong to a rack run."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    for name in RACKVAL_FIXTURES & set(info.names_closure):
-        defs = info.name2fixturedefs.get(name)
-        if defs and getattr(defs[-1].func, "__module__", "") == __name__:
-            return True
-    return False
-
-
-def _failure_message(report: pytest.TestReport) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    if isinstance(report.longrepr, str):
-        text = report.longrepr
-    elif crash is not None:
-        text = crash.message
-    elif isinstance(report.longrepr, tuple):  # skips: (path, line, reason)
-        text = str(report.longrepr[2])
-    else:
-        text = str(report.longrepr or "")
-    return text[:MESSAGE_LIMIT]
-
-
-# ---- fixtures -------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def inventory(request: pytest.FixtureRequest) -> Inventory:
-    """The validated rack file of the rack under test."""
-    return _run(request.config).inventory
-
-
-@pytest.fixture(scope="session")
-def rack(request: pytest.FixtureRequest) -> Rack:
-    """The rack under test: drivers for every device, built on first use."""
-    return _run(request.config).rack
-
-
-@pytest.fixture(scope="session")
-def spec(request: pytest.FixtureRequest) -> Spec:
-    """The design spec: ``spec.limit(key)`` gives a requirement's limits."""
-    return _run(request.config).spec
-
-
-@pytest.fixture(scope="session")
-def safety(request: pytest.FixtureRequest) -> SafetyGate:
-    """The only way a plan switches outlets, resets hosts, caps power, drops feeds or loads GPUs:
-    refused unless the rack allows it, logged, and undone at the end of the run (or of a
-    ``with safety.scoped():`` block)."""
-    return _run(request.config).safety
-
-
-@pytest.fixture
-def telemetry(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """``telemetry(channels=None, rate_hz=1.0, kinds=...)`` -> a Sampler writing into this run.
-
-    On the simulator, ``sampler.run(seconds)`` advances virtual time tick by tick; on a real rack
-    it samples in real time (or ``start()``/``stop()`` around an action)."""
-    from rackval.harness.telemetry import sampler_factory
-
-    run = _run(request.config)
-    run.ensure_started()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    nodeid = request.node.nodeid
-
-    def show(progress: Any) -> None:
-        """Long soaks show they are alive: one line every few seconds, past output capture."""
-        if reporter is None:
-            return
-        if capture is None:
-            reporter.write_line(f"[telemetry] {nodeid}: {progress.line()}")
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"[telemetry] {nodeid}: {progress.line()}")
-
-    make = sampler_factory(run.rack, run.clock(), run.store, run.run_id)
-
-    def make_with_progress(*args: Any, **options: Any) -> Any:
-        options.setdefault("progress", show)
-        return make(*args, **options)
-
-    yield make_with_progress
-    make.close_all()
-
-
-@pytest.fixture(scope="session")
-def clock(request: pytest.FixtureRequest) -> Clock:
-    """Wait with ``clock.sleep()``: on a simulated rack it jumps virtual time instead of waiting."""
-    return _run(request.config).clock()
-
-
-class SimFaults:
-    """Inject faults into the simulated rack for one test; every fault is cleared at teardown."""
-
-    def __init__(self, control: ControlClient) -> None:
-        self._control = control
-        self._ids: list[str] = []
-
-    def inject(self, kind: str, device: str, component: str | None = None, **params: Any) -> str:
-        fault_id = self._control.inject(kind, device, component, **params)
-        self._ids.append(fault_id)
-        return fault_id
-
-    def clear(self, fault_id: str) -> None:
-        self._control.clear(fault_id)
-        self._ids.remove(fault_id)
-
-    def clear_all(self) -> None:
-        while self._ids:
-            self._control.clear(self._ids.pop())
-
-
-@pytest.fixture
-def sim_faults(request: pytest.FixtureRequest) -> Iterator[SimFaults]:
-    """Fault injection on the simulated rack (``sim_faults.inject("feed_loss", "A")``)."""
-    control = _run(request.config).control
-    if control is None:
-        pytest.fail("sim_faults needs a simulated rack: this rack file has no 'simulator' section")
-    faults = SimFaults(control)
-    yield faults
-    faults.clear_all()
-
-
-class MeasureRecorder:
-    """``measure(name, value, unit, limit=..., device=...)`` records, judges and asserts.
-
-    ``limit`` is a spec requirement key or a ``Limit``. A failing measurement fails the test at
-    once, with device, value and limits in the message; ``soft=True`` records it and fails the
-    test after the test body has recorded everything else.
-    """
-
-    def __init__(self, run: RackvalRun, nodeid: str) -> None:
-        self._run = run
-        self._nodeid = nodeid
-
-    def __call__(
-        self,
-        name: str,
-        value: float,
-        unit: str,
-        *,
-        limit: Limit | str | None = None,
-        device: str = "",
-        channel: str = "",
-        soft: bool = False,
-    ) -> Measurement:
-        if isinstance(limit, str):
-            limit = self._run.spec.limit(limit)
-        m = Measurement.judged(name, value, unit, limit, device=device, channel=channel)
-        self._run.record(self._nodeid, m)
-        if m.outcome == Outcome.FAIL:
-            if soft:
-                self._run.tests[self._nodeid].soft_failures.append(m)
-            else:
-                raise AssertionError(m.describe())
-        return m
-
-
-@pytest.fixture
-def measure(request: pytest.FixtureRequest) -> MeasureRecorder:
-    """Record a measurement with its limits into the results store (see MeasureRecorder)."""
-    return MeasureRecorder(_run(request.config), request.node.nodeid)
+def run_of(config: pytest.Config) -> RackvalRun:
+    """The session's RackvalRun."""
+    return config.stash[RUN_KEY]

@@ -1,0 +1,160 @@
+"""What a report knows about one run: the store's records of it, each read once, and its verdict.
+
+Data first: everything here reads the store, so a finished run, a run that is still going and a
+run whose process was killed all give the same kind of data; the last two get the verdict
+INCOMPLETE. Every report section (``rackval.harness.report.sections``) is built from one
+``RunData``, so a section reads what it needs without reading the store twice.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Protocol
+
+from rackval.harness.measure import Measurement, Outcome
+from rackval.harness.store.records import (
+    ActionRecord,
+    ArtifactRecord,
+    DeviceRecord,
+    FirmwareRecord,
+    RunInfo,
+    Sample,
+    SampleChannel,
+    TestRecord,
+)
+
+PASS = "PASS"
+FAIL = "FAIL"
+INCOMPLETE = "INCOMPLETE"
+
+# Stored run outcomes that mean the run did not reach its end ('running' with nobody running it
+# is a killed run). Anything else the plugin writes is cross-checked against the data below.
+_UNFINISHED_RUN_OUTCOMES = frozenset({"running", "incomplete", "interrupted", "aborted", "killed"})
+_FAILED_RUN_OUTCOMES = frozenset({"fail", "failed", "error", "errors"})
+FAILED_TEST_OUTCOMES = frozenset({"failed", "error"})
+
+
+class ResultsStore(Protocol):
+    """The part of the store API the report reads (SqliteStore satisfies it)."""
+
+    def run(self, run_id: str) -> RunInfo: ...
+    def run_status(self, run_id: str) -> tuple[str, float | None]: ...
+    def tests(self, run_id: str) -> list[TestRecord]: ...
+    def measurements(self, run_id: str) -> list[tuple[int | None, Measurement]]: ...
+    def devices(self, run_id: str) -> list[DeviceRecord]: ...
+    def firmware(self, run_id: str) -> list[FirmwareRecord]: ...
+    def actions(self, run_id: str) -> list[ActionRecord]: ...
+    def artifacts(self, run_id: str) -> list[ArtifactRecord]: ...
+    def sample_channels(self, run_id: str) -> list[SampleChannel]: ...
+    def samples(
+        self,
+        run_id: str,
+        channel: str | None = None,
+        *,
+        device: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> list[Sample]: ...
+
+
+def run_verdict(
+    stored_outcome: str,
+    tests: list[TestRecord],
+    measurements: list[tuple[int | None, Measurement]],
+) -> str:
+    """PASS, FAIL or INCOMPLETE for the report header.
+
+    INCOMPLETE wins because an unfinished run proves nothing either way. Otherwise the run fails
+    if the plugin said so *or* the data says so (a failed/errored test or a failing measurement):
+    the verdict must never be greener than the records under it. Marginal values do not fail.
+    """
+    if stored_outcome.lower() in _UNFINISHED_RUN_OUTCOMES:
+        return INCOMPLETE
+    if stored_outcome.lower() in _FAILED_RUN_OUTCOMES:
+        return FAIL
+    if any(t.outcome in FAILED_TEST_OUTCOMES for t in tests):
+        return FAIL
+    if any(m.outcome == Outcome.FAIL for _, m in measurements):
+        return FAIL
+    return PASS
+
+
+class RunData:
+    """The records of run ``run_id`` in ``store``, each read on first use and then kept."""
+
+    def __init__(self, store: ResultsStore, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    @cached_property
+    def run(self) -> RunInfo:
+        return self.store.run(self.run_id)
+
+    @cached_property
+    def _status(self) -> tuple[str, float | None]:
+        return self.store.run_status(self.run_id)
+
+    @property
+    def stored_outcome(self) -> str:
+        return self._status[0]
+
+    @property
+    def ended_at(self) -> float | None:
+        return self._status[1]
+
+    @cached_property
+    def tests(self) -> list[TestRecord]:
+        return self.store.tests(self.run_id)
+
+    @cached_property
+    def measured(self) -> list[tuple[int | None, Measurement]]:
+        """Every measurement with the id of the test that recorded it (None: the session)."""
+        return self.store.measurements(self.run_id)
+
+    @cached_property
+    def measurements(self) -> list[Measurement]:
+        return [m for _, m in self.measured]
+
+    @cached_property
+    def by_test(self) -> dict[int | None, list[Measurement]]:
+        out: dict[int | None, list[Measurement]] = {}
+        for tid, m in self.measured:
+            out.setdefault(tid, []).append(m)
+        return out
+
+    @cached_property
+    def devices(self) -> list[DeviceRecord]:
+        return self.store.devices(self.run_id)
+
+    @cached_property
+    def firmware(self) -> list[FirmwareRecord]:
+        return self.store.firmware(self.run_id)
+
+    @cached_property
+    def actions(self) -> list[ActionRecord]:
+        return self.store.actions(self.run_id)
+
+    @cached_property
+    def artifacts(self) -> list[ArtifactRecord]:
+        return self.store.artifacts(self.run_id)
+
+    @cached_property
+    def verdict(self) -> str:
+        return run_verdict(self.stored_outcome, self.tests, self.measured)
+
+    @cached_property
+    def test_labels(self) -> dict[int, str]:
+        """Each test's own name (file path dropped: it repeats on every row of a table)."""
+        return {t.test_id: t.nodeid.rsplit("::", 1)[-1] for t in self.tests}
+
+    @cached_property
+    def last_record(self) -> float | None:
+        """When the last thing was recorded (a measurement, a test's start or end)."""
+        times = [m.recorded_at for m in self.measurements]
+        times += [t.ended_at if t.ended_at is not None else t.started_at for t in self.tests]
+        return max(times) if times else None
+
+    @property
+    def finished(self) -> bool:
+        """The run reached its end (and says when)."""
+        return self.verdict != INCOMPLETE and self.ended_at is not None

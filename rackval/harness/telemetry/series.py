@@ -1,0 +1,216 @@
+"""The in-memory side of telemetry: every sampled value of a fixed list of channels, and the
+summaries plans assert on (statistics, time above a limit, settling time, counter growth).
+
+A ``Recording`` keeps one column per tick (float64, NaN where the sample is missing: a device
+error or a value the device reports as unavailable) and the tick's clock stamp. ``Sampler`` is
+a Recording that fills itself; summaries can be asked at any time, also while it samples in the
+background.
+
+Counters. Switch counters are stored *raw* (cumulative, as the device reports them), never as
+deltas or rates: a raw series keeps every fact (resets, wraps, the exact growth between any two
+instants) and a rate is a division any summary can do. ``growth()`` and ``rate()`` undo wraps
+(``Channel.wrap_bits``) and skip intervals where the counter went backwards beyond a wrap (a
+reset). Values are float64 (the store's column is REAL too): exact up to 2**53.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rackval.core.errors import ConfigError
+from rackval.harness.measure import Limit
+from rackval.harness.readers import Channel
+
+
+@dataclass(frozen=True)
+class ChannelSummary:
+    """Statistics of one channel (or of every channel a pattern matched, pooled). ``count`` is
+    samples taken including ``missing`` ones (error or no value); the rest are over values.
+    ``first``/``last`` are the first and last values (pooled: None unless one channel)."""
+
+    count: int
+    missing: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    first: float | None
+    last: float | None
+
+
+class Recording:
+    """The values of ``channels`` (sampled every ``period`` clock seconds), one column per tick.
+
+    ``channel_errors`` counts, per channel, the samples lost to device errors. ``_lock`` guards
+    the arrays (and a subclass's own counts) against summaries asked from another thread."""
+
+    def __init__(self, channels: Iterable[Channel], period: float) -> None:
+        self.channels: list[Channel] = list(channels)
+        self.period = period
+        self._index: dict[str, int] = {}
+        for i, ch in enumerate(self.channels):
+            if ch.name in self._index:
+                raise ConfigError(f"telemetry: channel {ch.name!r} is listed twice")
+            self._index[ch.name] = i
+        self._names = [c.name for c in self.channels]
+        self.channel_errors = np.zeros(len(self.channels), dtype=np.int64)
+        self._values = np.full((len(self.channels), 64), np.nan)
+        self._times = np.zeros(64)
+        self._recorded = 0  # ticks stored so far
+        self._lock = threading.Lock()
+
+    def _append(self, t: float, row: np.ndarray) -> None:
+        """Store one tick's values (NaN: missing), stamped ``t``. The caller holds ``_lock``."""
+        k = self._recorded
+        if k >= self._times.size:
+            grow = self._times.size * 2
+            values = np.full((len(self.channels), grow), np.nan)
+            values[:, :k] = self._values[:, :k]
+            self._values = values
+            self._times = np.resize(self._times, grow)
+        self._values[:, k] = row
+        self._times[k] = t
+        self._recorded = k + 1
+
+    # ---- what plans ask -------------------------------------------------------------------------
+    def names(self, pattern: str = "*") -> list[str]:
+        """Channel names matching ``pattern`` (exact name, or fnmatch glob), in channel order."""
+        if pattern in self._index:
+            return [pattern]
+        return [n for n in self._names if fnmatch.fnmatchcase(n, pattern)]
+
+    def _rows(self, pattern: str) -> list[int]:
+        rows = [self._index[n] for n in self.names(pattern)]
+        if not rows:
+            raise KeyError(f"telemetry: no channel matches {pattern!r}")
+        return rows
+
+    def series(self, channel: str) -> tuple[np.ndarray, np.ndarray]:
+        """(times, values) of one channel, copies; NaN where the sample is missing."""
+        (row,) = self._rows_one(channel)
+        with self._lock:
+            k = self._recorded
+            return self._times[:k].copy(), self._values[row, :k].copy()
+
+    def _rows_one(self, channel: str) -> list[int]:
+        rows = self._rows(channel)
+        if len(rows) != 1:
+            raise KeyError(f"telemetry: {channel!r} matches {len(rows)} channels; this needs exactly one")
+        return rows
+
+    def errors_of(self, pattern: str) -> int:
+        """Samples lost to device errors over the matching channels."""
+        return int(self.channel_errors[self._rows(pattern)].sum())
+
+    def summary(self, channel_or_pattern: str) -> ChannelSummary:
+        """Statistics of one channel, or pooled over every channel a glob pattern matches."""
+        rows = self._rows(channel_or_pattern)
+        with self._lock:
+            k = self._recorded
+            block = self._values[rows, :k]
+        values = block.ravel()
+        finite = values[~np.isnan(values)]
+        first = last = None
+        if len(rows) == 1:
+            present = block[0][~np.isnan(block[0])]
+            if present.size:
+                first, last = float(present[0]), float(present[-1])
+        if finite.size == 0:
+            return ChannelSummary(int(values.size), int(values.size), None, None, None, None, None, None, first, last)
+        p50, p95, p99 = (float(q) for q in np.quantile(finite, [0.5, 0.95, 0.99], method="inverted_cdf"))
+        return ChannelSummary(
+            count=int(values.size),
+            missing=int(values.size - finite.size),
+            min=float(finite.min()),
+            max=float(finite.max()),
+            mean=float(finite.mean()),
+            p50=p50,
+            p95=p95,
+            p99=p99,
+            first=first,
+            last=last,
+        )
+
+    def time_above(self, channel_or_pattern: str, limit: float | Limit) -> float:
+        """Clock seconds the value was above ``limit`` (a number; or outside a ``Limit``'s
+        low/high in the channel's own unit). Each sample holds until the next one; the last
+        holds one period; missing samples count as not above. A pattern gives the worst channel."""
+        worst = 0.0
+        for name in self.names(channel_or_pattern) or self._rows(channel_or_pattern):
+            t, v = self.series(name)
+            if t.size == 0:
+                continue
+            if isinstance(limit, Limit):
+                lim = limit.in_unit(self.channels[self._index[name]].unit) if limit.unit else limit
+                over = np.zeros(v.shape, dtype=bool)
+                with np.errstate(invalid="ignore"):
+                    if lim.high is not None:
+                        over |= v > lim.high
+                    if lim.low is not None:
+                        over |= v < lim.low
+            else:
+                with np.errstate(invalid="ignore"):
+                    over = v > float(limit)
+            held = np.append(np.diff(t), self.period)
+            worst = max(worst, float(held[over].sum()))
+        return worst
+
+    def settling_time(
+        self, channel: str, target: float, tolerance: float, *, after: float | None = None
+    ) -> float | None:
+        """Clock seconds from ``after`` (default: the first sample) until the value entered
+        ``target +- tolerance`` for good (every later value inside, missing ones ignored).
+        0 if it was inside from the start; None if the last value is outside or none exists."""
+        t, v = self.series(channel)
+        start = t[0] if after is None and t.size else after
+        if start is None:
+            return None
+        keep = (t >= start) & ~np.isnan(v)
+        t, v = t[keep], v[keep]
+        if t.size == 0:
+            return None
+        outside = np.abs(v - target) > tolerance
+        if outside[-1]:
+            return None
+        if not outside.any():
+            return 0.0
+        last_out = int(np.flatnonzero(outside)[-1])
+        return float(t[last_out + 1] - start)
+
+    def growth(self, channel_or_pattern: str) -> float:
+        """How much a counter grew (last - first, undoing wraps at ``2**wrap_bits``; intervals
+        where it went backwards beyond a wrap are counter resets and add nothing). Summed over the
+        channels a pattern matches (e.g. ``tor1/*/in_errors``). Gauges: plain last - first."""
+        total = 0.0
+        for name in self.names(channel_or_pattern) or self._rows(channel_or_pattern):
+            _, v = self.series(name)
+            v = v[~np.isnan(v)]
+            if v.size < 2:
+                continue
+            d = np.diff(v)
+            bits = self.channels[self._index[name]].wrap_bits
+            if bits is not None:
+                neg = d < 0
+                wrapped = d + float(2**bits)
+                # a true wrap leaves a plausible small growth; otherwise it is a reset: count 0
+                ok_wrap = neg & (wrapped >= 0) & (wrapped < float(2 ** (bits - 1)))
+                d = np.where(neg, np.where(ok_wrap, wrapped, 0.0), d)
+            total += float(d.sum())
+        return total
+
+    def rate(self, channel_or_pattern: str) -> float | None:
+        """Average growth per clock second over the run (counters), summed over a pattern's
+        channels; None with fewer than two ticks."""
+        with self._lock:
+            k = self._recorded
+            span = float(self._times[k - 1] - self._times[0]) if k >= 2 else 0.0
+        if span <= 0:
+            return None
+        return self.growth(channel_or_pattern) / span
