@@ -817,12 +817,6 @@ class RackModel:
         memo = {} if memo is None else memo
         return d.self_power_w + sum(self._outlet_w(pdu, i, memo) for i in d.outlets)
 
-    def node_has_input(self, node: str) -> bool:
-        """At least one PSU has input power (outlet on, feed up)."""
-        with self.lock:
-            self._update()
-            return any(self._psu_has_input(p) for p in self._nodes[node].psus)
-
     def node_is_up(self, node: str) -> bool:
         """Host running: host power state On (and so at least one working PSU has input)."""
         with self.lock:
@@ -1170,12 +1164,6 @@ class RackModel:
                 if name not in p.counters:
                     raise KeyError(f"no counter {name!r} (have {', '.join(p.counters)})")
                 p.counters[name] = value % COUNTER_WRAP
-
-    def set_port_admin(self, switch: str, port: str | int, up: bool) -> None:
-        with self.lock:
-            self._update()
-            self._port(switch, port).admin_up = up
-            self._changed()
 
     # ---- inventory and events -----------------------------------------------------------------
     def firmware(self, device: str) -> dict[str, str]:

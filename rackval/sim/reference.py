@@ -179,11 +179,6 @@ class ModelParams:
             ),
         )
 
-    @staticmethod
-    def from_yaml(path: Path) -> ModelParams:
-        """The ``params`` section of a model-parameter file (see ``load_model_params``)."""
-        return load_model_params(path)[1]
-
 
 SKELETON_SIZE = RackSize()
 # The reference AI rack: 32 nodes x 8 GPUs, 4 PSUs each (2 per feed), 48-outlet PDUs (two per
