@@ -1,8 +1,8 @@
-"""APC PowerNet-MIB rPDU2 objects, as data.
+"""APC PowerNet-MIB rPDU2 objects as an ``SnmpPduMap``, and the ``ApcRpdu2Pdu`` driver.
 
 The generic SNMP PDU driver (``rackval.drivers.pdu.snmp_pdu``) reads these; the simulated APC agent
 (``rackval.sim.snmp_agent``) serves the same columns. Other vendors (Raritan PDU2-MIB, ServerTech
-Sentry4-MIB, Eaton EATON-EPDU-MIB) become more ``SnmpPduMap`` instances like ``APC_RPDU2``.
+Sentry4-MIB, Eaton EATON-EPDU-MIB) are more ``SnmpPduMap`` instances like ``APC_RPDU2``.
 
 Sources (tags as in docs/reference/domain.md):
   [V] PowerNet-MIB rev 2023-08-01 via domain.md §1: device properties / status, outlet switched
@@ -17,7 +17,8 @@ Sources (tags as in docs/reference/domain.md):
 
 from __future__ import annotations
 
-from rackval.drivers.pdu.snmp_pdu import Oid, OutletCommand, Reading, SnmpPduMap
+from rackval.drivers.config import DeviceConfig
+from rackval.drivers.pdu.snmp_pdu import Oid, OutletCommand, Reading, SnmpPdu, SnmpPduMap
 
 APC_ENTERPRISE = "1.3.6.1.4.1.318"
 RPDU2 = "1.3.6.1.4.1.318.1.1.26"  # PowerNet-MIB rPDU2 subtree [V]
@@ -101,3 +102,18 @@ APC_RPDU2 = SnmpPduMap(
         scale=0.1,
     ),  # tenths of A -> A
 )
+
+
+class ApcRpdu2Pdu(SnmpPdu):
+    """APC Switched/Metered-by-Outlet Rack PDU (AP86xx/AP88xx, PowerNet-MIB rPDU2 tables).
+
+    ``identify()`` reports vendor "APC" with model, serial and firmware from rPDU2IdentTable;
+    ``power_watts()`` is rPDU2DeviceStatusPower (hundredths of kW) in W; ``outlets()`` reads the
+    switched-status name/state and metered-status power (W) / current (tenths of A -> A);
+    ``set_outlet()`` writes rPDU2OutletSwitchedControlCommand immediateOn(1) / immediateOff(2)
+    and polls rPDU2OutletSwitchedStatusState (on = 2, off = 1: the opposite polarity).
+    Options: see ``SnmpPdu``.
+    """
+
+    def __init__(self, config: DeviceConfig) -> None:
+        super().__init__(config, APC_RPDU2)

@@ -2,10 +2,10 @@
 
 ``SnmpPduMap`` says where a PDU family keeps its identity, outlet names, states, switch commands
 and meter readings, with each reading's scale to SI units. ``SnmpPdu`` speaks through
-``rackval.drivers.transport.snmp.SnmpTransport`` using such a map. ``ApcRpdu2Pdu`` binds the APC
-PowerNet-MIB rPDU2 map (``rackval.drivers.pdu.apc``); ``rackval.drivers.pdu.raritan``,
-``rackval.drivers.pdu.servertech`` and ``rackval.drivers.pdu.eaton`` bind Raritan PDU2-MIB,
-ServerTech Sentry4-MIB and EATON-EPDU-MIB.
+``rackval.drivers.transport.snmp.SnmpTransport`` using such a map. Each vendor module binds its
+map to a driver class: ``rackval.drivers.pdu.apc`` (APC PowerNet-MIB rPDU2),
+``rackval.drivers.pdu.raritan`` (Raritan PDU2-MIB), ``rackval.drivers.pdu.servertech`` (ServerTech
+Sentry4-MIB) and ``rackval.drivers.pdu.eaton`` (EATON-EPDU-MIB).
 
 What varies between vendors, and how a map expresses it:
 
@@ -468,20 +468,3 @@ class SnmpPdu:
                 return None
             raise DeviceProtocolError(self.name, self.config.address, operation, f"{label} is unavailable ({raw})")
         return round(raw * scale, 9)  # 24 * 0.1 -> 2.4, not 2.4000000000000004
-
-
-class ApcRpdu2Pdu(SnmpPdu):
-    """APC Switched/Metered-by-Outlet Rack PDU (AP86xx/AP88xx, PowerNet-MIB rPDU2 tables).
-
-    ``identify()`` reports vendor "APC" with model, serial and firmware from rPDU2IdentTable;
-    ``power_watts()`` is rPDU2DeviceStatusPower (hundredths of kW) in W; ``outlets()`` reads the
-    switched-status name/state and metered-status power (W) / current (tenths of A -> A);
-    ``set_outlet()`` writes rPDU2OutletSwitchedControlCommand immediateOn(1) / immediateOff(2)
-    and polls rPDU2OutletSwitchedStatusState (on = 2, off = 1: the opposite polarity).
-    Options: see ``SnmpPdu``.
-    """
-
-    def __init__(self, config: DeviceConfig) -> None:
-        from rackval.drivers.pdu.apc import APC_RPDU2  # here, not at the top: apc.py imports this module
-
-        super().__init__(config, APC_RPDU2)
