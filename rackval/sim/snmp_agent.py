@@ -48,7 +48,8 @@ from typing import Any
 
 from rackval.drivers.pdu import apc, raritan, servertech
 from rackval.sim.model import RackModel
-from rackval.sim.snmp_engine import SYS, Entry, Oid, SnmpAgentBase, check_start_args, oid, subtrees
+from rackval.sim.snmp_engine import SnmpAgentBase, check_start_args
+from rackval.sim.snmp_objects import SYS, Entry, Oid, oid, subtrees
 
 MIBS = ("apc", "raritan", "servertech")
 _DEVICE = 1  # rPDU2 device index / Raritan pduId
