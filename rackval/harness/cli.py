@@ -14,7 +14,7 @@ from rackval.harness.cliutil import default_out_dir, resolve_run
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from rackval.sim.faults import load_faults
+    from rackval.sim.fault_file import load_faults
     from rackval.sim.rack import SimulatedRack
     from rackval.sim.reference import REFERENCE_PARAMS, REFERENCE_SIZE, load_model_params
 
