@@ -17,8 +17,8 @@ Sources (tags as in docs/reference/domain.md):
 
 from __future__ import annotations
 
-from rackval.drivers.config import DeviceConfig
-from rackval.drivers.pdu.snmp_pdu import Oid, OutletCommand, Reading, SnmpPdu, SnmpPduMap
+from rackval.drivers.pdu.snmp_pdu import SnmpPdu
+from rackval.drivers.pdu.snmp_pdu_map import Oid, OutletCommand, Reading, SnmpPduMap
 
 APC_ENTERPRISE = "1.3.6.1.4.1.318"
 RPDU2 = "1.3.6.1.4.1.318.1.1.26"  # PowerNet-MIB rPDU2 subtree [V]
@@ -115,5 +115,4 @@ class ApcRpdu2Pdu(SnmpPdu):
     Options: see ``SnmpPdu``.
     """
 
-    def __init__(self, config: DeviceConfig) -> None:
-        super().__init__(config, APC_RPDU2)
+    MAP = APC_RPDU2

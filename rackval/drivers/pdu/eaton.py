@@ -23,8 +23,8 @@ second", not "off" — the classic mistake this map exists to avoid.
 
 from __future__ import annotations
 
-from rackval.drivers.config import DeviceConfig
-from rackval.drivers.pdu.snmp_pdu import InletMap, Oid, OutletCommand, Reading, SnmpPdu, SnmpPduMap
+from rackval.drivers.pdu.snmp_pdu import SnmpPdu
+from rackval.drivers.pdu.snmp_pdu_map import InletMap, Oid, OutletCommand, Reading, SnmpPduMap
 
 EPDU = "1.3.6.1.4.1.534.6.6.7"  # eatonEpdu [V]
 
@@ -105,5 +105,4 @@ class EatonEpduPdu(SnmpPdu):
     Options: see ``SnmpPdu`` (``device_index`` = strappingIndex, default 0).
     """
 
-    def __init__(self, config: DeviceConfig) -> None:
-        super().__init__(config, EATON_EPDU)
+    MAP = EATON_EPDU

@@ -23,8 +23,8 @@ fail with noSuchInstance naming the object [U: non-metered PX models not modelle
 
 from __future__ import annotations
 
-from rackval.drivers.config import DeviceConfig
-from rackval.drivers.pdu.snmp_pdu import InletMap, Oid, OutletCommand, Reading, SnmpPdu, SnmpPduMap
+from rackval.drivers.pdu.snmp_pdu import SnmpPdu
+from rackval.drivers.pdu.snmp_pdu_map import InletMap, Oid, OutletCommand, Reading, SnmpPduMap
 
 PDU2 = "1.3.6.1.4.1.13742.6"  # PDU2-MIB root (raritan 6) [V]
 
@@ -125,5 +125,4 @@ class RaritanPdu2Pdu(SnmpPdu):
     Options: see ``SnmpPdu`` (``device_index`` = pduId, default 1; daisy-chained PDUs 2..n).
     """
 
-    def __init__(self, config: DeviceConfig) -> None:
-        super().__init__(config, RARITAN_PDU2)
+    MAP = RARITAN_PDU2

@@ -23,8 +23,8 @@ ENTITY-MIB / sysDescr fallback. Firmware is per system (one NIC for all linked u
 
 from __future__ import annotations
 
-from rackval.drivers.config import DeviceConfig
-from rackval.drivers.pdu.snmp_pdu import InletMap, Oid, OutletCommand, OutletCords, Reading, SnmpPdu, SnmpPduMap
+from rackval.drivers.pdu.snmp_pdu import SnmpPdu
+from rackval.drivers.pdu.snmp_pdu_map import InletMap, Oid, OutletCommand, OutletCords, Reading, SnmpPduMap
 
 ST4 = "1.3.6.1.4.1.1718.4.1"  # st4Objects [V]
 
@@ -101,5 +101,4 @@ class ServerTechSentry4Pdu(SnmpPdu):
     Options: see ``SnmpPdu`` (``device_index`` = st4UnitIndex, A = 1 (default), B = 2, ...).
     """
 
-    def __init__(self, config: DeviceConfig) -> None:
-        super().__init__(config, SENTRY4)
+    MAP = SENTRY4
