@@ -3,15 +3,15 @@
 PSU p of every node goes to feed A when p is odd, B when even; a feed gets as many PDUs of
 ``outlets_per_pdu`` outlets as its PSUs need (pdu-a, or pdu-a1, pdu-a2 ... when more than one),
 filled in node order; outlets are named after the PSU they feed. NIC i of every node is cabled to
-switch i % switches (tor1, tor2 ...), in node order on its free ports. One analyzer measures both
+switch i % switches (tor1, tor2 ...), in node order on its free ports. A PDU is a typical unit of
+its feed's make (``size.pdu_vendor_a`` / ``_b``, see ``rackval.sim.pdu_vendors``). One analyzer measures both
 feeds, or one per feed. Serial numbers and meter seeds derive from the size's seed and the device
 name, so a rack is the same in every process.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
+from rackval.sim import pdu_vendors
 from rackval.sim.physics.devices import (
     Analyzer,
     DeviceInfo,
@@ -33,13 +33,6 @@ FEEDS = ("A", "B")
 
 class Topology:
     """Builds the devices of a rack into its state (once, at construction)."""
-
-    # PDU identity per make: (vendor, model, serial prefix, firmware).
-    _PDU_MAKES: ClassVar[dict[str, tuple[str, str, str, str]]] = {
-        "apc": ("APC", "AP8886", "5A", "v7.0.4"),
-        "raritan": ("Raritan", "PX3-5902V", "RA", "4.0.20.5-48096"),
-        "servertech": ("ServerTech", "C2WG36TE-DQME2M66/C", "ST", "8.0r"),
-    }
 
     def __init__(self, state: RackState, inventory: Inventory) -> None:
         self.s = state
@@ -82,10 +75,10 @@ class Topology:
         return pdus_by_feed
 
     def _pdu_info(self, make: str, name: str) -> DeviceInfo:
-        if make not in self._PDU_MAKES:
-            raise ValueError(f"unknown PDU make {make!r} (known: {', '.join(self._PDU_MAKES)})")
-        vendor, model, prefix, firmware = self._PDU_MAKES[make]
-        return DeviceInfo(vendor, model, self._serial(prefix, name), firmware)
+        """A typical unit of the make's family (its map's agent profile), with its own serial."""
+        vendor = pdu_vendors.vendor(make)
+        unit = vendor.agent
+        return DeviceInfo(vendor.map.vendor, unit.model, self._serial(unit.serial_prefix, name), unit.firmware)
 
     def _nodes(self, pdus_by_feed: dict[str, list[str]]) -> None:
         s, size, prm = self.s, self.s.size, self.s.params
