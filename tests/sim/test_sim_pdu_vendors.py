@@ -152,7 +152,7 @@ def test_a_map_column_on_the_wrong_oid_fails_the_check() -> None:
         server.stop()
 
 
-def test_the_map_says_everything_the_agent_serves() -> None:
+def test_maps_put_one_object_at_each_oid_and_unservable_choices_are_refused() -> None:
     for v in pdu_vendors.vendors():
         shown: dict[str, set[object]] = {}
         for template, value in served_objects(v.map):
