@@ -28,7 +28,7 @@ class DriverEntry:
 BUILTIN: dict[str, DriverEntry] = {
     e.name: e
     for e in (
-        DriverEntry("apc-rpdu2", "pdu", "rackval.drivers.pdu.snmp_pdu:ApcRpdu2Pdu"),
+        DriverEntry("apc-rpdu2", "pdu", "rackval.drivers.pdu.apc:ApcRpdu2Pdu"),
         DriverEntry("raritan-pdu2", "pdu", "rackval.drivers.pdu.raritan:RaritanPdu2Pdu"),
         DriverEntry("servertech-sentry4", "pdu", "rackval.drivers.pdu.servertech:ServerTechSentry4Pdu"),
         DriverEntry("eaton-epdu", "pdu", "rackval.drivers.pdu.eaton:EatonEpduPdu"),

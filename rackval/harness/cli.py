@@ -16,7 +16,7 @@ from rackval.harness.cliutil import add_results_option, default_out_dir, resolve
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from rackval.sim.faults import load_faults
+    from rackval.sim.fault_file import load_faults
     from rackval.sim.rack import SimulatedRack
     from rackval.sim.reference import REFERENCE_PARAMS, REFERENCE_SIZE, load_model_params
 

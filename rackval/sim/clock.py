@@ -63,8 +63,3 @@ class SimClock:
     @property
     def time_scale(self) -> float:
         return self._scale
-
-    @property
-    def is_virtual(self) -> bool:
-        """True when only ``advance``/``sleep`` move time (scale 0)."""
-        return self._scale == 0

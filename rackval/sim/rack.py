@@ -18,6 +18,7 @@ import paramiko
 import yaml
 
 from rackval.core.errors import ConfigError
+from rackval.sim import pdu_vendors
 from rackval.sim.clock import SimClock
 from rackval.sim.control import ControlServer
 from rackval.sim.faults import Fault
@@ -25,7 +26,6 @@ from rackval.sim.model import RackModel, RackSize
 from rackval.sim.reference import REFERENCE_PARAMS, ModelParams
 
 HOST = "127.0.0.1"
-PDU_DRIVERS = {"apc": "apc-rpdu2", "raritan": "raritan-pdu2", "servertech": "servertech-sentry4"}
 
 
 class _Server(Protocol):
@@ -131,7 +131,7 @@ class SimulatedRack:
                 rack.servers[name] = srv
                 devices[name] = {
                     "kind": "pdu",
-                    "driver": PDU_DRIVERS[make],
+                    "driver": pdu_vendors.vendor(make).driver,
                     "host": HOST,
                     "port": srv.port,
                     # One PDU over v2c and one over v3 authPriv: the simulated rack exercises both.

@@ -62,7 +62,9 @@ class RackSize:
     nics_per_node: int = 1
     # One analyzer measuring both feeds ("analyzer"), or one per feed ("analyzer-a", "analyzer-b").
     analyzer_per_feed: bool = False
-    # PDU make per feed: "apc" (PowerNet-MIB rPDU2), "raritan" (PDU2-MIB), "servertech" (Sentry4).
+    # PDU make per feed: "apc" (PowerNet-MIB rPDU2), "raritan" (PDU2-MIB), "servertech" (Sentry4),
+    # "eaton" (EATON-EPDU-MIB): any SNMP PDU driver the simulator serves (``rackval.sim.pdu_vendors``),
+    # by vendor or driver name.
     pdu_vendor_a: str = "apc"
     pdu_vendor_b: str = "apc"
     # The last N switches are managed over SNMP (IF-MIB, LLDP-MIB) instead of the SONiC CLI.
@@ -178,11 +180,6 @@ class ModelParams:
                 power_cap_correction_ms=0.0,
             ),
         )
-
-    @staticmethod
-    def from_yaml(path: Path) -> ModelParams:
-        """The ``params`` section of a model-parameter file (see ``load_model_params``)."""
-        return load_model_params(path)[1]
 
 
 SKELETON_SIZE = RackSize()

@@ -1,6 +1,7 @@
 """The SNMP agent engine shared by the simulated PDU and switch agents (pysnmp 7, own controller).
 
-A simulated device subclasses ``SnmpAgentBase`` and supplies its objects (``_build_entries``),
+A simulated device subclasses ``SnmpAgentBase`` and supplies its objects (``_build_entries``, as
+``rackval.sim.snmp_objects.Entry`` values),
 the subtrees its principals may read and write, and optionally a topology key (when rows come
 and go, e.g. LLDP neighbours) and a power predicate (an unpowered PDU answers nothing).
 
@@ -37,64 +38,17 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
 from typing import Any
 
 from rackval.sim.model import RackModel
 from rackval.sim.snmp_fastpath import UsmAgentState, answer_read
+from rackval.sim.snmp_objects import SYS, Entry, Oid, RequestPlan, ServedIndex, oid, wrong_type_value
 
-Oid = tuple[int, ...]
-
-SYS = (1, 3, 6, 1, 2, 1, 1)
 DEAD_SUBTREE = (0, 0)  # a view that matches nothing any agent serves
 
 _VIEW_READ = "rv-read"
 _VIEW_WRITE = "rv-write"
 _VIEW_NONE = "rv-none"
-
-
-def oid(text: str, *index: int) -> Oid:
-    """A numeric OID string (leading dot allowed) plus index parts as a tuple."""
-    text = text.strip().lstrip(".")
-    return (tuple(int(x) for x in text.split(".")) if text else ()) + index
-
-
-@dataclass
-class Entry:
-    """One served object instance: how to read it, and (if writable) how to check and write it."""
-
-    get: Callable[[], Any]
-    check: Callable[[Any], None] | None = None  # raises an SMI error for a bad value
-    apply: Callable[[Any], None] | None = None
-
-
-@dataclass
-class RequestPlan:
-    """What the active protocol faults do to one request (decided when its datagram arrives)."""
-
-    drop: bool = False
-    delay_s: float = 0.0
-    v3_wrong_keys: bool = False
-    malformed: str | None = None  # truncate | garbage | wrong_length
-    no_such: tuple[Oid, ...] = ()
-    wrong_type: tuple[Oid, ...] = ()
-
-    def hidden(self, key: Oid) -> bool:
-        return any(key[: len(p)] == p for p in self.no_such)
-
-    def mistyped(self, key: Oid) -> bool:
-        return any(key[: len(p)] == p for p in self.wrong_type)
-
-
-@dataclass
-class _Index:
-    entries: dict[Oid, Entry]
-    keys: list[Oid] = field(default_factory=list)
-    columns: set[Oid] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.keys = sorted(self.entries)
-        self.columns = {k[:-1] for k in self.entries}
 
 
 def snmp_version_of(datagram: bytes) -> int | None:
@@ -107,18 +61,6 @@ def snmp_version_of(datagram: bytes) -> int | None:
     if pos + 2 >= len(datagram) or datagram[pos] != 0x02 or datagram[pos + 1] != 1:
         return None
     return datagram[pos + 2]
-
-
-def wrong_type_value(value: Any) -> Any:
-    """The same value with the wrong ASN.1 type: numbers as OCTET STRING text, text as Integer32."""
-    from pyasn1.type import univ
-    from pysnmp.proto import rfc1902
-
-    if isinstance(value, univ.Integer):  # Integer32, Gauge32, Counter32/64, TimeTicks ...
-        return rfc1902.OctetString(str(int(value)))
-    if isinstance(value, univ.OctetString):
-        return rfc1902.Integer32(len(bytes(value)))
-    return rfc1902.OctetString(str(value))
 
 
 class MibController:
@@ -308,7 +250,7 @@ class SnmpAgentBase:
         self._community = community
         self._write_community = write_community
         # Communities whose v2c reads the fast path may answer (both principals read everything).
-        self._communities = tuple(c for c in (community, write_community) if c)
+        self.communities = tuple(c for c in (community, write_community) if c)
         self._v3 = (v3_user, v3_auth_key, v3_priv_key) if v3_user else None
         self._v3_writes = v3_writes
         self._v3_wrong = False
@@ -323,7 +265,7 @@ class SnmpAgentBase:
         self._memo: dict[Hashable, Any] = {}
         self.plan = RequestPlan()
         self._index_key: Hashable = object()
-        self.index = _Index({})
+        self.index = ServedIndex({})
         self._t0 = model.now()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -431,7 +373,7 @@ class SnmpAgentBase:
         for k in entries:
             if not any(k[: len(s)] == s for s in self.read_subtrees):
                 raise ValueError(f"{self.device}: served OID {'.'.join(map(str, k))} is outside the read view")
-        self.index = _Index(entries)
+        self.index = ServedIndex(entries)
         self._index_key = key
 
     def _set_v3_keys(self, *, wrong: bool) -> None:
@@ -567,7 +509,3 @@ class SnmpAgentBase:
             _VIEW_WRITE if write and self.write_subtrees else _VIEW_NONE,
             _VIEW_NONE,
         )
-
-
-def subtrees(*texts: str) -> tuple[Oid, ...]:
-    return tuple(oid(t) for t in texts)

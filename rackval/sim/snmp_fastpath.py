@@ -11,7 +11,9 @@ misses, wrong keys or users (pysnmp answers them with the proper usmStats report
 communities (dropped by pysnmp like a real agent does), undecodable datagrams — returns
 ``None`` and goes through pysnmp.
 
-Semantics kept identical to ``MibController`` (see ``snmp_engine``): noSuchObject vs
+It reads the agent through ``ServingAgent`` (index, fault plan, communities, v3 state) and shares
+the served objects' types with the engine in ``rackval.sim.snmp_objects``, so it does not import
+the engine that calls it. Semantics kept identical to ``MibController`` (see ``snmp_engine``): noSuchObject vs
 noSuchInstance, hidden OIDs of ``snmp_no_such_object``, mistyped values of ``snmp_wrong_type``,
 one var-bind too few for ``malformed_reply: wrong_length``, genErr when the model fails to
 produce a value. GETBULK follows RFC 3416 4.2.3 and stops early when every repeater has
@@ -23,15 +25,12 @@ from __future__ import annotations
 import bisect
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rackval.drivers.transport import snmp_ber as ber
 from rackval.drivers.transport import snmp_usm as usm
-
-if TYPE_CHECKING:
-    from rackval.sim.snmp_engine import SnmpAgentBase
-
-Oid = tuple[int, ...]
+from rackval.sim.model import RackModel
+from rackval.sim.snmp_objects import Oid, RequestPlan, ServedIndex, wrong_type_value
 
 MAX_RESPONSE_BYTES = 60_000  # under the 65,507-byte UDP payload, with room for the header
 GEN_ERR = 5
@@ -80,10 +79,35 @@ def encode_pysnmp_value(value: Any) -> bytes:
     return ber.encode_value(tag, int(value))
 
 
+@dataclass
+class UsmAgentState:
+    """What the v3 fast path needs from the agent's pysnmp engine: its identity, clock and the
+    one user's keys localized to it (refreshed whenever the agent changes that user's keys)."""
+
+    engine_id: bytes
+    boots: int
+    time_origin: float  # engine time = now - time_origin (pysnmp's snmpEngineTime definition)
+    keys: usm.UsmKeys
+    salt: int = 0
+
+    def engine_time(self) -> int:
+        return int(time.time() - self.time_origin)
+
+
+class ServingAgent(Protocol):
+    """What the fast path reads from a running agent (``rackval.sim.snmp_engine.SnmpAgentBase``)."""
+
+    model: RackModel
+    index: ServedIndex  # this request's index
+    plan: RequestPlan  # this request's fault plan
+    communities: tuple[str, ...]  # v2c communities that may read
+    usm_state: UsmAgentState | None  # None: no v3 user, or its keys are being faulted
+
+
 class _Reader:
     """One request's reads against the agent's index, under its fault plan (model lock held)."""
 
-    def __init__(self, agent: SnmpAgentBase) -> None:
+    def __init__(self, agent: ServingAgent) -> None:
         self.agent = agent
         self.index = agent.index
         self.plan = agent.plan
@@ -94,8 +118,6 @@ class _Reader:
         try:
             value = entry.get()
             if self.plan.wrong_type and self.plan.mistyped(key):
-                from rackval.sim.snmp_engine import wrong_type_value
-
                 value = wrong_type_value(value)
             return encode_pysnmp_value(value)
         except Exception:  # a model bug must become genErr, not a dead agent
@@ -129,22 +151,7 @@ class _Reader:
 _READS = (ber.GET_REQUEST, ber.GET_NEXT_REQUEST, ber.GET_BULK_REQUEST)
 
 
-@dataclass
-class UsmAgentState:
-    """What the v3 fast path needs from the agent's pysnmp engine: its identity, clock and the
-    one user's keys localized to it (refreshed whenever the agent changes that user's keys)."""
-
-    engine_id: bytes
-    boots: int
-    time_origin: float  # engine time = now - time_origin (pysnmp's snmpEngineTime definition)
-    keys: usm.UsmKeys
-    salt: int = 0
-
-    def engine_time(self) -> int:
-        return int(time.time() - self.time_origin)
-
-
-def answer_read(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
+def answer_read(agent: ServingAgent, datagram: bytes) -> bytes | None:
     """The encoded Response to a v2c or v3 read the fast path serves, else None (pysnmp's turn).
 
     Must run between the agent's ``_begin(plan)`` and ``_end()`` (the plan and index of this
@@ -158,7 +165,7 @@ def answer_read(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
     return None
 
 
-def _answer_v2c(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
+def _answer_v2c(agent: ServingAgent, datagram: bytes) -> bytes | None:
     try:
         msg = ber.decode_message(datagram)
     except ber.BerError:
@@ -169,7 +176,7 @@ def _answer_v2c(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
         community = msg.community.decode()
     except UnicodeDecodeError:
         return None
-    if community not in agent._communities:
+    if community not in agent.communities:
         return None
     status, index, out = _serve(
         agent, msg.pdu_type, [o for o, _, _ in msg.var_binds], msg.error_status, msg.error_index
@@ -177,7 +184,7 @@ def _answer_v2c(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
     return ber.encode_message(ber.VERSION_2C, msg.community, ber.RESPONSE, msg.request_id, status, index, out)
 
 
-def _answer_v3(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
+def _answer_v3(agent: ServingAgent, datagram: bytes) -> bytes | None:
     """authPriv reads of the agent's user, in its time window; anything else (discovery, wrong
     keys, time sync, other users or levels) is left to pysnmp, which sends the right report."""
     state = agent.usm_state
@@ -207,7 +214,7 @@ def _answer_v3(agent: SnmpAgentBase, datagram: bytes) -> bytes | None:
                               reportable=False)  # fmt: skip
 
 
-def _serve(agent: SnmpAgentBase, pdu_type: int, oids: list[Oid], non_repeaters: int, max_repetitions: int
+def _serve(agent: ServingAgent, pdu_type: int, oids: list[Oid], non_repeaters: int, max_repetitions: int
            ) -> tuple[int, int, list[bytes]]:  # fmt: skip
     """(error-status, error-index, encoded var-binds) of one read request."""
     reader = _Reader(agent)

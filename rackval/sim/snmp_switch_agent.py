@@ -37,7 +37,8 @@ from typing import Any
 
 from rackval.drivers.switch import mibs
 from rackval.sim.model import Port, RackModel
-from rackval.sim.snmp_engine import Entry, Oid, SnmpAgentBase, check_start_args, oid, subtrees
+from rackval.sim.snmp_engine import SnmpAgentBase, check_start_args
+from rackval.sim.snmp_objects import Entry, Oid, oid, subtrees
 
 IF_INDEX_BASE = 1000
 BASE_POWER_W = 240.0

@@ -15,7 +15,7 @@ import pytest
 from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.capabilities import Device, Identity, OutletSwitch, PowerMeter
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
-from rackval.drivers.pdu.snmp_pdu import ApcRpdu2Pdu
+from rackval.drivers.pdu.apc import ApcRpdu2Pdu
 from rackval.drivers.transport.snmp import SnmpTransport
 from tests.support.snmpd_peer import APC_FIRMWARE, APC_MODEL, APC_OUTLETS, APC_SERIAL, SnmpdPeer, start_snmpd
 

@@ -17,7 +17,7 @@ from rackval.core.errors import DeviceAuthError, DeviceError, DeviceProtocolErro
 from rackval.drivers.capabilities import Identity
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.pdu import apc
-from rackval.drivers.pdu.snmp_pdu import ApcRpdu2Pdu
+from rackval.drivers.pdu.apc import ApcRpdu2Pdu
 from rackval.drivers.transport.snmp import SnmpTransport
 from rackval.sim.model import RackModel
 from rackval.sim.snmp_agent import SnmpAgentServer, start_pdu_agent

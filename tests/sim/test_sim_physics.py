@@ -16,7 +16,8 @@ import pytest
 
 from rackval.core.errors import ConfigError
 from rackval.sim.clock import SimClock
-from rackval.sim.faults import CATALOGUE, PHYSICAL_KINDS, PROTOCOL_KINDS, load_faults, make_fault
+from rackval.sim.fault_file import load_faults
+from rackval.sim.faults import CATALOGUE, PHYSICAL_KINDS, PROTOCOL_KINDS, make_fault
 from rackval.sim.model import (
     COUNTER_WRAP,
     REASON_HW_THERMAL,
@@ -143,7 +144,7 @@ def test_power_cap_slow_fault_stretches_the_response_by_its_factor() -> None:
     m.set_power_cap("node01", cap, correction_ms=1000)
     clock.advance(1.0)
     assert m.node_input_power_w("node01") <= cap
-    with pytest.raises(ValueError, match="factor must be > 0"):
+    with pytest.raises(ValueError, match=r"power_cap_slow on node02: params\.factor: must be > 0, got 0\.0"):
         m.inject(make_fault("power_cap_slow", "node02", factor=0.0))
 
 
@@ -424,6 +425,63 @@ def test_catalogue_has_every_kind_and_protocol_faults_are_recorded_per_device() 
     assert set(CATALOGUE) == PHYSICAL_KINDS | PROTOCOL_KINDS
 
 
+@pytest.mark.parametrize(
+    ("kind", "device", "component", "params", "message"),
+    [
+        ("link_errors", "tor1", "Ethernet0", {"ber": float("nan")}, r"params\.ber: must be a finite number, got nan"),
+        ("device_slow", "pdu-a", None, {"delay_s": float("inf")}, r"params\.delay_s: must be a finite number, got inf"),
+        ("link_errors", "tor1", "Ethernet0", {"ber": 2.0}, r"params\.ber: must be <= 1, got 2\.0"),
+        ("bmc_slow_boot", "node01", None, {"extra_s": -5}, r"params\.extra_s: must be >= 0, got -5"),
+        ("gpu_overheat", "node01", None, {"r_th_factor": 0}, r"params\.r_th_factor: must be > 0, got 0"),
+        ("malformed_reply", "pdu-a", None, {"mode": "sideways"}, r"params\.mode: must be one of 'truncate', "),
+        ("outlet_relay_stuck", "pdu-a", "1", {"state": "half"}, r"params\.state: must be one of '', 'on', 'off'"),
+        ("snmp_wrong_type", "pdu-a", None, {"oid_prefix": "ifXTable"}, r"params\.oid_prefix: must be a numeric OID"),
+        ("session_exhaustion", "bmc-node01", None, {"max_sessions": True}, r"params\.max_sessions: must be int"),
+        ("psu_failure", "node01", "PSU1", {"start_at": float("nan")}, r"start_at: must be a finite number"),
+        ("feed_loss", "A", None, {"duration_s": 0}, r"duration_s: must be > 0"),
+    ],
+)
+def test_fault_values_are_refused_naming_the_fault_the_field_and_the_value(
+    kind: str, device: str, component: str | None, params: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"^fault {kind} on {device}: {message}"):
+        make_fault(kind, device, component, **params)  # type: ignore[arg-type]
+
+
+def test_faults_are_checked_against_the_rack_when_injected() -> None:
+    m, _ = make()
+    ports = r"\(have Ethernet0, Ethernet8, Ethernet16, Ethernet24, \.\.\., Ethernet248 \(32 in all\)\)"
+    cases = [
+        (make_fault("psu_failure", "pdu-a", "PSU1"), r"device: no node 'pdu-a' \(have node01, node02\)"),
+        (make_fault("fan_failure", "node01", "Fan9"), r"component: node01 has no fan 'Fan9' \(have Fan1, .*, Fan6\)"),
+        (make_fault("gpu_overheat", "node01", "GPU8"), r"component: node01 has no GPU 'GPU8' \(have GPU0, .*, GPU7\)"),
+        (make_fault("outlet_relay_stuck", "pdu-a", "99"), r"component: pdu-a has no outlet '99' \(have 1, 2\)"),
+        (make_fault("link_down", "tor1", "Ethernet1"), rf"component: tor1 has no port 'Ethernet1' {ports}"),
+        (
+            make_fault("miscabled_port", "tor1", "Ethernet0", other_port="Ethernet0"),
+            r"params\.other_port: must be another port of tor1, got 'Ethernet0'",
+        ),
+        (
+            make_fault("firmware_off_baseline", "pdu-a", "BIOS"),
+            r"component: pdu-a has no firmware component 'BIOS' \(have AOS\)",
+        ),
+        (make_fault("feed_loss", "C"), r"device: no feed 'C' \(have A, B\)"),
+        (make_fault("device_silent", "nowhere"), r"device: no device 'nowhere' \(have analyzer, .*, tor1\)"),
+    ]
+    for fault, message in cases:
+        with pytest.raises(ValueError, match=rf"^fault {fault.id} \({fault.kind}\): {message}$"):
+            m.inject(fault)
+    assert m.injected_faults() == []
+
+
+def test_every_physical_kind_declares_its_effect_and_every_parameter_a_valid_default() -> None:
+    for kind in CATALOGUE.values():
+        assert (kind.apply is not None) == (kind.name in PHYSICAL_KINDS), kind.name
+        assert kind.description and kind.target in ("node", "pdu", "switch", "feed", "device"), kind.name
+        for name, spec in kind.params.items():
+            assert spec.required or spec.problem(spec.default) is None, (kind.name, name)
+
+
 def test_fault_file_loads_and_errors_name_file_line_and_field(tmp_path: Path) -> None:
     good = tmp_path / "faults.yaml"
     good.write_text(
@@ -474,6 +532,9 @@ def test_fault_file_loads_and_errors_name_file_line_and_field(tmp_path: Path) ->
     bad.write_text(text_list.replace("tor1", "tor9").replace("high", "1e-5"))
     with pytest.raises(ConfigError, match=rf"{bad}:2: 0\.device: no device 'tor9'"):
         load_faults(bad, devices=m.fault_targets())
+    bad.write_text(text_list.replace("high", ".nan"))
+    with pytest.raises(ConfigError, match=rf"{bad}:5: 0\.params\.ber: must be a finite number, got nan"):
+        load_faults(bad)
     bad.write_text("- kind: link_down\n  device: tor1\n")
     with pytest.raises(ConfigError, match=rf"{bad}:1: 0\.component: link_down needs a component"):
         load_faults(bad)

@@ -16,9 +16,9 @@ import pytest
 from rackval.core.errors import DeviceAuthError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.capabilities import CounterTracker, Identity, LldpNeighbor
 from rackval.drivers.pdu import apc, raritan
+from rackval.drivers.pdu.apc import ApcRpdu2Pdu
 from rackval.drivers.pdu.raritan import RaritanPdu2Pdu
 from rackval.drivers.pdu.servertech import ServerTechSentry4Pdu
-from rackval.drivers.pdu.snmp_pdu import ApcRpdu2Pdu
 from rackval.drivers.switch import mibs
 from rackval.drivers.switch.snmp_switch import SnmpSwitch
 from rackval.drivers.transport.snmp import SnmpTransport

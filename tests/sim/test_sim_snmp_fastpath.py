@@ -33,6 +33,7 @@ def agents() -> Iterator[dict[str, Agent]]:
         "apc": Agent(model, PDU_B, "pdu", mib="apc"),
         "raritan": Agent(model, PDU_A, "pdu", mib="raritan"),
         "servertech": Agent(model, PDU_A, "pdu", mib="servertech"),
+        "eaton": Agent(model, PDU_B, "pdu", mib="eaton"),
         "switch": Agent(model, SWITCH, "switch"),
     }
     yield started
@@ -52,7 +53,7 @@ def _net_snmp(tool: str, agent: Agent, *args: str) -> list[str]:
     return out.stdout.splitlines()
 
 
-@pytest.mark.parametrize("which", ["apc", "raritan", "servertech", "switch"])
+@pytest.mark.parametrize("which", ["apc", "raritan", "servertech", "eaton", "switch"])
 def test_fast_path_serves_the_same_objects_and_types_as_pysnmp(agents: dict[str, Agent], which: str) -> None:
     agent = agents[which]
     server = agent.server

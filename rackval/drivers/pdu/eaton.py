@@ -23,8 +23,17 @@ second", not "off" — the classic mistake this map exists to avoid.
 
 from __future__ import annotations
 
-from rackval.drivers.config import DeviceConfig
-from rackval.drivers.pdu.snmp_pdu import InletMap, Oid, OutletCommand, Reading, SnmpPdu, SnmpPduMap
+from rackval.drivers.pdu.snmp_pdu import SnmpPdu
+from rackval.drivers.pdu.snmp_pdu_map import (
+    AgentObject,
+    AgentProfile,
+    AgentQuantity,
+    InletMap,
+    Oid,
+    OutletCommand,
+    Reading,
+    SnmpPduMap,
+)
 
 EPDU = "1.3.6.1.4.1.534.6.6.7"  # eatonEpdu [V]
 
@@ -55,6 +64,27 @@ DELAY_CANCEL = -1
 _OUTLET = "{dev}.{outlet}"
 _INPUT = "{dev}.{inlet}"
 _PHASE = "{dev}.{inlet}.{pole}"
+
+# A typical G3 managed ePDU [U: part number, firmware and sysDescr are illustrative, not copied
+# from a device; sysObjectID is the eatonEpdu subtree, as G3 units report it]. The command
+# objects read back -1 (no command pending) [U]; the reboot command, like on / off, takes a delay.
+_AGENT = AgentProfile(
+    model="EMA111-10",
+    firmware="04.01.0002",
+    serial_prefix="EA",
+    sys_descr="Eaton ePDU {model}, firmware {firmware} (simulated)",
+    sys_object_id=EPDU,
+    command_reboot=OutletCommand(
+        Oid(f"{OUTLET_CONTROL_REBOOT_CMD}.{_OUTLET}", f"outletControlRebootCmd.{_OUTLET}"), DELAY_IMMEDIATE
+    ),
+    command_readback=DELAY_CANCEL,
+    objects=(
+        AgentObject(Oid(f"{UNIT_PRODUCT_NAME}.{{dev}}", "productName.{dev}"), "ePDU G3 Managed {model}"),
+        AgentObject(
+            Oid(f"{OUTLET_VOLTAGE}.{_OUTLET}", f"outletVoltage.{_OUTLET}"), AgentQuantity("voltage_v", scale=0.001)
+        ),
+    ),
+)
 
 EATON_EPDU = SnmpPduMap(
     vendor="Eaton",
@@ -87,6 +117,7 @@ EATON_EPDU = SnmpPduMap(
         pole_current_a=Reading(Oid(f"{INPUT_CURRENT}.{_PHASE}", f"inputCurrent.{_PHASE}"), scale=0.001),  # [U]
         pole_power_w=Reading(Oid(f"{INPUT_WATTS}.{_PHASE}", f"inputWatts.{_PHASE}"), scale=1.0),  # [U]
     ),
+    agent=_AGENT,
 )
 
 
@@ -105,5 +136,4 @@ class EatonEpduPdu(SnmpPdu):
     Options: see ``SnmpPdu`` (``device_index`` = strappingIndex, default 0).
     """
 
-    def __init__(self, config: DeviceConfig) -> None:
-        super().__init__(config, EATON_EPDU)
+    MAP = EATON_EPDU

@@ -23,8 +23,17 @@ fail with noSuchInstance naming the object [U: non-metered PX models not modelle
 
 from __future__ import annotations
 
-from rackval.drivers.config import DeviceConfig
-from rackval.drivers.pdu.snmp_pdu import InletMap, Oid, OutletCommand, Reading, SnmpPdu, SnmpPduMap
+from rackval.drivers.pdu.snmp_pdu import SnmpPdu
+from rackval.drivers.pdu.snmp_pdu_map import (
+    AgentObject,
+    AgentProfile,
+    AgentQuantity,
+    InletMap,
+    Oid,
+    OutletCommand,
+    Reading,
+    SnmpPduMap,
+)
 
 PDU2 = "1.3.6.1.4.1.13742.6"  # PDU2-MIB root (raritan 6) [V]
 
@@ -80,6 +89,24 @@ _TABLES = {
     "pole": (INLET_POLE_SENSOR_VALUE, INLET_POLE_SENSOR_DECIMAL_DIGITS, _POLE, "InletPole"),
 }
 
+_SWITCHING = Oid(f"{SWITCHING_OPERATION}.{_OUTLET}", f"switchingOperation.{_OUTLET}")
+_OUTLET_VOLTAGE = _sensor("outlet", RMS_VOLTAGE, "rmsVoltage")
+
+# A typical PX3 with firmware 4.x: sysDescr [U: modelled on PX3 firmware 4.x, not copied from a
+# device]; sensor values Unsigned32 with current in 3 decimals, voltage in 1, power in none;
+# switchingOperation reads back on(1) / off(0); cycle(2) is the reboot command.
+_AGENT = AgentProfile(
+    model="PX3-5902V",
+    firmware="4.0.20.5-48096",
+    serial_prefix="RA",
+    sys_descr="PX3 {firmware} (Raritan PDU2, simulated {model})",
+    sys_object_id=PDU2,
+    command_reboot=OutletCommand(_SWITCHING, OP_CYCLE),
+    decimal_digits={"A": 3, "V": 1, "W": 0},
+    unsigned=True,
+    objects=(AgentObject(_OUTLET_VOLTAGE.oid, AgentQuantity("voltage_v", digits=_OUTLET_VOLTAGE.digits)),),
+)
+
 RARITAN_PDU2 = SnmpPduMap(
     vendor="Raritan",
     family="Raritan PDU2-MIB",
@@ -95,8 +122,8 @@ RARITAN_PDU2 = SnmpPduMap(
     outlet_state=Oid(f"{OUTLET_SWITCHING_STATE}.{_OUTLET}", f"outletSwitchingState.{_OUTLET}"),
     state_on=frozenset({STATE_ON}),
     state_off=frozenset({STATE_OFF}),
-    command_on=OutletCommand(Oid(f"{SWITCHING_OPERATION}.{_OUTLET}", f"switchingOperation.{_OUTLET}"), OP_ON),
-    command_off=OutletCommand(Oid(f"{SWITCHING_OPERATION}.{_OUTLET}", f"switchingOperation.{_OUTLET}"), OP_OFF),
+    command_on=OutletCommand(_SWITCHING, OP_ON),
+    command_off=OutletCommand(_SWITCHING, OP_OFF),
     outlet_power_w=_sensor("outlet", ACTIVE_POWER, "activePower"),
     outlet_current_a=_sensor("outlet", RMS_CURRENT, "rmsCurrent"),
     inlets=InletMap(
@@ -109,6 +136,7 @@ RARITAN_PDU2 = SnmpPduMap(
         pole_current_a=_sensor("pole", RMS_CURRENT, "rmsCurrent"),
         pole_power_w=_sensor("pole", ACTIVE_POWER, "activePower"),
     ),
+    agent=_AGENT,
 )
 
 
@@ -125,5 +153,4 @@ class RaritanPdu2Pdu(SnmpPdu):
     Options: see ``SnmpPdu`` (``device_index`` = pduId, default 1; daisy-chained PDUs 2..n).
     """
 
-    def __init__(self, config: DeviceConfig) -> None:
-        super().__init__(config, RARITAN_PDU2)
+    MAP = RARITAN_PDU2

@@ -23,8 +23,18 @@ ENTITY-MIB / sysDescr fallback. Firmware is per system (one NIC for all linked u
 
 from __future__ import annotations
 
-from rackval.drivers.config import DeviceConfig
-from rackval.drivers.pdu.snmp_pdu import InletMap, Oid, OutletCommand, OutletCords, Reading, SnmpPdu, SnmpPduMap
+from rackval.drivers.pdu.snmp_pdu import SnmpPdu
+from rackval.drivers.pdu.snmp_pdu_map import (
+    AgentObject,
+    AgentProfile,
+    AgentQuantity,
+    InletMap,
+    Oid,
+    OutletCommand,
+    OutletCords,
+    Reading,
+    SnmpPduMap,
+)
 
 ST4 = "1.3.6.1.4.1.1718.4.1"  # st4Objects [V]
 
@@ -53,6 +63,27 @@ _OUTLET = "{dev}.{cord}.{outlet}"
 _CORD = "{dev}.{inlet}"  # the driver's "inlet" is a Sentry4 input cord
 _PHASE = "{dev}.{inlet}.{pole}"
 
+_CONTROL = Oid(f"{OUTLET_CONTROL_ACTION}.{_OUTLET}", f"st4OutletControlAction.{_OUTLET}")
+
+# A typical PRO2 switched PDU with firmware 8.x: sysDescr [U: modelled on PRO2 firmware 8.x, not
+# copied from a device]; st4OutletControlAction reads back none(0); reboot(3) cycles an outlet.
+_AGENT = AgentProfile(
+    model="C2WG36TE-DQME2M66/C",
+    firmware="8.0r",
+    serial_prefix="ST",
+    sys_descr="Sentry Switched PDU, firmware {firmware} (simulated {model})",
+    sys_object_id="1.3.6.1.4.1.1718.4",
+    command_reboot=OutletCommand(_CONTROL, ACTION_REBOOT),
+    command_readback=ACTION_NONE,
+    objects=(
+        AgentObject(Oid(f"{ST4}.1.1.1.0", "st4SystemProductName.0"), "Sentry {model}"),
+        AgentObject(Oid(f"{UNIT_NAME}.{{dev}}", "st4UnitName.{dev}"), "{name}"),
+        AgentObject(
+            Oid(f"{OUTLET_VOLTAGE}.{_OUTLET}", f"st4OutletVoltage.{_OUTLET}"), AgentQuantity("voltage_v", scale=0.1)
+        ),
+    ),
+)
+
 SENTRY4 = SnmpPduMap(
     vendor="ServerTech",
     family="ServerTech Sentry4-MIB",
@@ -69,10 +100,8 @@ SENTRY4 = SnmpPduMap(
     outlet_state=Oid(f"{OUTLET_STATE}.{_OUTLET}", f"st4OutletState.{_OUTLET}"),
     state_on=frozenset({STATE_ON}),
     state_off=frozenset({STATE_OFF}),
-    command_on=OutletCommand(Oid(f"{OUTLET_CONTROL_ACTION}.{_OUTLET}", f"st4OutletControlAction.{_OUTLET}"), ACTION_ON),
-    command_off=OutletCommand(
-        Oid(f"{OUTLET_CONTROL_ACTION}.{_OUTLET}", f"st4OutletControlAction.{_OUTLET}"), ACTION_OFF
-    ),
+    command_on=OutletCommand(_CONTROL, ACTION_ON),
+    command_off=OutletCommand(_CONTROL, ACTION_OFF),
     outlet_power_w=Reading(Oid(f"{OUTLET_ACTIVE_POWER}.{_OUTLET}", f"st4OutletActivePower.{_OUTLET}"), scale=1.0),
     outlet_current_a=Reading(Oid(f"{OUTLET_CURRENT}.{_OUTLET}", f"st4OutletCurrent.{_OUTLET}"), scale=0.01),
     inlets=InletMap(
@@ -83,6 +112,7 @@ SENTRY4 = SnmpPduMap(
         pole_current_a=Reading(Oid(f"{PHASE_CURRENT}.{_PHASE}", f"st4PhaseCurrent.{_PHASE}"), scale=0.01),
         pole_power_w=Reading(Oid(f"{PHASE_ACTIVE_POWER}.{_PHASE}", f"st4PhaseActivePower.{_PHASE}"), scale=1.0),
     ),
+    agent=_AGENT,
 )
 
 
@@ -101,5 +131,4 @@ class ServerTechSentry4Pdu(SnmpPdu):
     Options: see ``SnmpPdu`` (``device_index`` = st4UnitIndex, A = 1 (default), B = 2, ...).
     """
 
-    def __init__(self, config: DeviceConfig) -> None:
-        super().__init__(config, SENTRY4)
+    MAP = SENTRY4

@@ -1,104 +1,26 @@
 """One SNMP PDU driver for every vendor: the vendor is a table of OIDs, not a class tree.
 
-``SnmpPduMap`` says where a PDU family keeps its identity, outlet names, states, switch commands
-and meter readings, with each reading's scale to SI units. ``SnmpPdu`` speaks through
-``rackval.drivers.transport.snmp.SnmpTransport`` using such a map. ``ApcRpdu2Pdu`` binds the APC
-PowerNet-MIB rPDU2 map (``rackval.drivers.pdu.apc``); ``rackval.drivers.pdu.raritan``,
-``rackval.drivers.pdu.servertech`` and ``rackval.drivers.pdu.eaton`` bind Raritan PDU2-MIB,
-ServerTech Sentry4-MIB and EATON-EPDU-MIB.
-
-What varies between vendors, and how a map expresses it:
-
-* **Indexing.** OID templates take ``{dev}`` (the PDU's index: APC/Raritan/Sentry4 count from 1,
-  Eaton's strappingIndex from 0, see ``first_device_index``), ``{outlet}``, and where a table
-  needs them ``{cord}`` (Sentry4 numbers outlets per input cord: ``outlet_cords``), ``{inlet}``
-  and ``{pole}`` (inlet / phase tables). Fixed sub-indices (Raritan's sensorType) are literal
-  parts of the template.
-* **Scaling.** ``Reading.scale`` turns the raw integer into SI units; ``Reading.digits`` names an
-  object holding a power-of-ten divisor (Raritan's *SensorDecimalDigits*), read once and cached.
-  Negative raw values mean "not available" (Sentry4 and Eaton use -1) and become ``None``.
-* **Polarity.** ``state_on`` / ``state_off`` are the settled codes; ``state_on_pending`` /
-  ``state_off_pending`` are transitional codes (Eaton pendingOff = still on, pendingOn = still
-  off): they report the present physical state but never confirm a switch.
-* **Commands.** A switch command is an (OID, value) pair per direction, so Eaton's separate
-  On/Off command objects whose written value is a *delay in seconds* (0 = now) fit as data.
-* **Totals.** ``device_power_w`` reads one object; without it ``power_watts()`` sums the inlets'
-  active power (``inlets``), for MIBs that have no unit total.
+``SnmpPdu`` speaks through ``rackval.drivers.transport.snmp.SnmpTransport`` using an
+``SnmpPduMap`` (``rackval.drivers.pdu.snmp_pdu_map``: where a PDU family keeps its identity,
+outlet names, states, switch commands and meter readings, with each reading's scale to SI units,
+and how the map expresses what varies between vendors). Each vendor module binds its map to a
+driver class by setting ``MAP``: ``rackval.drivers.pdu.apc`` (APC PowerNet-MIB rPDU2),
+``rackval.drivers.pdu.raritan`` (Raritan PDU2-MIB), ``rackval.drivers.pdu.servertech`` (ServerTech
+Sentry4-MIB) and ``rackval.drivers.pdu.eaton`` (EATON-EPDU-MIB). The simulator finds the maps it
+can serve through the registered drivers' ``MAP``.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.pdu.snmp_pdu_map import Oid, Reading, SnmpPduMap
 from rackval.drivers.transport.snmp import SnmpTransport
-
-
-@dataclass(frozen=True)
-class Oid:
-    """A numeric OID template and its MIB name template, e.g. "...9.2.3.1.5.{outlet}"."""
-
-    template: str
-    label: str
-
-    def at(self, *, dev: int, outlet: int | None = None, **index: int) -> tuple[str, str]:
-        """(numeric OID, readable name) for one device / outlet (/ cord, inlet, pole)."""
-        return (
-            self.template.format(dev=dev, outlet=outlet, **index),
-            self.label.format(dev=dev, outlet=outlet, **index),
-        )
-
-
-@dataclass(frozen=True)
-class Reading:
-    """A numeric object and the factor that turns its raw integer into SI units.
-
-    ``digits``: an object (same index placeholders) holding a count of decimal digits; the value
-    is then ``raw * scale / 10**digits`` (Raritan PDU2-MIB). Read once per object, then cached:
-    it is configuration, not a measurement.
-    """
-
-    oid: Oid
-    scale: float
-    digits: Oid | None = None
-
-
-@dataclass(frozen=True)
-class OutletCommand:
-    """SET ``oid`` to ``value`` to switch an outlet one way."""
-
-    oid: Oid
-    value: int
-
-
-@dataclass(frozen=True)
-class OutletCords:
-    """Outlets numbered per input cord (Sentry4 {unit, cord, outlet}).
-
-    The driver numbers outlets 1..N across cords in cord order (cord 1's outlets first), so a
-    rack file says "outlet 4" whatever the cord layout; templates receive ``{cord}`` and the
-    cord-local ``{outlet}``.
-    """
-
-    cord_count: Oid  # {dev}
-    cord_outlet_count: Oid  # {dev}, {cord}
-
-
-@dataclass(frozen=True)
-class InletMap:
-    """Where the inlet (input cord) and per-phase (pole) readings live. ``None``: not metered."""
-
-    count: Oid  # {dev}
-    power_w: Reading | None = None  # {dev}, {inlet}
-    voltage_v: Reading | None = None  # {dev}, {inlet}
-    current_a: Reading | None = None  # {dev}, {inlet}
-    pole_count: Oid | None = None  # {dev}, {inlet}
-    pole_voltage_v: Reading | None = None  # {dev}, {inlet}, {pole}
-    pole_current_a: Reading | None = None  # {dev}, {inlet}, {pole}
-    pole_power_w: Reading | None = None  # {dev}, {inlet}, {pole}
 
 
 @dataclass(frozen=True)
@@ -113,33 +35,6 @@ class InletReading:
 
 
 NAME_REFRESH_EVERY = 60
-
-
-@dataclass(frozen=True)
-class SnmpPduMap:
-    """Where one PDU family keeps what the driver needs. ``None`` readings are not metered."""
-
-    vendor: str
-    family: str
-    ident_model: Oid
-    ident_serial: Oid
-    ident_firmware: Oid
-    outlet_count: Oid | None  # None when ``outlet_cords`` says how to count
-    device_power_w: Reading | None  # None: sum of the inlets' power (``inlets``)
-    outlet_name: Oid
-    outlet_state: Oid
-    state_on: frozenset[int]
-    state_off: frozenset[int]
-    command_on: OutletCommand
-    command_off: OutletCommand
-    outlet_power_w: Reading | None = None
-    outlet_current_a: Reading | None = None
-    ident_vendor: Oid | None = None  # read the manufacturer from the agent; ``vendor`` if empty
-    first_device_index: int = 1  # index of the first (or only) PDU; Eaton's strappingIndex is 0
-    state_on_pending: frozenset[int] = frozenset()  # physically on, about to switch off
-    state_off_pending: frozenset[int] = frozenset()  # physically off, about to switch on
-    outlet_cords: OutletCords | None = None
-    inlets: InletMap | None = None
 
 
 def _text(value: object) -> str:
@@ -162,9 +57,17 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
       * ``poll_interval_s`` (float, default 0.25): pause between those state polls.
       * ``max_oids_per_request`` (int, default 32): var-binds per GET; small agents reject big PDUs.
       * ``retries`` (int, default 1): passed to the SNMP transport.
+
+    A vendor's driver class sets ``MAP``; ``pdu_map`` overrides it (one-off maps, tests).
     """
 
-    def __init__(self, config: DeviceConfig, pdu_map: SnmpPduMap) -> None:
+    MAP: ClassVar[SnmpPduMap | None] = None
+
+    def __init__(self, config: DeviceConfig, pdu_map: SnmpPduMap | None = None) -> None:
+        if pdu_map is None:
+            pdu_map = self.MAP
+        if pdu_map is None:
+            raise TypeError(f"{type(self).__name__} has no SnmpPduMap: set MAP or pass pdu_map")
         self.config = config
         self.name = config.name
         self.map = pdu_map
@@ -468,20 +371,3 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
                 return None
             raise DeviceProtocolError(self.name, self.config.address, operation, f"{label} is unavailable ({raw})")
         return round(raw * scale, 9)  # 24 * 0.1 -> 2.4, not 2.4000000000000004
-
-
-class ApcRpdu2Pdu(SnmpPdu):
-    """APC Switched/Metered-by-Outlet Rack PDU (AP86xx/AP88xx, PowerNet-MIB rPDU2 tables).
-
-    ``identify()`` reports vendor "APC" with model, serial and firmware from rPDU2IdentTable;
-    ``power_watts()`` is rPDU2DeviceStatusPower (hundredths of kW) in W; ``outlets()`` reads the
-    switched-status name/state and metered-status power (W) / current (tenths of A -> A);
-    ``set_outlet()`` writes rPDU2OutletSwitchedControlCommand immediateOn(1) / immediateOff(2)
-    and polls rPDU2OutletSwitchedStatusState (on = 2, off = 1: the opposite polarity).
-    Options: see ``SnmpPdu``.
-    """
-
-    def __init__(self, config: DeviceConfig) -> None:
-        from rackval.drivers.pdu.apc import APC_RPDU2  # here, not at the top: apc.py imports this module
-
-        super().__init__(config, APC_RPDU2)
