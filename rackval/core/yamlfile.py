@@ -79,10 +79,17 @@ class YamlLocator:
         self.root = root
         self.what = what
 
-    def error(self, loc: tuple[Any, ...], message: str) -> ConfigError:
+    def line(self, loc: tuple[Any, ...], message: str) -> str:
+        """``file:line: field: message`` for the YAML node at ``loc``."""
         field = ".".join(str(p) for p in loc)
-        line = _line_of(self.root, loc) or 1
-        return ConfigError(f"invalid {self.what} file:\n  {self.path}:{line}: {field}: {message}")
+        return f"{self.path}:{_line_of(self.root, loc) or 1}: {field}: {message}"
+
+    def error(self, loc: tuple[Any, ...], message: str) -> ConfigError:
+        return self.errors([(loc, message)])
+
+    def errors(self, problems: list[tuple[tuple[Any, ...], str]]) -> ConfigError:
+        """One error listing every problem, a line each."""
+        return ConfigError(f"invalid {self.what} file:\n  " + "\n  ".join(self.line(*p) for p in problems))
 
 
 def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, YamlLocator]:

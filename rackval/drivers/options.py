@@ -132,8 +132,8 @@ class ScpiOptions(DriverOptions):
 class SnmpPduOptions(SnmpOptions):
     """Every SNMP PDU driver (``rackval.drivers.pdu.snmp_pdu.SnmpPdu``)."""
 
-    device_index: int | None = Field(None, ge=0)
-    confirm_timeout_s: PositiveSeconds = 10.0
+    device_index: int | None = Field(None, ge=0)  # the map knows its first index (0 or 1)
+    confirm_timeout_s: Seconds = 10.0
     poll_interval_s: PositiveSeconds = 0.25
     max_oids_per_request: int = Field(32, ge=1, le=256)
 
@@ -141,9 +141,9 @@ class SnmpPduOptions(SnmpOptions):
 class RedfishPduOptions(RedfishOptions):
     """``rackval.drivers.pdu.redfish_pdu.RedfishRackPdu``."""
 
-    pdu_id: NonEmpty | None = None
+    pdu_id: NonEmpty | int | None = None
     power_source: Annotated[Literal["auto", "metrics", "mains"], BeforeValidator(_lower)] = "auto"
-    confirm_timeout_s: PositiveSeconds = 10.0
+    confirm_timeout_s: Seconds = 10.0
     poll_interval_s: PositiveSeconds = 0.5
 
 

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 
 from rackval.core.errors import ConfigError
 from rackval.drivers.kinds import KIND_NAMES
+from rackval.drivers.options import DriverOptions
 
 KINDS = KIND_NAMES
 
@@ -53,6 +54,13 @@ def available() -> dict[str, DriverEntry]:
     for ep in entry_points(group="rackval.drivers"):
         found.setdefault(ep.name, DriverEntry(ep.name, None, ep.value))
     return found
+
+
+def options_model(name: str) -> type[DriverOptions] | None:
+    """The typed options of the driver registered as ``name`` (None: a plugin that declares none,
+    whose options are then passed through unchecked)."""
+    model = getattr(load(name), "options_model", None)
+    return model if isinstance(model, type) and issubclass(model, DriverOptions) else None
 
 
 def load(name: str) -> type:

@@ -7,11 +7,12 @@ values, so rack files can be committed and shared.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
 from rackval.core.errors import ConfigError
@@ -19,6 +20,7 @@ from rackval.core.yamlfile import YamlLocator, load_yaml_model
 from rackval.drivers import registry
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.kinds import DEVICE_KINDS, describe_kinds
+from rackval.drivers.options import option_errors
 
 
 class _Strict(BaseModel):
@@ -74,10 +76,10 @@ DeviceKindName = Annotated[str, BeforeValidator(_known_kind)]
 class DeviceSpec(_Strict):
     kind: DeviceKindName
     driver: str
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
+    host: str = Field(min_length=1)
+    port: StrictInt | None = Field(default=None, ge=1, le=65535)  # strict: `true` is not port 1
     credentials: str | None = None
-    timeout_s: float = Field(default=5.0, gt=0, le=600)
+    timeout_s: float = Field(default=5.0, gt=0, le=600, allow_inf_nan=False)
     options: dict[str, Any] = Field(default_factory=dict)
     expect: Expect = Field(default_factory=Expect)
     # Destructive actions (outlet off, reset, power cap) on a protected device are refused;
@@ -167,14 +169,27 @@ class Inventory:
         return chosen
 
 
+def _check_options(data: RackFile, where: YamlLocator) -> None:
+    """Every device's options against its driver's typed model: all problems, a line each."""
+    problems = []
+    for name, dev in data.devices.items():
+        model = registry.options_model(dev.driver)
+        if model is not None:
+            problems += [(("devices", name, "options", *loc), text) for loc, text in option_errors(model, dev.options)]
+    if problems:
+        raise where.errors(problems)
+
+
 def _check_references(data: RackFile, where: YamlLocator) -> None:
     drivers = registry.available()
     for name, dev in data.devices.items():
         entry = drivers.get(dev.driver)
         if entry is None:
+            close = difflib.get_close_matches(dev.driver, list(drivers), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise where.error(
                 ("devices", name, "driver"),
-                f"unknown driver {dev.driver!r} (available: {', '.join(sorted(drivers))})",
+                f"unknown driver {dev.driver!r} ({hint}available: {', '.join(sorted(drivers))})",
             )
         if entry.kind is not None and entry.kind != dev.kind:
             raise where.error(
@@ -261,6 +276,7 @@ def load_inventory(path: str | Path) -> Inventory:
     path = Path(path)
     data, where = load_yaml_model(path, RackFile, "rack")
     _check_references(data, where)
+    _check_options(data, where)
     base = path.parent
     creds = {name: _credentials(name, spec, base, where) for name, spec in data.credentials.items()}
     configs = {

@@ -7,6 +7,7 @@ import pytest
 
 from rackval.core.errors import ConfigError
 from rackval.drivers import options as o
+from rackval.drivers import registry
 
 
 def test_defaults_and_typed_values():
@@ -58,3 +59,11 @@ def test_option_errors_lists_every_problem_once_per_option():
 def test_unknown_option_without_close_match_lists_the_known_ones():
     (loc, text), = o.option_errors(o.SnmpOptions, {"zzz": 1})
     assert loc == ("zzz",) and text.startswith("unknown option (known options: retries)")
+
+
+@pytest.mark.parametrize("name", sorted(registry.BUILTIN))
+def test_every_builtin_driver_declares_typed_options(name):
+    """A built-in driver without a model would let a misspelt option through unseen."""
+    model = registry.options_model(name)
+    assert model is not None and issubclass(model, o.DriverOptions), name
+    assert model().model_dump() is not None  # every option has a default: an empty options: is valid

@@ -39,6 +39,9 @@ nodes:
 """
 
 
+BMC_HOST = "    host: 10.0.1.1\n"
+
+
 def write(tmp_path: Path, text: str, name: str = "rack.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -71,6 +74,22 @@ def test_good_rack_loads_and_resolves_secrets(tmp_path: Path, monkeypatch: pytes
         ("      PSU1: {pdu: pdu-a, outlet: 1}", "      PSU1: {pdu: pdu-z, outlet: 1}", 26, "no device named 'pdu-z'"),
         ("    bmc: bmc-n1\n", "    bmc: pdu-a\n", 24, "is a pdu, not a bmc"),
         ("    password: {env: TEST_BMC_PASSWORD}", "    password: plaintext", 7, "credentials.bmc.password"),
+        ("    driver: redfish\n", "    driver: redfsh\n", 19, "(did you mean 'redfish'? available:"),
+        # driver options are typed: checked at load, before any device is touched
+        (BMC_HOST, BMC_HOST + "    options: {schem: http}\n", 21,
+         "devices.bmc-n1.options.schem: unknown option (did you mean 'scheme'?)"),
+        (BMC_HOST, BMC_HOST + "    options: {scheme: gopher}\n", 21,
+         "devices.bmc-n1.options.scheme: must be 'https' or 'http', got 'gopher'"),
+        (BMC_HOST, BMC_HOST + "    options:\n      verify: 5\n", 22, "bmc-n1.options.verify: must be true or false"),
+        (BMC_HOST, BMC_HOST + "    options: {retries_503: true}\n", 21, "retries_503: must be an integer, got True"),
+        ("    feeds: [A]\n", "    feeds: [A]\n    options: {device_index: x}\n", 17, "device_index: must be an"),
+        # a boolean is not a port, an empty host is not an address, NaN is not a timeout
+        (BMC_HOST, BMC_HOST + "    port: true\n", 21, "devices.bmc-n1.port: Input should be a valid integer"),
+        (BMC_HOST, '    host: ""\n', 20, "devices.bmc-n1.host: String should have at least 1 character"),
+        (BMC_HOST, BMC_HOST + "    timeout_s: .nan\n", 21, "devices.bmc-n1.timeout_s: Input should be a finite number"),
+        # a device given twice: the second would silently replace the first
+        ("  bmc-n1:\n", "  pdu-a:\n    kind: pdu\n    driver: apc-rpdu2\n    host: 10.0.0.11\n  bmc-n1:\n", 17,
+         "'pdu-a' is given twice (first on line 11)"),
     ],
 )
 def test_bad_rack_names_file_line_and_field(

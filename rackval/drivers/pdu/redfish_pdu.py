@@ -22,13 +22,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import RedfishPduOptions, parse_options
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
 
 RACK_PDUS = "/redfish/v1/PowerEquipment/RackPDUs"
-POWER_SOURCES = ("auto", "metrics", "mains")
 # Resource.PowerState members [V]; transitional states report the state the outlet is still in.
 _ON_STATES = {"On": True, "PoweringOff": True, "Off": False, "PoweringOn": False}
 # Per-line keys of PolyPhasePowerWatts, wye first (line-to-neutral sums to the total), then delta.
@@ -80,26 +80,16 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
     - ``poll_interval_s`` (default 0.5): pause between those polls.
     """
 
+    options_model = RedfishPduOptions
+
     def __init__(self, config: DeviceConfig) -> None:
         self.name = config.name
         self._config = config
-        opts: Mapping[str, Any] = config.options or {}
-        self._pdu_id = opts.get("pdu_id")
-        if self._pdu_id is not None and (not isinstance(self._pdu_id, str | int) or not str(self._pdu_id)):
-            raise ConfigError(f"device {config.name}: option 'pdu_id' must be a non-empty string")
-        self._power_source = str(opts.get("power_source", "auto")).lower()
-        if self._power_source not in POWER_SOURCES:
-            raise ConfigError(
-                f"device {config.name}: option 'power_source' must be one of {POWER_SOURCES}, "
-                f"got {self._power_source!r}"
-            )
-        try:
-            self.confirm_timeout_s = float(opts.get("confirm_timeout_s", 10.0))
-            self.poll_interval_s = float(opts.get("poll_interval_s", 0.5))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"device {config.name}: bad PDU driver option: {exc}") from exc
-        if self.confirm_timeout_s < 0 or self.poll_interval_s <= 0:
-            raise ConfigError(f"device {config.name}: confirm_timeout_s must be >= 0 and poll_interval_s > 0")
+        opts = parse_options(self.options_model, config.options, config.name)
+        self._pdu_id = opts.pdu_id
+        self._power_source = opts.power_source
+        self.confirm_timeout_s = opts.confirm_timeout_s
+        self.poll_interval_s = opts.poll_interval_s
         self._transport = RedfishTransport(config)
         self._pdu_path: str | None = None
         self._outlet_paths: list[str] | None = None

@@ -19,6 +19,7 @@ from typing import ClassVar
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.options import SnmpPduOptions, parse_options
 from rackval.drivers.pdu.snmp_pdu_map import Oid, Reading, SnmpPduMap
 from rackval.drivers.transport.snmp import SnmpTransport
 
@@ -63,6 +64,8 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
 
     MAP: ClassVar[SnmpPduMap | None] = None
 
+    options_model = SnmpPduOptions
+
     def __init__(self, config: DeviceConfig, pdu_map: SnmpPduMap | None = None) -> None:
         if pdu_map is None:
             pdu_map = self.MAP
@@ -71,23 +74,15 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
         self.config = config
         self.name = config.name
         self.map = pdu_map
-        opts = config.options
-        try:
-            self.device_index = int(opts.get("device_index", pdu_map.first_device_index))
-            self.confirm_timeout_s = float(opts.get("confirm_timeout_s", 10.0))
-            self.poll_interval_s = float(opts.get("poll_interval_s", 0.25))
-            self.max_oids = int(opts.get("max_oids_per_request", 32))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{config.name}: bad PDU driver option: {exc}") from exc
-        if (
-            self.device_index < pdu_map.first_device_index
-            or self.max_oids < 1
-            or self.confirm_timeout_s < 0
-            or self.poll_interval_s <= 0
-        ):
+        opts = parse_options(self.options_model, config.options, config.name)
+        self.device_index = pdu_map.first_device_index if opts.device_index is None else opts.device_index
+        self.confirm_timeout_s = opts.confirm_timeout_s
+        self.poll_interval_s = opts.poll_interval_s
+        self.max_oids = opts.max_oids_per_request
+        if self.device_index < pdu_map.first_device_index:
             raise ConfigError(
-                f"{config.name}: device_index must be >= {pdu_map.first_device_index}, "
-                "max_oids_per_request >= 1, confirm_timeout_s >= 0, poll_interval_s > 0"
+                f"device {config.name}: option 'device_index': must be at least {pdu_map.first_device_index} "
+                f"for this PDU family, got {self.device_index}"
             )
         self._snmp = SnmpTransport(config)
         self._outlet_count: int | None = None
