@@ -30,5 +30,16 @@ class DeviceProtocolError(DeviceError):
     """The device answered, but the answer was malformed, truncated or of the wrong type."""
 
 
+class DeviceDown(DeviceError):
+    """The device is known to be down, so the operation was not sent: it stopped answering
+    earlier in the run, or a plan established that it lost power. ``detail`` says since when and
+    why (``cause``: the harness's record of it), so a test that needed the device fails at once,
+    naming the root cause, instead of waiting out its own timeout."""
+
+    def __init__(self, device: str, address: str, operation: str, detail: str, cause: object = None) -> None:
+        super().__init__(device, address, operation, detail)
+        self.cause = cause
+
+
 class ConfigError(Exception):
     """A rack, spec or credential reference is wrong; raised before any device is touched."""

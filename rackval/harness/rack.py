@@ -2,6 +2,10 @@
 
 A rack has dozens of slow devices; ``fan_out`` runs one operation on many of them at once, with
 one result per device, so one dead BMC fails only what needs it and hides nothing else.
+
+Every driver the rack hands out goes through its ``health`` (``rackval.harness.health``): a
+device found down (it stopped answering, or a plan knows it lost power) fails later operations
+at once with ``DeviceDown`` naming the cause, instead of each waiting out its own timeout.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any, Generic, TypeVar
 from rackval.core.errors import ConfigError, DeviceError
 from rackval.drivers import registry
 from rackval.drivers.capabilities import Identity
+from rackval.harness.guarded import guarded_driver
+from rackval.harness.health import DeviceHealth
 from rackval.harness.inventory import Inventory
 
 T = TypeVar("T")
@@ -53,10 +59,19 @@ def values_or_raise(results: dict[str, DeviceResult[T]], operation: str) -> dict
 
 
 class Rack:
-    """Drivers for every device in a rack file, created on first use and closed together."""
+    """Drivers for every device in a rack file, created on first use and closed together.
 
-    def __init__(self, inventory: Inventory, on_identity: Callable[[str, Identity], None] | None = None) -> None:
+    ``health`` is the run's DeviceHealth (default: one of its own, re-checking a down device with
+    ``recheck``); every driver's capability methods go through it."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        on_identity: Callable[[str, Identity], None] | None = None,
+        health: DeviceHealth | None = None,
+    ) -> None:
         self.inventory = inventory
+        self.health = health if health is not None else DeviceHealth(addresses=self.addresses(), recheck=self.recheck)
         self._drivers: dict[str, Any] = {}
         self._identities: dict[str, Identity] = {}
         self._lock = threading.Lock()
@@ -71,8 +86,13 @@ class Rack:
         devices = self.inventory.data.devices
         return [n for n, d in devices.items() if kind is None or d.kind == kind]
 
+    def addresses(self) -> dict[str, str]:
+        """Device name -> address, as the rack file gives them."""
+        return {name: config.address for name, config in self.inventory.configs.items()}
+
     def driver(self, name: str) -> Any:
-        """The driver instance for device ``name`` (created on first use, then reused)."""
+        """The driver instance for device ``name`` (created on first use, then reused), its
+        capability methods guarded by ``health``."""
         with self._lock:
             if name in self._drivers:
                 return self._drivers[name]
@@ -80,8 +100,19 @@ class Rack:
             if config is None:
                 raise ConfigError(f"rack {self.inventory.path}: no device named {name!r}")
             cls = registry.load(config.driver)
-            self._drivers[name] = drv = cls(config)
+            self._drivers[name] = drv = guarded_driver(cls, config, self.health)
             return drv
+
+    def recheck(self, name: str) -> None:
+        """One real attempt to reach a device marked down: ``identify()`` on a fresh, unguarded
+        driver (never the rack's own, which a plan may be using). Raises its DeviceError."""
+        config = self.inventory.configs[name]
+        drv = registry.load(config.driver)(config)
+        try:
+            drv.identify()
+        finally:
+            with contextlib.suppress(Exception):
+                drv.close()
 
     def identity(self, name: str) -> Identity:
         """Ask the device who it is (once per run; later calls return the first answer)."""
@@ -115,6 +146,7 @@ class Rack:
 
     def close(self) -> None:
         """Close every driver that was opened; a failing close does not stop the others."""
+        self.health.close()
         with self._lock:
             drivers, self._drivers = self._drivers, {}
         for drv in drivers.values():
