@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from rackval.harness.clock import RealClock
+from rackval.harness.health import DeviceHealth
 from rackval.harness.measure import Limit
+from rackval.harness.rack import Rack
 from rackval.harness.store import RunInfo, open_store
 from rackval.harness.telemetry import (
     Channel,
@@ -266,38 +268,48 @@ def test_virtual_soak_with_gpu_load(sim: SimBench, tmp_path: Path) -> None:
 
 
 def test_silent_bmc_counted_for_that_device_only(sim: SimBench, tmp_path: Path) -> None:
+    """A BMC that goes silent costs one timeout, then is down (gaps with the cause, no polling)
+    until the background re-check finds it answering again; the other devices never notice."""
     store = open_store(tmp_path / "silent.sqlite")
     fault: list[str] = []
+    rack = Rack(sim.inventory, health=DeviceHealth(recheck_s=0.2, recheck=lambda name: rack.recheck(name)))
     try:
         store.start_run(RunInfo(run_id="silent", started_at=0.0))
-        channels = bmc_channels(sim.rack, "bmc-node01") + bmc_channels(sim.rack, "bmc-node02")
-        channels += pdu_channels(sim.rack, "pdu-a")
+        channels = bmc_channels(rack, "bmc-node01") + bmc_channels(rack, "bmc-node02")
+        channels += pdu_channels(rack, "pdu-a")
 
         def on_tick(k: int, t: float) -> None:
             if k == 1:
                 fault.append(sim.control.inject("device_silent", "bmc-node01"))
             if k == 4:
                 sim.control.clear(fault.pop())
+            if k == 5:  # the fault is gone: ask (bounded) until a re-check has seen it answer
+                deadline = time.monotonic() + 10.0
+                while rack.health.consult("bmc-node01") is not None and time.monotonic() < deadline:
+                    time.sleep(0.05)
 
-        sampler = Sampler(sim.rack, sim.clock, store, "silent", channels, rate_hz=1.0)
+        sampler = Sampler(rack, sim.clock, store, "silent", channels, rate_hz=1.0, health=rack.health)
         stats = sampler.run(8.0, on_tick=on_tick)
         n_bmc1 = len([c for c in channels if c.device == "bmc-node01"])
         assert stats.ticks == 8 and stats.missed_ticks == 0
-        assert stats.errors_by_device == {"bmc-node01": 3}  # ticks 2, 3, 4
-        assert stats.errors == 3 * n_bmc1 and stats.error_ticks == 3
+        assert stats.errors_by_device == {"bmc-node01": 4}  # tick 2 timed out; 3, 4, 5 were down
+        assert stats.errors == 4 * n_bmc1 and stats.error_ticks == 4
         assert "bmc-node01" in stats.last_error["bmc-node01"]
+        assert list(stats.down) == ["bmc-node01"] and "bmc-node01 stopped answering" in stats.down["bmc-node01"]
+        assert sum("DeviceDown: down since bmc-node01 stopped answering" in m for _, _, m in stats.error_events) == 3
         assert sampler.errors_of("bmc-node02/*") == 0 and sampler.errors_of("pdu-a/*") == 0
         assert sampler.summary("bmc-node02/power_w").missing == 0
         p1 = sampler.summary("bmc-node01/power_w")
-        assert p1.missing == 3 and p1.last is not None  # it came back after the fault cleared
+        assert p1.missing == 4 and p1.last is not None  # it came back after the fault cleared
         _, v = sampler.series("bmc-node01/power_w")
-        assert [math.isnan(x) for x in v] == [False, False, True, True, True, False, False, False]
+        assert [math.isnan(x) for x in v] == [False, False, True, True, True, True, False, False]
         rows = store.samples("silent")
         assert len(rows) == stats.ticks * len(channels)
         assert sum(r.value is not None for r in rows) == stats.ticks * len(channels) - stats.errors
     finally:
         for fault_id in fault:
             sim.control.clear(fault_id)
+        rack.close()
         store.close()
 
 

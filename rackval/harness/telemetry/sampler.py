@@ -24,7 +24,10 @@ error message) and stored as a NULL value, so the report shows it as a missing s
 in-memory summaries count it in ``missing``. A value the device reports as unavailable (GPU
 "[N/A]", ``None`` in a reading) is also NULL but not an error. A device that does not answer
 within its rack-file ``timeout_s`` (+ ``grace_s``) is left running in its thread and skipped
-(counted as an error) until it comes back; the other devices keep their rate.
+(counted as an error) until it comes back; the other devices keep their rate. A device the run's
+``DeviceHealth`` knows is down is not waited for at all: its channels are gaps (NULL, counted as
+errors) with the cause as the device's error (``stats.down`` names it), and a background re-check
+brings the device back into the ticks once it answers.
 
 Storage. Samples are buffered and written with ``store.record_samples`` every ``flush_rows``
 rows (and at the end), one transaction per batch, never per sample. With ``store=None`` the
@@ -46,6 +49,7 @@ import numpy as np
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
+from rackval.harness.health import DeviceHealth
 from rackval.harness.rack import Rack
 from rackval.harness.readers import Channel, Reader
 from rackval.harness.telemetry.channels import KINDS, rack_channels
@@ -70,6 +74,7 @@ class SamplerStats:
     errors_by_device: dict[str, int] = field(default_factory=dict)  # failed polls per device
     last_error: dict[str, str] = field(default_factory=dict)  # device -> last error message
     error_events: list[tuple[float, str, str]] = field(default_factory=list)  # (t, device, message), first 1000
+    down: dict[str, str] = field(default_factory=dict)  # device -> why it was down (its ticks are gaps)
     wall_s: float = 0.0
     clock_start: float | None = None
     clock_end: float | None = None
@@ -144,6 +149,7 @@ class Sampler(Recording):
         grace_s: float = 1.0,
         late_tolerance: float = 0.25,
         virtual: bool | None = None,
+        health: DeviceHealth | None = None,
     ) -> None:
         if rate_hz <= 0 or not math.isfinite(rate_hz):
             raise ConfigError(f"telemetry: rate_hz must be > 0, got {rate_hz}")
@@ -154,6 +160,7 @@ class Sampler(Recording):
         self.progress, self.progress_every_s = progress, progress_every_s
         self.flush_rows, self.grace_s, self.late_tolerance = flush_rows, grace_s, late_tolerance
         self.stats = SamplerStats()
+        self.health = health
         self._devices = self._group()
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, min(max_workers, len(self._devices))), thread_name_prefix="telemetry"
@@ -211,7 +218,15 @@ class Sampler(Recording):
         """Poll every device once; store all values stamped ``t``."""
         futures: dict[Future[Any], _Device] = {}
         busy: list[_Device] = []
+        failures: list[tuple[_Device, list[int], str]] = []
         for dev in self._devices:
+            cause = self.health.consult(dev.name) if self.health is not None else None
+            if cause is not None:  # known down: a gap with the cause, no poll and no wait
+                why = cause.describe()
+                failures.append((dev, list(range(len(dev.readers))), f"DeviceDown: down since {why}"))
+                with self._lock:
+                    self.stats.down[dev.name] = why
+                continue
             if dev.pending is not None and not dev.pending.done():
                 busy.append(dev)
                 continue
@@ -220,7 +235,6 @@ class Sampler(Recording):
         wait_s = max((d.timeout_s for d in futures.values()), default=0.0) + self.grace_s
         done, not_done = wait_futures(futures, timeout=wait_s)
         row = np.full(len(self.channels), np.nan)
-        failures: list[tuple[_Device, list[int], str]] = []
         for dev in busy:
             failures.append((dev, list(range(len(dev.readers))), "previous poll still running (no answer yet)"))
         for fut in not_done:
@@ -443,6 +457,7 @@ def sampler_factory(rack: Rack, clock: Clock, store: Any, run_id: str) -> Callab
             built = rack_channels(rack, kinds, strict=False)
             skipped = built.skipped
             channels = built
+        options.setdefault("health", rack.health)
         sampler = Sampler(rack, clock, store, run_id, channels, rate_hz, **options)
         sampler.skipped = skipped
         made.append(sampler)
