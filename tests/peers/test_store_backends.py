@@ -26,6 +26,7 @@ from rackval.harness.measure import Limit, Measurement, Outcome
 from rackval.harness.store import (
     SCHEMA_VERSION,
     ActionRecord,
+    CauseRecord,
     DeviceRecord,
     RunInfo,
     Sample,
@@ -35,6 +36,7 @@ from rackval.harness.store import (
     open_store,
 )
 from rackval.harness.store.postgres import PostgresStore
+from rackval.harness.store.schema import META_DDL, POSTGRESQL, SQLITE, STEPS
 from tests.support.store_pg import PASSWORD, PostgresServer
 from tests.support.store_v1 import write_v1_store
 
@@ -209,7 +211,7 @@ def test_v1_sqlite_file_migrates_forward_keeping_its_runs(tmp_path: Path) -> Non
     old = tmp_path / "v1.sqlite"
     write_v1_store(old)
     store = open_store(old)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     run = store.run("old-run")
     assert (run.rack_serial, run.design_revision, run.simulated, run.metadata) == ("S-1", "rev-A", True, {"note": "v1"})
     assert store.run_status("old-run") == ("pass", 160.0)
@@ -242,10 +244,67 @@ def test_v1_sqlite_file_migrates_forward_keeping_its_runs(tmp_path: Path) -> Non
             db.close()
 
     assert columns(old) == columns(tmp_path / "fresh.sqlite")
-    assert {"firmware", "samples", "actions", "artifacts"} <= set(columns(old))
+    assert {"firmware", "samples", "actions", "artifacts", "causes"} <= set(columns(old))
     again = open_store(f"sqlite:///{old}")
-    assert again.schema_version() == 2 and [r.run_id for r in again.runs()] == ["old-run", "old-killed"]
+    assert again.schema_version() == 3 and [r.run_id for r in again.runs()] == ["old-run", "old-killed"]
+    assert {t.cause for t in again.tests("old-run")} == {""} and again.causes("old-run") == []
     again.close()
+
+
+def _write_v2_store(url: str) -> None:
+    """A store as schema version 2 left it (the released steps 1 and 2), with one run and one
+    failed test, written behind the store's back on either backend."""
+    dialect = SQLITE if url.startswith("sqlite:///") else POSTGRESQL
+    statements = [META_DDL] + [s for step in STEPS[:2] for s in dialect.ddl(step)]
+    statements += [
+        "INSERT INTO meta(key, value) VALUES ('schema_version', '2')",
+        "INSERT INTO runs(run_id, started_at, outcome) VALUES ('v2-run', 100.0, 'fail')",
+        "INSERT INTO tests(run_id, nodeid, started_at, outcome, message)"
+        " VALUES ('v2-run', 'test_plans/test_p.py::test_old', 101.0, 'failed', 'DeviceTimeout: pdu-a')",
+    ]
+    if dialect is SQLITE:
+        db = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
+        for statement in statements:
+            db.execute(statement)
+        db.close()
+    else:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+
+def test_causes_round_trip_after_migrating_a_v2_store(store_url: str) -> None:
+    _write_v2_store(store_url)
+    store = open_store(store_url)
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    (old,) = store.tests("v2-run")
+    assert (old.nodeid, old.outcome, old.cause) == ("test_plans/test_p.py::test_old", "failed", "")
+    assert store.causes("v2-run") == []
+
+    store.start_run(RunInfo("run-c", 1000.0))
+    found_in = "test_plans/test_feed_redundancy.py::test_rack_rides_through_feed_loss"
+    feed = CauseRecord("cause-1", "feed A dropped under full load: 231.2 kW over the 230 kW rating", ("node01",),
+                       found_in, 1001.5, 1234.0)  # fmt: skip
+    store.record_cause("run-c", feed)
+    grown = CauseRecord(feed.key, feed.summary, ("node01", "node02"), feed.test, feed.found_at, feed.clock_s)
+    store.record_cause("run-c", grown)  # the event took another node: replaced, not duplicated
+    dead = CauseRecord("cause-2", "bmc-node03 stopped answering (GET /redfish/v1: refused)", ("bmc-node03",),
+                       "", 1002.0, None)  # fmt: skip
+    store.record_cause("run-c", dead)
+    t1 = store.start_test("run-c", "test_plans/test_identity.py::test_device_answers_with_expected_identity[node01]")
+    t2 = store.start_test("run-c", "test_plans/test_identity.py::test_device_answers_with_expected_identity[pdu-a]")
+    store.finish_test(t1, "failed", 0.01, "DeviceDown: node01 (127.0.0.1:2201): identify: down since feed A")
+    store.finish_test(t2, "passed", 0.2)
+    store.record_test_cause(t1, "cause-1")
+    with pytest.raises(KeyError):
+        store.record_test_cause(987654, "cause-1")
+    store.close()
+
+    store = open_store(store_url)  # read back from a fresh connection
+    assert store.causes("run-c") == [grown, dead]
+    assert [(t.test_id, t.cause) for t in store.tests("run-c")] == [(t1, "cause-1"), (t2, "")]
+    assert store.causes("v2-run") == []
+    store.close()
 
 
 def test_a_store_newer_than_this_code_is_refused(store_url: str) -> None:

@@ -17,6 +17,7 @@ from rackval.harness.store.base import SqlStore
 from rackval.harness.store.records import (
     ActionRecord,
     ArtifactRecord,
+    CauseRecord,
     DeviceRecord,
     FirmwareRecord,
     RunInfo,
@@ -33,6 +34,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ActionRecord",
     "ArtifactRecord",
+    "CauseRecord",
     "DeviceRecord",
     "FirmwareRecord",
     "RunInfo",

@@ -33,6 +33,7 @@ from rackval.harness.store.records import (
     UNDO_PENDING,
     ActionRecord,
     ArtifactRecord,
+    CauseRecord,
     DeviceRecord,
     FirmwareRecord,
     RunInfo,
@@ -339,6 +340,28 @@ class SqlStore(JournalReplay):
             if cur.rowcount == 0:
                 raise KeyError(f"no action {action_id} in {self.path}")
 
+    def record_cause(self, run_id: str, cause: CauseRecord) -> None:
+        """A root cause of the run; re-recording the same key (it took another device) replaces it."""
+        with self._tx(f"record cause {cause.key!r}") as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO causes(run_id, cause_key, summary, devices, test, found_at, clock_s)"
+                    " VALUES (?,?,?,?,?,?,?) ON CONFLICT(run_id, cause_key) DO UPDATE SET"
+                    " summary=excluded.summary, devices=excluded.devices"
+                ),
+                (
+                    run_id, cause.key, cause.summary, json.dumps(list(cause.devices)), cause.test,
+                    cause.found_at, cause.clock_s,
+                ),
+            )  # fmt: skip
+
+    def record_test_cause(self, test_id: int, cause_key: str) -> None:
+        """Group a (failed) test under root cause ``cause_key`` (see ``record_cause``)."""
+        with self._tx(f"record the cause of test {test_id}") as cur:
+            cur.execute(self._sql("UPDATE tests SET cause = ? WHERE test_id = ?"), (cause_key, test_id))
+            if cur.rowcount == 0:
+                raise KeyError(f"no test {test_id} in {self.path}")
+
     def record_artifact(
         self, run_id: str, name: str, path: str | Path, kind: str = "", recorded_at: float | None = None
     ) -> None:
@@ -460,6 +483,20 @@ class SqlStore(JournalReplay):
             r["detail"] = json.loads(r["detail"] or "{}")
             out.append(ActionRecord(**r))
         return out
+
+    def causes(self, run_id: str) -> list[CauseRecord]:
+        """The run's root causes in the order they were found."""
+        rows = self._query(
+            "SELECT cause_key, summary, devices, test, found_at, clock_s FROM causes WHERE run_id = ?"
+            " ORDER BY found_at, cause_key",
+            (run_id,),
+            "read causes",
+        )
+        return [
+            CauseRecord(r["cause_key"], r["summary"], tuple(json.loads(r["devices"] or "[]")), r["test"],
+                        r["found_at"], r["clock_s"])
+            for r in rows
+        ]  # fmt: skip
 
     def artifacts(self, run_id: str) -> list[ArtifactRecord]:
         rows = self._query(

@@ -37,6 +37,22 @@ class TestRecord:
     outcome: str
     duration_s: float | None
     message: str
+    cause: str = ""  # key of the CauseRecord the failure is grouped under ('' : none known)
+
+
+@dataclass(frozen=True)
+class CauseRecord:
+    """A root cause found in a run: why devices went down (a feed dropped under load, a device
+    that stopped answering). Failed tests name it by ``key`` (``TestRecord.cause``), so the report
+    groups them under one heading. ``found_at`` is wall time, ``clock_s`` the run clock (virtual
+    on the simulator), ``test`` the test it was found in ('' : outside any)."""
+
+    key: str
+    summary: str
+    devices: tuple[str, ...] = ()
+    test: str = ""
+    found_at: float = 0.0
+    clock_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,20 @@ STEPS: tuple[str, ...] = (
         PRIMARY KEY (run_id, name)
     );
     """,
+    # 3: root causes (a device down, a feed event) and the cause each failed test is grouped under
+    """
+    CREATE TABLE IF NOT EXISTS causes (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        cause_key TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        devices TEXT NOT NULL DEFAULT '[]',
+        test TEXT NOT NULL DEFAULT '',
+        found_at <real> NOT NULL,
+        clock_s <real>,
+        PRIMARY KEY (run_id, cause_key)
+    );
+    ALTER TABLE tests ADD COLUMN cause TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 SCHEMA_VERSION = len(STEPS)
