@@ -16,7 +16,7 @@ from rackval.harness.measure import Limit, Measurement, Outcome
 from rackval.harness.report.html import render_report
 from rackval.harness.report.plots import normalised_margin
 from rackval.harness.report.run_data import FAIL, INCOMPLETE, PASS, run_verdict
-from rackval.harness.store import ActionRecord, DeviceRecord, RunInfo, SqliteStore, open_store
+from rackval.harness.store import ActionRecord, CauseRecord, DeviceRecord, RunInfo, SqliteStore, open_store
 from rackval.harness.store import TestRecord as StoredTest  # aliased so pytest does not try to collect it
 
 T0 = 1_700_000_000.0
@@ -494,6 +494,53 @@ def test_no_actions_no_banner_and_empty_sections(store: SqliteStore, tmp_path: P
     assert "Nothing recorded: no firmware versions were read in this run." in text
     assert "Nothing recorded: no artifact was registered for this run." in text
     _parse(text)
+
+
+def test_failures_are_grouped_by_root_cause_at_the_top(store: SqliteStore, tmp_path: Path) -> None:
+    store.start_run(_run_info("run-causes"))
+    feed_test = "test_plans/test_feed_redundancy.py::test_rack_rides_through_feed_loss"
+    feed = CauseRecord("cause-1", f"feed A dropped under full load: 231 kW, over the 230 kW rating {HOSTILE_NAME}",
+                       ("node01", "node02"), feed_test, T0 + 5, 1234.0)  # fmt: skip
+    dead = CauseRecord("cause-2", "bmc-node03 stopped answering (GET /redfish/v1: refused)", ("bmc-node03",), "",
+                       T0 + 6, None)  # fmt: skip
+    idle = CauseRecord("cause-3", "pdu-b stopped answering (GET sysDescr: no answer)", ("pdu-b",), "", T0 + 7, None)
+    for c in (feed, dead, idle):
+        store.record_cause("run-causes", c)
+    tests = {}
+    for name, outcome, cause in (
+        (feed_test, "failed", "cause-1"),
+        ("test_plans/test_identity.py::test_device_answers_with_expected_identity[node01]", "failed", "cause-1"),
+        ("test_plans/test_identity.py::test_device_answers_with_expected_identity[node02]", "failed", "cause-1"),
+        ("test_plans/test_identity.py::test_device_answers_with_expected_identity[bmc-node03]", "failed", "cause-2"),
+        ("test_plans/test_identity.py::test_device_answers_with_expected_identity[pdu-a]", "failed", ""),
+        ("test_plans/test_identity.py::test_device_answers_with_expected_identity[tor1]", "passed", ""),
+    ):
+        tests[name] = tid = store.start_test("run-causes", name, T0 + 1)
+        store.finish_test(tid, outcome, 0.1, "DeviceDown: ..." if cause else "")
+        if cause:
+            store.record_test_cause(tid, cause)
+    store.finish_run("run-causes", "fail", T0 + 10)
+    text = render_report(store, "run-causes", tmp_path).read_text(encoding="utf-8")
+    assert text.index('id="causes"') < text.index("<h2>Run</h2>") < text.index("<h2>Summary</h2>")  # at the top
+    body = _section(text, 'id="causes"', "<h2>Run</h2>")
+    headings = re.findall(r"<h3>(.*?)</h3>", body)
+    assert headings == [html.escape(feed.summary, quote=False), dead.summary, idle.summary]  # in the order found
+    first = _section(body, 'id="cause-1"', "</section>")
+    assert "1234 s on the simulator clock" in first and f"<code>{feed_test}</code>" in first
+    assert "Devices down (2): <strong>node01</strong>, <strong>node02</strong>" in first
+    assert "Failed tests (3):" in first and f'href="#test-{tests[feed_test]}"' in first
+    assert "test_device_answers_with_expected_identity[node02]</a>" in first and "pdu-a" not in first
+    assert "Failed tests (1):" in _section(body, 'id="cause-2"', "</section>")
+    assert "No test failed on it." in _section(body, 'id="cause-3"', "</section>")
+    assert "1 other failed test shares no known cause" in body and "identity[pdu-a]</a>" in body
+    assert "tor1" not in body and "<script" not in text.lower()
+    _parse(text)
+
+
+def test_no_cause_no_section(store: SqliteStore, tmp_path: Path) -> None:
+    _write_failing_run(store)
+    text = render_report(store, "run-fail", tmp_path).read_text(encoding="utf-8")
+    assert 'id="causes"' not in text and "Root causes" not in text
 
 
 def test_many_channels_report_is_bounded(store: SqliteStore, tmp_path: Path) -> None:

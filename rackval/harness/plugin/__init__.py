@@ -11,6 +11,9 @@ through ``pytest_plugins`` below, so loading this package loads the whole plugin
   ``sim_faults``, ``measure``;
 * ``hooks``: device test arguments (``pdu_name``, ``node_name``...) and each test's outcome into
   the store.
+
+``run`` keeps the run's root causes through ``causes`` (the DeviceHealth the rack's drivers go
+through, and failed tests grouped by root cause in the store and the terminal summary).
 """
 
 # fixtures before hooks: hooks imports fixtures, and pytest wants to import each plugin module itself

@@ -1,10 +1,10 @@
 """The fixtures plans ask for: ``rack``, ``inventory``, ``spec``, ``safety``, ``telemetry``,
-``clock``, ``sim_faults`` and ``measure``, all views of the session's RackvalRun.
+``clock``, ``sim_faults``, ``measure`` and ``progress``, all views of the session's RackvalRun.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +18,9 @@ from rackval.harness.safety import SafetyGate
 from rackval.harness.spec import Spec
 from rackval.sim.control import ControlClient
 
-RACKVAL_FIXTURES = frozenset({"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety", "telemetry"})
+RACKVAL_FIXTURES = frozenset(
+    {"rack", "spec", "measure", "clock", "inventory", "sim_faults", "safety", "telemetry", "progress"}
+)
 """A test that uses one of these (this module's, not a same-named fixture of its own) belongs to the run."""
 
 
@@ -58,19 +60,11 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     run = run_of(request.config)
     run.ensure_started()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
     nodeid = request.node.nodeid
 
     def show(progress: Any) -> None:
         """Long soaks show they are alive: one line every few seconds, past output capture."""
-        if reporter is None:
-            return
-        if capture is None:
-            reporter.write_line(f"[telemetry] {nodeid}: {progress.line()}")
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"[telemetry] {nodeid}: {progress.line()}")
+        say(request, f"[telemetry] {nodeid}: {progress.line()}")
 
     make = sampler_factory(run.rack, run.clock(), run.store, run.run_id)
 
@@ -80,6 +74,38 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     yield make_with_progress
     make.close_all()
+
+
+ANNOUNCE_WAIT_S = 10.0
+"""A wait longer than this is announced by ``progress`` (what for, how long at most)."""
+
+
+def say(request: pytest.FixtureRequest, line: str) -> None:
+    """Write ``line`` to the terminal now, past pytest's output capture (nothing without a terminal)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def progress(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
+    """``progress(what, at_most_s)`` before a long wait (BMC boot, OS up, settling, a hold): one line
+    past output capture naming the test, what it waits for and for how long at most, so a long
+    wait never looks like a hang. Waits of ``ANNOUNCE_WAIT_S`` or less are not announced."""
+    run = run_of(request.config)
+
+    def announce(what: str, at_most_s: float) -> None:
+        if at_most_s > ANNOUNCE_WAIT_S:
+            which = "on the simulator clock" if run.control is not None else "wall"
+            say(request, f"[wait] {run.current_nodeid or 'setup'}: {what}: at most {at_most_s:.0f} s ({which})")
+
+    return announce
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,8 @@ class RunHooks:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
         report = yield
+        if call.excinfo is not None:
+            self.run.root_causes.failed_with(item.nodeid, call.excinfo.value)
         # A device that failed is the finding, not the stack below it: show its message alone
         # (it names device, address and operation) instead of a traceback through httpx or pysnmp.
         if call.excinfo is not None and call.excinfo.errisinstance((DeviceError, ConfigError)):
@@ -90,6 +92,7 @@ class RunHooks:
         if report.when == "teardown":
             self.run.current_nodeid = None
             self.run.store.finish_test(track.test_id, track.outcome, time.time() - track.started, track.message)
+            self.run.root_causes.test_finished(report.nodeid, track)
             track.finished = True
 
     @pytest.hookimpl(tryfirst=True)
@@ -121,6 +124,7 @@ class RunHooks:
             )
             for r in run.undo_failures:
                 terminalreporter.write_line(f"  action {r.action_id} on {r.device}: {r.undo}: {r.message}", red=True)
+        run.root_causes.write_terminal(terminalreporter)
 
 
 def _param_values(inventory: Inventory, kind: DeviceKind | None) -> list[str]:

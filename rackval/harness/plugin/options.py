@@ -31,5 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="allow outlet switching, host resets, power caps, feed drops and GPU load even if the rack file"
         " does not (rack.allow_destructive); each action is logged and undone at the end of the run",
     )
+    group.addoption(
+        "--down-recheck-s", type=float, default=30.0,
+        help="a device found down (not answering, or known to have lost power) fails later operations at once;"
+        " it is re-checked in the background at most this often (wall seconds, default 30)",
+    )  # fmt: skip
     group.addoption("--station", default=os.environ.get("RACKVAL_STATION", ""), help="test station name")
     group.addoption("--operator", default=os.environ.get("RACKVAL_OPERATOR", ""), help="who runs the tests")

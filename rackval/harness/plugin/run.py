@@ -30,6 +30,7 @@ from rackval.drivers.capabilities import Identity
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.inventory import Inventory, load_inventory
 from rackval.harness.measure import Measurement, Outcome
+from rackval.harness.plugin.causes import RootCauses
 from rackval.harness.rack import Rack
 from rackval.harness.safety import SafetyGate, SimFeedSwitcher, UndoResult
 from rackval.harness.spec import Spec, load_spec
@@ -103,6 +104,7 @@ class RackvalRun:
         self.virtual_started: float | None = None  # simulator clock at first contact
         self.clock_figure: RunClockFigure | None = None
         self.clock_figure_error = ""
+        self.root_causes = RootCauses(self)  # the DeviceHealth the rack goes through, failures by cause
         rack_opt = config.getoption("rack")
         spec_opt = config.getoption("spec")
         # Validate files given on the command line now, before any device is touched.
@@ -150,7 +152,7 @@ class RackvalRun:
     @property
     def rack(self) -> Rack:
         if self._rack is None:
-            self._rack = Rack(self.inventory, on_identity=self._record_identity)
+            self._rack = Rack(self.inventory, on_identity=self._record_identity, health=self.root_causes.health())
         return self._rack
 
     @property

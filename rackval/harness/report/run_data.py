@@ -15,6 +15,7 @@ from rackval.harness.measure import Measurement, Outcome
 from rackval.harness.store.records import (
     ActionRecord,
     ArtifactRecord,
+    CauseRecord,
     DeviceRecord,
     FirmwareRecord,
     RunInfo,
@@ -45,6 +46,7 @@ class ResultsStore(Protocol):
     def firmware(self, run_id: str) -> list[FirmwareRecord]: ...
     def actions(self, run_id: str) -> list[ActionRecord]: ...
     def artifacts(self, run_id: str) -> list[ArtifactRecord]: ...
+    def causes(self, run_id: str) -> list[CauseRecord]: ...
     def sample_channels(self, run_id: str) -> list[SampleChannel]: ...
     def samples(
         self,
@@ -137,6 +139,11 @@ class RunData:
     @cached_property
     def artifacts(self) -> list[ArtifactRecord]:
         return self.store.artifacts(self.run_id)
+
+    @cached_property
+    def causes(self) -> list[CauseRecord]:
+        """Root causes found in the run (devices down, feed events), in the order found."""
+        return self.store.causes(self.run_id)
 
     @cached_property
     def verdict(self) -> str:

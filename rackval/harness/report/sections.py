@@ -21,6 +21,7 @@ from markupsafe import Markup
 from rackval.core.errors import ConfigError
 from rackval.harness.measure import Measurement, Outcome
 from rackval.harness.report import plots, telemetry
+from rackval.harness.report.causes import group_failures, short_name
 from rackval.harness.report.run_data import FAILED_TEST_OUTCOMES, ResultsStore, RunData
 from rackval.harness.store.records import (
     UNDO_PENDING,
@@ -99,6 +100,19 @@ def summary_section(data: RunData) -> dict[str, Any]:
         "n_measurements": len(data.measured),
         "failed_tests": [t for t in data.tests if t.outcome in FAILED_TEST_OUTCOMES],
     }
+
+
+# ---- root causes ---------------------------------------------------------------------------------------
+def causes_section(data: RunData) -> dict[str, Any] | None:
+    """Failed tests grouped by the root cause they trace back to (a device down, a feed event),
+    each with the devices it took down; left out when the run found no cause."""
+    if not data.causes:
+        return None
+    failed = [t for t in data.tests if t.outcome in FAILED_TEST_OUTCOMES]
+    groups = group_failures(data.causes, [(t.nodeid, t.cause) for t in failed])
+    keys = {c.key for c in data.causes}
+    links = {t.nodeid: (short_name(t.nodeid), _test_anchor(t.test_id)) for t in failed}
+    return {"groups": groups, "links": links, "other": [links[t.nodeid] for t in failed if t.cause not in keys]}
 
 
 # ---- failure diagnostics ---------------------------------------------------------------------------
@@ -431,6 +445,7 @@ def traceability_section(data: RunData) -> dict[str, Any]:
 
 
 REPORT_SECTIONS: tuple[ReportSection, ...] = (
+    ReportSection("causes", "Root causes", "causes", causes_section),
     ReportSection("run", "Run", "", run_section),
     ReportSection("summary", "Summary", "", summary_section),
     ReportSection("diagnostics", "Failure diagnostics", "diagnostics", diagnostics_section),
