@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rackval.core.errors import DeviceError
+from rackval.core.errors import DeviceDown, DeviceError
 from rackval.harness.safety import NOT_ALLOWED, DestructiveActionRefused, UndoError
 from rackval.sim.rack import SimulatedRack
 from rackval.sim.reference import QUASI_STATIC_PARAMS, RackSize
@@ -312,6 +312,19 @@ def test_interrupted_action_is_undone_from_what_the_device_says(
     summary = b.gate.undo_all()
     assert summary.ok and summary.results[0].message == "switched back: pdu-a outlet 1 on"
     assert b.outlet_states("pdu-a") == {1: True, 2: True}
+
+
+def test_an_action_on_a_device_known_down_is_not_sent_and_needs_no_undo(bench: Callable[..., Bench]) -> None:
+    b = bench()
+    b.rack.health.mark_down("node02", "feed A dropped under full load")
+    with pytest.raises(DeviceDown, match=r"node02 \(127.0.0.1:\d+\): start_load: down since feed A dropped"):
+        b.gate.gpu_load("node02", 1.0)
+    assert b.gate.pending() == 0  # nothing to undo at the end of the run
+    (action,) = b.store.actions(RUN_ID)
+    assert (action.device, action.undo_outcome) == ("node02", "skipped")
+    assert action.undo_message.startswith("not done: node02 (") and "down since feed A dropped" in action.undo_message
+    b.rack.health.mark_up("node02")
+    assert all(g.utilization_pct == pytest.approx(0) for g in b.rack.driver("node02").gpus())  # never started
 
 
 def test_failed_undo_is_recorded_and_the_others_still_run(own_sim: SimulatedRack, bench: Callable[..., Bench]) -> None:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from rackval.core.errors import ConfigError, DeviceError
+from rackval.core.errors import ConfigError, DeviceDown, DeviceError
 from rackval.drivers.capabilities import GpuNode, HostReset, OutletSwitch, PowerLimit
 from rackval.harness.safety.gate import NOT_ALLOWED, DestructiveActionRefused, GateCore
 
@@ -169,7 +169,8 @@ class SafetyGate(GateCore):
         """Start the GPU load on every node at once (a rack warms up together, not node by node).
 
         A refusal raises at once; loads that started are undone with everything else. Device
-        errors are collected and raised together, naming every node that could not start.
+        errors are collected and raised together, naming every node that could not start (as one
+        DeviceDown when every node was refused for the same known cause).
         """
         for node in nodes:  # refuse before anything starts
             self._refuse_if(node, f"start GPU load at {level:.0%}", self._node_reasons(node))
@@ -187,6 +188,9 @@ class SafetyGate(GateCore):
             errors = [e for e in pool.map(one, nodes) if e is not None]
         if errors:
             names = ", ".join(e.device for e in errors)
+            downs = [e for e in errors if isinstance(e, DeviceDown)]
+            if len(downs) == len(errors) and len({e.detail for e in downs}) == 1:  # one cause: say it once
+                raise DeviceDown(names, "-", "start GPU load", downs[0].detail, downs[0].cause)
             raise DeviceError(names, "-", "start GPU load", "; ".join(str(e) for e in errors))
 
     # ---- feeds --------------------------------------------------------------------------------

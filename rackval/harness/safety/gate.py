@@ -11,7 +11,9 @@
   ``rackval.drivers.capabilities`` Protocol); a driver without it is a DeviceError naming
   device, address and operation, before anything is read or recorded;
 - **the one path** (``_perform``): the undo is pushed, the action is recorded in the results
-  store (``record_action``, undo ``pending``), and only then is it done;
+  store (``record_action``, undo ``pending``), and only then is it done; an action refused with
+  ``DeviceDown`` (the run knows the device is down: nothing was sent) has its undo dropped and
+  recorded ``skipped``;
 - **undo**: newest first, by ``undo_all()`` (session end, Ctrl-C, or the atexit hook as a last
   resort) or at the end of a ``with gate.scoped():`` block; each undo re-reads the device and
   restores only what differs from the found state, one failing undo never stops the others, and
@@ -32,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
-from rackval.core.errors import ConfigError, DeviceError
+from rackval.core.errors import ConfigError, DeviceDown, DeviceError
 from rackval.harness.inventory import Inventory
 from rackval.harness.safety.feeds import FeedSwitcher
 from rackval.harness.store.records import ActionRecord
@@ -260,7 +262,14 @@ class GateCore:
             entry.action_id = action_id
             self._action_ids.append(action_id)
         log.info("%s: %s (undo: %s) [action %d]", device, operation, undo_text, action_id)
-        act()
+        try:
+            act()
+        except DeviceDown as exc:  # refused before anything was sent: there is nothing to undo
+            with self._lock:
+                if entry in self._stack:
+                    self._stack.remove(entry)
+            self._record_undo(action_id, "skipped", f"not done: {exc}")
+            raise
         return action_id
 
     # ---- undo ---------------------------------------------------------------------------------
@@ -273,11 +282,14 @@ class GateCore:
             outcome = "failed"
             log.error("undo of action %s on %s failed: %s", entry.action_id, entry.device, message)
         if entry.action_id is not None:
-            try:
-                self.store.record_undo(entry.action_id, outcome, message)
-            except Exception as exc:  # the store is gone: the rack matters more than the log
-                log.error("cannot record undo of action %s: %s", entry.action_id, exc)
+            self._record_undo(entry.action_id, outcome, message)
         return UndoResult(entry.action_id, entry.device, entry.text, outcome, message)
+
+    def _record_undo(self, action_id: int, outcome: str, message: str) -> None:
+        try:
+            self.store.record_undo(action_id, outcome, message)
+        except Exception as exc:  # the store is gone: the rack matters more than the log
+            log.error("cannot record undo of action %s: %s", action_id, exc)
 
     def _undo_from(self, keep: Callable[[_Undo], bool]) -> UndoSummary:
         results: list[UndoResult] = []
