@@ -10,25 +10,34 @@ its PDUs) and the rack is watched at 1 Hz for ``feed_loss_hold_time``:
 - per node: down at any check (BMC host PowerState not On, or the OS not answering nvidia-smi
   over SSH) -> ``feed_loss_node_outages`` naming the node and why; seconds any GPU reported a
   thermal or power clocks-event reason -> ``gpu_throttle_time``;
-- the remaining feed's power (its analyzer) -> ``single_feed_power`` (the feed's rating).
+- the remaining feed's power (its analyzer) -> ``single_feed_power`` (the feed's rating); and,
+  read just before the drop, the whole rack's power (every feed analyzer): what the remaining
+  feed will have to carry, judged against the same rating. A node trips the moment its feed
+  goes, so after the drop only the survivors are measured; the demand before it names the
+  design that cannot ride through at all.
 
 The feed is restored at the end of each step (the gate's scoped undo) and the load stopped at
 the end. A node that tripped stays off (its power restore policy decides; the failure names
-it). A rack that does not allow destructive actions, or protects an outlet on a feed, skips
-the plan with the gate's reasons.
+it), so the plan marks it down in the run's device health (``rack.health.mark_down``) with the
+feed event as the cause: every later test that needs it fails at once naming that cause,
+instead of waiting out its SSH and Redfish timeouts. A rack that does not allow destructive
+actions, or protects an outlet on a feed, skips the plan with the gate's reasons.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from rackval.core.errors import DeviceError
+from rackval.core.errors import ConfigError, DeviceError
+from rackval.drivers.capabilities import EventLog
 from rackval.drivers.node.parsers import decode_event_reasons
 from rackval.harness.inventory import Inventory
-from rackval.harness.rack import Rack
+from rackval.harness.measure import Outcome
+from rackval.harness.rack import Rack, values_or_raise
 from rackval.harness.safety import DestructiveActionRefused, SafetyGate, UndoError
 from rackval.harness.spec import Spec
 from rackval.harness.telemetry import Channel, analyzer_channels, gpu_channels
@@ -91,11 +100,13 @@ def _host_states(rack: Rack, bmcs: dict[str, str]) -> dict[str, str]:
 
 
 def _hold_on_one_feed(
-    rack: Rack, telemetry: Any, analyzers: list[str], hosts: dict[str, str], bmcs: dict[str, str], hold_s: float
-) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, int]], list[float], float]:
+    rack: Rack, telemetry: Any, analyzers: list[str], hosts: dict[str, str], bmcs: dict[str, str], hold_s: float,
+    lost: Callable[[dict[str, str]], None],
+) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, int]], list[float], float]:  # fmt: skip
     """Sample for ``hold_s`` in chunks; a node found down is dropped from later chunks (its SSH
-    would only time out). Returns (node -> why down, node -> throttled s, node -> reasons, remaining
-    feed power samples, seconds observed)."""
+    would only time out) and reported to ``lost`` (node -> why) as soon as it is found. Returns
+    (node -> why down, node -> throttled s, node -> reasons, remaining feed power samples, seconds
+    observed)."""
     down: dict[str, str] = {}
     throttled = dict.fromkeys(hosts, 0.0)
     reasons: dict[str, dict[str, int]] = {n: {} for n in hosts}
@@ -105,6 +116,7 @@ def _hold_on_one_feed(
         for node, why in _host_states(rack, {n: b for n, b in bmcs.items() if n not in down}).items():
             if why:
                 down[node] = why
+        lost(down)
         channels: list[Channel] = []
         for a in analyzers:
             channels += analyzer_channels(rack, a)
@@ -136,11 +148,32 @@ def _hold_on_one_feed(
     for node, why in _host_states(rack, {n: b for n, b in bmcs.items() if n not in down}).items():
         if why:
             down[node] = why
+    lost(down)
     return down, throttled, reasons, power, observed
 
 
+def _rack_demand(rack: Rack, inventory: Inventory, measure: Any, feed: str, remaining: list[str]) -> str:
+    """The whole rack's power just before ``feed`` is dropped (every feed analyzer), judged as what
+    the remaining feed must carry; returns how it compares with the rating, for the cause of any
+    node that trips ('' without a feed analyzer)."""
+    try:
+        analyzers = inventory.feed_analyzers()
+    except ConfigError:
+        return ""
+    if not analyzers:
+        return ""
+    watts = sum(values_or_raise(rack.fan_out(analyzers, lambda d: d.power_watts()), "read rack power").values())
+    carrier = "+".join(remaining)
+    m = measure(f"rack power before dropping feed {feed} (what feed {carrier} must carry alone)", watts, "W",
+                limit="single_feed_power", device="+".join(analyzers), channel=f"feeds {'+'.join(_feeds(inventory))}",
+                soft=True)  # fmt: skip
+    rating = f"{m.high / 1000:g} kW" if m.high is not None else "(no max)"
+    word = "over" if m.outcome == Outcome.FAIL else "within"
+    return f"the rack drew {watts / 1000:.1f} kW before the drop, {word} the {rating} rating of feed {carrier} alone"
+
+
 def test_rack_rides_through_feed_loss(
-    rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, telemetry, clock, measure
+    rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, telemetry, clock, measure, progress
 ) -> None:
     feeds = _feeds(inventory)
     if len(feeds) < 2:
@@ -159,7 +192,7 @@ def test_rack_rides_through_feed_loss(
 
     went_down: set[str] = set()  # hosts found down: stopping their load cannot reach them
     try:
-        _run_steps(rack, inventory, safety, telemetry, clock, measure, feeds, hosts, bmcs, hold, went_down)
+        _run_steps(rack, inventory, safety, telemetry, clock, measure, progress, feeds, hosts, bmcs, hold, went_down)
     except UndoError as exc:
         # A node that tripped lost its load with its power; its failed 'stop GPU load' undo is a
         # consequence (recorded in the store), and the node's own failure above says why.
@@ -168,7 +201,7 @@ def test_rack_rides_through_feed_loss(
 
 
 def _run_steps(
-    rack: Rack, inventory: Inventory, safety: SafetyGate, telemetry: Any, clock: Any, measure: Any,
+    rack: Rack, inventory: Inventory, safety: SafetyGate, telemetry: Any, clock: Any, measure: Any, progress: Any,
     feeds: list[str], hosts: dict[str, str], bmcs: dict[str, str], hold: float, went_down: set[str],
 ) -> None:  # fmt: skip
     nodes = list(hosts)
@@ -180,6 +213,9 @@ def _run_steps(
             remaining = [f for f in feeds if f != feed]
             analyzers = [a for a in rack.names("analyzer") if set(inventory.spec_of(a).feeds) <= set(remaining)]
             analyzers = [a for a in analyzers if inventory.spec_of(a).feeds] or rack.names("analyzer")
+            demand = _rack_demand(rack, inventory, measure, feed, remaining)
+            event = f"feed {feed} dropped under full load" + (f": {demand}" if demand else "")
+            lost = _DownMarker(rack, event, hosts, bmcs)
             with safety.scoped():  # the feed comes back at the end of its step
                 try:
                     safety.feed(feed, False)
@@ -187,8 +223,9 @@ def _run_steps(
                     pytest.skip(f"feed redundancy not run: {exc}")
                 earlier = {n: f"down since {since[n]}, not tested again" for n in since}
                 live = [n for n in nodes if n not in since]
+                progress(f"feed {feed} dropped: holding the loaded rack on feed {'+'.join(remaining)} alone", hold)
                 down, throttled, seen, power, observed = _hold_on_one_feed(
-                    rack, telemetry, analyzers, {n: hosts[n] for n in live}, {n: bmcs[n] for n in live}, hold
+                    rack, telemetry, analyzers, {n: hosts[n] for n in live}, {n: bmcs[n] for n in live}, hold, lost
                 )
             went_down.update(hosts[n] for n in down)
             since.update(dict.fromkeys(down, f"feed {feed} was lost"))
@@ -208,3 +245,38 @@ def _run_steps(
                 measure(f"GPU throttled time ({what})", throttled[node], "s", limit="gpu_throttle_time",
                         device=node, channel=where or "no thermal/power clocks-event reasons", soft=True)  # fmt: skip
             clock.sleep(RESTORE_SETTLE_S)
+
+
+class _DownMarker:
+    """Marks the nodes a feed drop took down in the run's device health, under one cause per
+    step (what was dropped and the rack's demand): the host of every node found down, and its
+    BMC too when the BMC stopped answering (a node with no live PSU left)."""
+
+    def __init__(self, rack: Rack, event: str, hosts: dict[str, str], bmcs: dict[str, str]) -> None:
+        self.rack, self.event, self.hosts, self.bmcs = rack, event, hosts, bmcs
+        self.cause: Any = None
+        self.marked: set[str] = set()
+
+    def __call__(self, down: dict[str, str]) -> None:
+        new = [n for n in down if n not in self.marked]
+        if not new:
+            return
+        self.marked.update(new)
+        silent = [n for n in new if down[n].startswith(f"{self.bmcs[n]} did not answer")]
+        devices = [self.hosts[n] for n in new] + [self.bmcs[n] for n in silent]
+        if self.cause is None:
+            said = next((w for n in new if n not in silent and (w := self._why(n))), "")
+            self.cause = self.event + (f"; {said}" if said else "")
+        self.cause = self.rack.health.mark_down(devices, self.cause)
+
+    def _why(self, node: str) -> str:
+        """What the node's BMC logged last as Critical (e.g. its PSUs overloaded), if it keeps a log."""
+        bmc = self.bmcs[node]
+        drv = self.rack.driver(bmc)
+        if not isinstance(drv, EventLog):
+            return ""
+        try:
+            critical = [e for e in drv.sel_entries() if e.severity == "Critical"]
+        except DeviceError:
+            return ""
+        return f"{bmc} logged: {critical[-1].message.rstrip('.')}" if critical else ""

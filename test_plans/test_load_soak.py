@@ -104,7 +104,7 @@ def _temperature(sensors: dict[str, float], word: str) -> tuple[str, float] | No
 
 
 def test_full_load_power_and_thermal_soak(
-    rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, telemetry, measure
+    rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, telemetry, measure, progress
 ) -> None:
     hosts = _hosts(inventory)
     if not hosts:
@@ -125,6 +125,7 @@ def test_full_load_power_and_thermal_soak(
         for host in hosts.values():
             channels += gpu_channels(rack, host, GPU_FIELDS)
         sampler = telemetry(channels)
+        progress(f"full-load soak of {len(hosts)} nodes at 1 Hz", duration)
         stats = sampler.run(duration)
         measure("soak duration", stats.clock_s + sampler.period, "s", limit="load_soak_duration", device=rack.name)
 

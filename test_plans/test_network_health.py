@@ -76,7 +76,7 @@ def test_cabled_ports_up_at_rated_speed(switch_name: str, rack: Rack, inventory:
 
 
 @pytest.fixture(scope="module")
-def error_window(rack: Rack, inventory: Inventory, spec: Spec, clock: Clock) -> dict[str, Any]:
+def error_window(rack: Rack, inventory: Inventory, spec: Spec, clock: Clock, progress: Any) -> dict[str, Any]:
     """Counter growth per switch over one shared observation window (all switches watched at
     once, so the plan waits one window, not one per switch): switch -> {port: delta} or error."""
     window = spec.limit("link_error_window").low
@@ -86,6 +86,7 @@ def error_window(rack: Rack, inventory: Inventory, spec: Spec, clock: Clock) -> 
     trackers = {s: CounterTracker(clock=clock.now) for s in switches}
     first = rack.fan_out(switches, lambda d: trackers[d.name].update(d.counters()))
     started = clock.now()
+    progress(f"watching the error counters of {', '.join(switches)}", window)
     clock.sleep(window)
     polled = [s for s in switches if first[s].ok]
     second = rack.fan_out(polled, lambda d: trackers[d.name].update(d.counters()))

@@ -15,6 +15,9 @@ until the PSU loses input. The message names node, PSU, expected and actual outl
 The rack is left as found: every switch is undone at the end of its scope (outlet found on goes
 back on), and the plan waits until every PSU of the node has input again. A rack that does not
 allow destructive actions (or protects the outlets) skips the plan with the gate's reasons.
+A PSU going dark here is the plan's own doing, so nothing is marked down in the run's device
+health; a host the run already knows is down (a feed drop tripped it) fails the node at once,
+naming that cause, since its ride-through cannot be judged.
 
 Limits: ``psu_input_loss_detect_time`` (how long the BMC may take to report the lost input; also
 the wait for input to return), ``power_map_mismatches``, ``power_map_host_outages``.
@@ -127,6 +130,8 @@ def test_psu_outlets_match_rack_file(
     assert not missing, f"{node_name}: {node.bmc} reports no {', '.join(missing)} (it reports {sorted(before)})"
     dark = sorted(_no_input(before) & set(node.psus))
     assert not dark, f"{node_name}: {', '.join(dark)} without input before any outlet was switched"
+    if host not in _HOST_UP and node.host:  # a host the run knows is down fails naming why (and since when)
+        rack.health.check(node.host, f"check the ride-through (host is {host})")
     assert host in _HOST_UP, f"{node_name}: host is {host} before the test; the ride-through cannot be checked"
 
     problems: list[str] = []

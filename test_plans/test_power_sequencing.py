@@ -118,7 +118,7 @@ def _exit_all(scopes: list[tuple[AbstractContextManager[Any], Any]]) -> None:
 
 
 def test_staggered_power_on_from_all_off(
-    rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, clock: Clock, telemetry, measure
+    rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, clock: Clock, telemetry, measure, progress
 ) -> None:
     nodes = {n: s for n, s in inventory.data.nodes.items() if s.psus}
     if not nodes:
@@ -145,6 +145,9 @@ def test_staggered_power_on_from_all_off(
             if s.bmc:
                 probes[s.bmc] = _probe(rack, inventory, s.bmc, retries_503=0)
         os_prober = _OsProber(lambda host: _probe(rack, inventory, host), clock)
+        at_most = OFF_SETTLE_S + len(order) * stagger + os_limit + WAIT_MARGIN_S
+        progress(f"{len(order)} outlets off, then on {stagger:g} s apart: waiting for every BMC and OS to come up",
+                 at_most)  # fmt: skip
         switched = _sequence(
             rack, nodes, order, stagger, os_limit, safety, clock, telemetry, channels, times, probes, os_prober
         )
@@ -152,6 +155,11 @@ def test_staggered_power_on_from_all_off(
         for drv in probes.values():
             drv.close()
     sampler, switch_times, t_end, still_on = switched
+    for n, s in nodes.items():  # seen answering again: the run's drivers may use them at once
+        if s.bmc and times[n].bmc_ready is not None:
+            rack.health.mark_up(s.bmc)
+        if s.host and times[n].os_up is not None:
+            rack.health.mark_up(s.host)
     measure("node outlets still on after switch-off", len(still_on), "count", device=rack.name,
             channel=", ".join(still_on) or "all node outlets off")  # fmt: skip
 
