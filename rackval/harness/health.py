@@ -11,8 +11,9 @@ marks a device down
   load")``), with the plan's words as the cause, one cause shared by every device it took down.
 
 Later operations on a down device fail at once with ``DeviceDown`` naming the cause, when and in
-which test it was found. A down device is re-checked in the background at most every
-``recheck_s`` wall seconds (the ``recheck`` callable, e.g. ``identify()`` on a fresh driver:
+which test it was found. A down device is re-checked in the background (once at once after a
+transport failure, so one missed answer costs seconds, then at most every ``recheck_s`` wall
+seconds) (the ``recheck`` callable, e.g. ``identify()`` on a fresh driver:
 never the caller's own operation, so nobody waits and nothing destructive is repeated); an
 answer marks it up again, as does a successful operation or ``mark_up`` from a plan that saw it
 come back. A device that answers wrongly (DeviceProtocolError, DeviceAuthError) or measures out
@@ -216,7 +217,8 @@ class DeviceHealth:
         """No more background re-checks (the run is ending; its devices are being released)."""
         self._closed = True
 
-    def _mark(self, names: list[str], cause: DownCause, *, replace: bool) -> bool:
+    def _mark(self, names: list[str], cause: DownCause, *, replace: bool, attempted: float | None = None) -> bool:
+        """Mark ``names`` down; ``attempted`` is the last real attempt (default: now)."""
         now = self._monotonic()
         with self._lock:
             names = [n for n in names if replace or n not in self._down]
@@ -224,7 +226,7 @@ class DeviceHealth:
                 return False
             devices = self._causes.setdefault(cause.key, (cause, []))[1]
             for name in names:
-                self._down[name] = _Down(cause, now, now)
+                self._down[name] = _Down(cause, now, now if attempted is None else attempted)
                 if name not in devices:
                     devices.append(name)
             if cause.test and cause.key not in self._found_in.setdefault(cause.test, []):
@@ -247,14 +249,17 @@ class DeviceHealth:
 
     def transport_failed(self, device: str, exc: DeviceError) -> None:
         """An operation on ``device`` could not reach it: mark it down with that failure as the
-        cause (a device already down keeps its first cause)."""
+        cause (a device already down keeps its first cause). One re-check starts at once, so a
+        device that only missed one answer (a loaded network, a busy BMC) is back in seconds;
+        after that, one every ``recheck_s``."""
         state = self._down.get(device)
         if state is not None:
             with self._lock:
                 state.last_attempt = self._monotonic()
             return
         cause = self.new_cause(f"{device} stopped answering ({exc.operation}: {exc.detail})")
-        self._mark([device], cause, replace=False)
+        if self._mark([device], cause, replace=False, attempted=self._monotonic() - self.recheck_s):
+            self.consult(device)
 
     # ---- the guard ----------------------------------------------------------------------------
     def down_error(self, device: str, operation: str, cause: DownCause) -> DeviceDown:

@@ -65,8 +65,13 @@ def refused(device: str = "bmc-node02") -> DeviceError:
             return err
 
 
+def still_down(name: str) -> None:
+    """A re-check of a device that still does not answer."""
+    raise timeout(name)
+
+
 def make_health(now: FakeTime, **options: Any) -> DeviceHealth:
-    options.setdefault("recheck", lambda name: None)
+    options.setdefault("recheck", still_down)
     return DeviceHealth(
         recheck_s=30.0, addresses={"node07": "10.0.0.7:22"}, start=run_now, monotonic=now, wall=now, **options
     )
@@ -167,26 +172,39 @@ def test_rechecks_after_the_interval_in_the_background_and_marks_up_on_success()
         if answer is not None:
             raise answer
 
+    answers.insert(0, timeout())  # the re-check made at once after the failure: still no answer
     health = make_health(now, recheck=recheck)
     with pytest.raises(DeviceTimeout):
         health.call("node07", "gpus", failing(timeout()))
+    assert rechecks == ["node07"] and health.cause_of("node07") is not None
     now.t += 29.0
     for _ in range(5):  # within the interval: every call fails fast, nothing is re-checked
         with pytest.raises(DeviceDown):
             health.call("node07", "gpus", lambda: "gpus")
-    assert rechecks == []
-    now.t += 1.0  # 30 s after the failure: one re-check, still down; the caller does not wait for it
+    assert rechecks == ["node07"]
+    now.t += 1.0  # 30 s after: one re-check, still down; the caller does not wait for it
     with pytest.raises(DeviceDown):
         health.call("node07", "gpus", lambda: "gpus")
-    assert rechecks == ["node07"] and health.cause_of("node07") is not None
+    assert rechecks == ["node07"] * 2 and health.cause_of("node07") is not None
     now.t += 10.0
     with pytest.raises(DeviceDown):
         health.call("node07", "gpus", lambda: "gpus")
-    assert rechecks == ["node07"]  # the interval counts from the last real attempt
+    assert rechecks == ["node07"] * 2  # the interval counts from the last real attempt
     now.t += 20.0
     assert health.consult("node07") is not None  # the sampler's way: a gap, and the due re-check
-    assert rechecks == ["node07", "node07"] and health.cause_of("node07") is None
+    assert rechecks == ["node07"] * 3 and health.cause_of("node07") is None
     assert health.call("node07", "gpus", lambda: "gpus") == "gpus"  # used again
+
+
+def test_one_missed_answer_costs_only_until_the_immediate_recheck() -> None:
+    now = FakeTime()
+    health = make_health(now, recheck=lambda name: None)  # the device answers again at once
+    with pytest.raises(DeviceTimeout):
+        health.call("node07", "gpus", failing(timeout()))
+    assert health.cause_of("node07") is None and health.call("node07", "gpus", lambda: 3) == 3
+    assert len(health.causes()) == 1  # still on record: it did miss an answer
+    health.mark_down("node08", "lost power")  # a plan's mark waits the interval for its first re-check
+    assert health.cause_of("node08") is not None
 
 
 def test_a_device_that_answers_wrongly_on_recheck_is_up() -> None:
@@ -235,10 +253,11 @@ def test_thread_safe_under_fan_out() -> None:
     started = threading.Event()
     release = threading.Event()
 
-    def recheck(name: str) -> None:  # a re-check that takes a while, in its own thread
+    def recheck(name: str) -> None:  # the one made at once fails at once; a later one takes a while
         rechecks.append(name)
-        started.set()
-        release.wait(5)
+        if len(rechecks) > 1:
+            started.set()
+            release.wait(5)
         raise timeout(name)
 
     health = DeviceHealth(recheck_s=30.0, recheck=recheck, monotonic=now, wall=now, current_test=lambda: "t")
@@ -260,7 +279,7 @@ def test_thread_safe_under_fan_out() -> None:
     now.t += 31.0
     with ThreadPoolExecutor(32) as pool:  # many callers when the re-check is due: exactly one re-check
         assert set(pool.map(lambda _: burst(0), range(200))) == {"down"}
-    assert started.wait(5) and rechecks == ["node07"]
+    assert started.wait(5) and rechecks == ["node07", "node07"]
     release.set()
     assert health.cause_of("node07") is cause
 
@@ -341,7 +360,7 @@ def test_rack_fan_out_keeps_one_result_per_device_with_guarded_drivers(monkeypat
     devices = {n: SimpleNamespace(kind="node") for n in names}
     inventory = SimpleNamespace(configs=configs, path="rack.yaml", data=SimpleNamespace(devices=devices))
     monkeypatch.setattr(rack_module.registry, "load", lambda driver: _FakeNode)
-    rack = Rack(inventory)  # type: ignore[arg-type]
+    rack = Rack(inventory, health=DeviceHealth(recheck=still_down))  # type: ignore[arg-type]
     for n in names[:8]:
         rack.driver(n).fail = timeout(n)
     first = rack.fan_out(names, lambda d: d.gpus())
