@@ -101,10 +101,10 @@ def _host_states(rack: Rack, bmcs: dict[str, str]) -> dict[str, str]:
 
 def _hold_on_one_feed(
     rack: Rack, telemetry: Any, analyzers: list[str], hosts: dict[str, str], bmcs: dict[str, str], hold_s: float,
-    lost: Callable[[dict[str, str]], None],
+    on_down: Callable[[dict[str, str]], None],
 ) -> tuple[dict[str, str], dict[str, float], dict[str, dict[str, int]], list[float], float]:  # fmt: skip
     """Sample for ``hold_s`` in chunks; a node found down is dropped from later chunks (its SSH
-    would only time out) and reported to ``lost`` (node -> why) as soon as it is found. Returns
+    would only time out) and reported to ``on_down`` (node -> why) as soon as it is found. Returns
     (node -> why down, node -> throttled s, node -> reasons, remaining feed power samples, seconds
     observed)."""
     down: dict[str, str] = {}
@@ -116,7 +116,7 @@ def _hold_on_one_feed(
         for node, why in _host_states(rack, {n: b for n, b in bmcs.items() if n not in down}).items():
             if why:
                 down[node] = why
-        lost(down)
+        on_down(down)
         channels: list[Channel] = []
         for a in analyzers:
             channels += analyzer_channels(rack, a)
@@ -148,7 +148,7 @@ def _hold_on_one_feed(
     for node, why in _host_states(rack, {n: b for n, b in bmcs.items() if n not in down}).items():
         if why:
             down[node] = why
-    lost(down)
+    on_down(down)
     return down, throttled, reasons, power, observed
 
 
@@ -168,7 +168,7 @@ def _rack_demand(rack: Rack, inventory: Inventory, measure: Any, feed: str, rema
                 limit="single_feed_power", device="+".join(analyzers), channel=f"feeds {'+'.join(_feeds(inventory))}",
                 soft=True)  # fmt: skip
     rating = f"{m.high / 1000:g} kW" if m.high is not None else "(no max)"
-    word = "over" if m.outcome == Outcome.FAIL else "within"
+    word = {Outcome.FAIL: "over", Outcome.MARGINAL: "marginally within"}.get(m.outcome, "within")
     return f"the rack drew {watts / 1000:.1f} kW before the drop, {word} the {rating} rating of feed {carrier} alone"
 
 
@@ -215,7 +215,7 @@ def _run_steps(
             analyzers = [a for a in analyzers if inventory.spec_of(a).feeds] or rack.names("analyzer")
             demand = _rack_demand(rack, inventory, measure, feed, remaining)
             event = f"feed {feed} dropped under full load" + (f": {demand}" if demand else "")
-            lost = _DownMarker(rack, event, hosts, bmcs)
+            marker = _DownMarker(rack, event, hosts, bmcs)
             with safety.scoped():  # the feed comes back at the end of its step
                 try:
                     safety.feed(feed, False)
@@ -225,7 +225,7 @@ def _run_steps(
                 live = [n for n in nodes if n not in since]
                 progress(f"feed {feed} dropped: holding the loaded rack on feed {'+'.join(remaining)} alone", hold)
                 down, throttled, seen, power, observed = _hold_on_one_feed(
-                    rack, telemetry, analyzers, {n: hosts[n] for n in live}, {n: bmcs[n] for n in live}, hold, lost
+                    rack, telemetry, analyzers, {n: hosts[n] for n in live}, {n: bmcs[n] for n in live}, hold, marker
                 )
             went_down.update(hosts[n] for n in down)
             since.update(dict.fromkeys(down, f"feed {feed} was lost"))
