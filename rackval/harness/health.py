@@ -75,6 +75,14 @@ def is_transport_failure(exc: BaseException) -> bool:
     return False
 
 
+def found_when(found_at: float, clock_s: float | None) -> str:
+    """When a cause was found: the run clock on the simulator (what its samples are stamped
+    with), else UTC wall time."""
+    if clock_s is not None:
+        return f"{clock_s:.0f} s on the simulator clock"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(found_at))
+
+
 @dataclass(frozen=True)
 class DownCause:
     """Why devices are down: one event (a feed drop, a device that stopped answering).
@@ -90,9 +98,7 @@ class DownCause:
     clock_s: float | None = None
 
     def when(self) -> str:
-        if self.clock_s is not None:
-            return f"{self.clock_s:.0f} s on the simulator clock"
-        return time.strftime("%H:%M:%S UTC", time.gmtime(self.found_at))
+        return found_when(self.found_at, self.clock_s)
 
     def describe(self) -> str:
         """'<summary> (at <when>, in <test>)': what a DeviceDown message says."""
@@ -161,11 +167,6 @@ class DeviceHealth:
         """Why ``device`` is down, or None when it is not known down."""
         state = self._down.get(device)
         return state.cause if state is not None else None
-
-    def down(self) -> dict[str, DownCause]:
-        """Every device down now, with its cause."""
-        with self._lock:
-            return {name: s.cause for name, s in self._down.items()}
 
     def causes(self) -> list[tuple[DownCause, list[str]]]:
         """Every cause of the run (in the order found) with the devices it took down."""

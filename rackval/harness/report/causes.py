@@ -11,10 +11,10 @@ usually the root of a later one), each with its failed tests.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rackval.harness.health import found_when
 from rackval.harness.store.records import CauseRecord
 
 
@@ -27,9 +27,7 @@ class CauseGroup:
 
     def when(self) -> str:
         """When the cause was found: run clock on the simulator, else UTC wall time."""
-        if self.cause.clock_s is not None:
-            return f"{self.cause.clock_s:.0f} s on the simulator clock"
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.cause.found_at))
+        return found_when(self.cause.found_at, self.cause.clock_s)
 
 
 def group_failures(causes: Iterable[CauseRecord], failed: Iterable[tuple[str, str]]) -> list[CauseGroup]:
