@@ -215,14 +215,16 @@ def _run_steps(
             analyzers = [a for a in analyzers if inventory.spec_of(a).feeds] or rack.names("analyzer")
             demand = _rack_demand(rack, inventory, measure, feed, remaining)
             event = f"feed {feed} dropped under full load" + (f": {demand}" if demand else "")
-            marker = _DownMarker(rack, event, hosts, bmcs)
+            live = [n for n in nodes if n not in since]
+            # only a node seen up just before the drop can have been taken down by it
+            up_before = {n for n, why in _host_states(rack, {n: bmcs[n] for n in live}).items() if not why}
+            marker = _DownMarker(rack, event, {n: hosts[n] for n in up_before}, bmcs)
             with safety.scoped():  # the feed comes back at the end of its step
                 try:
                     safety.feed(feed, False)
                 except DestructiveActionRefused as exc:
                     pytest.skip(f"feed redundancy not run: {exc}")
                 earlier = {n: f"down since {since[n]}, not tested again" for n in since}
-                live = [n for n in nodes if n not in since]
                 progress(f"feed {feed} dropped: holding the loaded rack on feed {'+'.join(remaining)} alone", hold)
                 down, throttled, seen, power, observed = _hold_on_one_feed(
                     rack, telemetry, analyzers, {n: hosts[n] for n in live}, {n: bmcs[n] for n in live}, hold, marker
@@ -249,8 +251,10 @@ def _run_steps(
 
 class _DownMarker:
     """Marks the nodes a feed drop took down in the run's device health, under one cause per
-    step (what was dropped and the rack's demand): the host of every node found down, and its
-    BMC too when the BMC stopped answering (a node with no live PSU left)."""
+    step (what was dropped and the rack's demand): the host of every node found down that was up
+    just before the drop (``hosts`` holds only those), and its BMC too when the BMC stopped
+    answering (a node with no live PSU left). A node already down before the drop keeps its own
+    cause: a dead BMC is not a feed event."""
 
     def __init__(self, rack: Rack, event: str, hosts: dict[str, str], bmcs: dict[str, str]) -> None:
         self.rack, self.event, self.hosts, self.bmcs = rack, event, hosts, bmcs
@@ -258,7 +262,7 @@ class _DownMarker:
         self.marked: set[str] = set()
 
     def __call__(self, down: dict[str, str]) -> None:
-        new = [n for n in down if n not in self.marked]
+        new = [n for n in down if n not in self.marked and n in self.hosts]
         if not new:
             return
         self.marked.update(new)
