@@ -26,7 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from rackval.core.errors import ConfigError
 
@@ -64,7 +65,9 @@ class DriverOptions(BaseModel):
 class SshOptions(DriverOptions):
     """``rackval.drivers.transport.ssh.SshTransport`` (its docstring says what each one does)."""
 
-    known_hosts: str = "~/.ssh/known_hosts"
+    # Required unless trust_on_first_use: which host keys a rack trusts is the rack file's decision,
+    # not whatever ~/.ssh/known_hosts of the account running the tests happens to hold.
+    known_hosts: NonEmpty | None = Field(None, description="required unless trust_on_first_use")
     trust_on_first_use: bool = False
     allow_agent: bool = False
     look_for_keys: bool = False
@@ -85,6 +88,16 @@ class SshOptions(DriverOptions):
         if isinstance(value, list):  # YAML gives lists; the model keeps a tuple (frozen)
             return tuple(value)
         return value
+
+    @model_validator(mode="after")
+    def _host_keys(self) -> SshOptions:
+        if self.known_hosts is None and not self.trust_on_first_use:
+            raise PydanticCustomError(
+                "known_hosts_required",
+                "required (the file of host keys to trust), or trust_on_first_use: true",
+                {"field": "known_hosts"},
+            )
+        return self
 
 
 class SnmpOptions(DriverOptions):
@@ -265,6 +278,8 @@ def _describe(error: Mapping[str, Any], model: type[DriverOptions]) -> tuple[tup
     """(field path, problem) of one pydantic error, worded the same for every driver."""
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     kind = error["type"]
+    if not loc and "field" in error.get("ctx", {}):  # a check across fields, about one of them
+        return (error["ctx"]["field"],), error["msg"]
     if kind == "extra_forbidden":
         name = str(loc[0]) if loc else "?"
         close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
