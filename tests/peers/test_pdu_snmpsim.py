@@ -13,9 +13,11 @@ outlet's state, its outlet power is None ("not available"), and nothing raises.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rackval.core.errors import DeviceProtocolError, NotAvailable
 from rackval.drivers import registry
@@ -23,6 +25,7 @@ from rackval.drivers.pdu import apc
 from rackval.drivers.pdu.apc import ApcRpdu2Pdu
 from rackval.drivers.pdu.snmp_pdu import SnmpPdu
 from rackval.drivers.transport.snmp import SnmpTransport
+from rackval.harness.probe import main as probe_main
 from rackval.sim import pdu_vendors
 from tests.support.snmpsim_peer import SnmpSim, ours, read_snmprec, shipped, without_columns
 
@@ -177,3 +180,53 @@ def test_identity_fields_the_unit_lacks_are_empty(snmpsim: SnmpSim) -> None:
         assert len(pdu.outlets()) == 8
     finally:
         pdu.close()
+
+
+# ---- rackval probe against the unit (the done-when) -------------------------------------------------
+def _rack_file(snmpsim: SnmpSim, folder: Path, communities: dict[str, str]) -> Path:
+    """A rack file with one apc-rpdu2 device per recording ({device name: community})."""
+    credentials, devices = {}, {}
+    for device, community in communities.items():
+        secret = folder / f"{device}.community"
+        secret.write_text(community + "\n")
+        credentials[device] = {"snmp_version": "2c", "community": {"file": secret.name}}
+        devices[device] = {
+            "kind": "pdu", "driver": "apc-rpdu2", "host": "127.0.0.1", "port": snmpsim.port,
+            "credentials": device, "timeout_s": 3, "feeds": ["A"],
+        }  # fmt: skip
+    rack = {"rack": {"name": "snmpsim-rack"}, "credentials": credentials, "devices": devices}
+    path = folder / "rack.yaml"
+    path.write_text(yaml.safe_dump(rack, sort_keys=False))
+    return path
+
+
+def test_probe_shows_every_outlet_state_and_outlet_power_not_available(
+    snmpsim: SnmpSim, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rack = _rack_file(snmpsim, tmp_path, {"ap7902b": "apc-ap7902b", "ap8641": "apc-ap8641"})
+    assert probe_main(["--rack", str(rack), "--json"]) == 0  # "not available" is an answer, not an error
+    devices = {d["device"]: d for d in json.loads(capsys.readouterr().out)}
+    unmetered, metered = devices["ap7902b"], devices["ap8641"]
+    assert unmetered["status"] == "answered" and unmetered["errors"] == []
+    assert unmetered["identity"]["model"] == "AP7902B"
+    outlets = unmetered["readings"]["outlets"]
+    assert (outlets["count"], outlets["metered"], outlets["total_w"]) == (16, 0, None)
+    states = outlets["states"]
+    assert sorted(n for part in states.values() if part for n in _numbers(part)) == list(range(1, 17))
+    assert unmetered["steps"]["power"] == "not_available" and "-1" in unmetered["not_available"]["power"]
+    assert metered["readings"]["outlets"]["metered"] == 24 and metered["readings"]["power"]["w"] == 1210.0
+
+    assert probe_main(["--rack", str(rack)]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("ap7902b "))
+    assert " answered " in row and "outlets 16 (" in row
+    assert "outlet power: not available on this device" in row and "power: not available on this device" in row
+    assert "0.0 W" not in row
+
+
+def _numbers(ranges: str) -> list[int]:
+    out: list[int] = []
+    for part in ranges.split(","):
+        low, _, high = part.partition("-")
+        out += list(range(int(low), int(high or low) + 1))
+    return out
