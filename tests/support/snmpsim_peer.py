@@ -148,23 +148,33 @@ def read_snmprec(path: Path) -> dict[str, str | int | None]:
     text; None for an object whose value a variation module computes (it changes while served)."""
     opener = bz2.open if path.name.endswith(".bz2") else open
     out: dict[str, str | int | None] = {}
-    with opener(path, "rt", encoding="ascii") as fh:
+    records: list[list[str]] = []
+    with opener(path, "rt", encoding="latin-1") as fh:
         for line in fh:
-            oid, tag, value = line.rstrip("\n").split("|", 2)
-            if ":" in tag:
-                out[oid] = None
-            elif tag == "2":
-                out[oid] = int(value)
-            elif tag == "4x":
-                out[oid] = bytes.fromhex(value).decode("utf-8", errors="replace")
-            else:
-                out[oid] = value
+            parts = line.rstrip("\n").split("|", 2)
+            if len(parts) == 3 and parts[0][:1].isdigit():
+                records.append(parts)
+            elif records:  # an OCTET STRING with a line break goes on on the next line
+                records[-1][2] += "\n" + line.rstrip("\n")
+    for oid, tag, value in records:
+        if ":" in tag:
+            out[oid] = None
+        elif tag == "2":
+            out[oid] = int(value)
+        elif tag == "4x":
+            out[oid] = bytes.fromhex(value).decode("utf-8", errors="replace")
+        else:
+            out[oid] = value
     return out
 
 
 def without_columns(source: Path, prefixes: tuple[str, ...], target: Path) -> Path:
-    """A copy of ``source`` (plain .snmprec) without the objects under ``prefixes``: a unit that lacks them."""
-    kept = [line for line in source.read_text().splitlines() if not line.split("|", 1)[0].startswith(prefixes)]
+    """A plain .snmprec copy of ``source`` without the objects under ``prefixes`` (each ending in
+    "."): a unit that lacks them."""
+    opener = bz2.open if source.name.endswith(".bz2") else open
+    with opener(source, "rt", encoding="ascii") as fh:
+        lines = fh.read().splitlines()
+    kept = [line for line in lines if not line.split("|", 1)[0].startswith(prefixes)]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(kept) + "\n")
     return target
