@@ -30,5 +30,16 @@ class DeviceProtocolError(DeviceError):
     """The device answered, but the answer was malformed, truncated or of the wrong type."""
 
 
+class NotAvailable(DeviceError):
+    """The device answered, and it does not have this: a resource, a column, a command.
+
+    Not a failure: an APC switched PDU without outlet meters, a BMC without FRU 0 or without
+    DCMI, an analyzer without a power-factor item. Callers report it as "not available on this
+    device" instead of as an error, and go on reading what the device does have; a plan that
+    needs the reading fails naming what is missing. It is a DeviceError so that code which only
+    knows "the device did not give me this" still handles it.
+    """
+
+
 class ConfigError(Exception):
     """A rack, spec or credential reference is wrong; raised before any device is touched."""

@@ -8,6 +8,12 @@ and ``Thermal`` resources (deprecated since 2020), newer ones ``EnvironmentMetri
 order and remembers what worked, so a telemetry loop costs one GET per sample. This module is
 the navigation (which resource, which GETs, what is cached); what each resource's JSON means is
 in ``rackval.drivers.bmc.redfish_payloads``.
+
+Absent is not failed: a resource the BMC does not implement (404/405/501) or a property it leaves
+out is reported as such. Identity fields it lacks are empty (a BMC without a Managers member has
+no firmware to give); a chassis without any temperature resource has no temperatures (empty); a
+reading with no source at all (no power meter, no PowerState, no power limit, no PSU or fan
+list, no event log) raises ``NotAvailable`` naming what was looked for, never a protocol error.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.core.errors import DeviceError, DeviceProtocolError, NotAvailable
 from rackval.drivers.bmc import redfish_payloads as payloads
 from rackval.drivers.bmc.redfish_payloads import link, reading
 from rackval.drivers.capabilities import (
@@ -141,8 +147,17 @@ class RedfishBmc(
 
     # ---- Device -------------------------------------------------------------------------------
     def identify(self) -> Identity:
+        """From the System (Manufacturer, Model, SerialNumber) and its Manager (FirmwareVersion);
+        what the BMC leaves out, Manager included, is empty."""
         system = self._transport.get(self._resource_path("system"))
-        manager = self._transport.get(self._resource_path("manager"))
+        try:
+            manager = self._get_optional(self._resource_path("manager")) or {}
+        except RedfishHttpError as exc:  # no Managers collection: no firmware to report
+            if exc.status not in (404, 405, 501):
+                raise
+            manager = {}
+        except DeviceProtocolError:  # an empty Managers collection: likewise
+            manager = {}
 
         def text(doc: Mapping[str, Any], key: str) -> str:
             value = doc.get(key)
@@ -163,13 +178,17 @@ class RedfishBmc(
     def power_state(self) -> str:
         """The host's PowerState as Redfish says it: On, Off, PoweringOn, PoweringOff, Paused."""
         path = self._resource_path("system")
-        state = self._transport.get(path).get("PowerState")
+        doc = self._transport.get(path)
+        if "PowerState" not in doc or doc["PowerState"] is None:
+            raise self._err(NotAvailable, f"read PowerState (GET {path})", "the system reports no PowerState")
+        state = doc["PowerState"]
         if not isinstance(state, str) or not state:
             raise self._err(DeviceProtocolError, f"read PowerState (GET {path})", f"no PowerState: {state!r}")
         return state
 
     def temperatures(self) -> dict[str, float]:
-        """Every temperature reading the chassis reports, in degrees Celsius, keyed by sensor name."""
+        """Every temperature reading the chassis reports, in degrees Celsius, keyed by sensor name
+        (empty for a chassis with no Thermal, Sensors or ThermalSubsystem resource)."""
         if self._thermal_from is not None:
             kind, path = self._thermal_from
             return self._read_thermal(kind, path)
@@ -189,11 +208,8 @@ class RedfishBmc(
                 raise
             self._thermal_from = (kind, path)
             return readings
-        raise self._err(
-            DeviceProtocolError,
-            f"read temperatures (chassis {base})",
-            "chassis has no Thermal, Sensors or ThermalSubsystem resource",
-        )
+        log.info("%s: chassis %s has no Thermal, Sensors or ThermalSubsystem resource", self.name, base)
+        return {}
 
     def _read_thermal(self, kind: str, path: str) -> dict[str, float]:
         if kind == "legacy":
@@ -239,18 +255,18 @@ class RedfishBmc(
         order = {"auto": ("environment", "legacy"), "environment": ("environment",), "legacy": ("legacy",)}[
             self._power_source
         ]
-        tried = []
         for source in order:
-            value = self._read_power(source, required=len(order) == 1)
+            value = self._read_power(source, required=False)
             if value is not None:
                 self._power_from = source
                 return value
-            tried.append(source)
         base = self._resource_path("chassis")
+        looked = {"environment": "EnvironmentMetrics PowerWatts.Reading",
+                  "legacy": "Power PowerControl[0].PowerConsumedWatts"}  # fmt: skip
         raise self._err(
-            DeviceProtocolError,
+            NotAvailable,
             f"read power (chassis {base})",
-            "neither EnvironmentMetrics PowerWatts.Reading nor Power PowerControl[0].PowerConsumedWatts is reported",
+            f"the chassis reports no {' and no '.join(looked[s] for s in order)}",
         )
 
     def _power_path(self, source: str) -> str:
@@ -327,7 +343,7 @@ class RedfishBmc(
             if found is not None:
                 return (source, *found)
         raise self._err(
-            DeviceError,
+            NotAvailable,
             operation,
             f"chassis {self._resource_path('chassis')} reports no power limit "
             "(neither Power PowerControl[0].PowerLimit nor EnvironmentMetrics PowerLimitWatts)",
@@ -377,7 +393,7 @@ class RedfishBmc(
             collection = link(system, "LogServices") or base
             members = self._transport.members(collection)
             if not members:
-                raise self._err(DeviceError, f"find the SEL (GET {collection})", "system has no log services")
+                raise self._err(NotAvailable, f"find the SEL (GET {collection})", "system has no log services")
             sel = [m for m in members if m.rstrip("/").rsplit("/", 1)[-1].upper() == "SEL"]
             path = (sel or members)[0]
         self._paths["log_service"] = path
@@ -461,7 +477,7 @@ class RedfishBmc(
         collection = link(subsystem, "PowerSupplies") if subsystem is not None else None
         if collection is None:
             raise self._err(
-                DeviceProtocolError,
+                NotAvailable,
                 f"read power supplies (chassis {base})",
                 "chassis reports neither Power PowerSupplies nor PowerSubsystem PowerSupplies",
             )
@@ -516,7 +532,7 @@ class RedfishBmc(
         collection = link(subsystem, "Fans") if subsystem is not None else None
         if collection is None:
             raise self._err(
-                DeviceProtocolError,
+                NotAvailable,
                 f"read fans (chassis {base})",
                 "chassis reports neither Thermal Fans nor ThermalSubsystem Fans",
             )

@@ -14,6 +14,11 @@ What this driver relies on, as the DMTF public-pdu mockup shows it [V]:
 
 Outlet.PowerControl returns before the relay moves (and a PDU may sequence outlets), so
 ``set_outlet`` polls the outlet's PowerState until it agrees.
+
+What a PDU leaves out is absent, not an error: an outlet without ``PowerWatts`` / ``CurrentAmps``
+has those readings None (its state is still read), identity fields it omits are empty, and a
+total it cannot give (no Metrics reading, no Mains readings) or an Outlets collection it does
+not link raises ``NotAvailable``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout, NotAvailable
 from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import RedfishPduOptions, parse_options
@@ -120,7 +125,7 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
             doc = self._transport.get(pdu_path)
             collection = _link(doc, "Outlets")
             if collection is None:
-                raise self._err(DeviceProtocolError, f"list outlets (GET {pdu_path})", "the PDU links no Outlets")
+                raise self._err(NotAvailable, f"list outlets (GET {pdu_path})", "the PDU links no Outlets")
             self._outlet_paths = self._transport.members(collection)
         return self._outlet_paths
 
@@ -160,7 +165,7 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
                 return watts
             if self._power_source == "metrics":
                 raise self._err(
-                    DeviceProtocolError, f"read power (GET {metrics or pdu_path})", "no numeric PowerWatts.Reading"
+                    NotAvailable, f"read power (GET {metrics or pdu_path})", "the PDU reports no PowerWatts.Reading"
                 )
         return self._mains_watts(pdu_path, doc)
 
@@ -168,7 +173,7 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
         op = f"read power from the mains circuits of {pdu_path}"
         mains = _link(doc, "Mains")
         if mains is None:
-            raise self._err(DeviceProtocolError, op, "the PDU links neither a Metrics PowerWatts nor Mains")
+            raise self._err(NotAvailable, op, "the PDU links neither a Metrics PowerWatts nor Mains")
         total = 0.0
         circuits = self._transport.members(mains)
         if not circuits:
@@ -184,8 +189,8 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
                     if values and all(v is not None for v in values):
                         watts = sum(v for v in values if v is not None)
                         break
-            if watts is None:
-                raise self._err(DeviceProtocolError, op, f"{path} has no numeric PowerWatts or PolyPhasePowerWatts")
+            if watts is None:  # a total without this circuit would be wrong, not smaller
+                raise self._err(NotAvailable, op, f"{path} reports no PowerWatts or PolyPhasePowerWatts")
             total += watts
         return round(total, 9)
 

@@ -13,6 +13,12 @@ Two things here are easy to get wrong and are the reason this module is more tha
   what ``rackval.drivers.capabilities.CounterTracker`` needs to turn two polls into deltas: the
   counters' widths (Counter32/Counter64 wrap), ifCounterDiscontinuityTime and the agent's uptime
   (a changed one is a reset rather than a huge or negative growth).
+
+What an agent lacks is absent, not an error: a column it does not serve is None / "" in the rows
+(speed, alias, counters, sensor values, identity fields), ifDescr stands in for a missing ifName,
+the 32-bit octet counters for missing ifHC ones. ``lldp_neighbors()`` tells "no neighbours" (an
+empty list) from "LLDP-MIB not served" (``NotAvailable``); ``sensors()`` is empty without
+ENTITY-SENSOR-MIB.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from rackval.core.errors import DeviceProtocolError
+from rackval.core.errors import DeviceProtocolError, NotAvailable
 from rackval.drivers.capabilities import (
     Device,
     Identity,
@@ -238,9 +244,9 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
         )
         oids = {f"{o.oid}.{index}": f"{o.name}.{index}" for o in objects}
         values = self._snmp.get(
-            list(oids), operation=f"SNMP GET chassis identity (ENTITY-MIB row {index})", labels=oids
+            list(oids), operation=f"SNMP GET chassis identity (ENTITY-MIB row {index})", labels=oids, missing_ok=True
         )
-        mfg, model, serial, software, firmware = (_text(values[oid]).strip() for oid in oids)
+        mfg, model, serial, software, firmware = (_text(values.get(oid)).strip() for oid in oids)
         if not mfg or not model:
             fallback = self._identify_from_system()
             mfg = mfg or fallback.vendor
@@ -289,6 +295,13 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
         port_id = self._walk(mibs.LLDP_REM_PORT_ID)
         rows = sorted(k for k in set(chassis_id) | set(port_id) if len(k) == 3)
         if not rows:
+            if not self._walk1(mibs.LLDP_LOC_PORT_ID_SUBTYPE):  # no local ports either: LLDP-MIB not served
+                raise NotAvailable(
+                    self.name,
+                    self._address,
+                    "SNMP walk LLDP-MIB",
+                    "the agent serves no lldpRemTable and no lldpLocPortTable",
+                )
             return []
         chassis_subtype = self._walk(mibs.LLDP_REM_CHASSIS_ID_SUBTYPE)
         port_subtype = self._walk(mibs.LLDP_REM_PORT_ID_SUBTYPE)
@@ -349,8 +362,9 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
             [mibs.SYS_UPTIME.oid],
             operation=f"SNMP GET {mibs.SYS_UPTIME.name}",
             labels={mibs.SYS_UPTIME.oid: mibs.SYS_UPTIME.name},
-        )[mibs.SYS_UPTIME.oid]
-        uptime_s = self._int(uptime, mibs.SYS_UPTIME, 0) / 100.0
+            missing_ok=True,
+        ).get(mibs.SYS_UPTIME.oid)
+        uptime_s = None if uptime is None else self._int(uptime, mibs.SYS_UPTIME, 0) / 100.0
         self._counter_calls += 1
         if self._counter_calls % RELAYOUT_EVERY == 0:
             self._counter_layout = None

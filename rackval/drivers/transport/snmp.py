@@ -138,11 +138,14 @@ class SnmpTransport:
         *,
         operation: str | None = None,
         labels: Mapping[str, str] | None = None,
+        missing_ok: bool = False,
     ) -> dict[str, object]:
         """GET many OIDs in one PDU; returns {oid (no leading dot): value}.
 
         A missing object (noSuchObject / noSuchInstance / endOfMibView) raises
-        DeviceProtocolError naming the OID: a driver asking for it expects it to exist.
+        DeviceProtocolError naming the OID: a driver asking for it expects it to exist. With
+        ``missing_ok`` it is left out of the result instead (the other objects of the same
+        request are kept), for columns a device may not have (an unmetered PDU's outlet meters).
         ``operation`` names what the caller is doing for error messages (default "SNMP GET <oid>");
         ``labels`` maps numeric OIDs to names (e.g. "rPDU2OutletSwitchedStatusState.3") for them.
         """
@@ -156,12 +159,16 @@ class SnmpTransport:
 
         operation = operation or f"SNMP GET {self._describe([label(o) for o in norm])}"
         result: dict[str, object] = {}
+        absent: set[str] = set()
         for oid_t, exc, value in self._exchange("get", norm, operation):
             key = ".".join(map(str, oid_t))
             if exc is not None:
+                if missing_ok:
+                    absent.add(key)
+                    continue
                 raise DeviceProtocolError(self.name, self.address, operation, f"agent answered {exc} for {label(key)}")
             result[key] = value
-        missing = [label(o) for o in norm if o not in result]
+        missing = [label(o) for o in norm if o not in result and o not in absent]
         if missing:
             raise DeviceProtocolError(self.name, self.address, operation, f"response lacks {self._describe(missing)}")
         return result
