@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from rackval.core.printable import printable
+
 
 class DeviceError(Exception):
     """A device did not do what was asked: unreachable, refused, or answered nonsense.
 
     The message always names the device, its address and the operation, because the person
-    reading a failed test needs to know which box to walk to, not which library raised.
+    reading a failed test needs to know which box to walk to, not which library raised. The
+    detail often quotes what the device sent, so the message is made terminal-safe
+    (``printable``: control characters as visible escapes); ``detail`` keeps the raw text.
     """
 
     def __init__(self, device: str, address: str, operation: str, detail: str) -> None:
@@ -15,7 +19,7 @@ class DeviceError(Exception):
         self.address = address
         self.operation = operation
         self.detail = detail
-        super().__init__(f"{device} ({address}): {operation}: {detail}")
+        super().__init__(printable(f"{device} ({address}): {operation}: {detail}"))
 
 
 class DeviceTimeout(DeviceError):
