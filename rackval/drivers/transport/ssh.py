@@ -7,7 +7,7 @@ reusing one connection per device with a lock, because parallel channels on one 
 connection are unreliable (paramiko issue #1705). Its neighbours own the rest: ``ssh_connect``
 opening and verifying the connection (known_hosts, TCP_NODELAY), ``ssh_options`` the device's
 options, ``ssh_session`` the ``sh`` session's wire protocol, ``ssh_shell`` and ``ssh_terminal``
-the interactive shell, ``ssh_watchdog`` the deadlines of channel requests.
+the interactive shell, ``watchdog`` the deadlines of channel requests.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from rackval.drivers.transport.ssh_connect import DEFAULT_SSH_PORT, open_client
 from rackval.drivers.transport.ssh_options import SshSettings, compile_regex, prompt_pattern
 from rackval.drivers.transport.ssh_session import SessionEnded, SessionSilent, command_line, new_marker, read_result
 from rackval.drivers.transport.ssh_shell import READ_CHUNK, InteractiveShell, ShellGone, ShellTimeout
-from rackval.drivers.transport.ssh_watchdog import WATCHDOG
+from rackval.drivers.transport.watchdog import WATCHDOG
 
 _REFUSAL_MAX_CHARS = 1000  # a refusal is a short message, not the output of a real command
 
