@@ -119,11 +119,12 @@ class IpmiOptions(DriverOptions):
 
 
 class ScpiOptions(DriverOptions):
-    """``rackval.drivers.transport.scpi.ScpiTransport``: VISA resource and line terminations."""
+    """``rackval.drivers.transport.scpi.ScpiTransport``: VISA resource, line terminations, reply cap."""
 
     resource: NonEmpty | None = None
     read_termination: str | None = None
     write_termination: str | None = None
+    max_reply_bytes: int = Field(4 * 1024 * 1024, ge=1024)
 
 
 # ---- drivers -----------------------------------------------------------------------------------
