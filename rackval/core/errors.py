@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
 from rackval.core.printable import printable
 
 
@@ -36,3 +40,29 @@ class DeviceProtocolError(DeviceError):
 
 class ConfigError(Exception):
     """A rack, spec or credential reference is wrong; raised before any device is touched."""
+
+
+class _NamesErrors(Protocol):
+    def _err(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError: ...
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def protocol_errors(operation: str) -> Callable[[_Method], _Method]:
+    """Decorator for a driver method (the driver has ``_err(cls, operation, detail)``): a
+    ``ValueError`` raised while reading the device's answer (a value of the wrong type or shape,
+    which the parsing helpers report naming the field) becomes a DeviceProtocolError naming
+    device, address and ``operation``. DeviceErrors pass through unchanged."""
+
+    def decorate(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def run(self: _NamesErrors, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except ValueError as exc:
+                raise self._err(DeviceProtocolError, operation, str(exc)) from exc
+
+        return run  # type: ignore[return-value]
+
+    return decorate

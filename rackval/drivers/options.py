@@ -88,9 +88,11 @@ class SshOptions(DriverOptions):
 
 
 class SnmpOptions(DriverOptions):
-    """``rackval.drivers.transport.snmp.SnmpTransport``: ``retries`` re-sends after a timeout."""
+    """``rackval.drivers.transport.snmp.SnmpTransport``: re-sends after a timeout, walk bounds."""
 
     retries: int = Field(1, ge=0, le=10)
+    walk_timeout_s: PositiveSeconds = 60.0
+    max_walk_rows: int = Field(100_000, ge=1)
 
 
 class RedfishOptions(DriverOptions):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.core.errors import DeviceError, DeviceProtocolError, protocol_errors
 from rackval.drivers.bmc import redfish_payloads as payloads
 from rackval.drivers.capabilities import (
     Bmc,
@@ -37,7 +37,7 @@ from rackval.drivers.capabilities import (
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import RedfishBmcOptions, parse_options
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
-from rackval.drivers.transport.redfish_json import WrongType, link, member_text, payload_errors, reading
+from rackval.drivers.transport.redfish_json import WrongType, link, member_text, reading
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class RedfishBmc(
         return self._chassis_doc
 
     # ---- Device -------------------------------------------------------------------------------
-    @payload_errors("identify (Manufacturer, Model, SerialNumber, FirmwareVersion)")
+    @protocol_errors("identify (Manufacturer, Model, SerialNumber, FirmwareVersion)")
     def identify(self) -> Identity:
         system = self._transport.get(self._resource_path("system"))
         manager = self._transport.get(self._resource_path("manager"))
@@ -163,7 +163,7 @@ class RedfishBmc(
             raise self._err(DeviceProtocolError, f"read PowerState (GET {path})", f"no PowerState: {state!r}")
         return state
 
-    @payload_errors("read temperatures")
+    @protocol_errors("read temperatures")
     def temperatures(self) -> dict[str, float]:
         """Every temperature reading the chassis reports, in degrees Celsius, keyed by sensor name."""
         if self._thermal_from is not None:
@@ -223,7 +223,7 @@ class RedfishBmc(
         return payloads.thermal_metrics_temperatures(self._transport.get(path))
 
     # ---- PowerMeter ---------------------------------------------------------------------------
-    @payload_errors("read power")
+    @protocol_errors("read power")
     def power_watts(self) -> float:
         """Input power of the chassis in watts, from the source chosen by option 'power_source'."""
         if self._power_from is not None:
@@ -327,7 +327,7 @@ class RedfishBmc(
             "(neither Power PowerControl[0].PowerLimit nor EnvironmentMetrics PowerLimitWatts)",
         )
 
-    @payload_errors("read power limit")
+    @protocol_errors("read power limit")
     def power_limit(self) -> tuple[float | None, float | None]:
         """The chassis power cap: (LimitInWatts or None when uncapped, CorrectionInMs or None).
 
@@ -378,7 +378,7 @@ class RedfishBmc(
         self._paths["log_service"] = path
         return path
 
-    @payload_errors("read the event log (SEL)")
+    @protocol_errors("read the event log (SEL)")
     def sel_entries(self) -> list[LogEntry]:
         """Every entry of the system's event log (SEL), in the order the BMC lists them.
 
@@ -417,7 +417,7 @@ class RedfishBmc(
         return out
 
     # ---- firmware -----------------------------------------------------------------------------
-    @payload_errors("read the firmware inventory")
+    @protocol_errors("read the firmware inventory")
     def firmware_inventory(self) -> dict[str, str]:
         """{component name: version} from /redfish/v1/UpdateService/FirmwareInventory.
 
@@ -440,7 +440,7 @@ class RedfishBmc(
         return payloads.firmware_versions(docs)
 
     # ---- power supplies -------------------------------------------------------------------------
-    @payload_errors("read power supplies")
+    @protocol_errors("read power supplies")
     def power_supplies(self) -> dict[str, PowerSupplyState]:
         """Every PSU of the chassis, keyed by Name: status, health and whether it has line input.
 
@@ -476,7 +476,7 @@ class RedfishBmc(
             out[name] = payloads.psu_state(name, doc, volts, watts)
         return out
 
-    @payload_errors("read temperature thresholds")
+    @protocol_errors("read temperature thresholds")
     def sensor_thresholds(self) -> dict[str, SensorThresholds]:
         """Upper caution / critical thresholds of the temperature sensors, keyed like ``temperatures()``.
 
@@ -498,7 +498,7 @@ class RedfishBmc(
                 out[named[0]] = named[1]
         return out
 
-    @payload_errors("read fans")
+    @protocol_errors("read fans")
     def fans(self) -> dict[str, float | None]:
         """Every chassis fan's speed in RPM, keyed by fan Name (None: the BMC gives no RPM).
 

@@ -15,7 +15,7 @@ accessors of ``rackval.drivers.transport.redfish_json`` raise ``WrongType`` nami
 (e.g. ``Temperatures[2].ReadingCelsius``) and what arrived. A sensor or component without a
 value is left out; a repeated name gets its member id appended instead of overwriting. A
 payload whose *shape* is wrong raises ``ValueError`` too; the driver turns both into a
-DeviceProtocolError naming what it was reading (``redfish_json.payload_errors``).
+DeviceProtocolError naming what it was reading (``rackval.core.errors.protocol_errors``).
 """
 
 from __future__ import annotations

@@ -24,12 +24,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout, protocol_errors
 from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import RedfishPduOptions, parse_options
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
-from rackval.drivers.transport.redfish_json import link, member_text, payload_errors, reading
+from rackval.drivers.transport.redfish_json import link, member_text, reading
 
 RACK_PDUS = "/redfish/v1/PowerEquipment/RackPDUs"
 # Resource.PowerState members [V]; transitional states report the state the outlet is still in.
@@ -112,7 +112,7 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
         return [path.rstrip("/").rsplit("/", 1)[-1] for path in self._outlets()]
 
     # ---- Device ----------------------------------------------------------------------------------
-    @payload_errors("identify (Manufacturer, Model, SerialNumber, FirmwareVersion)")
+    @protocol_errors("identify (Manufacturer, Model, SerialNumber, FirmwareVersion)")
     def identify(self) -> Identity:
         """Manufacturer, Model, SerialNumber, FirmwareVersion; fields the PDU omits are ""."""
         doc = self._transport.get(self._pdu())
@@ -123,7 +123,7 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
         self._transport.close()
 
     # ---- PowerMeter ------------------------------------------------------------------------------
-    @payload_errors("read power")
+    @protocol_errors("read power")
     def power_watts(self) -> float:
         """The PDU's total active power in W (see option ``power_source``)."""
         pdu_path = self._pdu()
@@ -171,7 +171,7 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
         return round(total, 9)
 
     # ---- OutletSwitch ----------------------------------------------------------------------------
-    @payload_errors("read outlets")
+    @protocol_errors("read outlets")
     def outlets(self) -> list[OutletReading]:
         """Every outlet's Id, state, power (W) and current (A), in collection order (one GET each)."""
         result = []

@@ -21,7 +21,7 @@ from rackval.drivers.capabilities import Device, Identity, OutletReading, Outlet
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import SnmpPduOptions, parse_options
 from rackval.drivers.pdu.snmp_pdu_map import Oid, Reading, SnmpPduMap
-from rackval.drivers.transport.snmp import SnmpTransport
+from rackval.drivers.transport.snmp import NotText, SnmpTransport, octet_text
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,6 @@ class InletReading:
 
 
 NAME_REFRESH_EVERY = 60
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
 
 
 class SnmpPdu(Device, PowerMeter, OutletSwitch):
@@ -104,12 +98,9 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
         if m.ident_vendor is not None:
             fields["vendor"] = m.ident_vendor.at(dev=dev)
         values = self._get({oid: label for oid, label in fields.values()}, "read identity")
-        vendor = _text(values[fields["vendor"][0]]).strip() if "vendor" in fields else ""
+        text = {key: self._text(values[oid], label, "read identity").strip() for key, (oid, label) in fields.items()}
         return Identity(
-            vendor=vendor or m.vendor,
-            model=_text(values[fields["model"][0]]).strip(),
-            serial=_text(values[fields["serial"][0]]).strip(),
-            firmware=_text(values[fields["firmware"][0]]).strip(),
+            vendor=text.get("vendor") or m.vendor, model=text["model"], serial=text["serial"], firmware=text["firmware"]
         )
 
     def close(self) -> None:
@@ -159,7 +150,8 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
         self._load_digits([(r, self._index(n)) for n in range(1, count + 1) for r in readings.values()], operation)
         values = self._get({oid: label for oid, label in wanted.values()}, operation)
         if (1, "name") in wanted:
-            self._names = {n: _text(values[wanted[(n, "name")][0]]).strip() for n in range(1, count + 1)}
+            self._names = {n: self._text(values[wanted[(n, "name")][0]], wanted[(n, "name")][1], operation).strip()
+                           for n in range(1, count + 1)}  # fmt: skip
         result = []
         for n in range(1, count + 1):
             state_oid, state_label = wanted[(n, "state")]
@@ -348,6 +340,13 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
             chunk = oids[start : start + self.max_oids]
             result.update(self._snmp.get(chunk, operation=operation, labels=oid_labels))
         return result
+
+    def _text(self, raw: object, label: str, operation: str) -> str:
+        """An OCTET STRING object as text; a number where text belongs is a protocol error."""
+        try:
+            return octet_text(raw, label)
+        except NotText as exc:
+            raise DeviceProtocolError(self.name, self.config.address, operation, str(exc)) from None
 
     def _state(self, raw: object, label: str, operation: str) -> bool:
         """The outlet's present physical state: settled or transitional codes both answer."""

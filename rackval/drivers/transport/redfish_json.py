@@ -11,19 +11,16 @@ The accessors say what a field must be, and raise ``WrongType`` (a ``ValueError`
 field and what arrived when it is something else; JSON ``null`` (and an absent member) is "not reported",
 ``None``. A ``Manufacturer`` of ``123`` or ``["x"]`` is a device fault to report, not identity
 text; a reading of ``"12"`` or ``1e999`` is not a number. The Redfish BMC and PDU drivers
-decorate their reading methods with ``payload_errors``, which turns such a ``ValueError`` into a
-DeviceProtocolError naming device, address and what was being read.
+decorate their reading methods with ``rackval.core.errors.protocol_errors``, which turns such a
+``ValueError`` into a DeviceProtocolError naming device, address and what was being read.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
-
-from rackval.core.errors import DeviceError, DeviceProtocolError
+from collections.abc import Mapping
+from typing import Any
 
 _SHOWN_CHARS = 60
 
@@ -118,26 +115,3 @@ def link(doc: Mapping[str, Any], key: str) -> str | None:
         return value["@odata.id"]
     return None
 
-
-class _ReportsErrors(Protocol):
-    def _err(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError: ...
-
-
-_Method = TypeVar("_Method", bound=Callable[..., Any])
-
-
-def payload_errors(operation: str) -> Callable[[_Method], _Method]:
-    """Method decorator for a driver with ``_err``: a ``ValueError`` raised while reading payloads
-    (a field of the wrong type or shape) becomes a DeviceProtocolError naming ``operation``."""
-
-    def decorate(method: _Method) -> _Method:
-        @functools.wraps(method)
-        def run(self: _ReportsErrors, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(self, *args, **kwargs)
-            except ValueError as exc:
-                raise self._err(DeviceProtocolError, operation, str(exc)) from exc
-
-        return run  # type: ignore[return-value]
-
-    return decorate
