@@ -118,6 +118,7 @@ class IpmiOptions(DriverOptions):
         lambda v: v.strip().upper() if isinstance(v, str) else v
     )] = None  # fmt: skip
     ipmitool: NonEmpty = "ipmitool"
+    max_output_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
 
 class ScpiOptions(DriverOptions):
