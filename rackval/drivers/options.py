@@ -78,6 +78,7 @@ class SshOptions(DriverOptions):
     shell_width: int = Field(512, ge=1, le=10_000)
     shell_height: int = Field(24, ge=1, le=10_000)
     shell_newline: NonEmpty = "\n"
+    max_output_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
     @field_validator("shell_setup", mode="before")
     @classmethod
