@@ -94,6 +94,7 @@ class SnmpOptions(DriverOptions):
     retries: int = Field(1, ge=0, le=10)
     walk_timeout_s: PositiveSeconds = 60.0
     max_walk_rows: int = Field(100_000, ge=1)
+    max_walk_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
 
 class RedfishOptions(DriverOptions):

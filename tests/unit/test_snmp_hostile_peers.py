@@ -107,18 +107,24 @@ def test_slow_walk_ends_by_the_walk_deadline(agent) -> None:
 
 
 # ---- size caps and malformed answers ---------------------------------------------------------------
-def test_table_that_never_ends_is_refused_at_the_row_cap(agent) -> None:
+@pytest.mark.parametrize(
+    ("value_size", "option", "expected"),
+    [(20, {"max_walk_rows": 1000}, "walk returned more than 1000 rows"),
+     (1400, {"max_walk_bytes": 100_000}, "walk reply larger than 100000 bytes")],
+    ids=["rows", "bytes"],
+)  # fmt: skip
+def test_table_that_never_ends_is_refused_at_the_cap(agent, value_size: int, option: dict, expected: str) -> None:
     def endless(msg: ber.Message) -> list[bytes]:
         last = msg.var_binds[0][0]
         start = last[-1] + 1 if len(last) > len(oid_t(IF_NAME)) else 1
-        rows = [(*oid_t(IF_NAME), i) for i in range(start, start + msg.error_index)]  # max-repetitions
-        return [snmp_response(msg, [ber.encode_var_bind(o, ber.OCTET_STRING, b"x" * 200) for o in rows])]
+        rows = [(*oid_t(IF_NAME), i) for i in range(start, start + min(msg.error_index, 40))]  # max-repetitions
+        return [snmp_response(msg, [ber.encode_var_bind(o, ber.OCTET_STRING, b"x" * value_size) for o in rows])]
 
     a = agent(endless)
-    with SnmpTransport(config(a.port, max_walk_rows=1000)) as t:
-        err, elapsed = timed_failure(lambda: t.walk(IF_NAME, 50, operation="SNMP walk ifName"), DeviceProtocolError)
+    with SnmpTransport(config(a.port, **option)) as t:
+        err, elapsed = timed_failure(lambda: t.walk(IF_NAME, 40, operation="SNMP walk ifName"), DeviceProtocolError)
     names_where(err, a.port, "SNMP walk ifName")
-    assert "walk returned more than 1000 rows" in str(err)
+    assert expected in str(err)
     assert elapsed < TIMEOUT_S + SLACK_S
 
 

@@ -103,8 +103,9 @@ class SnmpTransport:
       * ``retries`` (int, default 1): re-sends after a timeout; total wait is bounded by
         ``timeout_s * (retries + 1)`` (v3 engine discovery may add one more round trip).
       * ``walk_timeout_s`` (default 60): a whole walk ends within this (DeviceTimeout naming the
-        rows read so far); ``max_walk_rows`` (default 100,000): a walk returning more rows is a
-        DeviceProtocolError (an agent whose table never ends).
+        rows read so far); ``max_walk_rows`` (default 100,000) and ``max_walk_bytes`` (default
+        16 MiB, OIDs and values as received): a walk returning more is a DeviceProtocolError (an
+        agent whose table never ends, or whose rows are huge), not memory growth.
 
     Thread use: one thread at a time per instance; many instances may run concurrently.
     """
@@ -119,6 +120,7 @@ class SnmpTransport:
         self._retries = opts.retries
         self._walk_timeout_s = opts.walk_timeout_s
         self._max_walk_rows = opts.max_walk_rows
+        self._max_walk_bytes = opts.max_walk_bytes
         creds = config.credentials
         version = str(creds.snmp_version).lower().lstrip("v")
         if version not in ("2c", "3"):
@@ -204,6 +206,7 @@ class SnmpTransport:
         rows: list[tuple[str, object]] = []
         current = root
         current_t = root_t
+        size = 0
         until = time.monotonic() + self._walk_timeout_s
         while True:
             try:
@@ -222,6 +225,12 @@ class SnmpTransport:
                 raise DeviceProtocolError(
                     self.name, self.address, operation,
                     f"walk returned more than {self._max_walk_rows} rows (option 'max_walk_rows')",
+                )  # fmt: skip
+            size += sum(len(oid) + (len(v) if isinstance(v, str | bytes) else 8) for oid, _, v in var_binds)
+            if size > self._max_walk_bytes:
+                raise DeviceProtocolError(
+                    self.name, self.address, operation,
+                    f"walk reply larger than {self._max_walk_bytes} bytes (option 'max_walk_bytes')",
                 )  # fmt: skip
             for oid_t, exc, value in var_binds:
                 if exc is not None or oid_t[: len(root_t)] != root_t:
