@@ -6,8 +6,12 @@ with a DeviceTimeout, naming device, address and the command, within the limit +
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +77,15 @@ def test_output_trickled_for_ever_ends_by_the_limit(transport: SshTransport, hos
     assert err.device == "node-hostile" and err.address == f"{host.host}:{host.port}"
     assert err.operation == f"SSH command {TRICKLE!r}"
     assert TIMEOUT_S * 0.9 <= elapsed < TIMEOUT_S + SLACK_S
+
+
+def test_huge_output_does_not_grow_the_process() -> None:
+    """Peak RSS of a 256 MiB command output, in a fresh process (bench/bench_transport_caps.py)."""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(root / "bench" / "bench_transport_caps.py"), "--case", "ssh", "--mib", "256", "--json"],
+        capture_output=True, text=True, timeout=240, cwd=root, check=True,
+    )  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "output larger than" in str(result.get("outcome")), result
+    assert float(result["growth_mb"]) < 200, result  # unbounded growth would be >= 256 MiB
