@@ -498,10 +498,12 @@ class SshTransport:
         out, err = bytearray(), bytearray()
         fd = chan.fileno()  # readable whenever either stream has data or the channel hit EOF
 
-        def drain() -> None:
-            while chan.recv_ready():
+        cap = self._opts.max_output_bytes
+
+        def drain() -> None:  # (a fast writer keeps recv_ready true: stop at the cap, not at a lull)
+            while chan.recv_ready() and len(out) + len(err) <= cap:
                 out.extend(chan.recv(READ_CHUNK))
-            while chan.recv_stderr_ready():
+            while chan.recv_stderr_ready() and len(out) + len(err) <= cap:
                 err.extend(chan.recv_stderr(READ_CHUNK))
 
         def timed_out() -> DeviceError:
@@ -513,7 +515,7 @@ class SshTransport:
 
         while True:
             drain()
-            if len(out) + len(err) > self._opts.max_output_bytes:
+            if len(out) + len(err) > cap:
                 raise self._error(DeviceProtocolError, operation, self._too_large())
             if chan.eof_received or chan.closed:
                 drain()  # data that raced in just before the EOF flag was read

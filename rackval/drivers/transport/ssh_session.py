@@ -58,9 +58,9 @@ def read_result(
     end_err = f"{marker}\n".encode()
     fd = chan.fileno()
     while True:
-        while chan.recv_ready():
+        while chan.recv_ready() and len(out) + len(err) <= max_bytes:
             out.extend(chan.recv(READ_CHUNK))
-        while chan.recv_stderr_ready():
+        while chan.recv_stderr_ready() and len(out) + len(err) <= max_bytes:
             err.extend(chan.recv_stderr(READ_CHUNK))
         at = out.find(end_out)
         if at >= 0 and out.endswith(b"\n") and err.endswith(end_err):

@@ -84,7 +84,7 @@ class InteractiveShell:
         echo_pending = bool(cmd.strip())
         while True:
             try:
-                while chan.recv_ready():
+                while chan.recv_ready() and len(raw) <= self.max_chars:
                     raw += self.decoder.decode(chan.recv(READ_CHUNK))
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 raise ShellGone from exc
