@@ -81,6 +81,7 @@ class SshOptions(DriverOptions):
     shell_width: int = Field(512, ge=1, le=10_000)
     shell_height: int = Field(24, ge=1, le=10_000)
     shell_newline: NonEmpty = "\n"
+    max_output_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
     @field_validator("shell_setup", mode="before")
     @classmethod
@@ -101,9 +102,12 @@ class SshOptions(DriverOptions):
 
 
 class SnmpOptions(DriverOptions):
-    """``rackval.drivers.transport.snmp.SnmpTransport``: ``retries`` re-sends after a timeout."""
+    """``rackval.drivers.transport.snmp.SnmpTransport``: re-sends after a timeout, walk bounds."""
 
     retries: int = Field(1, ge=0, le=10)
+    walk_timeout_s: PositiveSeconds = 60.0
+    max_walk_rows: int = Field(100_000, ge=1)
+    max_walk_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
 
 class RedfishOptions(DriverOptions):
@@ -129,14 +133,16 @@ class IpmiOptions(DriverOptions):
         lambda v: v.strip().upper() if isinstance(v, str) else v
     )] = None  # fmt: skip
     ipmitool: NonEmpty = "ipmitool"
+    max_output_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
 
 class ScpiOptions(DriverOptions):
-    """``rackval.drivers.transport.scpi.ScpiTransport``: VISA resource and line terminations."""
+    """``rackval.drivers.transport.scpi.ScpiTransport``: VISA resource, line terminations, reply cap."""
 
     resource: NonEmpty | None = None
     read_termination: str | None = None
     write_termination: str | None = None
+    max_reply_bytes: int = Field(4 * 1024 * 1024, ge=1024)
 
 
 # ---- drivers -----------------------------------------------------------------------------------

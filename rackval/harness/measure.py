@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from rackval.core.printable import printable
 from rackval.harness.units import convert
 
 _new = object.__new__
@@ -155,7 +156,8 @@ class Measurement:
         return m
 
     def describe(self) -> str:
-        """One line for an assertion message: what, where, value, limits, outcome."""
+        """One line for an assertion message: what, where, value, limits, outcome (names and channels
+        may be device text, e.g. a sensor's name: terminal-safe)."""
         where = f" on {self.device}" if self.device else ""
         chan = f" [{self.channel}]" if self.channel else ""
         limits = ""
@@ -165,4 +167,4 @@ class Measurement:
             limits = f" (limits {lo} .. {hi} {self.unit}, margin {self.margin:+.4g} {self.unit})"
         req = f" requirement {self.requirement}:" if self.requirement else ""
         value = f"{self.value:.6g} {self.unit}"
-        return f"{self.outcome.value.upper()}:{req} {self.name}{where}{chan} = {value}{limits}"
+        return printable(f"{self.outcome.value.upper()}:{req} {self.name}{where}{chan} = {value}{limits}")

@@ -18,7 +18,9 @@ Probing is read-only by construction: it calls only ``identify`` and the one-sho
 ``lldp_neighbors``, ``power_state``, ``temperatures``, ``read``, ``gpus``); nothing that switches,
 resets, loads or configures a limit is ever called.
 Secrets are never printed: every text that leaves this module is scrubbed of the rack's resolved
-credential values, in case a driver or library ever quotes one.
+credential values, in case a driver or library ever quotes one. Device text reaches the terminal
+escaped (``rackval.core.printable``): an identity with an ESC sequence or a newline in it cannot
+clear the screen or forge a line of the table.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout, NotAvailable
+from rackval.core.printable import printable
 from rackval.drivers.capabilities import Identity
 from rackval.harness.inventory import Inventory, load_inventory
 from rackval.harness.rack import Rack
@@ -265,7 +268,8 @@ def _secrets(inventory: Inventory) -> list[str]:
         creds = config.credentials
         for secret in (creds.password, creds.community, creds.auth_key, creds.priv_key):
             if secret is not None and secret.reveal():
-                values.append(secret.reveal())
+                value = secret.reveal()  # as given, and as the escaped table and JSON show it
+                values += [value, printable(value), json.dumps(value)[1:-1]]
     return sorted(set(values), key=len, reverse=True)
 
 
@@ -290,10 +294,9 @@ def render_table(probes: list[DeviceProbe], inventory: Inventory, wall_s: float)
     for p in probes:
         ident = p.identity
         idents = [getattr(ident, f) or "-" for f in IDENTITY_FIELDS] if ident else ["-"] * 4
-        rows.append(
-            (p.device, p.kind, p.address, STATUS_TEXT[p.status], f"{p.elapsed_s:.2f} s", *idents, _match_text(p),
-             readings_text(p.readings, p.not_available))
-        )  # fmt: skip
+        cells = (p.device, p.kind, p.address, STATUS_TEXT[p.status], f"{p.elapsed_s:.2f} s", *idents, _match_text(p),
+                 readings_text(p.readings, p.not_available))  # fmt: skip
+        rows.append(tuple(printable(str(c)) for c in cells))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:
@@ -316,17 +319,20 @@ def render_table(probes: list[DeviceProbe], inventory: Inventory, wall_s: float)
     if mismatch_lines:
         out += ["", "identity mismatches:", *mismatch_lines]
     error_lines = [
-        f"  [{'no answer' if e.answer == NO_ANSWER else 'error'}] {e.message}" for p in probes for e in p.errors
+        f"  [{'no answer' if e.answer == NO_ANSWER else 'error'}] {printable(e.message)}"
+        for p in probes
+        for e in p.errors
     ]
     if error_lines:
         out += ["", "errors:", *error_lines]
-    absent_lines = [f"  {message}" for p in probes for message in p.not_available.values()]
+    absent_lines = [f"  {printable(message)}" for p in probes for message in p.not_available.values()]
     if absent_lines:
         out += ["", "not available on the device (not errors):", *absent_lines]
     return scrub("\n".join(out), _secrets(inventory))
 
 
 def render_json(probes: list[DeviceProbe], inventory: Inventory) -> str:
+    """The JSON document: ASCII only, every control character escaped by ``json``, so terminal-safe."""
     return scrub(json.dumps([p.to_json() for p in probes], indent=2), _secrets(inventory))
 
 

@@ -44,6 +44,13 @@ def test_defaults_and_typed_values():
         (o.GenericScpiOptions, {"power_scale": 0}, "option 'power_scale': must be a non-zero number"),
         (o.LinuxNodeOptions, {"persistent_session": "yes"}, "option 'persistent_session': must be true or false"),
         (o.RedfishBmcOptions, {"power_source": "dcmi"}, "must be 'auto', 'environment' or 'legacy', got 'dcmi'"),
+        (o.RedfishOptions, {"max_body_bytes": 10}, "option 'max_body_bytes': must be greater than or equal to 1024"),
+        (o.ScpiOptions, {"max_reply_bytes": 0}, "option 'max_reply_bytes': must be greater than or equal to 1024"),
+        (o.SshOptions, {"max_output_bytes": "1M"}, "option 'max_output_bytes': must be an integer, got '1M'"),
+        (o.IpmiOptions, {"max_output_bytes": -1}, "option 'max_output_bytes': must be greater than or equal to 1024"),
+        (o.SnmpOptions, {"walk_timeout_s": 0}, "option 'walk_timeout_s': must be greater than 0"),
+        (o.SnmpOptions, {"max_walk_rows": 0}, "option 'max_walk_rows': must be greater than or equal to 1"),
+        (o.SnmpOptions, {"max_walk_bytes": True}, "option 'max_walk_bytes': must be an integer, got True"),
     ],
 )
 def test_bad_option_is_one_line_naming_device_and_option(model, given, expected):
@@ -69,7 +76,8 @@ def test_option_errors_lists_every_problem_once_per_option():
 
 def test_unknown_option_without_close_match_lists_the_known_ones():
     (loc, text), = o.option_errors(o.SnmpOptions, {"zzz": 1})
-    assert loc == ("zzz",) and text.startswith("unknown option (known options: retries)")
+    known = "max_walk_bytes, max_walk_rows, retries, walk_timeout_s"
+    assert loc == ("zzz",) and text.startswith(f"unknown option (known options: {known})")
 
 
 @pytest.mark.parametrize("name", sorted(registry.BUILTIN))

@@ -30,7 +30,7 @@ from rackval.drivers.capabilities import Device, Identity, OutletReading, Outlet
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import SnmpPduOptions, parse_options
 from rackval.drivers.pdu.snmp_pdu_map import Oid, Reading, SnmpPduMap
-from rackval.drivers.transport.snmp import SnmpTransport
+from rackval.drivers.transport.snmp import NotText, SnmpTransport, octet_text
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,6 @@ class InletReading:
 
 
 NAME_REFRESH_EVERY = 60
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
 
 
 class SnmpPdu(Device, PowerMeter, OutletSwitch):
@@ -116,8 +110,8 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
         values = self._get({oid: label for oid, label in fields.values()}, "read identity", missing_ok=True)
 
         def text(key: str) -> str:  # a field the unit does not have is "" (Identity's rule)
-            oid = fields[key][0] if key in fields else None
-            return _text(values[oid]).strip() if oid in values else ""
+            oid, label = fields.get(key, (None, ""))
+            return self._text(values[oid], label, "read identity").strip() if oid in values else ""
 
         return Identity(vendor=text("vendor") or m.vendor, model=text("model"), serial=text("serial"),
                         firmware=text("firmware"))  # fmt: skip
@@ -179,7 +173,9 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
         self._load_digits([(r, self._index(n)) for n in outlets for r in readings.values()], operation)
         values = self._get(dict(optional.values()), f"{operation}: names and meters", missing_ok=True)
         if (1, "name") in optional:
-            self._names = {n: _text(values.get(optional[(n, "name")][0], "")).strip() for n in outlets}
+            name_oids = {n: optional[(n, "name")] for n in outlets}
+            self._names = {n: self._text(values[oid], label, operation).strip() if oid in values else ""
+                           for n, (oid, label) in name_oids.items()}  # fmt: skip
         for key in readings:
             if not any(optional[(n, key)][0] in values for n in outlets):
                 self._absent_columns.add(key)  # the unit has no such meter on any outlet
@@ -382,6 +378,13 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
             chunk = oids[start : start + self.max_oids]
             result.update(self._snmp.get(chunk, operation=operation, labels=oid_labels, missing_ok=missing_ok))
         return result
+
+    def _text(self, raw: object, label: str, operation: str) -> str:
+        """An OCTET STRING object as text; a number where text belongs is a protocol error."""
+        try:
+            return octet_text(raw, label)
+        except NotText as exc:
+            raise DeviceProtocolError(self.name, self.config.address, operation, str(exc)) from None
 
     def _state(self, raw: object, label: str, operation: str) -> bool:
         """The outlet's present physical state: settled or transitional codes both answer."""

@@ -85,6 +85,9 @@ class SshSettings:
       command lines and table rows are not wrapped by the CLI.
     - ``shell_newline`` (str, default ``"\\n"``): what ends a command line (some CLIs want
       ``"\\r"``).
+    - ``max_output_bytes`` (int, default 16 MiB): the most output one command may produce
+      (stdout and stderr together; characters in the interactive shell). More is a
+      DeviceProtocolError ("output larger than N bytes") and its channel is closed.
     """
 
     known_hosts: Path
@@ -101,6 +104,7 @@ class SshSettings:
     shell_width: int
     shell_height: int
     newline: str
+    max_output_bytes: int
 
     @classmethod
     def from_config(cls, config: DeviceConfig) -> SshSettings:
@@ -123,4 +127,5 @@ class SshSettings:
             shell_width=opts.shell_width,
             shell_height=opts.shell_height,
             newline=opts.shell_newline,
+            max_output_bytes=opts.max_output_bytes,
         )
