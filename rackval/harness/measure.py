@@ -168,3 +168,27 @@ class Measurement:
         req = f" requirement {self.requirement}:" if self.requirement else ""
         value = f"{self.value:.6g} {self.unit}"
         return printable(f"{self.outcome.value.upper()}:{req} {self.name}{where}{chan} = {value}{limits}")
+
+
+def limit_reference(m: Measurement) -> float | None:
+    """The quantity the margin is normalised by, as ``Limit.judge`` uses it for marginal bands:
+    the span for two-sided limits, the limit's magnitude for one-sided ones."""
+    if m.low is not None and m.high is not None:
+        return m.high - m.low
+    if m.high is not None:
+        return abs(m.high)
+    if m.low is not None:
+        return abs(m.low)
+    return None
+
+
+def measurement_margin(m: Measurement) -> float | None:
+    """The stored margin, or (for records written without one) the distance to the nearest limit."""
+    if m.margin is not None:
+        return m.margin
+    distances = []
+    if m.high is not None:
+        distances.append(m.high - m.value)
+    if m.low is not None:
+        distances.append(m.value - m.low)
+    return min(distances) if distances else None
