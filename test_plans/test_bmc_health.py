@@ -15,6 +15,7 @@ Limits: ``sel_critical_entries``, ``inlet_temperature``, ``gpu_temperature``.
 
 from __future__ import annotations
 
+from rackval.core.printable import printable
 from rackval.drivers.capabilities import TemperatureThresholds
 from rackval.harness.measure import Limit, Outcome
 from rackval.harness.rack import Rack
@@ -31,7 +32,7 @@ def test_sel_has_no_critical_entries(bmc_name: str, rack: Rack, measure) -> None
     measure("SEL Critical entries", len(critical), "count", limit="sel_critical_entries", device=bmc_name, soft=True)
     listed = "; ".join(f"#{e.id} {e.created} {e.message_id or ''} {e.message}".strip() for e in critical[:MAX_LISTED])
     more = f" (and {len(critical) - MAX_LISTED} more)" if len(critical) > MAX_LISTED else ""
-    assert not critical, f"{bmc_name}: {len(critical)} Critical SEL entries: {listed}{more}"
+    assert not critical, printable(f"{bmc_name}: {len(critical)} Critical SEL entries: {listed}{more}")
 
 
 def _classify(sensor: str) -> str | None:
@@ -70,4 +71,4 @@ def test_temperatures_within_limits(bmc_name: str, rack: Rack, spec: Spec, measu
         problems.append("temperature out of limits: " + ", ".join(hot))
     if missing:
         problems.append(f"no sensor for {', '.join(missing)} among {sorted(temps)}")
-    assert not problems, f"{bmc_name}: " + "; ".join(problems)
+    assert not problems, printable(f"{bmc_name}: " + "; ".join(problems))

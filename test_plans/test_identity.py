@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rackval.core.printable import printable
 from rackval.harness.inventory import Inventory
 from rackval.harness.rack import Rack
 
@@ -20,4 +21,4 @@ def test_device_answers_with_expected_identity(device_name: str, rack: Rack, inv
         if (want := getattr(expected, field)) and getattr(identity, field) != want
     ]
     measure("identity mismatches", len(mismatches), "count", limit="identity_mismatches", device=device_name, soft=True)
-    assert not mismatches, f"{device_name}: " + "; ".join(mismatches)
+    assert not mismatches, printable(f"{device_name}: " + "; ".join(mismatches))  # device text, terminal-safe

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError
+from rackval.core.printable import printable
 from rackval.drivers.capabilities import FirmwareInventory
 from rackval.harness.inventory import Inventory
 from rackval.harness.rack import Rack
@@ -67,7 +68,7 @@ def test_device_firmware_matches_baseline(
     device_name: str, rack: Rack, inventory: Inventory, spec: Spec, measure
 ) -> None:
     identity = rack.identity(device_name)  # asked once per run; recorded in the store with model and serial
-    assert identity.model and identity.serial, (
+    assert identity.model and identity.serial, printable(
         f"{device_name}: reports no model/serial (model={identity.model!r}, serial={identity.serial!r})"
     )
 
@@ -96,7 +97,9 @@ def test_device_firmware_matches_baseline(
         "firmware baseline mismatches", len(problems), "count",
         limit="firmware_baseline_mismatches", device=device_name, soft=True,
     )  # fmt: skip
-    assert not problems, f"{device_name} ({identity.vendor} {identity.model} {identity.serial}): " + "; ".join(problems)
+    assert not problems, printable(
+        f"{device_name} ({identity.vendor} {identity.model} {identity.serial}): " + "; ".join(problems)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -152,4 +155,4 @@ def test_node_firmware_consistent_across_nodes(
         "firmware versions differing from the other nodes", len(problems), "count",
         limit="firmware_inconsistent_components", device=node_name, soft=True,
     )  # fmt: skip
-    assert not problems, f"{node_name}: " + "; ".join(problems)
+    assert not problems, printable(f"{node_name}: " + "; ".join(problems))

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from rackval.core.errors import ConfigError, DeviceError
+from rackval.core.printable import printable
 from rackval.drivers.capabilities import CounterTracker
 from rackval.harness.clock import Clock
 from rackval.harness.inventory import Inventory
@@ -48,7 +49,7 @@ def test_lldp_neighbors_match_cabling(switch_name: str, rack: Rack, inventory: I
             problems.append(f"{port}: expected {node} {nic}, LLDP sees {got[0]} {got[1]}")
     measure("cabled ports checked", len(expected), "count", device=switch_name)
     measure("LLDP mismatches", len(problems), "count", limit="lldp_mismatches", device=switch_name, soft=True)
-    assert not problems, f"{switch_name}: " + "; ".join(problems)
+    assert not problems, printable(f"{switch_name}: " + "; ".join(problems))
 
 
 def test_cabled_ports_up_at_rated_speed(switch_name: str, rack: Rack, inventory: Inventory, measure) -> None:
@@ -72,7 +73,7 @@ def test_cabled_ports_up_at_rated_speed(switch_name: str, rack: Rack, inventory:
         problems.append(f"cabled ports not up: {', '.join(down)}")
     if slow:
         problems.append(f"cabled ports below the rated speed: {', '.join(slow)}")
-    assert not problems, f"{switch_name}: " + "; ".join(problems)
+    assert not problems, printable(f"{switch_name}: " + "; ".join(problems))
 
 
 @pytest.fixture(scope="module")
@@ -124,4 +125,4 @@ def test_port_errors_do_not_grow(switch_name: str, error_window: dict[str, Any],
         if total > 0:
             detail = ", ".join(f"{k} +{v}" for k, v in grown.items() if v)
             problems.append(f"{port}: errors grew by {total} in {error_window['window_s']:.0f} s ({detail})")
-    assert not problems, f"{switch_name}: " + "; ".join(problems)
+    assert not problems, printable(f"{switch_name}: " + "; ".join(problems))

@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import pytest
 
+from rackval.core.printable import printable
 from rackval.harness.clock import Clock
 from rackval.harness.inventory import Inventory
 from rackval.harness.rack import Rack
@@ -190,7 +191,7 @@ def test_psu_outlets_match_rack_file(
     if not ok:
         problems.append(f"{node_name}: {', '.join(sorted(_no_input(after)))} still without input {waited:.0f} s after")
     problems += [f"{node_name}: {o}" for o in outages]
-    assert not problems, "; ".join(problems)
+    assert not problems, printable("; ".join(problems))
     if refused:
         pytest.skip(
             f"{node_name}: checked {', '.join(p for p in sorted(node.psus) if p not in refused)}; not checked "

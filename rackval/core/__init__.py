@@ -1,2 +1,2 @@
-"""The bottom layer: error types and the YAML loader that the drivers, the simulator and the harness
-all use. Nothing here imports anything else of rackval's."""
+"""The bottom layer: error types, the YAML loader and the terminal escaping of device text that the
+drivers, the simulator and the harness all use. Nothing here imports anything else of rackval's."""

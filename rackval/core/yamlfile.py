@@ -92,10 +92,11 @@ class YamlLocator:
         return ConfigError(f"invalid {self.what} file:\n  " + "\n  ".join(self.line(*p) for p in problems))
 
 
-def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, YamlLocator]:
-    """Parse ``path`` as YAML and validate it as ``model``; errors name file, line and field.
+def read_yaml(path: Path, what: str) -> tuple[Any, yaml.Node | None]:
+    """Read ``path`` as one YAML document: the data and its node tree (for line numbers).
 
-    Returns the model and a locator for the caller's own cross-field checks.
+    Refuses, as one ``ConfigError`` naming file and line, what a hand-edited file must not be: too
+    big, not UTF-8, not valid YAML, nested too deep, or a key given twice in one mapping.
     """
     try:
         size = path.stat().st_size
@@ -123,6 +124,15 @@ def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, YamlLocat
         raise ConfigError(f"{where}: {what} file is not valid YAML: {problem}") from None
     except RecursionError:  # the composer recurses per level: thousands of levels never reach the check
         raise ConfigError(f"{path}:1: nested deeper than {MAX_DEPTH} levels") from None
+    return data, root
+
+
+def load_yaml_model(path: Path, model: type[M], what: str) -> tuple[M, YamlLocator]:
+    """Parse ``path`` as YAML and validate it as ``model``; errors name file, line and field.
+
+    Returns the model and a locator for the caller's own cross-field checks.
+    """
+    data, root = read_yaml(path, what)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: {what} file must be a YAML mapping, got {type(data).__name__}")
     try:

@@ -26,7 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from rackval.core.errors import ConfigError
 
@@ -64,7 +65,9 @@ class DriverOptions(BaseModel):
 class SshOptions(DriverOptions):
     """``rackval.drivers.transport.ssh.SshTransport`` (its docstring says what each one does)."""
 
-    known_hosts: str = "~/.ssh/known_hosts"
+    # Required unless trust_on_first_use: which host keys a rack trusts is the rack file's decision,
+    # not whatever ~/.ssh/known_hosts of the account running the tests happens to hold.
+    known_hosts: NonEmpty | None = Field(None, description="required unless trust_on_first_use")
     trust_on_first_use: bool = False
     allow_agent: bool = False
     look_for_keys: bool = False
@@ -78,6 +81,7 @@ class SshOptions(DriverOptions):
     shell_width: int = Field(512, ge=1, le=10_000)
     shell_height: int = Field(24, ge=1, le=10_000)
     shell_newline: NonEmpty = "\n"
+    max_output_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
     @field_validator("shell_setup", mode="before")
     @classmethod
@@ -86,11 +90,24 @@ class SshOptions(DriverOptions):
             return tuple(value)
         return value
 
+    @model_validator(mode="after")
+    def _host_keys(self) -> SshOptions:
+        if self.known_hosts is None and not self.trust_on_first_use:
+            raise PydanticCustomError(
+                "known_hosts_required",
+                "required (the file of host keys to trust), or trust_on_first_use: true",
+                {"field": "known_hosts"},
+            )
+        return self
+
 
 class SnmpOptions(DriverOptions):
-    """``rackval.drivers.transport.snmp.SnmpTransport``: ``retries`` re-sends after a timeout."""
+    """``rackval.drivers.transport.snmp.SnmpTransport``: re-sends after a timeout, walk bounds."""
 
     retries: int = Field(1, ge=0, le=10)
+    walk_timeout_s: PositiveSeconds = 60.0
+    max_walk_rows: int = Field(100_000, ge=1)
+    max_walk_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
 
 class RedfishOptions(DriverOptions):
@@ -116,14 +133,16 @@ class IpmiOptions(DriverOptions):
         lambda v: v.strip().upper() if isinstance(v, str) else v
     )] = None  # fmt: skip
     ipmitool: NonEmpty = "ipmitool"
+    max_output_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
 
 class ScpiOptions(DriverOptions):
-    """``rackval.drivers.transport.scpi.ScpiTransport``: VISA resource and line terminations."""
+    """``rackval.drivers.transport.scpi.ScpiTransport``: VISA resource, line terminations, reply cap."""
 
     resource: NonEmpty | None = None
     read_termination: str | None = None
     write_termination: str | None = None
+    max_reply_bytes: int = Field(4 * 1024 * 1024, ge=1024)
 
 
 # ---- drivers -----------------------------------------------------------------------------------
@@ -265,6 +284,8 @@ def _describe(error: Mapping[str, Any], model: type[DriverOptions]) -> tuple[tup
     """(field path, problem) of one pydantic error, worded the same for every driver."""
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     kind = error["type"]
+    if not loc and "field" in error.get("ctx", {}):  # a check across fields, about one of them
+        return (error["ctx"]["field"],), error["msg"]
     if kind == "extra_forbidden":
         name = str(loc[0]) if loc else "?"
         close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)

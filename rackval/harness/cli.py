@@ -5,7 +5,6 @@ candidate against a baseline and ``trend`` follows one measurement across runs."
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 import sys
 import threading
@@ -17,12 +16,13 @@ from rackval.harness.cliutil import add_results_option, default_out_dir, resolve
 
 def _cmd_sim(args: argparse.Namespace) -> int:
     from rackval.sim.fault_file import load_faults
+    from rackval.sim.model import RackModel
     from rackval.sim.rack import SimulatedRack
-    from rackval.sim.reference import REFERENCE_PARAMS, REFERENCE_SIZE, load_model_params
+    from rackval.sim.reference import sim_size_and_params
 
-    size, params = load_model_params(Path(args.params)) if args.params else (REFERENCE_SIZE, REFERENCE_PARAMS)
-    size = dataclasses.replace(size, seed=args.seed, **({"nodes": args.nodes} if args.nodes else {}))
-    faults = load_faults(Path(args.faults)) if args.faults else []
+    size, params = sim_size_and_params(args.params, nodes=args.nodes, seed=args.seed)
+    # checked against a model of this very rack first: a bad file is refused naming file, line and field
+    faults = load_faults(Path(args.faults), rack=RackModel(size, params=params)) if args.faults else []
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,7 +1,9 @@
 """JUnit XML rendered from the results store, with every measurement as a test-case property.
 
 CI systems read JUnit; putting each measurement (value, unit, limits, outcome) into properties
-lets a dashboard show numbers, not just green and red.
+lets a dashboard show numbers, not just green and red. The suite's ``verdict`` property is the
+run's verdict (``rackval.harness.verdict``): PASS WITH MARGINALS is visible to CI too, although no
+test case failed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from rackval.harness.store import Store
+from rackval.harness.verdict import run_verdict
 
 
 def _fmt(value: float | None) -> str:
@@ -19,9 +22,11 @@ def _fmt(value: float | None) -> str:
 def write_junit(store: Store, run_id: str, path: Path) -> Path:
     run = store.run(run_id)
     tests = store.tests(run_id)
+    measured = store.measurements(run_id)
     by_test: dict[int | None, list] = {}
-    for test_id, m in store.measurements(run_id):
+    for test_id, m in measured:
         by_test.setdefault(test_id, []).append(m)
+    verdict = run_verdict(store.run_status(run_id)[0], tests, measured, store.actions(run_id))
     failures = sum(t.outcome == "failed" for t in tests)
     errors = sum(t.outcome == "error" for t in tests)
     skipped = sum(t.outcome == "skipped" for t in tests)
@@ -38,6 +43,7 @@ def write_junit(store: Store, run_id: str, path: Path) -> Path:
     props = ET.SubElement(suite, "properties")
     for key in ("run_id", "rack_name", "rack_serial", "design_revision", "spec_name", "spec_version", "git_sha"):
         ET.SubElement(props, "property", name=key, value=str(getattr(run, key)))
+    ET.SubElement(props, "property", name="verdict", value=verdict.value)
     for t in tests:
         module, _, name = t.nodeid.rpartition("::")
         case = ET.SubElement(

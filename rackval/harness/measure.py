@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from rackval.core.printable import printable
 from rackval.harness.units import convert
 
 _new = object.__new__
@@ -155,7 +156,8 @@ class Measurement:
         return m
 
     def describe(self) -> str:
-        """One line for an assertion message: what, where, value, limits, outcome."""
+        """One line for an assertion message: what, where, value, limits, outcome (names and channels
+        may be device text, e.g. a sensor's name: terminal-safe)."""
         where = f" on {self.device}" if self.device else ""
         chan = f" [{self.channel}]" if self.channel else ""
         limits = ""
@@ -165,4 +167,28 @@ class Measurement:
             limits = f" (limits {lo} .. {hi} {self.unit}, margin {self.margin:+.4g} {self.unit})"
         req = f" requirement {self.requirement}:" if self.requirement else ""
         value = f"{self.value:.6g} {self.unit}"
-        return f"{self.outcome.value.upper()}:{req} {self.name}{where}{chan} = {value}{limits}"
+        return printable(f"{self.outcome.value.upper()}:{req} {self.name}{where}{chan} = {value}{limits}")
+
+
+def limit_reference(m: Measurement) -> float | None:
+    """The quantity the margin is normalised by, as ``Limit.judge`` uses it for marginal bands:
+    the span for two-sided limits, the limit's magnitude for one-sided ones."""
+    if m.low is not None and m.high is not None:
+        return m.high - m.low
+    if m.high is not None:
+        return abs(m.high)
+    if m.low is not None:
+        return abs(m.low)
+    return None
+
+
+def measurement_margin(m: Measurement) -> float | None:
+    """The stored margin, or (for records written without one) the distance to the nearest limit."""
+    if m.margin is not None:
+        return m.margin
+    distances = []
+    if m.high is not None:
+        distances.append(m.high - m.value)
+    if m.low is not None:
+        distances.append(m.value - m.low)
+    return min(distances) if distances else None

@@ -5,26 +5,40 @@ at once, each with its own timeout, and the answer is one line per device with i
 comparison with the rack file's ``expect``, one reading of every capability its driver has, and
 the time it took. A dead device costs only its own timeout and hides nothing else.
 
+What a device said is told apart, per device and per reading: it *answered*; it answered with
+an error (an IPMI completion code, HTTP 401, a TLS certificate that does not verify: the error is
+printed verbatim); it answered that it does not have the reading (*not available*: an
+unmetered PDU's outlet power, a BMC without DCMI; not an error); or it gave *no answer*
+(timeout, connection refused). Every reading is attempted on its own: one that fails never
+skips the others. Outlet power is summed over the outlets that have meters and says how many
+do ("9 of 11 outlets metered"), or "not available on this device" when none does.
+
 Probing is read-only by construction: it calls only ``identify`` and the one-shot readings of
 ``rackval.harness.readers.CAPABILITY_READERS`` (``power_watts``, ``outlets``, ``ports``,
 ``lldp_neighbors``, ``power_state``, ``temperatures``, ``read``, ``gpus``); nothing that switches,
 resets, loads or configures a limit is ever called.
 Secrets are never printed: every text that leaves this module is scrubbed of the rack's resolved
-credential values, in case a driver or library ever quotes one.
+credential values, in case a driver or library ever quotes one. Device text reaches the terminal
+escaped (``rackval.core.printable``): an identity with an ESC sequence or a newline in it cannot
+clear the screen or forge a line of the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
+import socket
+import ssl
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceTimeout
+from rackval.core.errors import ConfigError, DeviceDown, DeviceError, DeviceTimeout, NotAvailable
+from rackval.core.printable import printable
 from rackval.drivers.capabilities import Identity
 from rackval.harness.inventory import Inventory, load_inventory
 from rackval.harness.rack import Rack
@@ -36,13 +50,57 @@ TABLE_HEADER = (
 )  # fmt: skip
 
 
+# What one step (identify, or one reading) got from the device, and a device's status overall.
+ANSWERED = "answered"
+ERROR = "error"  # the device answered with an error
+NOT_AVAILABLE = "not_available"  # the device answered that it does not have this
+NO_ANSWER = "no_answer"  # timeout, connection refused or unreachable
+
+ANSWERED_WITH_ERROR = "answered_with_error"
+NOT_SUPPORTED = "not_supported"
+STATUS_TEXT = {
+    ANSWERED: "answered",
+    ANSWERED_WITH_ERROR: "answered with error",
+    NOT_SUPPORTED: "not supported",
+    NO_ANSWER: "NO ANSWER",
+}
+
+# OS errors that mean nothing answered at that address (not a refusal by a device that answered).
+_UNREACHABLE_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ETIMEDOUT}
+)
+
+
+def answer_of(exc: BaseException) -> str:
+    """Which kind of answer a failure was: NOT_AVAILABLE, NO_ANSWER or ERROR (the device answered)."""
+    if isinstance(exc, NotAvailable):
+        return NOT_AVAILABLE
+    if isinstance(exc, DeviceTimeout | DeviceDown):  # DeviceDown: it did not answer an earlier step
+        return NO_ANSWER
+    if type(exc) is DeviceError:  # a transport's own failure: look at what the OS said, if anything
+        cause: BaseException | None = exc
+        for _ in range(8):
+            cause = cause.__cause__ or cause.__context__ if cause is not None else None
+            if cause is None or isinstance(cause, ssl.SSLError):
+                break
+            if isinstance(cause, socket.gaierror | ConnectionRefusedError) or (
+                isinstance(cause, OSError) and cause.errno in _UNREACHABLE_ERRNOS
+            ):
+                return NO_ANSWER
+    return ERROR
+
+
 @dataclass
 class ProbeError:
-    """One thing a device did not do; ``message`` names device, address and operation."""
+    """One thing a device did not do; ``message`` names device, address and operation, verbatim.
+
+    ``answer``: ERROR (the device answered with an error) or NO_ANSWER.
+    """
 
     step: str
     kind: str
     message: str
+    answer: str = ERROR
 
 
 @dataclass
@@ -59,17 +117,29 @@ class DeviceProbe:
     mismatches: list[dict[str, str]] = field(default_factory=list)
     readings: dict[str, Any] = field(default_factory=dict)
     errors: list[ProbeError] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    not_available: dict[str, str] = field(default_factory=dict)  # step -> the device's message
+    steps: dict[str, str] = field(default_factory=dict)  # step -> ANSWERED / ERROR / NOT_AVAILABLE / NO_ANSWER
 
     @property
     def answered(self) -> bool:
-        """The device said who it is, or at least one reading came back."""
-        return self.identity is not None or bool(self.readings)
+        """The device answered something: a value, an error of its own, or "not available"."""
+        return any(answer != NO_ANSWER for answer in self.steps.values())
+
+    @property
+    def status(self) -> str:
+        """ANSWERED, ANSWERED_WITH_ERROR, NOT_SUPPORTED (it has none of what was asked) or NO_ANSWER."""
+        if not self.answered:
+            return NO_ANSWER
+        if self.errors:
+            return ANSWERED_WITH_ERROR
+        if ANSWERED not in self.steps.values():
+            return NOT_SUPPORTED
+        return ANSWERED
 
     @property
     def ok(self) -> bool:
-        """Answered everything it was asked."""
-        return self.answered and not self.errors
+        """Answered everything it was asked ("not available" is an answer, not an error)."""
+        return self.status == ANSWERED
 
     @property
     def identity_match(self) -> bool | None:
@@ -84,6 +154,7 @@ class DeviceProbe:
             "kind": self.kind,
             "driver": self.driver,
             "address": self.address,
+            "status": self.status,
             "answered": self.answered,
             "ok": self.ok,
             "elapsed_s": round(self.elapsed_s, 4),
@@ -92,8 +163,9 @@ class DeviceProbe:
             "identity_match": self.identity_match,
             "mismatches": self.mismatches,
             "readings": self.readings,
+            "steps": self.steps,
             "errors": [dataclasses.asdict(e) for e in self.errors],
-            "skipped": self.skipped,
+            "not_available": self.not_available,
         }
 
 
@@ -105,46 +177,44 @@ def _error(probe: DeviceProbe, step: str, exc: BaseException, operation: str) ->
     else:  # a driver bug or a library error that escaped: still say where and what
         detail = str(exc).strip().splitlines()
         message = f"{probe.device} ({probe.address}): {operation}: {type(exc).__name__}: {detail[-1] if detail else ''}"
-    return ProbeError(step=step, kind=type(exc).__name__, message=message)
+    return ProbeError(step=step, kind=type(exc).__name__, message=message, answer=answer_of(exc))
 
 
-# A device that times out or refuses us on identify will do the same for every reading: asking
-# again would only multiply its timeout. A malformed answer (DeviceProtocolError) is different:
-# the device is there, so its readings are still worth trying.
-_GIVE_UP = (DeviceTimeout, DeviceAuthError)
-
-
-def _gives_up(exc: BaseException) -> bool:
-    return isinstance(exc, _GIVE_UP) or type(exc) is DeviceError
+def _attempt(probe: DeviceProbe, step: str, call: Callable[[], Any]) -> Any:
+    """Run one step; record what the device answered; the value, or None when it gave none."""
+    try:
+        value = call()
+    except Exception as exc:  # a probe reports every failure; it never stops at one
+        answer = answer_of(exc)
+        probe.steps[step] = answer
+        if answer == NOT_AVAILABLE:
+            probe.not_available[step] = str(exc)
+        else:
+            probe.errors.append(_error(probe, step, exc, "identify" if step == "identify" else f"read {step}"))
+        return None
+    probe.steps[step] = ANSWERED
+    return value
 
 
 def probe_driver(driver: Any, probe: DeviceProbe) -> DeviceProbe:
-    """Identify ``driver``'s device, compare with the rack file, take one reading per capability."""
+    """Identify ``driver``'s device, compare with the rack file, take one reading per capability.
+
+    Every step is attempted whatever happened to the others: a device that did not answer one
+    may answer the next, and one that lacks a reading still has the rest.
+    """
     started = time.monotonic()
     try:
-        try:
-            probe.identity = driver.identify()
-        except Exception as exc:  # a probe reports every failure; it never stops at one
-            probe.errors.append(_error(probe, "identify", exc, "identify"))
-            if _gives_up(exc):
-                probe.skipped = [r.name for r in probe_readings(driver)]
-                return probe
+        probe.identity = _attempt(probe, "identify", driver.identify)
         if probe.identity is not None:
             for name in IDENTITY_FIELDS:
                 want = probe.expect.get(name, "")
                 got = getattr(probe.identity, name)
                 if want and got != want:
                     probe.mismatches.append({"field": name, "expected": want, "actual": got})
-        readings = probe_readings(driver)
-        for reading in readings:
-            try:
-                probe.readings[reading.name] = reading.read(driver)
-            except Exception as exc:
-                probe.errors.append(_error(probe, reading.name, exc, f"read {reading.name}"))
-                if _gives_up(exc):  # the device stopped answering mid-probe
-                    done = {e.step for e in probe.errors} | set(probe.readings)
-                    probe.skipped = [r.name for r in readings if r.name not in done]
-                    return probe
+        for reading in probe_readings(driver):
+            value = _attempt(probe, reading.name, lambda r=reading: r.read(driver))
+            if probe.steps[reading.name] == ANSWERED:
+                probe.readings[reading.name] = value
         return probe
     finally:
         probe.elapsed_s = time.monotonic() - started
@@ -179,11 +249,13 @@ def probe_rack(inventory: Inventory, timeout_s: float | None = None) -> list[Dev
                 owner[id(rack.driver(name))] = probe
             except Exception as exc:
                 probe.errors.append(_error(probe, "driver", exc, f"create driver {probe.driver!r}"))
+                probe.steps["driver"] = ERROR
         reachable = [p.device for p in owner.values()]
         results = rack.fan_out(reachable, lambda drv: probe_driver(drv, owner[id(drv)]))
         for name, result in results.items():
             if result.error is not None:  # only driver creation can land here; probe_driver catches
                 probes[name].errors.append(_error(probes[name], "driver", result.error, "create driver"))
+                probes[name].steps["driver"] = ERROR
     finally:
         rack.close()
     return list(probes.values())
@@ -196,7 +268,8 @@ def _secrets(inventory: Inventory) -> list[str]:
         creds = config.credentials
         for secret in (creds.password, creds.community, creds.auth_key, creds.priv_key):
             if secret is not None and secret.reveal():
-                values.append(secret.reveal())
+                value = secret.reveal()  # as given, and as the escaped table and JSON show it
+                values += [value, printable(value), json.dumps(value)[1:-1]]
     return sorted(set(values), key=len, reverse=True)
 
 
@@ -219,20 +292,18 @@ def render_table(probes: list[DeviceProbe], inventory: Inventory, wall_s: float)
     header = TABLE_HEADER
     rows = []
     for p in probes:
-        status = "ok" if p.ok else ("partial" if p.answered else "NO ANSWER")
         ident = p.identity
         idents = [getattr(ident, f) or "-" for f in IDENTITY_FIELDS] if ident else ["-"] * 4
-        rows.append(
-            (p.device, p.kind, p.address, status, f"{p.elapsed_s:.2f} s", *idents, _match_text(p),
-             readings_text(p.readings))
-        )  # fmt: skip
+        cells = (p.device, p.kind, p.address, STATUS_TEXT[p.status], f"{p.elapsed_s:.2f} s", *idents, _match_text(p),
+                 readings_text(p.readings, p.not_available))  # fmt: skip
+        rows.append(tuple(printable(str(c)) for c in cells))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     answered = sum(1 for p in probes if p.answered)
-    failed = sum(1 for p in probes if not p.ok)
+    failed = sum(1 for p in probes if p.errors)
     out = [
         f"rack {inventory.meta.name} ({inventory.path}): {len(probes)} devices, {answered} answered, "
         f"{failed} with errors, {wall_s:.2f} s",
@@ -247,22 +318,28 @@ def render_table(probes: list[DeviceProbe], inventory: Inventory, wall_s: float)
     ]
     if mismatch_lines:
         out += ["", "identity mismatches:", *mismatch_lines]
-    error_lines = [f"  {e.message}" for p in probes for e in p.errors]
-    error_lines += [
-        f"  {p.device}: not read after the failure above: {', '.join(p.skipped)}" for p in probes if p.skipped
+    error_lines = [
+        f"  [{'no answer' if e.answer == NO_ANSWER else 'error'}] {printable(e.message)}"
+        for p in probes
+        for e in p.errors
     ]
     if error_lines:
         out += ["", "errors:", *error_lines]
+    absent_lines = [f"  {printable(message)}" for p in probes for message in p.not_available.values()]
+    if absent_lines:
+        out += ["", "not available on the device (not errors):", *absent_lines]
     return scrub("\n".join(out), _secrets(inventory))
 
 
 def render_json(probes: list[DeviceProbe], inventory: Inventory) -> str:
+    """The JSON document: ASCII only, every control character escaped by ``json``, so terminal-safe."""
     return scrub(json.dumps([p.to_json() for p in probes], indent=2), _secrets(inventory))
 
 
 # ---- command line --------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    """Handler of ``rackval probe``: 0 = every device answered everything, 1 = not, 2 = bad rack file."""
+    """Handler of ``rackval probe``: 0 = every device answered everything (a reading a device does
+    not have is an answer), 1 = not, 2 = bad rack file."""
     if args.timeout is not None and args.timeout <= 0:
         print("rackval probe: --timeout must be > 0", file=sys.stderr)
         return 2

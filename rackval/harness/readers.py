@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rackval.core.errors import DeviceError, NotAvailable
 from rackval.drivers.capabilities import (
     Bmc,
     GpuNode,
@@ -111,7 +112,14 @@ def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
 
 # ---- power (PowerMeter) ------------------------------------------------------------------------------
 def _power_channels(drv: Any, device: str) -> list[Channel]:
-    """``<device>/power_w``: one ``power_watts()`` call."""
+    """``<device>/power_w``: one ``power_watts()`` call; none for a device whose power is not
+    available (asked once; any other failure keeps the channel: its samples record the errors)."""
+    try:
+        drv.power_watts()
+    except NotAvailable:
+        return []
+    except DeviceError:
+        pass
     return [Channel.single(f"{device}/power_w", device, "W", lambda d: d.power_watts())]
 
 
@@ -124,17 +132,55 @@ POWER = CapabilityReader(
 
 
 # ---- outlets (OutletSwitch) ----------------------------------------------------------------------------
+NOT_AVAILABLE = "not available on this device"
+
+
+def _ranges(numbers: Iterable[int]) -> str:
+    """[1, 2, 3, 5, 7, 8] -> "1-3,5,7-8"."""
+    out: list[str] = []
+    run: list[int] = []
+    for n in sorted(numbers):
+        if run and n != run[-1] + 1:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(n)
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
 def _probe_outlets(drv: Any) -> dict[str, Any]:
+    """Every outlet's state; power summed over the outlets that have a meter, and how many do.
+
+    ``total_w`` is None when no outlet reports power: an unmetered PDU reads "not available", never 0 W.
+    """
     readings = drv.outlets()
+    metered = [o for o in readings if o.power_w is not None]
+    on = [o.outlet for o in readings if o.on]
+    off = [o.outlet for o in readings if not o.on]
     return {
         "count": len(readings),
-        "on": sum(1 for o in readings if o.on),
-        "total_w": _r(sum(o.power_w for o in readings if o.power_w is not None)),
+        "on": len(on),
+        "metered": len(metered),
+        "total_w": _r(sum(o.power_w for o in metered)) if metered else None,
+        "states": {"on": _ranges(on), "off": _ranges(off)},
     }
 
 
+def _outlets_text(o: dict[str, Any]) -> str:
+    states = "; ".join(f"{k} {v}" for k, v in o.get("states", {}).items() if v)
+    text = f"outlets {o['count']} ({states or str(o['on']) + ' on'})"
+    if not o.get("metered"):
+        return f"{text}; outlet power: {NOT_AVAILABLE}"
+    if o["metered"] < o["count"]:
+        return f"{text}; {_fmt(o['total_w'], 'W')} ({o['metered']} of {o['count']} outlets metered)"
+    return f"{text} {_fmt(o['total_w'], 'W')}"
+
+
 def _outlet_channels(drv: Any, pdu: str) -> list[Channel]:
-    """Per outlet ``<pdu>/outlet<N>/power_w``, ``/current_a``, ``/on`` (1/0): one ``outlets()`` call."""
+    """Per outlet ``<pdu>/outlet<N>/on`` (1/0), and ``/power_w``, ``/current_a`` for the outlets whose
+    meters answered when the channels were built (an unmetered outlet has no power channel, so it
+    never reads as 0 W): one ``outlets()`` call."""
 
     def read_outlets(d: Any) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
@@ -148,21 +194,17 @@ def _outlet_channels(drv: Any, pdu: str) -> list[Channel]:
     channels: list[Channel] = []
     for o in drv.outlets():
         base = f"{pdu}/outlet{o.outlet}"
-        channels += [
-            Channel(f"{base}/power_w", pdu, "W", read_outlets),
-            Channel(f"{base}/current_a", pdu, "A", read_outlets),
-            Channel(f"{base}/on", pdu, "", read_outlets),
-        ]
+        if o.power_w is not None:
+            channels.append(Channel(f"{base}/power_w", pdu, "W", read_outlets))
+        if o.current_a is not None:
+            channels.append(Channel(f"{base}/current_a", pdu, "A", read_outlets))
+        channels.append(Channel(f"{base}/on", pdu, "", read_outlets))
     return channels
 
 
 OUTLETS = CapabilityReader(
     OutletSwitch,
-    probe=(
-        ProbeReading(
-            "outlets", _probe_outlets, lambda o: f"outlets {o['count']} ({o['on']} on) {_fmt(o['total_w'], 'W')}"
-        ),
-    ),
+    probe=(ProbeReading("outlets", _probe_outlets, _outlets_text),),
     channels=_outlet_channels,
 )
 
@@ -190,6 +232,12 @@ def _probe_temperatures(drv: Any) -> dict[str, Any]:
     return {"sensors": len(values), "max_c": _r(_max(values.values()), 1)}
 
 
+def _temperatures_text(t: dict[str, Any]) -> str:
+    if not t["sensors"]:  # no temperature sensor (an IPMI BMC without SDRs): absent, not an error
+        return f"temperatures: {NOT_AVAILABLE}"
+    return f"max {_fmt(t['max_c'], 'C')}"
+
+
 def _temperature_channels(drv: Any, bmc: str) -> list[Channel]:
     """``<bmc>/<sensor slug>/temperature_c`` per temperature sensor the BMC reports now (e.g.
     ``bmc-node01/inlet_temp/temperature_c``): one ``temperatures()`` call."""
@@ -211,7 +259,7 @@ BMC = CapabilityReader(
     Bmc,
     probe=(
         ProbeReading("power_state", lambda d: {"state": d.power_state()}, lambda s: f"host {s['state']}"),
-        ProbeReading("temperatures", _probe_temperatures, lambda t: f"max {_fmt(t['max_c'], 'C')}"),
+        ProbeReading("temperatures", _probe_temperatures, _temperatures_text),
     ),
     channels=_temperature_channels,
 )
@@ -333,11 +381,30 @@ def probe_readings(driver: Any) -> list[ProbeReading]:
 
 
 def channels_of(driver: Any, device: str, only: Sequence[CapabilityReader] = CAPABILITY_READERS) -> list[Channel]:
-    """The telemetry channels of ``driver`` (device ``device``) for every row of ``only`` it has."""
-    return [ch for r in readers_of(driver, only) if r.channels is not None for ch in r.channels(driver, device)]
+    """The telemetry channels of ``driver`` (device ``device``) for every row of ``only`` it has.
+
+    A capability the device answers "not available" for (``NotAvailable``) has no channels; the
+    device's other capabilities still do.
+    """
+    channels: list[Channel] = []
+    for row in readers_of(driver, only):
+        if row.channels is None:
+            continue
+        try:
+            channels += row.channels(driver, device)
+        except NotAvailable:
+            continue
+    return channels
 
 
-def readings_text(readings: Mapping[str, dict[str, Any]]) -> str:
-    """The probe's readings (``{reading name: reading}``) as one short table cell, in table order."""
-    parts = [p.text(readings[p.name]) for r in CAPABILITY_READERS for p in r.probe if p.name in readings]
+def readings_text(readings: Mapping[str, dict[str, Any]], not_available: Iterable[str] = ()) -> str:
+    """The probe's readings (``{reading name: reading}``) as one short table cell, in table order;
+    readings in ``not_available`` say so."""
+    absent = set(not_available)
+    parts = [
+        p.text(readings[p.name]) if p.name in readings else f"{p.name}: {NOT_AVAILABLE}"
+        for r in CAPABILITY_READERS
+        for p in r.probe
+        if p.name in readings or p.name in absent
+    ]
     return "; ".join(parts) or "-"

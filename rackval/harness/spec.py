@@ -1,7 +1,9 @@
 """The design spec: requirements with limits and units, and the firmware baseline.
 
 Plans never hard-code a number: they ask the spec for a requirement by key, so the same plans
-judge every design revision against that revision's own limits.
+judge every design revision against that revision's own limits. Which is why a spec written for
+one design revision, run against a rack built to another, is worth a warning
+(``revision_mismatch``): its limits may not be that rack's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from rackval.core.errors import ConfigError
 from rackval.core.yamlfile import load_yaml_model
 from rackval.harness.measure import Limit
 from rackval.harness.units import known_units
+
+RUN_SPEC_REVISION = "spec_design_revision"
+"""The run metadata key (``RunInfo.metadata``) under which a run keeps its spec's design revision."""
 
 
 class _Strict(BaseModel):
@@ -72,6 +77,10 @@ class Spec:
     def version(self) -> str:
         return self.data.spec.version
 
+    @property
+    def design_revision(self) -> str:
+        return self.data.spec.design_revision
+
     def limit(self, key: str) -> Limit:
         req = self.data.requirements.get(key)
         if req is None:
@@ -95,3 +104,15 @@ def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     data, _ = load_yaml_model(path, SpecFile, "spec")
     return Spec(path, data)
+
+
+def revision_mismatch(spec_revision: str, rack_revision: str) -> str:
+    """The warning to show when a spec's and a rack's design revisions are both set and differ
+    (compared as written, surrounding spaces aside); "" when they agree or either is unset."""
+    spec_revision, rack_revision = spec_revision.strip(), rack_revision.strip()
+    if not spec_revision or not rack_revision or spec_revision == rack_revision:
+        return ""
+    return (
+        f"design revision mismatch: the spec is for design revision {spec_revision!r}, the rack file says"
+        f" {rack_revision!r}; its limits may not be this rack's"
+    )

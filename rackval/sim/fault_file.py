@@ -12,21 +12,30 @@ A fault file is a YAML list of entries, or a mapping with a ``faults:`` list::
       params: {delay_s: 2.5}
 
 Every entry is checked by ``rackval.sim.faults.check_fault`` (the catalogue says which kinds,
-components and parameters exist); every problem of the file is reported at once, with file, line
-and field.
+components and parameters exist) and, given the ``RackModel`` the faults are meant for, against that
+rack's topology (the device exists and is of the right kind, the outlet or port exists: what
+``RackModel.inject`` would refuse). Every problem of the file is reported at once, one line each
+with file, line and field; a file with one problem is a one-line error.
+
+Why check against a model before any simulator runs: a bad fault file used to surface only once
+the simulator process had started and refused it, once per test module. Building a ``RackModel``
+of the same size and parameters in-process costs a tenth of a second and starts no server, so the
+pytest plugin refuses the file as one usage error before collection.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rackval.core.errors import ConfigError
-from rackval.core.yamlfile import YamlLocator
-from rackval.sim.faults import Fault, check_fault, make_fault
+from rackval.core.yamlfile import YamlLocator, read_yaml
+from rackval.sim.faults import Fault, check_fault, make_fault, suggest
+
+if TYPE_CHECKING:
+    from rackval.sim.model import RackModel
 
 
 class _FaultEntry(BaseModel):
@@ -41,31 +50,23 @@ class _FaultEntry(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-def load_faults(path: Path | str, devices: set[str] | None = None) -> list[Fault]:
+_ENTRY_FIELDS = tuple(_FaultEntry.model_fields)
+
+
+def load_faults(path: Path | str, rack: RackModel | None = None) -> list[Fault]:
     """Read a fault file (a YAML list, or a mapping with ``faults:``).
 
-    Every problem is reported at once as ``file:line: field: message`` in a ``ConfigError``.
-    ``devices``, when given, is the set of valid device names (e.g. ``model.fault_targets()``).
+    Every problem is reported at once, each as ``file:line: field: message``, in a ``ConfigError``
+    (one line when there is one problem). ``rack``, when given, is the model the faults are meant
+    for: each fault's device, component and parameters are checked against its topology too.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except OSError as exc:
-        raise ConfigError(f"fault file {path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"fault file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: fault file is not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data, root = read_yaml(path, "fault")
     locator = YamlLocator(path, root, "fault")
     problems: list[str] = []
 
     def report(loc: tuple[Any, ...], message: str) -> None:
-        err = locator.error(loc, message)  # "invalid fault file:\n  file:line: field: message"
-        problems.append(str(err).split("\n", 1)[1].strip())
+        problems.append(locator.line(loc, message))
 
     prefix: tuple[Any, ...] = ()
     if data is None:
@@ -78,42 +79,57 @@ def load_faults(path: Path | str, devices: set[str] | None = None) -> list[Fault
         data = data.get("faults") or []
     if not isinstance(data, list):
         report(prefix, f"must be a YAML list of faults, got {type(data).__name__}")
-        raise ConfigError("invalid fault file:\n  " + "\n  ".join(problems))
+        raise _error(path, problems)
+    targets = rack.fault_targets() if rack is not None else None
     faults: list[Fault] = []
     seen: set[str] = set()
     for i, raw in enumerate(data):
         at = (*prefix, i)
+        device_ok = True
+        device = raw.get("device") if isinstance(raw, dict) else None
+        if targets is not None and isinstance(device, str) and device not in targets:
+            report((*at, "device"), f"no device {device!r} in the simulated rack ({suggest(device, targets)})")
+            device_ok = False
         try:
             e = _FaultEntry.model_validate(raw)
         except ValidationError as exc:  # report every entry's problems, not just the first entry's
             for err in exc.errors():
-                msg = err["msg"]
-                if err["type"] == "extra_forbidden":
-                    msg = "unknown field (check the spelling)"
-                elif err["type"] == "missing":
-                    msg = "missing required field"
-                report((*at, *err["loc"]), msg)
-            device = raw.get("device") if isinstance(raw, dict) else None
-            if devices is not None and isinstance(device, str) and device not in devices:
-                report((*at, "device"), f"no device {device!r} in the simulated rack")
+                report((*at, *err["loc"]), _pydantic_message(err))
             continue
         component = None if e.component is None else str(e.component)
         found = check_fault(e.kind, component, e.params, e.start_at, e.duration_s)
         for loc, message in found:
             report((*at, *loc), message)
-        if devices is not None and e.device not in devices:
-            report((*at, "device"), f"no device {e.device!r} in the simulated rack")
         if e.id is not None:
             if e.id in seen:
                 report((*at, "id"), f"duplicate fault id {e.id!r}")
             seen.add(e.id)
-        if not found:
-            faults.append(
-                make_fault(
-                    e.kind, e.device, component, start_at=e.start_at, duration_s=e.duration_s,
-                    id=e.id or f"{path.stem}-{i + 1}", **e.params,
-                )
-            )  # fmt: skip
+        if found:
+            continue
+        fault = make_fault(
+            e.kind, e.device, component, start_at=e.start_at, duration_s=e.duration_s,
+            id=e.id or f"{path.stem}-{i + 1}", **e.params,
+        )  # fmt: skip
+        if rack is not None and device_ok:
+            for loc, message in rack.fault_problems(fault):
+                report((*at, *loc), message)
+        faults.append(fault)
     if problems:
-        raise ConfigError("invalid fault file:\n  " + "\n  ".join(problems))
+        raise _error(path, problems)
     return faults
+
+
+def _pydantic_message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        field = str(err["loc"][-1]) if err["loc"] else ""
+        return f"unknown field ({suggest(field, _ENTRY_FIELDS)})"
+    if err["type"] == "missing":
+        return "missing required field"
+    return str(err["msg"])
+
+
+def _error(path: Path, problems: list[str]) -> ConfigError:
+    """One problem: its line alone. Several: a heading, then one line each."""
+    if len(problems) == 1:
+        return ConfigError(problems[0])
+    return ConfigError(f"invalid fault file {path} ({len(problems)} problems):\n  " + "\n  ".join(problems))

@@ -25,6 +25,7 @@ the fault is injected into a rack. Every message names the field and what arrive
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import re
@@ -128,7 +129,7 @@ class FaultKind:
         pools: dict[str, Collection[str]] = {"node": s.nodes, "pdu": s.pdus, "switch": s.switches, "feed": s.feed_up}
         pool = pools.get(self.target, s.device_kind)
         if f.device not in pool:
-            return [(("device",), f"no {self.target} {f.device!r} (have {_listing(sorted(pool))})")]
+            return [(("device",), f"no {self.target} {f.device!r} ({suggest(f.device, pool)})")]
         c = self.component
         if c is not None and f.component is not None:
             names = c.names(parts, f.device)
@@ -142,6 +143,12 @@ def _listing(names: Collection[str]) -> str:
     if len(items) > 12:
         return f"{', '.join(items[:4])}, ..., {items[-1]} ({len(items)} in all)"
     return ", ".join(items)
+
+
+def suggest(word: str, names: Collection[str]) -> str:
+    """``did you mean 'x'?`` for the closest of ``names``, else what there is (``have ...``)."""
+    close = difflib.get_close_matches(word, [str(n) for n in names], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"have {_listing(sorted(names)) or 'none'}"
 
 
 CATALOGUE: dict[str, FaultKind] = {}
@@ -430,7 +437,9 @@ def check_fault(
     """Problems with a fault's fields as (field path, message); empty when it is valid."""
     spec = CATALOGUE.get(kind)
     if spec is None:
-        return [(("kind",), f"unknown fault kind {kind!r} (known: {', '.join(sorted(CATALOGUE))})")]
+        close = difflib.get_close_matches(str(kind), list(CATALOGUE), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(CATALOGUE))}"
+        return [(("kind",), f"unknown fault kind {kind!r} ({hint})")]
     problems: list[Problem] = []
     if not _type_ok(start_at, float) or not math.isfinite(start_at):
         problems.append((("start_at",), f"must be a finite number of virtual seconds, got {start_at!r}"))
@@ -447,8 +456,9 @@ def check_fault(
     for name, value in params.items():
         p = spec.params.get(name)
         if p is None:
-            known = ", ".join(spec.params) or "none"
-            problems.append((("params", name), f"unknown parameter of {kind} (known: {known})"))
+            close = difflib.get_close_matches(str(name), list(spec.params), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(spec.params) or 'none'}"
+            problems.append((("params", name), f"unknown parameter of {kind} ({hint})"))
         elif (why := p.problem(value)) is not None:
             problems.append((("params", name), why))
     for name, p in spec.params.items():

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rackval.sim.clock import SimClock
-from rackval.sim.faults import Fault
+from rackval.sim.faults import Fault, Problem
 from rackval.sim.physics.devices import (
     BMC_READY,
     COUNTER_WRAP,
@@ -373,6 +373,13 @@ class RackModel:
     def fault_targets(self) -> set[str]:
         """Every name a fault may target: devices (nodes, BMCs, PDUs, switches, analyzers) and feeds."""
         return self._faults.targets()
+
+    def fault_problems(self, fault: Fault) -> list[Problem]:
+        """Why ``inject(fault)`` would refuse ``fault`` (a known kind): (field path, message) pairs.
+
+        Lets a fault file be checked against the rack before anything is started."""
+        with self.lock:
+            return self._faults.problems(fault)
 
     def inject(self, fault: Fault) -> str:
         """Schedule ``fault`` (active from ``start_at``, or now if that has passed); returns its id."""

@@ -203,6 +203,16 @@ class _ParamsFile(BaseModel):
     params: ModelParams = REFERENCE_PARAMS
 
 
+def sim_size_and_params(
+    params_file: Path | str | None, *, nodes: int | None = None, seed: int = 1
+) -> tuple[RackSize, ModelParams]:
+    """What ``rackval sim`` builds its rack from: the reference rack, or ``params_file``'s size and
+    parameters, with ``nodes`` (when given) and ``seed``. The pytest plugin checks a fault file
+    against a model built from the same, so both agree on what devices exist."""
+    size, params = load_model_params(Path(params_file)) if params_file else (REFERENCE_SIZE, REFERENCE_PARAMS)
+    return dataclasses.replace(size, seed=seed, **({"nodes": nodes} if nodes else {})), params
+
+
 def load_model_params(path: Path) -> tuple[RackSize, ModelParams]:
     """Read a model-parameter YAML file (``size:`` and ``params:`` sections, both optional).
 

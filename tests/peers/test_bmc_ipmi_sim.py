@@ -2,12 +2,16 @@
 ipmi_sim (third-party IPMI LAN BMC) on 127.0.0.1.
 
 ipmi_sim supports RMCP+ cipher suite 3 but not 17 and has no DCMI: the driver runs with
-``cipher_suite: 3`` here, and the tests check that suite 17 and DCMI fail with errors that say so.
+``cipher_suite: 3`` here, and the tests check that suite 17 fails with an error that says so and
+that power is "not available". A second ipmi_sim has no FRU 0 and no SDRs: its identity comes
+from ``mc info``, its power state and (no) temperatures still read, in the driver and in
+``rackval probe``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import stat
 import textwrap
 import time
@@ -15,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceTimeout
+from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceTimeout, NotAvailable
 from rackval.drivers.bmc.ipmi import (
     IpmiBmc,
     parse_dcmi_power,
@@ -29,6 +34,7 @@ from rackval.drivers.bmc.ipmi import (
 from rackval.drivers.capabilities import Bmc, Device, Identity, PowerMeter
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.transport.ipmi import IpmiTransport
+from rackval.harness.probe import main as probe_main
 from tests.support.ipmi_sim_peer import IpmiSim, free_udp_port, start_ipmi_sim
 
 # ---- captured ipmitool 1.8.19 output (Dell / Supermicro-style servers) -------------------------
@@ -117,7 +123,9 @@ def test_parse_fru_product_area_and_board_fallback() -> None:
 
 
 def test_parse_mc_info_firmware() -> None:
-    assert parse_mc_info(MC_INFO) == {"firmware": "4.40", "manufacturer": "DELL Inc"}
+    assert parse_mc_info(MC_INFO) == {"firmware": "4.40", "manufacturer": "DELL Inc", "product": ""}  # "Unknown (..)"
+    named = MC_INFO.replace("Unknown (0x100)", "PowerEdge R640")
+    assert parse_mc_info(named)["product"] == "PowerEdge R640"
 
 
 def test_parse_sdr_temperatures_keeps_readings_only_and_disambiguates() -> None:
@@ -300,8 +308,8 @@ def test_sel_entries(bmc: IpmiBmc, sim: IpmiSim) -> None:
     assert "Reading 96 > Threshold 95" in entries[0].message
 
 
-def test_dcmi_unsupported_is_a_clear_error(bmc: IpmiBmc) -> None:
-    with pytest.raises(DeviceError, match="does not support DCMI power reading") as info:
+def test_dcmi_unsupported_is_not_available(bmc: IpmiBmc) -> None:
+    with pytest.raises(NotAvailable, match="does not support DCMI power reading") as info:
         bmc.power_watts()
     assert "dcmi power reading" in info.value.operation
 
@@ -329,3 +337,56 @@ def test_unreachable_bmc_is_timeout() -> None:
         driver.power_state()
     assert info.value.address == f"127.0.0.1:{port}"
     assert time.monotonic() - start < 15
+
+
+# ---- a BMC without FRU 0, without SDRs and without DCMI ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bare_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpmiSim]:
+    server = start_ipmi_sim(tmp_path_factory.mktemp("ipmi_sim_bare"), with_fru=False, sensors=[], sel=False)
+    yield server
+    server.stop()
+
+
+def test_without_fru_identity_comes_from_mc_info(bare_sim: IpmiSim) -> None:
+    assert bare_sim.fru is None
+    driver = IpmiBmc(_config(bare_sim.port, bare_sim.password))
+    try:
+        identity = driver.identify()
+        major, minor = bare_sim.firmware
+        assert identity.firmware == f"{major}.{minor:02x}"
+        assert identity.vendor and not identity.vendor.startswith("Unknown")  # mc info's Manufacturer Name
+        assert (identity.model, identity.serial) == ("", "")  # ipmitool has no name for the product id
+        assert driver.power_state() == "On"  # each part stands alone
+        assert driver.temperatures() == {}  # no SDR: no temperature sensor, not an error
+        with pytest.raises(NotAvailable, match="DCMI"):
+            driver.power_watts()
+    finally:
+        driver.close()
+
+
+def test_probe_of_a_bmc_without_fru_sdr_and_dcmi(bare_sim: IpmiSim, tmp_path: Path, capsys) -> None:
+    (tmp_path / "bmc-password").write_text(bare_sim.password + "\n")
+    rack = {
+        "rack": {"name": "ipmi-sim-rack"},
+        "credentials": {"bmc": {"username": bare_sim.user, "password": {"file": "bmc-password"}}},
+        "devices": {
+            "bmc-bare": {
+                "kind": "bmc", "driver": "ipmi", "host": "127.0.0.1", "port": bare_sim.port, "credentials": "bmc",
+                "timeout_s": 5, "options": {"cipher_suite": 3, "retries": 1, "retransmit_s": 1},
+            }
+        },
+    }  # fmt: skip
+    path = tmp_path / "rack.yaml"
+    path.write_text(yaml.safe_dump(rack, sort_keys=False))
+    assert probe_main(["--rack", str(path), "--json"]) == 0
+    (device,) = json.loads(capsys.readouterr().out)
+    assert device["status"] == "answered" and device["errors"] == [], device
+    assert device["identity"]["firmware"] == "2.15" and device["identity"]["vendor"]
+    assert device["readings"]["power_state"] == {"state": "On"}
+    assert device["readings"]["temperatures"]["sensors"] == 0
+    assert device["steps"]["power"] == "not_available" and "DCMI" in device["not_available"]["power"]
+    assert probe_main(["--rack", str(path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("bmc-bare "))
+    assert "host On" in row and "temperatures: not available on this device" in row

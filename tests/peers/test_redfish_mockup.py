@@ -167,8 +167,8 @@ BIG = b'{"Name": "' + b"x" * 1_500_000 + b'"}'
         (RawBody(b"<html><body>Login required</body></html>", content_type="text/html"), "not JSON"),
         (RawBody(b'{"Manufacturer": "Contoso \xff\xfe"}'), "not UTF-8"),
         (RawBody(b'["not", "an", "object"]'), "JSON object"),
-        (RawBody(BIG), "exceeds"),
-        (RawBody(BIG, declared_length=None), "exceeds"),
+        (RawBody(BIG), "reply larger than 1000000 bytes"),
+        (RawBody(BIG, declared_length=None), "reply larger than 1000000 bytes"),
     ],
     ids=["truncated-body", "truncated-json", "html", "non-utf8", "array", "huge", "huge-no-length"],
 )

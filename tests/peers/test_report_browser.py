@@ -292,6 +292,41 @@ def test_report_renders_in_chromium(browser: DevTools, tmp_path: Path) -> None:
     assert 'id="verdict">FAIL<' in dom and "rack-&lt;b&gt;7&lt;/b&gt;" in dom
 
 
+def test_each_verdict_badge_has_its_own_colour_in_chromium(browser: DevTools, tmp_path: Path) -> None:
+    """PASS WITH MARGINALS is not drawn as PASS: the four badges differ in their computed colour."""
+    store = open_store(tmp_path / "r.sqlite")
+    watts = Limit(high=1200.0, unit="W")
+    paths = {}
+    try:
+        for run_id, value, outcome, finished in (
+            ("run-pass", 900.0, "passed", True),
+            ("run-marg", 1190.0, "passed", True),  # 10 W from its limit: marginal
+            ("run-fail", 1250.0, "failed", True),
+            ("run-live", 900.0, "passed", False),  # never finished
+        ):
+            store.start_run(RunInfo(run_id=run_id, started_at=T0, rack_name="rack-7"))
+            tid = store.start_test(run_id, "test_plans/test_t.py::test_idle", T0 + 1)
+            store.record_measurement(run_id, tid, Measurement.judged("idle power", value, "W", watts, device="node-1"))
+            store.finish_test(tid, outcome, 1.0)
+            if finished:
+                store.finish_run(run_id, "pass" if outcome == "passed" else "fail", T0 + 10)
+            paths[run_id] = render_report(store, run_id, tmp_path / run_id)
+    finally:
+        store.close()
+    seen = {}
+    for run_id, path in paths.items():
+        assert browser.load(path.resolve().as_uri()) == []
+        seen[run_id] = browser.evaluate(
+            "(() => { const e = document.getElementById('verdict'); const s = getComputedStyle(e);"
+            " const r = e.getBoundingClientRect(); return {text: e.innerText, bg: s.backgroundColor, w: r.width,"
+            " h: r.height}; })()"
+        )
+    assert [seen[r]["text"] for r in paths] == ["PASS", "PASS WITH MARGINALS", "FAIL", "INCOMPLETE"]
+    assert seen["run-marg"]["bg"] == "rgb(230, 149, 0)" and seen["run-pass"]["bg"] == "rgb(46, 125, 50)"
+    assert len({v["bg"] for v in seen.values()}) == 4, seen
+    assert seen["run-marg"]["h"] < 2.2 * seen["run-pass"]["h"], seen  # the long word keeps a badge's shape
+
+
 def test_console_error_capture_is_not_vacuous(browser: DevTools, tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
     page.write_text("<!DOCTYPE html><title>x</title><img src='missing.png'><script>console.error('boom')</script>")

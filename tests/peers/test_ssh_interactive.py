@@ -18,7 +18,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from rackval.core.errors import ConfigError, DeviceError, DeviceTimeout
+from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.capabilities import Identity, PortStatus
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.switch.eos import AristaEosSwitch
@@ -88,6 +88,15 @@ def test_run_interactive_returns_clean_outputs(peer: InteractiveSshd, closing: l
     assert invalid == "% Invalid input (at token 0: 'show')\n"
     for text in (colour, long, version, invalid):
         _assert_clean(text)
+
+
+def test_output_beyond_the_cap_closes_the_shell_with_a_protocol_error(peer: InteractiveSshd, closing: list) -> None:
+    t = _transport(peer, closing, max_output_bytes=1024)
+    with pytest.raises(DeviceProtocolError) as info:
+        t.run_interactive("show interfaces status | json")  # 4 KB of JSON
+    assert info.value.device == NAME and info.value.operation == "SSH shell command 'show interfaces status | json'"
+    assert "output larger than 1024 characters" in str(info.value)
+    assert t.run_interactive("show colour") == ["status: green\n"]  # a new shell on the same connection
 
 
 def test_one_shell_is_reused_across_calls(peer: InteractiveSshd, closing: list) -> None:

@@ -2,8 +2,11 @@
 
 A healthy rack: every device answers, says what the rack file expects and gives plausible
 readings, in an aligned table or one JSON document. A rack file where one BMC points at a
-closed port and one PDU has the wrong community: those two report errors naming device and
-address, every other device still reports, exit 1. A broken rack file: exit 2 naming file:line.
+closed port and one PDU has the wrong community: those two give no answer (every reading still
+attempted, each naming device and address), every other device still reports, exit 1. A broken
+rack file: exit 2 naming file:line. With fake drivers: "not available" is an answer, not an
+error; an error the device answered is not "no answer"; outlet power totals say how many
+outlets are metered.
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ def test_table_is_aligned_and_prints_no_secret(sim: SimProcess, capsys) -> None:
     for column in ("STATUS", "TIME", "VENDOR", "EXPECT", "READINGS"):
         col = lines[header].index(column)
         assert all(r[col - 2 : col] == "  " and r[col] != " " for r in rows), (column, rows)
-    assert all(" ok " in r and " match " in r for r in rows)
+    assert all(" answered " in r and " match " in r for r in rows)
     assert f"{len(names)} devices, {len(names)} answered, 0 with errors" in lines[0]
     assert not any(s in out for s in _secret_values(sim))
 
@@ -135,16 +138,20 @@ def test_dead_bmc_and_wrong_community_fail_alone(sim: SimProcess, broken_rack, c
     devices = {d["device"]: d for d in json.loads(out)}
     assert list(devices) == list(_devices(path))
     bad_pdu = devices[pdu]
-    assert not bad_pdu["answered"] and bad_pdu["identity"] is None
+    assert not bad_pdu["answered"] and bad_pdu["identity"] is None and bad_pdu["status"] == "no_answer"
     assert bad_pdu["errors"][0]["kind"] == "DeviceTimeout"
+    assert {e["answer"] for e in bad_pdu["errors"]} == {"no_answer"}
     assert bad_pdu["errors"][0]["message"].startswith(f"{pdu} (127.0.0.1:{_devices(path)[pdu]['port']}): ")
     assert "community" in bad_pdu["errors"][0]["message"]
-    assert bad_pdu["elapsed_s"] < 4  # --timeout 1 applied, not the rack file's 5 s
+    # --timeout 1 applied, not the rack file's 5 s: identify and both readings, one second each
+    assert set(bad_pdu["steps"]) == {"identify", "power", "outlets"} and bad_pdu["elapsed_s"] < 5
     dead = devices[bmc]
     assert not dead["answered"] and dead["errors"]
     assert dead["errors"][0]["message"].startswith(f"{bmc} (127.0.0.1:{dead_port}): ")
     assert "refused" in dead["errors"][0]["message"].lower()
-    assert dead["skipped"] == ["power", "power_state", "temperatures"]
+    # every reading attempted all the same (a refused connection costs nothing), each no answer
+    assert dead["steps"] == dict.fromkeys(["identify", "power", "power_state", "temperatures"], "no_answer")
+    assert dead["status"] == "no_answer" and dead["readings"] == {}
     for name, d in devices.items():
         if name not in (pdu, bmc):
             assert d["ok"] and d["identity_match"] is True, d
@@ -161,9 +168,9 @@ def test_dead_devices_in_table_name_device_and_address(sim: SimProcess, broken_r
     rows = {line.split()[0]: line for line in out.splitlines() if line.split(" ", 1)[0] in names}
     assert set(rows) == set(names)
     assert "NO ANSWER" in rows[pdu] and "NO ANSWER" in rows[bmc]
-    assert all(" ok " in row for name, row in rows.items() if name not in (pdu, bmc))
+    assert all(" answered " in row for name, row in rows.items() if name not in (pdu, bmc))
     errors = out.split("\nerrors:\n", 1)[1]
-    assert f"{bmc} (127.0.0.1:{dead_port}): " in errors
+    assert f"[no answer] {bmc} (127.0.0.1:{dead_port}): " in errors
     assert f"{pdu} (127.0.0.1:" in errors
 
 
@@ -268,7 +275,9 @@ def test_probe_calls_only_readers_and_reads_every_capability() -> None:
     readers = {"identify", "outlets", "ports", "lldp_neighbors", "power_state", "temperatures", "read", "gpus"}
     assert set(drv.calls) == readers
     assert probe.ok and probe.identity_match is True
-    assert probe.readings["outlets"] == {"count": 2, "on": 1, "total_w": 10.0}
+    assert probe.readings["outlets"] == {
+        "count": 2, "on": 1, "metered": 1, "total_w": 10.0, "states": {"on": "1", "off": "2"},
+    }  # fmt: skip
     assert probe.readings["temperatures"]["max_c"] == 41.5
     assert probe.readings["gpus"] == {"count": 1, "max_temp_c": 55.0}
 
@@ -282,11 +291,12 @@ def test_a_failing_reading_does_not_stop_the_others_and_raw_errors_are_named() -
     assert {"lldp", "temperatures", "analyzer", "gpus"} <= set(probe.readings)
 
 
-def test_timeout_on_identify_skips_readings() -> None:
+def test_timeout_on_identify_still_attempts_every_reading() -> None:
     drv = _EverythingDriver(fail={"identify": DeviceTimeout("fake", "10.0.0.1:22", "identify", "no answer")})
     probe = probe_driver(drv, DeviceProbe("fake", "node", "x", "10.0.0.1:22"))
-    assert drv.calls == ["identify"] and not probe.answered
-    assert "outlets" in probe.skipped
+    assert drv.calls[0] == "identify" and "outlets" in drv.calls and "gpus" in drv.calls
+    assert probe.answered and probe.status == "answered_with_error"  # the readings did answer
+    assert probe.errors[0].answer == "no_answer" and "outlets" in probe.readings
 
 
 def test_secrets_are_scrubbed_even_from_a_leaky_error() -> None:

@@ -335,6 +335,18 @@ def test_nan_or_overrange_reply_is_a_protocol_error(tiny_peer, bad: str) -> None
     assert any(line.startswith(":NUMeric:NORMal:ITEM3 P,1") for line in peer.received)
 
 
+@pytest.mark.parametrize("bad", ["NAN", "9.91E+37"])
+def test_power_factor_without_data_is_not_available_and_keeps_the_reading(tiny_peer, bad: str) -> None:
+    """No current, no power factor: LAMBDA is "no data"; U, I and P of the same reading are kept."""
+    peer = tiny_peer(fake_wt(f"2.30E+02,0.00E+00,0.00E+00,{bad}"))
+    a = YokogawaWtAnalyzer(make_config("127.0.0.1", peer.port))
+    try:
+        reading = a.read()
+    finally:
+        a.close()
+    assert (reading.voltage_v, reading.current_a, reading.power_w, reading.power_factor) == (230.0, 0.0, 0.0, None)
+
+
 @pytest.mark.parametrize("values", ["2.30E+02,1.00E+01,2.3E+03", "2.30E+02,1.00E+01,abc,9.90E-01"])
 def test_malformed_value_list_is_a_protocol_error(tiny_peer, values: str) -> None:
     peer = tiny_peer(fake_wt(values))

@@ -489,7 +489,7 @@ def test_fault_file_loads_and_errors_name_file_line_and_field(tmp_path: Path) ->
         "- kind: device_slow\n  device: pdu-a\n  params: {delay_s: 3}\n"
     )
     m, clock = make()
-    faults = load_faults(good, devices=m.fault_targets())
+    faults = load_faults(good, rack=m)
     assert [(f.id, f.kind, f.start_at) for f in faults] == [
         ("p1", "psu_failure", 60.0),
         ("faults-2", "device_slow", 0.0),
@@ -518,7 +518,7 @@ def test_fault_file_loads_and_errors_name_file_line_and_field(tmp_path: Path) ->
         "    colour: red\n"  # line 11: unknown field
     )
     with pytest.raises(ConfigError) as info:
-        load_faults(bad, devices=m.fault_targets())
+        load_faults(bad, rack=m)
     text = str(info.value)
     assert f"{bad}:2: faults.0.kind: unknown fault kind 'psu_failur'" in text
     assert f"{bad}:8: faults.1.params.ber: must be float, got 'high'" in text
@@ -531,7 +531,7 @@ def test_fault_file_loads_and_errors_name_file_line_and_field(tmp_path: Path) ->
         load_faults(bad)
     bad.write_text(text_list.replace("tor1", "tor9").replace("high", "1e-5"))
     with pytest.raises(ConfigError, match=rf"{bad}:2: 0\.device: no device 'tor9'"):
-        load_faults(bad, devices=m.fault_targets())
+        load_faults(bad, rack=m)
     bad.write_text(text_list.replace("high", ".nan"))
     with pytest.raises(ConfigError, match=rf"{bad}:5: 0\.params\.ber: must be a finite number, got nan"):
         load_faults(bad)
@@ -541,6 +541,44 @@ def test_fault_file_loads_and_errors_name_file_line_and_field(tmp_path: Path) ->
     bad.write_text("- kind: [unclosed\n")
     with pytest.raises(ConfigError, match=rf"{bad}:\d+: fault file is not valid YAML"):
         load_faults(bad)
+
+
+def test_fault_file_checked_against_the_rack_is_one_line_per_problem(tmp_path: Path) -> None:
+    """What ``RackModel.inject`` would refuse (no such outlet or port, a device of the wrong kind)
+    is refused when the file loads, naming file, line and field; a single problem is one line."""
+    m, _ = make()
+    bad = tmp_path / "bad.yaml"
+    cases = [
+        ("- kind: outlet_relay_stuck\n  device: pdu-a\n  component: 999\n",
+         "3: 0.component: pdu-a has no outlet '999' (have "),
+        ("- kind: link_down\n  device: tor1\n  component: Ethernet999\n",
+         "3: 0.component: tor1 has no port 'Ethernet999' (have Ethernet0, "),
+        ("- kind: psu_failure\n  device: tor1\n  component: PSU1\n",
+         "2: 0.device: no node 'tor1' (have node01, node02)"),
+        ("- kind: miscabled_port\n  device: tor1\n  component: Ethernet0\n  params: {other_port: Ethernet0}\n",
+         "4: 0.params.other_port: must be another port of tor1, got 'Ethernet0'"),
+        ("- kind: psu_failure\n  device: nod01\n  component: PSU1\n",
+         "2: 0.device: no device 'nod01' in the simulated rack (did you mean 'node01'?)"),
+        ("- kind: device_slow\n  device: pdu-a\n  params: {delay: 2}\n",
+         "3: 0.params.delay: unknown parameter of device_slow (did you mean 'delay_s'?)"),
+        ("- kind: psu_failure\n  device: node01\n  componnet: PSU1\n",
+         "3: 0.componnet: unknown field (did you mean 'component'?)"),
+        ("- kind: link_down\n  device: tor1\n  component: Ethernet0\n  device: tor2\n",
+         "4: 'device' is given twice (first on line 2); the second would silently win"),
+    ]  # fmt: skip
+    for text, expected in cases:
+        bad.write_text(text)
+        with pytest.raises(ConfigError) as info:
+            load_faults(bad, rack=m)
+        assert str(info.value).startswith(f"{bad}:{expected}") and "\n" not in str(info.value), str(info.value)
+    bad.write_text(cases[0][0] + cases[1][0])  # two problems: a heading and a line each
+    with pytest.raises(ConfigError) as info:
+        load_faults(bad, rack=m)
+    assert str(info.value).splitlines()[0] == f"invalid fault file {bad} (2 problems):"
+    assert str(info.value).splitlines()[2].startswith(f"  {bad}:6: 1.component: tor1 has no port")
+    assert m.injected_faults() == []  # checking injects nothing
+    bad.write_text(cases[0][0])
+    assert load_faults(bad)[0].component == "999"  # without a rack only the catalogue is checked
 
 
 # ---- clock and parameters ---------------------------------------------------------------------

@@ -76,7 +76,7 @@ class IpmiSim:
     dir: Path
     power_file: Path
     log: Path
-    fru: SimFru
+    fru: SimFru | None  # None: no FRU 0
     sensors: list[SimSensor] = field(default_factory=list)
     firmware: tuple[int, int] = (2, 0x15)
 
@@ -172,15 +172,17 @@ def _hex(values: list[int]) -> str:
     return " ".join(f"0x{v:02x}" for v in values)
 
 
-def emu_commands(sim_fru: SimFru, sensors: list[SimSensor], firmware: tuple[int, int], sel: bool) -> str:
+def emu_commands(sim_fru: SimFru | None, sensors: list[SimSensor], firmware: tuple[int, int], sel: bool) -> str:
+    """The emulator commands; ``sim_fru`` None: a BMC without FRU 0, ``sensors`` []: without SDRs."""
     lines = [
         "mc_setbmc 0x20",
         # addr, device id, device SDRs, device rev, fw major, fw minor (BCD), support, mfg, product
         f"mc_add 0x20 0 no-device-sdrs 0x23 {firmware[0]:#x} {firmware[1]:#x} 0x9f 0x1291 0xf02",
         "sel_enable 0x20 1000 0x0a",
     ]
-    image = fru_bytes(sim_fru)
-    lines.append(f"mc_add_fru_data 0x20 0 {len(image)} data {_hex(image)}")
+    if sim_fru is not None:
+        image = fru_bytes(sim_fru)
+        lines.append(f"mc_add_fru_data 0x20 0 {len(image)} data {_hex(image)}")
     for record_id, sensor in enumerate(sensors, start=1):
         lines.append(f"main_sdr_add 0x20 {_hex(full_sensor_sdr(record_id, sensor))}")
         lines.append(f"sensor_add 0x20 0 {sensor.number} 0x01 0x01")
@@ -243,8 +245,13 @@ def start_ipmi_sim(
     sensors: list[SimSensor] | None = None,
     firmware: tuple[int, int] = (2, 0x15),
     sel: bool = True,
+    with_fru: bool = True,
 ) -> IpmiSim:
-    """Start ipmi_sim in ``directory``; the caller must ``stop()`` it (fixture finalizer)."""
+    """Start ipmi_sim in ``directory``; the caller must ``stop()`` it (fixture finalizer).
+
+    ``with_fru=False``: a BMC without FRU 0 (``fru print 0`` answers "Device not present");
+    ``sensors=[]``: without SDRs (an empty repository, no temperature sensor).
+    """
     if shutil.which(IPMI_SIM) is None or shutil.which("ipmitool") is None:
         raise RuntimeError("ipmi_sim (Debian package openipmi) and ipmitool are required")
     fru = fru or SimFru()
@@ -257,7 +264,7 @@ def start_ipmi_sim(
     script.chmod(0o755)
     port = free_udp_port()
     (directory / "lan.conf").write_text(lan_conf(port, user, password, script))
-    (directory / "emu.cmds").write_text(emu_commands(fru, sensors, firmware, sel))
+    (directory / "emu.cmds").write_text(emu_commands(fru if with_fru else None, sensors, firmware, sel))
     state = directory / "state"
     state.mkdir(exist_ok=True)
     log = directory / "ipmi_sim.log"
@@ -269,7 +276,7 @@ def start_ipmi_sim(
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
-    sim = IpmiSim(proc, port, user, password, directory, power, log, fru, list(sensors), firmware)
+    sim = IpmiSim(proc, port, user, password, directory, power, log, fru if with_fru else None, list(sensors), firmware)
     try:
         _wait_ready(sim)
     except BaseException:

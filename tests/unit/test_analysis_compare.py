@@ -46,6 +46,8 @@ def test_revisions_use_the_latest_complete_run_per_serial_and_classify(results_u
     assert [u.run.run_id for u in base.runs] == ["a1", "a2", "a3"]  # a1-old superseded (its fan failed)
     assert [u.run.run_id for u in cand.runs] == ["b1", "b2", "b3"]  # b3-killed never finished (inlet 80 degC)
     assert all(u.complete for u in base.runs + cand.runs)
+    # each unit's own verdict, as its acceptance report gives it: b2's 239.5 V sits in V-1's marginal band
+    assert [str(u.verdict) for u in base.runs + cand.runs] == ["PASS"] * 3 + ["FAIL", "PASS WITH MARGINALS", "PASS"]
     assert [(r.run_id, why) for r, why in base.excluded] == [
         ("a1-old", "superseded by the later complete run a1 of the same serial")
     ]
@@ -123,6 +125,8 @@ def test_command_writes_markdown_and_html_and_exits_1_on_new_failures(
     classes = re.findall(r'<tr class="row-([a-z-]+)">', table)
     assert classes == [c.replace(" ", "-") for c, _ in EXPECTED_ORDER]
     assert "superseded by the later complete run a1 of the same serial" in html
+    runs_b = html[html.index('id="runs-candidate"') : html.index("</table>", html.index('id="runs-candidate"'))]
+    assert "<th>Verdict</th>" in runs_b and "<td>PASS WITH MARGINALS</td>" in runs_b and "<td>FAIL</td>" in runs_b
     # escaping: every hostile string is shown, none is live
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -166,6 +170,7 @@ def test_run_ids_unfinished_runs_and_bad_selectors(results_url: str, tmp_path: P
         assert result.exit_status == 1
         html = cmp.render_html(result)
         assert "INCOMPLETE (did not finish)" in html
+        assert [u.verdict for u in result.baseline.runs + result.candidate.runs] == ["FAIL", "INCOMPLETE"]
 
         still = {r.requirement: r for r in cmp.compare(store, "a1-old", "b1", plots=False).rows}
         assert still["FAN-1"].candidate.outcome == Outcome.FAIL  # 2000 -> 2500 rpm: failing both times

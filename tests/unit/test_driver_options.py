@@ -3,18 +3,22 @@ clear error naming the device and the option, worded the same for every driver."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rackval.core.errors import ConfigError
 from rackval.drivers import options as o
 from rackval.drivers import registry
+from rackval.drivers.options_doc import options_table
 
 
 def test_defaults_and_typed_values():
-    ssh = o.parse_options(o.SshOptions, {"cli_mode": "AUTO", "shell_setup": ["terminal length 0"]}, "tor1")
+    given = {"known_hosts": "kh", "cli_mode": "AUTO", "shell_setup": ["terminal length 0"]}
+    ssh = o.parse_options(o.SshOptions, given, "tor1")
     assert ssh.cli_mode == "auto" and ssh.shell_setup == ("terminal length 0",)
-    assert ssh.known_hosts == "~/.ssh/known_hosts" and ssh.trust_on_first_use is False
-    assert o.parse_options(o.EosOptions, {}, "leaf1").cli_mode == "auto"  # EOS: exec is often refused
+    assert ssh.known_hosts == "kh" and ssh.trust_on_first_use is False
+    assert o.parse_options(o.EosOptions, {"known_hosts": "kh"}, "leaf1").cli_mode == "auto"  # EOS refuses exec often
     assert o.parse_options(o.YokogawaOptions, {"element": "sigma"}, "wt").element == "SIGMA"
     assert o.parse_options(o.IpmiOptions, {"privilege": "operator"}, "bmc").privilege == "OPERATOR"
     assert o.parse_options(o.SnmpPduOptions, {"retries": 0}, "pdu").retries == 0  # transport option inherited
@@ -40,6 +44,13 @@ def test_defaults_and_typed_values():
         (o.GenericScpiOptions, {"power_scale": 0}, "option 'power_scale': must be a non-zero number"),
         (o.LinuxNodeOptions, {"persistent_session": "yes"}, "option 'persistent_session': must be true or false"),
         (o.RedfishBmcOptions, {"power_source": "dcmi"}, "must be 'auto', 'environment' or 'legacy', got 'dcmi'"),
+        (o.RedfishOptions, {"max_body_bytes": 10}, "option 'max_body_bytes': must be greater than or equal to 1024"),
+        (o.ScpiOptions, {"max_reply_bytes": 0}, "option 'max_reply_bytes': must be greater than or equal to 1024"),
+        (o.SshOptions, {"max_output_bytes": "1M"}, "option 'max_output_bytes': must be an integer, got '1M'"),
+        (o.IpmiOptions, {"max_output_bytes": -1}, "option 'max_output_bytes': must be greater than or equal to 1024"),
+        (o.SnmpOptions, {"walk_timeout_s": 0}, "option 'walk_timeout_s': must be greater than 0"),
+        (o.SnmpOptions, {"max_walk_rows": 0}, "option 'max_walk_rows': must be greater than or equal to 1"),
+        (o.SnmpOptions, {"max_walk_bytes": True}, "option 'max_walk_bytes': must be an integer, got True"),
     ],
 )
 def test_bad_option_is_one_line_naming_device_and_option(model, given, expected):
@@ -50,15 +61,23 @@ def test_bad_option_is_one_line_naming_device_and_option(model, given, expected)
     assert "\n" not in text and "pydantic" not in text and "errors.pydantic.dev" not in text
 
 
+def test_ssh_devices_need_known_hosts_unless_trusting_on_first_use():
+    with pytest.raises(ConfigError, match=r"^device sw1: option 'known_hosts': required .* trust_on_first_use: true$"):
+        o.parse_options(o.SshSwitchOptions, {}, "sw1")
+    assert o.parse_options(o.SshSwitchOptions, {"trust_on_first_use": True}, "sw1").known_hosts is None
+
+
 def test_option_errors_lists_every_problem_once_per_option():
-    problems = dict(o.option_errors(o.SshOptions, {"known_host": 1, "shell_width": "x", "cli_mode": 3}))
+    given = {"known_hosts": "kh", "known_host": 1, "shell_width": "x", "cli_mode": 3}
+    problems = dict(o.option_errors(o.SshOptions, given))
     assert set(problems) == {("known_host",), ("shell_width",), ("cli_mode",)}
     assert o.option_errors(o.SshOptions, {"known_hosts": "kh"}) == []
 
 
 def test_unknown_option_without_close_match_lists_the_known_ones():
     (loc, text), = o.option_errors(o.SnmpOptions, {"zzz": 1})
-    assert loc == ("zzz",) and text.startswith("unknown option (known options: retries)")
+    known = "max_walk_bytes, max_walk_rows, retries, walk_timeout_s"
+    assert loc == ("zzz",) and text.startswith(f"unknown option (known options: {known})")
 
 
 @pytest.mark.parametrize("name", sorted(registry.BUILTIN))
@@ -66,4 +85,12 @@ def test_every_builtin_driver_declares_typed_options(name):
     """A built-in driver without a model would let a misspelt option through unseen."""
     model = registry.options_model(name)
     assert model is not None and issubclass(model, o.DriverOptions), name
-    assert model().model_dump() is not None  # every option has a default: an empty options: is valid
+    # every option has a default but the host keys an SSH device trusts, which the rack file decides
+    minimal = {"known_hosts": "kh"} if "known_hosts" in model.model_fields else {}
+    assert model.model_validate(minimal).model_dump() is not None
+
+
+def test_rack_file_readme_lists_every_driver_and_option():
+    """racks/README.md shows the generated table verbatim: documentation cannot drift from the loader."""
+    readme = (Path(__file__).resolve().parents[2] / "racks" / "README.md").read_text()
+    assert options_table() in readme

@@ -8,6 +8,7 @@ when is exact; the fan-out tests use real threads against the same registry.
 from __future__ import annotations
 
 import errno
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from rackval.core.errors import (
 )
 from rackval.drivers import capabilities, registry
 from rackval.drivers.capabilities import Bmc, Device, FirmwareInventory, GpuNode, Identity, PowerMeter
-from rackval.drivers.config import DeviceConfig
+from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.harness import rack as rack_module
 from rackval.harness.guarded import capability_methods, guarded_class, guarded_driver
 from rackval.harness.health import DeviceHealth, is_transport_failure
@@ -103,6 +104,36 @@ def test_only_transport_failures_count() -> None:
     assert not is_transport_failure(DeviceDown("bmc", "a", "x", "down since ..."))
     assert not is_transport_failure(AssertionError("FAIL: power on pdu-a = 7 kW (limits -inf .. 6 kW)"))
     assert not is_transport_failure(TimeoutError())  # not a device's error: a bug somewhere else
+
+
+@pytest.mark.parametrize(
+    ("driver", "kind", "options"),
+    [
+        ("redfish", "bmc", {"scheme": "http"}),
+        ("openbmc-ssh", "bmc", {"trust_on_first_use": True}),
+        ("yokogawa-wt", "analyzer", {}),
+        ("apc-rpdu2", "pdu", {"retries": 0}),
+    ],
+)
+def test_nothing_listening_is_a_transport_failure_on_every_transport(
+    driver: str, kind: str, options: dict[str, Any], tmp_path: Any
+) -> None:
+    """What each real transport raises when nothing listens (refused TCP, ICMP port unreachable)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if driver == "openbmc-ssh":
+        options = {**options, "known_hosts": str(tmp_path / "known_hosts")}
+    creds = Credentials(username="admin", password=Secret("pw"), community=Secret("public"))
+    config = DeviceConfig(name="dev", kind=kind, driver=driver, host="127.0.0.1", port=port, credentials=creds,
+                          options=options, timeout_s=1.0)  # fmt: skip
+    drv = registry.load(driver)(config)
+    try:
+        with pytest.raises(DeviceError) as err:
+            drv.identify()
+    finally:
+        drv.close()
+    assert is_transport_failure(err.value), f"{type(err.value).__name__}: {err.value}"
 
 
 def test_marks_down_on_transport_errors_only() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.core.errors import DeviceError, DeviceProtocolError, NotAvailable
 from rackval.drivers.capabilities import AnalyzerReading, Device, Identity, PowerAnalyzer, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.instrument.chroma import Chroma66200
@@ -165,7 +165,7 @@ def test_generic_power_meter_with_scale(meter: tuple[ChromaMeterSim, ScpiServer]
 def test_generic_without_power_query_says_so(meter: tuple[ChromaMeterSim, ScpiServer]) -> None:
     generic = GenericScpiInstrument(config(meter[1]))
     try:
-        with pytest.raises(DeviceError) as info:
+        with pytest.raises(NotAvailable) as info:
             generic.power_watts()
         assert "no 'power_query' option" in str(info.value) and "meter-a" in str(info.value)
     finally:

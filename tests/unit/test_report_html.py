@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 
 from rackval.harness.measure import Limit, Measurement, Outcome
-from rackval.harness.report.html import render_report
+from rackval.harness.report.html import TEMPLATE_DIR, render_report
 from rackval.harness.report.plots import normalised_margin
-from rackval.harness.report.run_data import FAIL, INCOMPLETE, PASS, run_verdict
 from rackval.harness.store import ActionRecord, CauseRecord, DeviceRecord, RunInfo, SqliteStore, open_store
-from rackval.harness.store import TestRecord as StoredTest  # aliased so pytest does not try to collect it
+from rackval.harness.verdict import Verdict
 
 T0 = 1_700_000_000.0
 HOSTILE_NAME = "<script>alert(1)</script>"
@@ -148,7 +147,7 @@ def _parse(text: str) -> _Balance:
 
 
 def _verdict(text: str) -> str:
-    match = re.search(r'id="verdict">([A-Z]+)<', text)
+    match = re.search(r'id="verdict">([A-Z ]+)<', text)
     assert match is not None
     return match.group(1)
 
@@ -160,7 +159,7 @@ def test_failing_run_report_content(store: SqliteStore, tmp_path: Path) -> None:
     assert path.is_file()
     text = path.read_text(encoding="utf-8")
 
-    assert _verdict(text) == FAIL
+    assert _verdict(text) == Verdict.FAIL
     assert "incomplete-banner" not in text
     for field in ("rack-A7", "SN-0042", "rev-C", "gb200-acceptance", "1.3", "bench-2", "j.doe", "0123abcd", "VAL-7"):
         assert field in text
@@ -235,20 +234,52 @@ def test_passing_run_is_pass(store: SqliteStore, tmp_path: Path) -> None:
     store.start_run(_run_info("run-ok"))
     tid = store.start_test("run-ok", "test_plans/test_power.py::test_outlets", T0 + 1)
     store.record_measurement("run-ok", tid, Measurement.judged("v", 230.0, "V", Limit(low=207.0, high=253.0, unit="V")))
-    store.record_measurement("run-ok", tid, Measurement.judged("i", 31.9, "A", Limit(high=32.0, unit="A")))
+    store.record_measurement("run-ok", tid, Measurement.judged("i", 20.0, "A", Limit(high=32.0, unit="A")))
     store.finish_test(tid, "passed", 0.5)
-    store.finish_run("run-ok", "passed", T0 + 10)
+    store.finish_run("run-ok", "pass", T0 + 10)
     text = render_report(store, "run-ok", tmp_path).read_text(encoding="utf-8")
-    assert _verdict(text) == PASS  # a marginal value is flagged, not failed
-    assert "incomplete-banner" not in text
+    assert _verdict(text) == Verdict.PASS
+    assert 'class="verdict verdict-PASS"' in text
+    assert "incomplete-banner" not in text and 'id="findings"' not in text
     assert "<svg" in text
     _parse(text)
+
+
+def test_marginal_value_makes_pass_with_marginals(store: SqliteStore, tmp_path: Path) -> None:
+    """A value inside its marginal band passes today and may fail on the next unit: the verdict says
+    so in its own words and colour, and the summary lists it with device, value and limit."""
+    store.start_run(_run_info("run-marg"))
+    tid = store.start_test("run-marg", "test_plans/test_power.py::test_outlets", T0 + 1)
+    volts = Limit(low=207.0, high=253.0, unit="V")
+    store.record_measurement("run-marg", tid, Measurement.judged("v", 230.0, "V", volts))
+    amps = Limit(high=32.0, unit="A", requirement="feed_current")
+    for value in (31.0, 31.9, 31.5):  # the same requirement thrice: one finding, the worst
+        store.record_measurement("run-marg", tid, Measurement.judged("i", value, "A", amps, device="pdu-<b>a</b>"))
+    store.finish_test(tid, "passed", 0.5)
+    store.finish_run("run-marg", "pass with marginals", T0 + 10)
+    text = render_report(store, "run-marg", tmp_path).read_text(encoding="utf-8")
+    assert _verdict(text) == Verdict.PASS_WITH_MARGINALS == "PASS WITH MARGINALS"
+    assert 'class="verdict verdict-PASS-WITH-MARGINALS"' in text
+    assert re.search(r"\.verdict-PASS-WITH-MARGINALS \{ background: var\(--marginal\)", text)
+    assert text.startswith("<!DOCTYPE html>") and "<title>PASS WITH MARGINALS — rack-A7" in text
+    findings = _section(text, 'id="findings"', "</table>")
+    assert findings.count("<tr>") == 2  # header + one finding (the worst of the three records)
+    assert "feed_current" in findings and "pdu-&lt;b&gt;a&lt;/b&gt;" in findings
+    assert ">31.9<" in findings and ">32<" in findings and ">+0.1<" in findings
+    _parse(text)
+
+
+def test_each_verdict_has_its_own_badge_colour() -> None:
+    css = (TEMPLATE_DIR / "report.html.j2").read_text()
+    colours = {v: re.search(rf"\.verdict-{v.slug} {{ background: ([^;]+);", css) for v in Verdict}
+    assert all(colours.values()), colours
+    assert len({m.group(1) for m in colours.values() if m}) == len(Verdict)
 
 
 def test_run_left_running_is_incomplete(store: SqliteStore, tmp_path: Path) -> None:
     _write_failing_run(store, "run-killed", finish=False)
     text = render_report(store, "run-killed", tmp_path).read_text(encoding="utf-8")
-    assert _verdict(text) == INCOMPLETE
+    assert _verdict(text) == Verdict.INCOMPLETE
     assert 'id="incomplete-banner"' in text
     assert "this run did not finish" in text
     assert re.search(r"did not finish \(last record \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)", text)
@@ -264,7 +295,7 @@ def test_no_limits_means_no_plot_data(store: SqliteStore, tmp_path: Path) -> Non
     assert "<svg" not in text
     assert text.count("No data:") == 4  # margin chart, time series, tests, devices
     assert "No data: no test was recorded." in text
-    assert _verdict(text) == PASS
+    assert _verdict(text) == Verdict.PASS
     _parse(text)
 
 
@@ -281,7 +312,7 @@ def test_two_thousand_measurements_render(store: SqliteStore, tmp_path: Path) ->
     path = render_report(store, "run-big", tmp_path)
     text = path.read_text(encoding="utf-8")
     assert text.count('<tr class="row-') == 2000
-    assert _verdict(text) == FAIL
+    assert _verdict(text) == Verdict.FAIL
     assert "Further time series not plotted" in text  # 25 series names, plots capped
     assert _external_references(text) == []
     parsed = _parse(text)
@@ -302,19 +333,6 @@ def test_unknown_run_raises(store: SqliteStore, tmp_path: Path) -> None:
     assert not (tmp_path / "report.html").exists()
 
 
-def _test(outcome: str) -> StoredTest:
-    return StoredTest(1, "r", "t.py::t", T0, T0 + 1, outcome, 1.0, "")
-
-
-def test_run_verdict_never_greener_than_the_data() -> None:
-    ok = Measurement.judged("a", 1.0, "V", Limit(high=2.0, unit="V"))
-    bad = Measurement.judged("a", 3.0, "V", Limit(high=2.0, unit="V"))
-    assert run_verdict("passed", [_test("passed")], [(1, ok)]) == PASS
-    assert run_verdict("passed", [_test("passed")], [(1, bad)]) == FAIL
-    assert run_verdict("passed", [_test("error")], [(1, ok)]) == FAIL
-    assert run_verdict("failed", [_test("passed")], [(1, ok)]) == FAIL
-    assert run_verdict("running", [_test("passed")], [(1, bad)]) == INCOMPLETE
-    assert run_verdict("passed", [_test("skipped")], []) == PASS
 
 
 def test_normalised_margin() -> None:
@@ -408,7 +426,7 @@ def _section(text: str, start_marker: str, end_marker: str) -> str:
 def test_traceability_actions_diagnostics_and_telemetry(any_store: Any, tmp_path: Path) -> None:
     _write_traced_run(any_store)
     text = render_report(any_store, "run-tel", tmp_path).read_text(encoding="utf-8")
-    assert _verdict(text) == FAIL
+    assert _verdict(text) == Verdict.FAIL
     parsed = _parse(text)
     assert _external_references(text) == []
     ids = re.findall(r'\bid="([^"]+)"', text)
@@ -572,7 +590,7 @@ def test_killed_run_shows_pending_undo(store: SqliteStore, tmp_path: Path) -> No
     store.record_action("run-killed-act", ActionRecord("pdu-a", "switch outlet 7 off", "switch outlet 7 on",
                                                        performed_at=T0 + 2, test_id=tid))  # fmt: skip
     text = render_report(store, "run-killed-act", tmp_path).read_text(encoding="utf-8")
-    assert _verdict(text) == INCOMPLETE
+    assert _verdict(text) == Verdict.INCOMPLETE
     banner = _section(text, 'id="undo-banner"', "</div>")
     assert "1 action whose undo" in banner and "switch outlet 7 off" in banner and "NEVER RAN" in banner
     assert "switch outlet 7 on" in banner  # what to do by hand
@@ -608,3 +626,55 @@ def test_sqlite_telemetry_of_a_live_run(store: SqliteStore, monkeypatch: pytest.
 
     monkeypatch.setattr(telemetry._Readers, "__init__", init_then_write)
     assert telemetry.channel_stats(store, "live") == before
+
+
+def test_undo_script_is_shown_once_with_the_actions_it_covers(store: SqliteStore, tmp_path: Path) -> None:
+    """64 GPU loads whose undo failed when the nodes stopped answering: each failed undo is in the
+    banner and the log, and the stop script their messages quote is printed once, listing them."""
+    import shlex
+
+    from rackval.drivers.node.linux import STOP_SCRIPT
+
+    cmd = shlex.join(["sh", "-c", STOP_SCRIPT, "rackval-load-stop", "/tmp/rackval-load.pid", "gpu_burn", "5"])
+    store.start_run(_run_info("run-undo"))
+    tid = store.start_test("run-undo", "test_plans/test_load_soak.py::test_soak", T0 + 1)
+    ids = []
+    for i in range(1, 65):
+        aid = store.record_action("run-undo", ActionRecord(f"node{i:02d}", "start GPU load at 100%", "stop GPU load",
+                                                           performed_at=T0 + 2, test_id=tid))  # fmt: skip
+        message = f"DeviceTimeout: node{i:02d} (127.0.0.1:{2200 + i}): SSH command {cmd!r}: no exit status within 6.5 s"
+        store.record_undo(aid, "failed", message, at=T0 + 3)
+        ids.append(aid)
+    store.finish_test(tid, "failed", 3.0, "UndoError: 64 of 64 undos failed")
+    store.finish_run("run-undo", "fail", T0 + 10)
+    text = render_report(store, "run-undo", tmp_path).read_text(encoding="utf-8")
+    assert _verdict(text) == Verdict.FAIL
+    assert text.count("pidfile=$1; name=$2; grace=$3") == 1  # the script, once
+    assert text.count("survived SIGKILL") == 1
+    banner = _section(text, 'id="undo-banner"', "</div>")
+    assert "64 actions" in banner and banner.count("SSH command &lt;script 1&gt;: no exit status") == 64
+    log = _section(text, 'id="action-log"', "</table>")
+    assert log.count('class="undo-flagged"') == 64 and log.count("&lt;script 1&gt;") == 64
+    scripts = _section(text, 'id="undo-scripts"', "</pre>")
+    assert "quoted by the undo" in scripts and "messages of 64 actions" in scripts
+    assert all(f'href="#action-{aid}"' in scripts for aid in ids) and "node64" in scripts
+    assert '<pre class="undo-script">sh -c &#39;pidfile=$1; name=$2; grace=$3\nalive() {' in scripts
+    assert len(text) < 200_000
+    _parse(text)
+
+
+def test_revision_mismatch_is_a_visible_warning_in_traceability(store: SqliteStore, tmp_path: Path) -> None:
+    def render(run_id: str, spec_revision: str) -> str:
+        info = _run_info(run_id)  # the rack's design revision: rev-C
+        store.start_run(RunInfo(**{**info.__dict__, "metadata": {"spec_design_revision": spec_revision}}))
+        store.finish_run(run_id, "pass", T0 + 1)
+        return render_report(store, run_id, tmp_path / run_id).read_text(encoding="utf-8")
+
+    text = render("run-rev-a", "rev-<b>A</b>")
+    trace = _section(text, 'id="traceability"', "<footer>")
+    warning = _section(trace, 'id="revision-warning"', "</p>")
+    assert "design revision mismatch" in warning
+    assert "&#39;rev-&lt;b&gt;A&lt;/b&gt;&#39;" in warning and "&#39;rev-C&#39;" in warning
+    assert "rack <code>rev-C</code>, spec <code>rev-&lt;b&gt;A&lt;/b&gt;</code>" in trace
+    for run_id, same in (("run-rev-c", "rev-C"), ("run-rev-none", "")):
+        assert 'id="revision-warning"' not in render(run_id, same)

@@ -8,7 +8,6 @@ huge and non-UTF-8 strings, garbage, error statuses, nothing at all.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,56 +16,17 @@ from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.transport import snmp_ber as ber
 from rackval.drivers.transport.snmp import SnmpTransport
+from tests.support.scripted_peers import ScriptedSnmpAgent, SnmpScript, snmp_response
 
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
-Script = Callable[[ber.Message], list[bytes]]
-
-
-class ScriptedAgent:
-    """Answers each request with whatever ``script`` returns; bounded, stopped by the fixture."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.requests: list[ber.Message] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            msg = ber.decode_message(data)
-            self.requests.append(msg)
-            for reply in self.script(msg):
-                self.sock.sendto(reply, peer)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
-def response(msg: ber.Message, var_binds: list[bytes], *, request_id: int | None = None, status: int = 0,
-             index: int = 0) -> bytes:  # fmt: skip
-    rid = msg.request_id if request_id is None else request_id
-    return ber.encode_message(ber.VERSION_2C, msg.community, ber.RESPONSE, rid, status, index, var_binds)
 
 
 @pytest.fixture
-def agent() -> Iterator[Callable[[Script], ScriptedAgent]]:
-    started: list[ScriptedAgent] = []
+def agent() -> Iterator[Callable[[SnmpScript], ScriptedSnmpAgent]]:
+    started: list[ScriptedSnmpAgent] = []
 
-    def start(script: Script) -> ScriptedAgent:
-        started.append(ScriptedAgent(script))
+    def start(script: SnmpScript) -> ScriptedSnmpAgent:
+        started.append(ScriptedSnmpAgent(script))
         return started[-1]
 
     yield start
@@ -89,20 +49,20 @@ def transport(port: int, *, timeout_s: float = 0.3, retries: int = 0) -> SnmpTra
     )
 
 
-def test_late_answer_to_another_request_is_ignored(agent: Callable[[Script], ScriptedAgent]) -> None:
+def test_late_answer_to_another_request_is_ignored(agent: Callable[[SnmpScript], ScriptedSnmpAgent]) -> None:
     text = ber.encode_var_bind(SYS_DESCR, ber.OCTET_STRING, b"right answer")
     stale = ber.encode_var_bind(SYS_DESCR, ber.OCTET_STRING, b"stale answer")
-    a = agent(lambda m: [response(m, [stale], request_id=m.request_id - 1), response(m, [text])])
+    a = agent(lambda m: [snmp_response(m, [stale], request_id=m.request_id - 1), snmp_response(m, [text])])
     with transport(a.port) as t:
         assert t.get(["1.3.6.1.2.1.1.1.0"]) == {"1.3.6.1.2.1.1.1.0": "right answer"}
     assert a.requests[0].community == b"s3cret-community" and a.requests[0].pdu_type == ber.GET_REQUEST
 
 
-def test_huge_and_non_utf8_strings_arrive_intact(agent: Callable[[Script], ScriptedAgent]) -> None:
+def test_huge_and_non_utf8_strings_arrive_intact(agent: Callable[[SnmpScript], ScriptedSnmpAgent]) -> None:
     huge = b"A" * 60_000
     a = agent(
         lambda m: [
-            response(
+            snmp_response(
                 m,
                 [
                     ber.encode_var_bind(SYS_DESCR, ber.OCTET_STRING, huge),
@@ -121,15 +81,15 @@ def test_huge_and_non_utf8_strings_arrive_intact(agent: Callable[[Script], Scrip
     }
 
 
-def test_garbage_then_a_good_answer_is_accepted(agent: Callable[[Script], ScriptedAgent]) -> None:
+def test_garbage_then_a_good_answer_is_accepted(agent: Callable[[SnmpScript], ScriptedSnmpAgent]) -> None:
     good = ber.encode_var_bind(SYS_DESCR, ber.OCTET_STRING, b"ok")
-    a = agent(lambda m: [b"\x30\x10garbage", response(m, [good])])
+    a = agent(lambda m: [b"\x30\x10garbage", snmp_response(m, [good])])
     with transport(a.port) as t:
         assert t.get(["1.3.6.1.2.1.1.1.0"])["1.3.6.1.2.1.1.1.0"] == "ok"
 
 
-def test_only_garbage_names_device_operation_and_the_defect(agent: Callable[[Script], ScriptedAgent]) -> None:
-    a = agent(lambda m: [response(m, [ber.encode_var_bind(SYS_DESCR, ber.OCTET_STRING, b"x" * 50)])[:-10]])
+def test_only_garbage_names_device_operation_and_the_defect(agent: Callable[[SnmpScript], ScriptedSnmpAgent]) -> None:
+    a = agent(lambda m: [snmp_response(m, [ber.encode_var_bind(SYS_DESCR, ber.OCTET_STRING, b"x" * 50)])[:-10]])
     with transport(a.port, timeout_s=0.2, retries=1) as t, pytest.raises(DeviceProtocolError) as info:
         t.get(["1.3.6.1.2.1.1.1.0"], operation="read identity")
     text = str(info.value)
@@ -138,8 +98,8 @@ def test_only_garbage_names_device_operation_and_the_defect(agent: Callable[[Scr
     assert len(a.requests) == 2  # the retry was sent
 
 
-def test_error_status_names_the_status_and_the_oid(agent: Callable[[Script], ScriptedAgent]) -> None:
-    a = agent(lambda m: [response(m, [ber.null_var_bind(o) for o, _, _ in m.var_binds], status=2, index=1)])
+def test_error_status_names_the_status_and_the_oid(agent: Callable[[SnmpScript], ScriptedSnmpAgent]) -> None:
+    a = agent(lambda m: [snmp_response(m, [ber.null_var_bind(o) for o, _, _ in m.var_binds], status=2, index=1)])
     with (
         transport(a.port) as t,
         pytest.raises(DeviceError, match=r"agent answered noSuchName at 1\.3\.6\.1\.2\.1\.1\.1\.0"),
@@ -147,8 +107,8 @@ def test_error_status_names_the_status_and_the_oid(agent: Callable[[Script], Scr
         t.get(["1.3.6.1.2.1.1.1.0"])
 
 
-def test_set_sends_typed_values(agent: Callable[[Script], ScriptedAgent]) -> None:
-    a = agent(lambda m: [response(m, [ber.encode_var_bind(o, t, v) for o, t, v in m.var_binds])])
+def test_set_sends_typed_values(agent: Callable[[SnmpScript], ScriptedSnmpAgent]) -> None:
+    a = agent(lambda m: [snmp_response(m, [ber.encode_var_bind(o, t, v) for o, t, v in m.var_binds])])
     with transport(a.port) as t:
         t.set("1.3.6.1.4.1.318.1.1.26.9.2.4.1.5.3", 2)
         t.set("1.3.6.1.2.1.1.5.0", "rack-07")
@@ -169,7 +129,7 @@ def test_nothing_listening_is_a_timeout_that_says_so() -> None:
     assert "pdu-x" in str(info.value) and "ICMP port unreachable" in str(info.value)
 
 
-def test_silent_agent_times_out_within_its_bound(agent: Callable[[Script], ScriptedAgent]) -> None:
+def test_silent_agent_times_out_within_its_bound(agent: Callable[[SnmpScript], ScriptedSnmpAgent]) -> None:
     a = agent(lambda m: [])
     with transport(a.port, timeout_s=0.2, retries=2) as t, pytest.raises(DeviceTimeout, match="no response after 3"):
         t.get(["1.3.6.1.2.1.1.1.0"])

@@ -320,3 +320,36 @@ def test_factory_samples_whole_rack(sim: SimBench) -> None:
     stats = sampler.run(3.0)
     assert stats.ticks == 3 and stats.samples == 3 * len(sampler.channels)
     make.close_all()  # type: ignore[attr-defined]
+
+
+def test_absent_meters_get_no_channels_and_never_read_as_zero() -> None:
+    """An outlet without a meter has no power channel (not one that reads 0 W); a device without a
+    total power meter (NotAvailable) has no power channel; the rest of the device still has its."""
+    from rackval.core.errors import NotAvailable
+    from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
+    from rackval.harness.readers import channels_of
+
+    class HalfMeteredPdu(Device, PowerMeter, OutletSwitch):
+        name = "pdu-x"
+
+        def identify(self) -> Identity:
+            return Identity("APC", "AP7902B", "", "")
+
+        def close(self) -> None:
+            pass
+
+        def power_watts(self) -> float:
+            raise NotAvailable("pdu-x", "127.0.0.1:161", "read total power", "it reads -1 (not available)")
+
+        def outlets(self) -> list[OutletReading]:
+            return [OutletReading(1, "a", True, 120.0, 0.5), OutletReading(2, "b", True, None, None)]
+
+        def set_outlet(self, outlet: int, on: bool) -> None:
+            raise AssertionError("telemetry never switches")
+
+    pdu = HalfMeteredPdu()
+    channels = channels_of(pdu, "pdu-x")
+    names = [c.name for c in channels]
+    assert names == ["pdu-x/outlet1/power_w", "pdu-x/outlet1/current_a", "pdu-x/outlet1/on", "pdu-x/outlet2/on"]
+    values = channels[0].read(pdu)
+    assert values["pdu-x/outlet2/power_w"] is None  # read as "no value", never 0.0

@@ -5,13 +5,18 @@ Many racks still have BMCs (or BMC firmware modes) where Redfish is missing, slo
 and IPMI is the lowest common denominator every server speaks. The parsing lives in pure
 functions over ipmitool's text output so that it can be tested on captured output from real
 BMCs as well as against OpenIPMI's ipmi_sim.
+
+What a BMC lacks is told apart from a BMC that fails, and each part stands alone: without FRU 0
+(``fru print 0`` -> "Device not present") the identity comes from ``mc info`` (manufacturer,
+firmware, the product name when ipmitool knows it); without SDRs ``temperatures()`` is empty;
+without DCMI ``power_watts()`` raises ``NotAvailable``. None of these stops the others.
 """
 
 from __future__ import annotations
 
 import re
 
-from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.core.errors import DeviceError, DeviceProtocolError, NotAvailable
 from rackval.drivers.capabilities import (
     Bmc,
     Device,
@@ -41,6 +46,8 @@ _DCMI_RE = re.compile(r"Instantaneous power reading\s*:\s*(-?\d+(?:\.\d+)?)\s*Wa
 _DCMI_STATE_RE = re.compile(r"Power reading state is\s*:\s*(\w+)", re.IGNORECASE)
 _TEMP_RE = re.compile(r"^(-?\d+(?:\.\d+)?)\s*degrees C$", re.IGNORECASE)
 _DCMI_UNSUPPORTED = ("Invalid command", "DCMI request failed", "not supported", "Unsupported", "Invalid data field")
+# ipmitool's words (stdout or stderr) for a BMC whose SDR repository is empty or absent.
+_NO_SDR = ("record not found", "Error obtaining SDR info", "Invalid command", "SDR not present")
 
 
 def _colon_fields(text: str) -> dict[str, str]:
@@ -82,11 +89,20 @@ def parse_fru(text: str) -> dict[str, str]:
 
 
 def parse_mc_info(text: str) -> dict[str, str]:
-    """``mc info`` -> firmware revision and manufacturer name."""
+    """``mc info`` -> firmware revision, manufacturer name and product name.
+
+    ipmitool prints "Unknown (0x..)" for IDs it has no name for: those are left empty.
+    """
     fields = _colon_fields(text)
+
+    def named(key: str) -> str:
+        value = fields.get(key, "")
+        return "" if value.startswith("Unknown") else value
+
     return {
         "firmware": fields.get("Firmware Revision", ""),
-        "manufacturer": fields.get("Manufacturer Name", ""),
+        "manufacturer": named("Manufacturer Name"),
+        "product": named("Product Name"),
     }
 
 
@@ -168,8 +184,10 @@ class IpmiBmc(Device, Bmc, PowerMeter, HostReset, EventLog):
     ``interface``, ``retries``, ``retransmit_s``, ``privilege``, ``ipmitool``).
 
     ``identify()`` reads FRU 0's product area (board area as a fallback) and ``mc info``'s
-    Firmware Revision. ``power_watts()`` needs DCMI (most servers since ~2012; not white-box
-    boards without a power sensor): an unsupported BMC raises DeviceError saying so.
+    Firmware Revision; a BMC without FRU 0 is identified from ``mc info`` alone (vendor and
+    model from its manufacturer and product names, serial empty). ``temperatures()`` is empty
+    for a BMC without SDRs. ``power_watts()`` needs DCMI (most servers since ~2012; not
+    white-box boards without a power sensor): a BMC without it raises NotAvailable saying so.
     """
 
     kind = "bmc"
@@ -194,13 +212,23 @@ class IpmiBmc(Device, Bmc, PowerMeter, HostReset, EventLog):
 
     # ---- Device -------------------------------------------------------------------------------
     def identify(self) -> Identity:
-        """Vendor, model and serial from FRU 0, firmware from ``mc info`` (read once, then cached)."""
+        """Vendor, model and serial from FRU 0, firmware from ``mc info`` (read once, then cached).
+
+        A BMC that answers ``fru print 0`` with a completion code ("Device not present") has no
+        FRU data to give: vendor and model then come from ``mc info``, the serial is empty. A BMC
+        that does not answer, or refuses the session, is not guessed around: that raises.
+        """
         if self._identity is None:
-            fru = parse_fru(self._run(["fru", "print", "0"], "read FRU 0 (ipmitool fru print 0)"))
+            fru = {"vendor": "", "model": "", "serial": ""}
+            try:
+                fru = parse_fru(self._run(["fru", "print", "0"], "read FRU 0 (ipmitool fru print 0)"))
+            except DeviceError as exc:
+                if type(exc) is not DeviceError:  # timeout, refused login, garbage: not "no FRU"
+                    raise
             mc = parse_mc_info(self._run(["mc", "info"], "read BMC firmware (ipmitool mc info)"))
             self._identity = Identity(
                 vendor=fru["vendor"] or mc["manufacturer"],
-                model=fru["model"],
+                model=fru["model"] or mc["product"],
                 serial=fru["serial"],
                 firmware=mc["firmware"],
             )
@@ -220,9 +248,14 @@ class IpmiBmc(Device, Bmc, PowerMeter, HostReset, EventLog):
             raise self._err(DeviceProtocolError, op, str(exc)) from exc
 
     def temperatures(self) -> dict[str, float]:
-        """Every temperature sensor with a reading, degrees C, keyed by SDR name."""
+        """Every temperature sensor with a reading, degrees C, keyed by SDR name; empty without SDRs."""
         op = "read temperatures (ipmitool sdr type temperature)"
-        return parse_sdr_temperatures(self._run(["sdr", "type", "temperature"], op))
+        try:
+            return parse_sdr_temperatures(self._run(["sdr", "type", "temperature"], op))
+        except DeviceError as exc:
+            if type(exc) is DeviceError and any(m in exc.detail for m in _NO_SDR):
+                return {}  # the BMC answered that it has no sensor records
+            raise
 
     # ---- PowerMeter ---------------------------------------------------------------------------
     def power_watts(self) -> float:
@@ -233,7 +266,7 @@ class IpmiBmc(Device, Bmc, PowerMeter, HostReset, EventLog):
         except DeviceError as exc:
             if type(exc) is DeviceError and any(m in exc.detail for m in _DCMI_UNSUPPORTED):
                 raise self._err(
-                    DeviceError,
+                    NotAvailable,
                     op,
                     f"BMC does not support DCMI power reading ({exc.detail}); "
                     "read power from the PDU outlet or the Redfish driver instead",

@@ -8,17 +8,21 @@ and ``Thermal`` resources (deprecated since 2020), newer ones ``EnvironmentMetri
 order and remembers what worked, so a telemetry loop costs one GET per sample. This module is
 the navigation (which resource, which GETs, what is cached); what each resource's JSON means is
 in ``rackval.drivers.bmc.redfish_payloads``.
+
+Absent is not failed: a resource the BMC does not implement (404/405/501) or a property it leaves
+out is reported as such. Identity fields it lacks are empty (a BMC without a Managers member has
+no firmware to give); a chassis without any temperature resource has no temperatures (empty); a
+reading with no source at all (no power meter, no PowerState, no power limit, no PSU or fan
+list, no event log) raises ``NotAvailable`` naming what was looked for, never a protocol error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
-from rackval.core.errors import DeviceError, DeviceProtocolError
+from rackval.core.errors import DeviceError, DeviceProtocolError, NotAvailable, protocol_errors
 from rackval.drivers.bmc import redfish_payloads as payloads
-from rackval.drivers.bmc.redfish_payloads import link, reading
 from rackval.drivers.capabilities import (
     Bmc,
     Device,
@@ -39,6 +43,7 @@ from rackval.drivers.capabilities import (
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import RedfishBmcOptions, parse_options
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
+from rackval.drivers.transport.redfish_json import WrongType, link, member_text, reading
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +145,24 @@ class RedfishBmc(
         return self._chassis_doc
 
     # ---- Device -------------------------------------------------------------------------------
+    @protocol_errors("identify (Manufacturer, Model, SerialNumber, FirmwareVersion)")
     def identify(self) -> Identity:
+        """From the System (Manufacturer, Model, SerialNumber) and its Manager (FirmwareVersion);
+        what the BMC leaves out, Manager included, is empty."""
         system = self._transport.get(self._resource_path("system"))
-        manager = self._transport.get(self._resource_path("manager"))
-
-        def text(doc: Mapping[str, Any], key: str) -> str:
-            value = doc.get(key)
-            return "" if value is None else str(value)
-
+        try:
+            manager = self._get_optional(self._resource_path("manager")) or {}
+        except RedfishHttpError as exc:  # no Managers collection: no firmware to report
+            if exc.status not in (404, 405, 501):
+                raise
+            manager = {}
+        except DeviceProtocolError:  # an empty Managers collection: likewise
+            manager = {}
         return Identity(
-            vendor=text(system, "Manufacturer"),
-            model=text(system, "Model"),
-            serial=text(system, "SerialNumber"),
-            firmware=text(manager, "FirmwareVersion"),
+            vendor=member_text(system, "Manufacturer"),
+            model=member_text(system, "Model"),
+            serial=member_text(system, "SerialNumber"),
+            firmware=member_text(manager, "FirmwareVersion"),
         )
 
     def close(self) -> None:
@@ -163,13 +173,18 @@ class RedfishBmc(
     def power_state(self) -> str:
         """The host's PowerState as Redfish says it: On, Off, PoweringOn, PoweringOff, Paused."""
         path = self._resource_path("system")
-        state = self._transport.get(path).get("PowerState")
+        doc = self._transport.get(path)
+        if "PowerState" not in doc or doc["PowerState"] is None:
+            raise self._err(NotAvailable, f"read PowerState (GET {path})", "the system reports no PowerState")
+        state = doc["PowerState"]
         if not isinstance(state, str) or not state:
             raise self._err(DeviceProtocolError, f"read PowerState (GET {path})", f"no PowerState: {state!r}")
         return state
 
+    @protocol_errors("read temperatures")
     def temperatures(self) -> dict[str, float]:
-        """Every temperature reading the chassis reports, in degrees Celsius, keyed by sensor name."""
+        """Every temperature reading the chassis reports, in degrees Celsius, keyed by sensor name
+        (empty for a chassis with no Thermal, Sensors or ThermalSubsystem resource)."""
         if self._thermal_from is not None:
             kind, path = self._thermal_from
             return self._read_thermal(kind, path)
@@ -189,11 +204,8 @@ class RedfishBmc(
                 raise
             self._thermal_from = (kind, path)
             return readings
-        raise self._err(
-            DeviceProtocolError,
-            f"read temperatures (chassis {base})",
-            "chassis has no Thermal, Sensors or ThermalSubsystem resource",
-        )
+        log.info("%s: chassis %s has no Thermal, Sensors or ThermalSubsystem resource", self.name, base)
+        return {}
 
     def _read_thermal(self, kind: str, path: str) -> dict[str, float]:
         if kind == "legacy":
@@ -203,10 +215,7 @@ class RedfishBmc(
         return self._thermal_metrics(path)
 
     def _legacy_thermal(self, path: str) -> dict[str, float]:
-        try:
-            return payloads.legacy_temperatures(self._transport.get(path))
-        except ValueError as exc:
-            raise self._err(DeviceProtocolError, f"GET {path}", str(exc)) from exc
+        return payloads.legacy_temperatures(self._transport.get(path))
 
     def _supports_expand(self) -> bool:
         if self._expand_ok is None:
@@ -230,6 +239,7 @@ class RedfishBmc(
         return payloads.thermal_metrics_temperatures(self._transport.get(path))
 
     # ---- PowerMeter ---------------------------------------------------------------------------
+    @protocol_errors("read power")
     def power_watts(self) -> float:
         """Input power of the chassis in watts, from the source chosen by option 'power_source'."""
         if self._power_from is not None:
@@ -239,18 +249,18 @@ class RedfishBmc(
         order = {"auto": ("environment", "legacy"), "environment": ("environment",), "legacy": ("legacy",)}[
             self._power_source
         ]
-        tried = []
         for source in order:
-            value = self._read_power(source, required=len(order) == 1)
+            value = self._read_power(source, required=False)
             if value is not None:
                 self._power_from = source
                 return value
-            tried.append(source)
         base = self._resource_path("chassis")
+        looked = {"environment": "EnvironmentMetrics PowerWatts.Reading",
+                  "legacy": "Power PowerControl[0].PowerConsumedWatts"}  # fmt: skip
         raise self._err(
-            DeviceProtocolError,
+            NotAvailable,
             f"read power (chassis {base})",
-            "neither EnvironmentMetrics PowerWatts.Reading nor Power PowerControl[0].PowerConsumedWatts is reported",
+            f"the chassis reports no {' and no '.join(looked[s] for s in order)}",
         )
 
     def _power_path(self, source: str) -> str:
@@ -327,12 +337,13 @@ class RedfishBmc(
             if found is not None:
                 return (source, *found)
         raise self._err(
-            DeviceError,
+            NotAvailable,
             operation,
             f"chassis {self._resource_path('chassis')} reports no power limit "
             "(neither Power PowerControl[0].PowerLimit nor EnvironmentMetrics PowerLimitWatts)",
         )
 
+    @protocol_errors("read power limit")
     def power_limit(self) -> tuple[float | None, float | None]:
         """The chassis power cap: (LimitInWatts or None when uncapped, CorrectionInMs or None).
 
@@ -356,11 +367,11 @@ class RedfishBmc(
         op = f"set power limit to {'none' if watts is None else f'{watts!r} W'}"
         if watts is not None and (isinstance(watts, bool) or not isinstance(watts, int | float) or watts <= 0):
             raise self._err(DeviceError, op, f"limit must be a positive number of watts or None, got {watts!r}")
-        source, doc, _, _ = self._limit_source(op)
         try:
+            source, doc, _, _ = self._limit_source(op)
             body = payloads.power_limit_patch(source, doc, watts)
-        except ValueError as exc:
-            raise self._err(DeviceError, op, str(exc)) from exc
+        except ValueError as exc:  # outside the allowable range: refused; a field of the wrong type: a fault
+            raise self._err(DeviceProtocolError if isinstance(exc, WrongType) else DeviceError, op, str(exc)) from exc
         self._transport.patch(self._power_path(source), body)
 
     # ---- event log ----------------------------------------------------------------------------
@@ -377,12 +388,13 @@ class RedfishBmc(
             collection = link(system, "LogServices") or base
             members = self._transport.members(collection)
             if not members:
-                raise self._err(DeviceError, f"find the SEL (GET {collection})", "system has no log services")
+                raise self._err(NotAvailable, f"find the SEL (GET {collection})", "system has no log services")
             sel = [m for m in members if m.rstrip("/").rsplit("/", 1)[-1].upper() == "SEL"]
             path = (sel or members)[0]
         self._paths["log_service"] = path
         return path
 
+    @protocol_errors("read the event log (SEL)")
     def sel_entries(self) -> list[LogEntry]:
         """Every entry of the system's event log (SEL), in the order the BMC lists them.
 
@@ -421,6 +433,7 @@ class RedfishBmc(
         return out
 
     # ---- firmware -----------------------------------------------------------------------------
+    @protocol_errors("read the firmware inventory")
     def firmware_inventory(self) -> dict[str, str]:
         """{component name: version} from /redfish/v1/UpdateService/FirmwareInventory.
 
@@ -443,6 +456,7 @@ class RedfishBmc(
         return payloads.firmware_versions(docs)
 
     # ---- power supplies -------------------------------------------------------------------------
+    @protocol_errors("read power supplies")
     def power_supplies(self) -> dict[str, PowerSupplyState]:
         """Every PSU of the chassis, keyed by Name: status, health and whether it has line input.
 
@@ -461,23 +475,24 @@ class RedfishBmc(
         collection = link(subsystem, "PowerSupplies") if subsystem is not None else None
         if collection is None:
             raise self._err(
-                DeviceProtocolError,
+                NotAvailable,
                 f"read power supplies (chassis {base})",
                 "chassis reports neither Power PowerSupplies nor PowerSubsystem PowerSupplies",
             )
         out: dict[str, PowerSupplyState] = {}
         for member in self._transport.members(collection):
             doc = self._transport.get(member)
-            name = str(doc.get("Name") or doc.get("Id") or member)
+            name = member_text(doc, "Name", f"{member} Name") or member_text(doc, "Id", f"{member} Id") or member
             volts = watts = None
             metrics_path = link(doc, "Metrics")
             metrics = self._get_optional(metrics_path) if metrics_path else None
             if metrics is not None:
-                volts = reading(metrics.get("InputVoltage"))
-                watts = reading(metrics.get("InputPowerWatts"))
+                volts = reading(metrics, "InputVoltage", f"{metrics_path} InputVoltage")
+                watts = reading(metrics, "InputPowerWatts", f"{metrics_path} InputPowerWatts")
             out[name] = payloads.psu_state(name, doc, volts, watts)
         return out
 
+    @protocol_errors("read temperature thresholds")
     def sensor_thresholds(self) -> dict[str, SensorThresholds]:
         """Upper caution / critical thresholds of the temperature sensors, keyed like ``temperatures()``.
 
@@ -499,6 +514,7 @@ class RedfishBmc(
                 out[named[0]] = named[1]
         return out
 
+    @protocol_errors("read fans")
     def fans(self) -> dict[str, float | None]:
         """Every chassis fan's speed in RPM, keyed by fan Name (None: the BMC gives no RPM).
 
@@ -516,12 +532,13 @@ class RedfishBmc(
         collection = link(subsystem, "Fans") if subsystem is not None else None
         if collection is None:
             raise self._err(
-                DeviceProtocolError,
+                NotAvailable,
                 f"read fans (chassis {base})",
                 "chassis reports neither Thermal Fans nor ThermalSubsystem Fans",
             )
         out: dict[str, float | None] = {}
         for member in self._transport.members(collection):
             doc = self._transport.get(member)
-            out[str(doc.get("Name") or doc.get("Id") or member)] = payloads.fan_rpm(doc)
+            name = member_text(doc, "Name", f"{member} Name") or member_text(doc, "Id", f"{member} Id") or member
+            out[name] = payloads.fan_rpm(doc)
         return out

@@ -8,10 +8,14 @@ knows what each resource's payload says: the legacy ``Power`` / ``Thermal`` reso
 inventory. Being pure (documents in, values out), every rule here can be tested on captured
 payloads of real BMCs without a server.
 
-Rules for every function: a JSON number is a float, anything else (null, a string, a boolean)
-is "not reported" (``None``), never coerced; a sensor or component without a value is left out;
-a repeated name gets its member id appended instead of overwriting. A payload whose *shape* is
-wrong raises ``ValueError`` (the driver turns it into a DeviceProtocolError naming the GET).
+Rules for every function: a reading is a finite JSON number (a float here) or null / absent
+("not reported": ``None``); a name or a status is a JSON string or null. Anything else (a
+string for a number, an object for a name, ``1e999``) is a device fault, never coerced: the
+accessors of ``rackval.drivers.transport.redfish_json`` raise ``WrongType`` naming the field
+(e.g. ``Temperatures[2].ReadingCelsius``) and what arrived. A sensor or component without a
+value is left out; a repeated name gets its member id appended instead of overwriting. A
+payload whose *shape* is wrong raises ``ValueError`` too; the driver turns both into a
+DeviceProtocolError naming what it was reading (``rackval.core.errors.protocol_errors``).
 """
 
 from __future__ import annotations
@@ -20,29 +24,30 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rackval.drivers.capabilities import LogEntry, PowerSupplyState, SensorThresholds
+from rackval.drivers.transport.redfish_json import number, reading, text
 
 _NO_INPUT_STATUS = frozenset({"LossOfInput", "OutOfRange"})
 
 
-# ---- values and links ----------------------------------------------------------------------------
-def number(value: Any) -> float | None:
-    """A JSON number as float; None for null, strings and booleans (never coerce silently)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def reading(value: Any) -> float | None:
-    """``{"Reading": x}`` (Redfish SensorExcerpt / Threshold) as float, else None."""
-    return number(value.get("Reading")) if isinstance(value, dict) else None
-
-
-def link(doc: Mapping[str, Any], key: str) -> str | None:
-    """The @odata.id a resource links under ``key`` (e.g. chassis["Thermal"]), if any."""
-    value = doc.get(key)
-    if isinstance(value, dict) and isinstance(value.get("@odata.id"), str):
-        return value["@odata.id"]
+# ---- values and names ----------------------------------------------------------------------------
+def _name(doc: Mapping[str, Any], where: str, *keys: str) -> str | None:
+    """The first of ``keys`` that ``doc`` reports as a non-empty string (each must be a string)."""
+    for key in keys:
+        value = text(doc.get(key), f"{where}.{key}" if where else key)
+        if value:
+            return value
     return None
+
+
+def _entries(doc: Mapping[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
+    """``doc[key]`` (an array, or absent) as (field path, member object); members that are not
+    objects are skipped (a null in an array is a BMC's way of saying "not populated")."""
+    items = doc.get(key, [])
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ValueError(f"{key!r} is not an array")
+    return [(f"{key}[{i}]", entry) for i, entry in enumerate(items) if isinstance(entry, dict)]
 
 
 def _put_unique(out: dict[str, float], name: str, value: float, member_id: Any) -> None:
@@ -63,17 +68,12 @@ def expand_advertised(service_root: Mapping[str, Any]) -> bool:
 # ---- temperatures -------------------------------------------------------------------------------
 def legacy_temperatures(thermal: Mapping[str, Any]) -> dict[str, float]:
     """``Chassis/{id}/Thermal`` Temperatures[] -> {Name: ReadingCelsius}."""
-    temps = thermal.get("Temperatures", [])
-    if not isinstance(temps, list):
-        raise ValueError("'Temperatures' is not an array")
     out: dict[str, float] = {}
-    for entry in temps:
-        if not isinstance(entry, dict):
-            continue
-        value = number(entry.get("ReadingCelsius"))
+    for where, entry in _entries(thermal, "Temperatures"):
+        value = number(entry.get("ReadingCelsius"), f"{where}.ReadingCelsius")
         if value is None:
             continue
-        name = str(entry.get("Name") or entry.get("MemberId") or f"Temperature {len(out)}")
+        name = _name(entry, where, "Name", "MemberId") or f"Temperature {len(out)}"
         _put_unique(out, name, value, entry.get("MemberId"))
     return out
 
@@ -92,28 +92,34 @@ def is_temperature_sensor(sensor: Mapping[str, Any]) -> bool:
 def sensor_temperatures(sensors: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """The temperature sensors (ReadingType Temperature or units Cel) of a Sensors collection -> {Name: Reading}."""
     out: dict[str, float] = {}
-    for doc in sensors:
+    for i, doc in enumerate(sensors):
         if not is_temperature_sensor(doc):
             continue
-        value = number(doc.get("Reading"))
+        where = _where(doc, f"Sensors member {i}")
+        value = number(doc.get("Reading"), f"{where} Reading")
         if value is None:
             continue
-        _put_unique(out, str(doc.get("Name") or doc.get("Id")), value, doc.get("Id"))
+        _put_unique(out, _name(doc, where, "Name", "Id") or where, value, doc.get("Id"))
     return out
+
+
+def _where(doc: Mapping[str, Any], fallback: str) -> str:
+    """How an error names a resource: its @odata.id when it has one."""
+    oid = doc.get("@odata.id")
+    return oid if isinstance(oid, str) and oid else fallback
 
 
 def thermal_metrics_temperatures(metrics: Mapping[str, Any]) -> dict[str, float]:
     """``ThermalSubsystem/ThermalMetrics``: TemperatureReadingsCelsius[] by DeviceName, else the summary."""
     out: dict[str, float] = {}
-    readings = metrics.get("TemperatureReadingsCelsius")
-    if isinstance(readings, list):
-        for entry in readings:
-            if isinstance(entry, dict) and (value := number(entry.get("Reading"))) is not None:
-                _put_unique(out, str(entry.get("DeviceName") or f"Sensor {len(out)}"), value, None)
+    for where, entry in _entries(metrics, "TemperatureReadingsCelsius"):
+        if (value := number(entry.get("Reading"), f"{where}.Reading")) is not None:
+            _put_unique(out, _name(entry, where, "DeviceName") or f"Sensor {len(out)}", value, None)
     summary = metrics.get("TemperatureSummaryCelsius")
     if not out and isinstance(summary, dict):
         for key, entry in summary.items():
-            if isinstance(entry, dict) and (value := number(entry.get("Reading"))) is not None:
+            value = reading(summary, key, f"TemperatureSummaryCelsius.{key}") if isinstance(entry, dict) else None
+            if value is not None:
                 out[key] = value
     return out
 
@@ -121,18 +127,16 @@ def thermal_metrics_temperatures(metrics: Mapping[str, Any]) -> dict[str, float]
 def legacy_thresholds(thermal: Mapping[str, Any]) -> dict[str, SensorThresholds] | None:
     """Thermal Temperatures[] UpperThresholdNonCritical / UpperThresholdCritical by Name; None
     when the resource has no Temperatures array. Sensors without either threshold are left out."""
-    temps = thermal.get("Temperatures")
-    if not isinstance(temps, list):
+    if not isinstance(thermal.get("Temperatures"), list):
         return None
     out: dict[str, SensorThresholds] = {}
-    for entry in temps:
-        if not isinstance(entry, dict):
-            continue
+    for where, entry in _entries(thermal, "Temperatures"):
         limits = SensorThresholds(
-            number(entry.get("UpperThresholdNonCritical")), number(entry.get("UpperThresholdCritical"))
+            number(entry.get("UpperThresholdNonCritical"), f"{where}.UpperThresholdNonCritical"),
+            number(entry.get("UpperThresholdCritical"), f"{where}.UpperThresholdCritical"),
         )
         if limits.caution is not None or limits.critical is not None:
-            out[str(entry.get("Name") or entry.get("MemberId"))] = limits
+            out[_name(entry, where, "Name", "MemberId") or where] = limits
     return out
 
 
@@ -141,11 +145,15 @@ def sensor_thresholds(sensor: Mapping[str, Any]) -> tuple[str, SensorThresholds]
     kind of sensor or one without either threshold."""
     if not is_temperature_sensor(sensor):
         return None
+    where = _where(sensor, "sensor")
     thresholds = sensor.get("Thresholds") if isinstance(sensor.get("Thresholds"), dict) else {}
-    limits = SensorThresholds(reading(thresholds.get("UpperCaution")), reading(thresholds.get("UpperCritical")))
+    limits = SensorThresholds(
+        reading(thresholds, "UpperCaution", f"{where} Thresholds.UpperCaution"),
+        reading(thresholds, "UpperCritical", f"{where} Thresholds.UpperCritical"),
+    )
     if limits.caution is None and limits.critical is None:
         return None
-    return str(sensor.get("Name") or sensor.get("Id")), limits
+    return _name(sensor, where, "Name", "Id") or where, limits
 
 
 # ---- fans ---------------------------------------------------------------------------------------
@@ -155,17 +163,17 @@ def legacy_fans(thermal: Mapping[str, Any]) -> dict[str, float | None] | None:
     if not isinstance(fans, list) or not fans:
         return None
     out: dict[str, float | None] = {}
-    for i, entry in enumerate(fans):
-        if isinstance(entry, dict):
-            rpm = number(entry.get("Reading")) if entry.get("ReadingUnits", "RPM") == "RPM" else None
-            out[str(entry.get("Name") or entry.get("MemberId") or f"Fan {i}")] = rpm
+    for i, (where, entry) in enumerate(_entries(thermal, "Fans")):
+        units = text(entry.get("ReadingUnits"), f"{where}.ReadingUnits") or "RPM"
+        rpm = number(entry.get("Reading"), f"{where}.Reading") if units == "RPM" else None
+        out[_name(entry, where, "Name", "MemberId") or f"Fan {i}"] = rpm
     return out
 
 
 def fan_rpm(fan: Mapping[str, Any]) -> float | None:
     """A ThermalSubsystem Fan's SpeedPercent.SpeedRPM."""
     speed = fan.get("SpeedPercent") if isinstance(fan.get("SpeedPercent"), dict) else {}
-    return number(speed.get("SpeedRPM"))
+    return number(speed.get("SpeedRPM"), f"{_where(fan, 'fan')} SpeedPercent.SpeedRPM")
 
 
 # ---- power draw and power limit ----------------------------------------------------------------
@@ -173,12 +181,11 @@ def power_reading(source: str, doc: Mapping[str, Any]) -> tuple[str, float | Non
     """(field read, watts or None) from ``EnvironmentMetrics`` PowerWatts.Reading (source
     "environment") or legacy ``Power`` PowerControl[0].PowerConsumedWatts (source "legacy")."""
     if source == "environment":
-        power = doc.get("PowerWatts")
-        return "PowerWatts.Reading", number(power.get("Reading")) if isinstance(power, dict) else None
+        return "PowerWatts.Reading", reading(doc, "PowerWatts")
+    field = "PowerControl[0].PowerConsumedWatts"
     control = doc.get("PowerControl")
     first = control[0] if isinstance(control, list) and control else None
-    value = number(first.get("PowerConsumedWatts")) if isinstance(first, dict) else None
-    return "PowerControl[0].PowerConsumedWatts", value
+    return field, number(first.get("PowerConsumedWatts"), field) if isinstance(first, dict) else None
 
 
 def power_limit(source: str, doc: Mapping[str, Any]) -> tuple[float | None, float | None] | None:
@@ -191,11 +198,16 @@ def power_limit(source: str, doc: Mapping[str, Any]) -> tuple[float | None, floa
         limit = first.get("PowerLimit") if isinstance(first, dict) else None
         if not isinstance(limit, dict):
             return None
-        return number(limit.get("LimitInWatts")), number(limit.get("CorrectionInMs"))
+        where = "PowerControl[0].PowerLimit"
+        return number(limit.get("LimitInWatts"), f"{where}.LimitInWatts"), number(
+            limit.get("CorrectionInMs"), f"{where}.CorrectionInMs"
+        )
     limit = doc.get("PowerLimitWatts")
     if not isinstance(limit, dict):
         return None
-    return (None if limit.get("ControlMode") == "Disabled" else number(limit.get("SetPoint"))), None
+    if text(limit.get("ControlMode"), "PowerLimitWatts.ControlMode") == "Disabled":
+        return None, None
+    return number(limit.get("SetPoint"), "PowerLimitWatts.SetPoint"), None
 
 
 def power_limit_patch(source: str, doc: Mapping[str, Any], watts: float | None) -> dict[str, Any]:
@@ -209,7 +221,8 @@ def power_limit_patch(source: str, doc: Mapping[str, Any], watts: float | None) 
     if source == "legacy":
         return {"PowerControl": [{"PowerLimit": {"LimitInWatts": watts}}]}
     limit = doc.get("PowerLimitWatts", {})
-    low, high = number(limit.get("AllowableMin")), number(limit.get("AllowableMax"))
+    low = number(limit.get("AllowableMin"), "PowerLimitWatts.AllowableMin")
+    high = number(limit.get("AllowableMax"), "PowerLimitWatts.AllowableMax")
     if watts is not None and ((low is not None and watts < low) or (high is not None and watts > high)):
         raise ValueError(f"outside the BMC's allowable range {low}..{high} W (AllowableMin/Max)")
     return (
@@ -223,8 +236,9 @@ def psu_state(name: str, doc: Mapping[str, Any], volts: float | None, watts: flo
     OutOfRange = no), the line input voltage (0 V = no), State ``UnavailableOffline`` (no);
     otherwise None (unknown)."""
     status = doc.get("Status") if isinstance(doc.get("Status"), dict) else {}
-    state, health = str(status.get("State") or ""), str(status.get("Health") or "")
-    line = doc.get("LineInputStatus")
+    state = text(status.get("State"), f"{name} Status.State") or ""
+    health = text(status.get("Health"), f"{name} Status.Health") or ""
+    line = text(doc.get("LineInputStatus"), f"{name} LineInputStatus")
     input_ok: bool | None
     if line == "Normal":
         input_ok = True
@@ -245,27 +259,27 @@ def legacy_power_supplies(power: Mapping[str, Any]) -> dict[str, PowerSupplyStat
     if not isinstance(supplies, list) or not supplies:
         return None
     out: dict[str, PowerSupplyState] = {}
-    for i, doc in enumerate(supplies):
-        if isinstance(doc, dict):
-            name = str(doc.get("Name") or doc.get("MemberId") or f"PSU {i}")
-            out[name] = psu_state(name, doc, number(doc.get("LineInputVoltage")), number(doc.get("PowerInputWatts")))
+    for i, (where, doc) in enumerate(_entries(power, "PowerSupplies")):
+        name = _name(doc, where, "Name", "MemberId") or f"PSU {i}"
+        volts = number(doc.get("LineInputVoltage"), f"{where}.LineInputVoltage")
+        out[name] = psu_state(name, doc, volts, number(doc.get("PowerInputWatts"), f"{where}.PowerInputWatts"))
     return out
 
 
 # ---- event log and firmware ---------------------------------------------------------------------
 def log_entry(doc: Mapping[str, Any]) -> LogEntry:
     """A LogEntry resource as a record (missing members are empty strings)."""
+    where = _where(doc, "log entry")
 
-    def text(key: str) -> str:
-        value = doc.get(key)
-        return "" if value is None else str(value)
+    def field(key: str) -> str:
+        return text(doc.get(key), f"{where} {key}") or ""
 
     return LogEntry(
-        id=text("Id"),
-        created=text("Created"),
-        severity=text("Severity"),
-        message=text("Message"),
-        message_id=text("MessageId"),
+        id=field("Id"),
+        created=field("Created"),
+        severity=field("Severity"),
+        message=field("Message"),
+        message_id=field("MessageId"),
     )
 
 
@@ -277,12 +291,13 @@ def expanded_firmware(members: Any) -> bool:
 def firmware_versions(components: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """SoftwareInventory resources -> {Name (Id without a Name): Version}; without a Version, left out."""
     out: dict[str, str] = {}
-    for doc in components:
-        version = doc.get("Version")
-        if version is None or version == "":
+    for i, doc in enumerate(components):
+        where = _where(doc, f"FirmwareInventory member {i}")
+        version = text(doc.get("Version"), f"{where} Version")
+        if not version:
             continue
-        name = str(doc.get("Name") or doc.get("Id") or doc.get("@odata.id"))
+        name = _name(doc, where, "Name", "Id") or where
         if name in out:
             name = f"{name} ({doc.get('Id')})"
-        out[name] = str(version)
+        out[name] = version
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 
-from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout, NotAvailable
 from rackval.drivers.capabilities import Device, Identity, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import GenericScpiOptions, parse_options
@@ -125,8 +125,8 @@ class GenericScpiInstrument(Device, PowerMeter):
 
     def power_watts(self) -> float:
         """Active power in W from ``power_query`` (times ``power_scale``)."""
-        if self.power_query is None:
-            raise DeviceError(
+        if self.power_query is None:  # nothing to ask: the instrument's power is not available to us
+            raise NotAvailable(
                 self.name, self.config.address, "read power", "no 'power_query' option configured for this instrument"
             )
         return self.query_float(self.power_query) * self.power_scale

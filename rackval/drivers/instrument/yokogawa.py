@@ -4,7 +4,9 @@ The analyzer is the reference meter on a rack feed: the PDU and BMC power figure
 against it, so a wrong number here is worse than no number. Hence the driver configures exactly
 the four items it parses (instead of trusting whatever the front panel left in the item list),
 checks the error queue once after configuring, and refuses NAN/INF/9.91E+37 ("no data" or
-over-range) instead of returning them as readings.
+over-range) instead of returning them as readings. The power factor is optional: with no
+current it is undefined and the analyzer sends "no data" for it; ``power_factor`` is then None
+(not available) and the voltage, current and power of the same reading are kept.
 
 Commands ([S], Yokogawa WT5000 communication manual; see domain.md §4):
 ``:NUMeric:FORMat ASCII``, ``:NUMeric:NORMal:NUMber 4``, ``:NUMeric:NORMal:ITEM<k> <func>,<el>``,
@@ -29,6 +31,7 @@ ITEMS: tuple[tuple[str, str], ...] = (
     ("P", "active power"),
     ("LAMBDA", "power factor"),
 )
+OPTIONAL_ITEMS = frozenset({"LAMBDA"})  # undefined without current: None, not an error
 VALUE_QUERY = ":NUMeric:NORMal:VALue?"
 # IEEE 488.2 / SCPI "not a number" marker; Yokogawa also sends 9.91E+37 for no-data items.
 INVALID_MAGNITUDE = 9.9e37
@@ -79,7 +82,7 @@ class YokogawaWtAnalyzer(Device, PowerMeter, PowerAnalyzer):
         t.check(f"configure numeric items U,I,P,LAMBDA on element {self.element}")
         self._configured_generation = t.generation
 
-    def _parse(self, reply: str) -> list[float]:
+    def _parse(self, reply: str) -> list[float | None]:
         fields = [f.strip() for f in reply.split(",")]
         operation = f"SCPI query {VALUE_QUERY!r}"
         if len(fields) != len(ITEMS):
@@ -89,7 +92,7 @@ class YokogawaWtAnalyzer(Device, PowerMeter, PowerAnalyzer):
                 operation,
                 f"expected {len(ITEMS)} values (U,I,P,LAMBDA), got {len(fields)}: {reply[:120]!r}",
             )
-        values = []
+        values: list[float | None] = []
         for k, (field, (func, label)) in enumerate(zip(fields, ITEMS, strict=True), start=1):
             item = f"ITEM{k} {func},{self.element} ({label})"
             try:
@@ -99,6 +102,9 @@ class YokogawaWtAnalyzer(Device, PowerMeter, PowerAnalyzer):
                     self.name, self.config.address, operation, f"{item}: not a number: {field!r}"
                 ) from None
             if not math.isfinite(value) or abs(value) >= INVALID_MAGNITUDE:
+                if func in OPTIONAL_ITEMS:
+                    values.append(None)  # not available in this reading: not a reason to lose the others
+                    continue
                 raise DeviceProtocolError(
                     self.name,
                     self.config.address,
@@ -114,6 +120,7 @@ class YokogawaWtAnalyzer(Device, PowerMeter, PowerAnalyzer):
             self._configure()
             reply = self.transport.query(VALUE_QUERY)
         voltage, current, power, pf = self._parse(reply)
+        assert voltage is not None and current is not None and power is not None  # required items raise
         return AnalyzerReading(voltage_v=voltage, current_a=current, power_w=power, power_factor=pf)
 
     def power_watts(self) -> float:

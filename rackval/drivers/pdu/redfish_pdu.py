@@ -13,7 +13,14 @@ What this driver relies on, as the DMTF public-pdu mockup shows it [V]:
 * ``Mains/{id}``: ``PowerWatts.Reading`` or per-line ``PolyPhasePowerWatts``.
 
 Outlet.PowerControl returns before the relay moves (and a PDU may sequence outlets), so
-``set_outlet`` polls the outlet's PowerState until it agrees.
+``set_outlet`` polls the outlet's PowerState until it agrees. Values are type-checked
+(``rackval.drivers.transport.redfish_json``): a Manufacturer that is not a string, or a
+reading that is not a finite number, is a DeviceProtocolError naming the field.
+
+What a PDU leaves out is absent, not an error: an outlet without ``PowerWatts`` / ``CurrentAmps``
+has those readings None (its state is still read), identity fields it omits are empty, and a
+total it cannot give (no Metrics reading, no Mains readings) or an Outlets collection it does
+not link raises ``NotAvailable``.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout, NotAvailable, protocol_errors
 from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import RedfishPduOptions, parse_options
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
+from rackval.drivers.transport.redfish_json import link, member_text, reading
 
 RACK_PDUS = "/redfish/v1/PowerEquipment/RackPDUs"
 # Resource.PowerState members [V]; transitional states report the state the outlet is still in.
@@ -34,26 +42,6 @@ _ON_STATES = {"On": True, "PoweringOff": True, "Off": False, "PoweringOn": False
 # Per-line keys of PolyPhasePowerWatts, wye first (line-to-neutral sums to the total), then delta.
 _WYE = ("Line1ToNeutral", "Line2ToNeutral", "Line3ToNeutral")
 _DELTA = ("Line1ToLine2", "Line2ToLine3", "Line3ToLine1")
-
-
-def _number(value: Any) -> float | None:
-    """A JSON number as float; None for null, strings and booleans (never coerce silently)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _reading(doc: Mapping[str, Any], key: str) -> float | None:
-    """``doc[key]["Reading"]`` (Redfish SensorExcerpt) as a number, None when absent or null."""
-    excerpt = doc.get(key)
-    return _number(excerpt.get("Reading")) if isinstance(excerpt, dict) else None
-
-
-def _link(doc: Mapping[str, Any], key: str) -> str | None:
-    value = doc.get(key)
-    if isinstance(value, dict) and isinstance(value.get("@odata.id"), str):
-        return value["@odata.id"]
-    return None
 
 
 class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
@@ -118,9 +106,9 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
         if self._outlet_paths is None:
             pdu_path = self._pdu()
             doc = self._transport.get(pdu_path)
-            collection = _link(doc, "Outlets")
+            collection = link(doc, "Outlets")
             if collection is None:
-                raise self._err(DeviceProtocolError, f"list outlets (GET {pdu_path})", "the PDU links no Outlets")
+                raise self._err(NotAvailable, f"list outlets (GET {pdu_path})", "the PDU links no Outlets")
             self._outlet_paths = self._transport.members(collection)
         return self._outlet_paths
 
@@ -129,30 +117,28 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
         return [path.rstrip("/").rsplit("/", 1)[-1] for path in self._outlets()]
 
     # ---- Device ----------------------------------------------------------------------------------
+    @protocol_errors("identify (Manufacturer, Model, SerialNumber, FirmwareVersion)")
     def identify(self) -> Identity:
         """Manufacturer, Model, SerialNumber, FirmwareVersion; fields the PDU omits are ""."""
         doc = self._transport.get(self._pdu())
-
-        def text(key: str) -> str:
-            value = doc.get(key)
-            return value.strip() if isinstance(value, str) else ""
-
-        return Identity(text("Manufacturer"), text("Model"), text("SerialNumber"), text("FirmwareVersion"))
+        fields = ("Manufacturer", "Model", "SerialNumber", "FirmwareVersion")
+        return Identity(*(member_text(doc, key).strip() for key in fields))
 
     def close(self) -> None:
         self._transport.close()
 
     # ---- PowerMeter ------------------------------------------------------------------------------
+    @protocol_errors("read power")
     def power_watts(self) -> float:
         """The PDU's total active power in W (see option ``power_source``)."""
         pdu_path = self._pdu()
         doc = self._transport.get(pdu_path)
         if self._power_source in ("auto", "metrics"):
-            metrics = _link(doc, "Metrics")
+            metrics = link(doc, "Metrics")
             watts: float | None = None
             if metrics is not None:
                 try:
-                    watts = _reading(self._transport.get(metrics), "PowerWatts")
+                    watts = reading(self._transport.get(metrics), "PowerWatts", f"{metrics} PowerWatts")
                 except RedfishHttpError as exc:
                     if exc.status != 404 or self._power_source == "metrics":
                         raise
@@ -160,36 +146,37 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
                 return watts
             if self._power_source == "metrics":
                 raise self._err(
-                    DeviceProtocolError, f"read power (GET {metrics or pdu_path})", "no numeric PowerWatts.Reading"
+                    NotAvailable, f"read power (GET {metrics or pdu_path})", "the PDU reports no PowerWatts.Reading"
                 )
         return self._mains_watts(pdu_path, doc)
 
     def _mains_watts(self, pdu_path: str, doc: Mapping[str, Any]) -> float:
         op = f"read power from the mains circuits of {pdu_path}"
-        mains = _link(doc, "Mains")
+        mains = link(doc, "Mains")
         if mains is None:
-            raise self._err(DeviceProtocolError, op, "the PDU links neither a Metrics PowerWatts nor Mains")
+            raise self._err(NotAvailable, op, "the PDU links neither a Metrics PowerWatts nor Mains")
         total = 0.0
         circuits = self._transport.members(mains)
         if not circuits:
             raise self._err(DeviceProtocolError, op, f"{mains} has no circuits")
         for path in circuits:
             circuit = self._transport.get(path)
-            watts = _reading(circuit, "PowerWatts")
+            watts = reading(circuit, "PowerWatts", f"{path} PowerWatts")
             if watts is None:
                 lines = circuit.get("PolyPhasePowerWatts")
                 lines = lines if isinstance(lines, dict) else {}
                 for keys in (_WYE, _DELTA):
-                    values = [_reading(lines, k) for k in keys if k in lines]
+                    values = [reading(lines, k, f"{path} PolyPhasePowerWatts.{k}") for k in keys if k in lines]
                     if values and all(v is not None for v in values):
                         watts = sum(v for v in values if v is not None)
                         break
-            if watts is None:
-                raise self._err(DeviceProtocolError, op, f"{path} has no numeric PowerWatts or PolyPhasePowerWatts")
+            if watts is None:  # a total without this circuit would be wrong, not smaller
+                raise self._err(NotAvailable, op, f"{path} reports no PowerWatts or PolyPhasePowerWatts")
             total += watts
         return round(total, 9)
 
     # ---- OutletSwitch ----------------------------------------------------------------------------
+    @protocol_errors("read outlets")
     def outlets(self) -> list[OutletReading]:
         """Every outlet's Id, state, power (W) and current (A), in collection order (one GET each)."""
         result = []
@@ -198,10 +185,10 @@ class RedfishRackPdu(Device, PowerMeter, OutletSwitch):
             result.append(
                 OutletReading(
                     outlet=n,
-                    name=str(doc.get("Id") or path.rsplit("/", 1)[-1]),
+                    name=member_text(doc, "Id", f"{path} Id") or path.rsplit("/", 1)[-1],
                     on=self._on(doc, path, f"read outlet {n} (GET {path})", unmanaged_on=True),
-                    power_w=_reading(doc, "PowerWatts"),
-                    current_a=_reading(doc, "CurrentAmps"),
+                    power_w=reading(doc, "PowerWatts", f"{path} PowerWatts"),
+                    current_a=reading(doc, "CurrentAmps", f"{path} CurrentAmps"),
                 )
             )
         return result

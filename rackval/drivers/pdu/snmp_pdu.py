@@ -8,6 +8,15 @@ driver class by setting ``MAP``: ``rackval.drivers.pdu.apc`` (APC PowerNet-MIB r
 ``rackval.drivers.pdu.raritan`` (Raritan PDU2-MIB), ``rackval.drivers.pdu.servertech`` (ServerTech
 Sentry4-MIB) and ``rackval.drivers.pdu.eaton`` (EATON-EPDU-MIB). The simulator finds the maps it
 can serve through the registered drivers' ``MAP``.
+
+Absent is not failed: outlet state and outlet metering are read in separate requests, so a PDU
+without outlet meters (APC's AP79xx switched rPDU2 units answer noSuchInstance for
+rPDU2OutletMeteredStatusPower) still reports and switches every outlet, with ``power_w`` /
+``current_a`` None. Any optional object a unit lacks (a meter column, an identity field, an
+outlet name, a decimal-digits object) becomes None / "" for the rows that lack it, never an
+error; a meter column the unit lacks for every outlet is not asked for again until the next
+name refresh. Only the outlet state is required of ``outlets()``. A total the unit cannot give
+(no total object, or its "-1 = not available") raises ``NotAvailable``.
 """
 
 from __future__ import annotations
@@ -16,12 +25,12 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
+from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout, NotAvailable
 from rackval.drivers.capabilities import Device, Identity, OutletReading, OutletSwitch, PowerMeter
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import SnmpPduOptions, parse_options
 from rackval.drivers.pdu.snmp_pdu_map import Oid, Reading, SnmpPduMap
-from rackval.drivers.transport.snmp import SnmpTransport
+from rackval.drivers.transport.snmp import NotText, SnmpTransport, octet_text
 
 
 @dataclass(frozen=True)
@@ -36,12 +45,6 @@ class InletReading:
 
 
 NAME_REFRESH_EVERY = 60
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
 
 
 class SnmpPdu(Device, PowerMeter, OutletSwitch):
@@ -87,11 +90,12 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
         self._snmp = SnmpTransport(config)
         self._outlet_count: int | None = None
         self._outlet_index: list[dict[str, int]] | None = None  # flat outlet n-1 -> template index
-        self._digits: dict[str, int] = {}  # decimal-digits OID -> value, read once
+        self._digits: dict[str, int | None] = {}  # decimal-digits OID -> value (None: absent), read once
         # Outlet names are labels an operator sets, not telemetry: read with the first outlets()
         # call and again every NAME_REFRESH_EVERY calls, so a 1 Hz poll does not fetch them each time.
         self._names: dict[int, str] = {}
         self._outlet_calls = 0
+        self._absent_columns: set[str] = set()  # outlet meter columns ("power", "current") the unit lacks
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, address={self.config.address!r})"
@@ -103,14 +107,14 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
                   "firmware": m.ident_firmware.at(dev=dev)}  # fmt: skip
         if m.ident_vendor is not None:
             fields["vendor"] = m.ident_vendor.at(dev=dev)
-        values = self._get({oid: label for oid, label in fields.values()}, "read identity")
-        vendor = _text(values[fields["vendor"][0]]).strip() if "vendor" in fields else ""
-        return Identity(
-            vendor=vendor or m.vendor,
-            model=_text(values[fields["model"][0]]).strip(),
-            serial=_text(values[fields["serial"][0]]).strip(),
-            firmware=_text(values[fields["firmware"][0]]).strip(),
-        )
+        values = self._get({oid: label for oid, label in fields.values()}, "read identity", missing_ok=True)
+
+        def text(key: str) -> str:  # a field the unit does not have is "" (Identity's rule)
+            oid, label = fields.get(key, (None, ""))
+            return self._text(values[oid], label, "read identity").strip() if oid in values else ""
+
+        return Identity(vendor=text("vendor") or m.vendor, model=text("model"), serial=text("serial"),
+                        firmware=text("firmware"))  # fmt: skip
 
     def close(self) -> None:
         self._snmp.close()
@@ -126,10 +130,14 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
             return self._inlet_power_sum()
         oid, label = reading.oid.at(dev=self.device_index)
         operation = f"read total power ({label})"
-        raw = self._get({oid: label}, operation)[oid]
-        watts = self._scaled(raw, reading.scale, label, operation, allow_na=False)
-        assert watts is not None  # allow_na=False raises instead
-        return watts
+        raw = self._get({oid: label}, operation, missing_ok=True).get(oid)
+        watts = None if raw is None else self._scaled(raw, reading.scale, label, operation)
+        if watts is not None:
+            return watts
+        if self.map.inlets is not None and self.map.inlets.power_w is not None:
+            return self._inlet_power_sum()
+        said = "the agent does not have it" if raw is None else f"it reads {raw} (not available)"
+        raise NotAvailable(self.name, self.config.address, operation, f"no total power on this device: {said}")
 
     # ---- OutletSwitch ----------------------------------------------------------------------------
     def outlet_count(self) -> int:
@@ -140,43 +148,48 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
         return self._outlet_count
 
     def outlets(self) -> list[OutletReading]:
-        """Every outlet's name, switch state, power (W) and current (A), in outlet order."""
+        """Every outlet's name, switch state, power (W) and current (A), in outlet order.
+
+        The states are one request (required: a unit that lacks them is not an OutletSwitch); the
+        names and meters another, in which what the unit lacks is None (meters) or "" (names).
+        """
         m = self.map
         count = self.outlet_count()
         if self._outlet_calls % NAME_REFRESH_EVERY == 0:
             self._names = {}
+            self._absent_columns = set()  # look again: a meter module may have been fitted
         self._outlet_calls += 1
-        columns: dict[str, Oid] = {"state": m.outlet_state} if self._names else {"name": m.outlet_name}
-        columns["state"] = m.outlet_state
-        readings: dict[str, Reading] = {}
-        if m.outlet_power_w is not None:
-            readings["power"] = m.outlet_power_w
-        if m.outlet_current_a is not None:
-            readings["current"] = m.outlet_current_a
-        columns.update({key: r.oid for key, r in readings.items()})
-        wanted = {(n, key): self._at(col, n) for n in range(1, count + 1) for key, col in columns.items()}
         operation = f"read {count} outlets ({m.family} outlet status)"
-        self._load_digits([(r, self._index(n)) for n in range(1, count + 1) for r in readings.values()], operation)
-        values = self._get({oid: label for oid, label in wanted.values()}, operation)
-        if (1, "name") in wanted:
-            self._names = {n: _text(values[wanted[(n, "name")][0]]).strip() for n in range(1, count + 1)}
+        outlets = range(1, count + 1)
+        states = {n: self._at(m.outlet_state, n) for n in outlets}
+        state_values = self._get(dict(states.values()), operation)
+        readings = {key: r for key, r in (("power", m.outlet_power_w), ("current", m.outlet_current_a))
+                    if r is not None and key not in self._absent_columns}  # fmt: skip
+        optional: dict[tuple[int, str], tuple[str, str]] = {
+            (n, key): self._at(r.oid, n) for n in outlets for key, r in readings.items()
+        }
+        if not self._names:
+            optional.update({(n, "name"): self._at(m.outlet_name, n) for n in outlets})
+        self._load_digits([(r, self._index(n)) for n in outlets for r in readings.values()], operation)
+        values = self._get(dict(optional.values()), f"{operation}: names and meters", missing_ok=True)
+        if (1, "name") in optional:
+            name_oids = {n: optional[(n, "name")] for n in outlets}
+            self._names = {n: self._text(values[oid], label, operation).strip() if oid in values else ""
+                           for n, (oid, label) in name_oids.items()}  # fmt: skip
+        for key in readings:
+            if not any(optional[(n, key)][0] in values for n in outlets):
+                self._absent_columns.add(key)  # the unit has no such meter on any outlet
         result = []
-        for n in range(1, count + 1):
-            state_oid, state_label = wanted[(n, "state")]
+        for n in outlets:
             scaled: dict[str, float | None] = {"power": None, "current": None}
             for key, reading in readings.items():
-                oid, label = wanted[(n, key)]
+                oid, label = optional[(n, key)]
                 scale = self._scale_of(reading, self._index(n))
-                scaled[key] = self._scaled(values[oid], scale, label, operation)
-            result.append(
-                OutletReading(
-                    outlet=n,
-                    name=self._names[n],
-                    on=self._state(values[state_oid], state_label, operation),
-                    power_w=scaled["power"],
-                    current_a=scaled["current"],
-                )
-            )
+                if oid in values and scale is not None:
+                    scaled[key] = self._scaled(values[oid], scale, label, operation)
+            state_oid, state_label = states[n]
+            on = self._state(state_values[state_oid], state_label, operation)
+            result.append(OutletReading(n, self._names[n], on, power_w=scaled["power"], current_a=scaled["current"]))
         return result
 
     def set_outlet(self, outlet: int, on: bool) -> None:
@@ -229,7 +242,7 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
         poles: dict[int, int] = {}
         if inlets.pole_count is not None:
             for i in range(1, n_inlets + 1):
-                poles[i] = self._count(inlets.pole_count, {"inlet": i}, operation, allow_zero=True)
+                poles[i] = self._count(inlets.pole_count, {"inlet": i}, operation, allow_zero=True, absent=0)
         rows: list[tuple[int, int | None, dict[str, int]]] = []
         for i in range(1, n_inlets + 1):
             rows.append((i, None, {"inlet": i}))
@@ -244,14 +257,17 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
             plan.extend((i, pole, kind, r, index) for kind, r in kinds.items() if r is not None)
         self._load_digits([(r, index) for _, _, _, r, index in plan], operation)
         wanted = {(i, pole, kind): r.oid.at(dev=dev, **index) for i, pole, kind, r, index in plan}
-        values = self._get({oid: label for oid, label in wanted.values()}, operation)
+        values = self._get({oid: label for oid, label in wanted.values()}, operation, missing_ok=True)
         result = []
         for i, pole, _index in rows:
             got: dict[str, float | None] = {"voltage": None, "current": None, "power": None}
             for pi, pp, kind, reading, pindex in plan:
-                if (pi, pp) == (i, pole):
-                    oid, label = wanted[(i, pole, kind)]
-                    got[kind] = self._scaled(values[oid], self._scale_of(reading, pindex), label, operation)
+                if (pi, pp) != (i, pole):
+                    continue
+                oid, label = wanted[(pi, pp, kind)]
+                scale = self._scale_of(reading, pindex)
+                if oid in values and scale is not None:  # what the unit lacks stays None
+                    got[kind] = self._scaled(values[oid], scale, label, operation)
             result.append(InletReading(i, pole, got["voltage"], got["current"], got["power"]))
         return result
 
@@ -286,9 +302,16 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
             raise DeviceProtocolError(self.name, self.config.address, operation, detail)
         return layout
 
-    def _count(self, oid_t: Oid, index: dict[str, int], operation: str, *, allow_zero: bool = False) -> int:
+    def _count(
+        self, oid_t: Oid, index: dict[str, int], operation: str, *, allow_zero: bool = False, absent: int | None = None
+    ) -> int:
+        """A count object; one the unit lacks is ``absent``, or NotAvailable when None."""
         oid, label = oid_t.at(dev=self.device_index, **index)
-        raw = self._get({oid: label}, operation)[oid]
+        raw = self._get({oid: label}, operation, missing_ok=True).get(oid)
+        if raw is None:
+            if absent is not None:
+                return absent
+            raise NotAvailable(self.name, self.config.address, operation, f"the agent does not have {label}")
         low = 0 if allow_zero else 1
         if not isinstance(raw, int) or not low <= raw <= 1000:
             detail = f"implausible count {raw!r} in {label}"
@@ -309,45 +332,59 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
                 missing[at[0]] = at[1]
         if not missing:
             return
-        values = self._get(missing, f"{operation}: read decimal digits")
+        values = self._get(missing, f"{operation}: read decimal digits", missing_ok=True)
         for oid, raw in values.items():
             if not isinstance(raw, int) or not 0 <= raw <= 9:
                 detail = f"{missing.get(oid, oid)} is not a decimal-digit count: {raw!r}"
                 raise DeviceProtocolError(self.name, self.config.address, operation, detail)
-            self._digits[oid] = raw
+        self._digits.update({oid: values.get(oid) for oid in missing})  # None: the unit lacks it
 
-    def _scale_of(self, reading: Reading, index: dict[str, int]) -> float:
+    def _scale_of(self, reading: Reading, index: dict[str, int]) -> float | None:
+        """The reading's factor to SI units; None when its decimal-digits object is absent (unknown scale)."""
         at = self._digits_oid(reading, index)
         if at is None:
             return reading.scale
-        return reading.scale / 10 ** self._digits[at[0]]
+        digits = self._digits.get(at[0])
+        return None if digits is None else reading.scale / 10**digits
 
     def _inlet_power_sum(self) -> float:
         inlets = self.map.inlets
         operation = "read total power (sum of inlet active power)"
         if inlets is None or inlets.power_w is None:
-            raise DeviceError(self.name, self.config.address, operation, f"{self.map.family} map has no power object")
+            raise NotAvailable(self.name, self.config.address, operation, f"{self.map.family} has no power object")
         n_inlets = self._count(inlets.count, {}, operation)
         reading = inlets.power_w
         indices = [{"inlet": i} for i in range(1, n_inlets + 1)]
         self._load_digits([(reading, index) for index in indices], operation)
         wanted = [reading.oid.at(dev=self.device_index, **index) for index in indices]
-        values = self._get(dict(wanted), operation)
+        values = self._get(dict(wanted), operation, missing_ok=True)
         total = 0.0
         for (oid, label), index in zip(wanted, indices, strict=True):
-            watts = self._scaled(values[oid], self._scale_of(reading, index), label, operation, allow_na=False)
-            assert watts is not None
+            scale = self._scale_of(reading, index)
+            watts = None if oid not in values or scale is None else self._scaled(values[oid], scale, label, operation)
+            if watts is None:  # a sum without one inlet would be a wrong total, not a smaller one
+                raise NotAvailable(self.name, self.config.address, operation, f"{label} is not available")
             total += watts
         return round(total, 9)
 
-    def _get(self, oid_labels: dict[str, str], operation: str) -> dict[str, object]:
-        """GET in chunks of ``max_oids_per_request``; errors name the operation and the objects."""
+    def _get(self, oid_labels: dict[str, str], operation: str, *, missing_ok: bool = False) -> dict[str, object]:
+        """GET in chunks of ``max_oids_per_request``; errors name the operation and the objects.
+
+        ``missing_ok``: objects the agent does not have are left out of the result (optional columns).
+        """
         oids = list(oid_labels)
         result: dict[str, object] = {}
         for start in range(0, len(oids), self.max_oids):
             chunk = oids[start : start + self.max_oids]
-            result.update(self._snmp.get(chunk, operation=operation, labels=oid_labels))
+            result.update(self._snmp.get(chunk, operation=operation, labels=oid_labels, missing_ok=missing_ok))
         return result
+
+    def _text(self, raw: object, label: str, operation: str) -> str:
+        """An OCTET STRING object as text; a number where text belongs is a protocol error."""
+        try:
+            return octet_text(raw, label)
+        except NotText as exc:
+            raise DeviceProtocolError(self.name, self.config.address, operation, str(exc)) from None
 
     def _state(self, raw: object, label: str, operation: str) -> bool:
         """The outlet's present physical state: settled or transitional codes both answer."""
@@ -358,11 +395,9 @@ class SnmpPdu(Device, PowerMeter, OutletSwitch):
             return False
         raise DeviceProtocolError(self.name, self.config.address, operation, f"{label} has unexpected value {raw!r}")
 
-    def _scaled(self, raw: object, scale: float, label: str, operation: str, *, allow_na: bool = True) -> float | None:
+    def _scaled(self, raw: object, scale: float, label: str, operation: str) -> float | None:
         if not isinstance(raw, int):
             raise DeviceProtocolError(self.name, self.config.address, operation, f"{label} is not a number: {raw!r}")
         if raw < 0:  # vendors report -1 for "not available"
-            if allow_na:
-                return None
-            raise DeviceProtocolError(self.name, self.config.address, operation, f"{label} is unavailable ({raw})")
+            return None
         return round(raw * scale, 9)  # 24 * 0.1 -> 2.4, not 2.4000000000000004

@@ -13,6 +13,12 @@ Two things here are easy to get wrong and are the reason this module is more tha
   what ``rackval.drivers.capabilities.CounterTracker`` needs to turn two polls into deltas: the
   counters' widths (Counter32/Counter64 wrap), ifCounterDiscontinuityTime and the agent's uptime
   (a changed one is a reset rather than a huge or negative growth).
+
+What an agent lacks is absent, not an error: a column it does not serve is None / "" in the rows
+(speed, alias, counters, sensor values, identity fields), ifDescr stands in for a missing ifName,
+the 32-bit octet counters for missing ifHC ones. ``lldp_neighbors()`` tells "no neighbours" (an
+empty list) from "LLDP-MIB not served" (``NotAvailable``); ``sensors()`` is empty without
+ENTITY-SENSOR-MIB.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from rackval.core.errors import DeviceProtocolError
+from rackval.core.errors import DeviceError, DeviceProtocolError, NotAvailable, protocol_errors
 from rackval.drivers.capabilities import (
     Device,
     Identity,
@@ -36,16 +42,14 @@ from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import SnmpSwitchOptions, parse_options
 from rackval.drivers.switch import mibs
 from rackval.drivers.switch.mibs import MibObject
-from rackval.drivers.transport.snmp import SnmpTransport
+from rackval.drivers.transport.snmp import SnmpTransport, octet_text
 
 
 # ---- value helpers -------------------------------------------------------------------------------
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+def _text(value: object, label: str = "an OCTET STRING object") -> str:
+    """Text of an OCTET STRING ("" when absent); a number there raises ``NotText`` naming ``label``
+    (the public methods turn it into a DeviceProtocolError naming the operation)."""
+    return octet_text(value, label)
 
 
 def _raw_bytes(value: object) -> bytes:
@@ -199,6 +203,9 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
         """A column of a table indexed by one integer."""
         return {index[0]: value for index, value in self._walk(obj).items() if len(index) == 1}
 
+    def _err(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError:
+        return cls(self.name, self._address, operation, detail)
+
     def _int(self, value: object, obj: MibObject, index: object) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -212,14 +219,15 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
 
     def _if_names(self) -> dict[int, str]:
         """ifIndex -> ifName, falling back to ifDescr for agents (or rows) without ifName."""
-        names = {i: _text(v) for i, v in self._walk1(mibs.IF_NAME).items()}
+        names = {i: _text(v, f"{mibs.IF_NAME.name}.{i}") for i, v in self._walk1(mibs.IF_NAME).items()}
         if not names or not all(names.values()):
             for i, v in self._walk1(mibs.IF_DESCR).items():
                 if not names.get(i):
-                    names[i] = _text(v)
+                    names[i] = _text(v, f"{mibs.IF_DESCR.name}.{i}")
         return dict(sorted(names.items()))
 
     # ---- Device ----------------------------------------------------------------------------------
+    @protocol_errors("identify (ENTITY-MIB chassis row or sysDescr)")
     def identify(self) -> Identity:
         """From the ENTITY-MIB chassis row; from sysDescr / sysObjectID when there is none."""
         classes = self._walk1(mibs.ENT_PHYSICAL_CLASS)
@@ -238,9 +246,9 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
         )
         oids = {f"{o.oid}.{index}": f"{o.name}.{index}" for o in objects}
         values = self._snmp.get(
-            list(oids), operation=f"SNMP GET chassis identity (ENTITY-MIB row {index})", labels=oids
+            list(oids), operation=f"SNMP GET chassis identity (ENTITY-MIB row {index})", labels=oids, missing_ok=True
         )
-        mfg, model, serial, software, firmware = (_text(values[oid]).strip() for oid in oids)
+        mfg, model, serial, software, firmware = (_text(values.get(oid), name).strip() for oid, name in oids.items())
         if not mfg or not model:
             fallback = self._identify_from_system()
             mfg = mfg or fallback.vendor
@@ -253,8 +261,8 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
             operation="SNMP GET sysDescr/sysObjectID (no ENTITY-MIB chassis row)",
             labels={mibs.SYS_DESCR.oid: mibs.SYS_DESCR.name, mibs.SYS_OBJECT_ID.oid: mibs.SYS_OBJECT_ID.name},
         )
-        descr = _text(values[mibs.SYS_DESCR.oid]).strip()
-        object_id = _text(values[mibs.SYS_OBJECT_ID.oid])
+        descr = _text(values[mibs.SYS_DESCR.oid], mibs.SYS_DESCR.name).strip()
+        object_id = _text(values[mibs.SYS_OBJECT_ID.oid], mibs.SYS_OBJECT_ID.name)
         vendor = ""
         if object_id.startswith(mibs.ENTERPRISES_PREFIX):
             number = object_id[len(mibs.ENTERPRISES_PREFIX) :].split(".")[0]
@@ -264,6 +272,7 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
         return Identity(vendor=vendor, model=first_line, serial="", firmware="")
 
     # ---- NetSwitch -------------------------------------------------------------------------------
+    @protocol_errors("read ports (IF-MIB)")
     def ports(self) -> list[PortStatus]:
         names = self._if_names()
         admin = self._walk1(mibs.IF_ADMIN_STATUS)
@@ -279,16 +288,24 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
                     oper_up=self._opt_int(oper, index, mibs.IF_OPER_STATUS) == mibs.IF_STATUS_UP,
                     admin_up=self._opt_int(admin, index, mibs.IF_ADMIN_STATUS) == mibs.IF_STATUS_UP,
                     speed_mbps=mbps or None,  # 0 = the agent does not know
-                    alias=_text(alias.get(index)),
+                    alias=_text(alias.get(index), f"{mibs.IF_ALIAS.name}.{index}"),
                 )
             )
         return ports
 
+    @protocol_errors("read LLDP neighbours (LLDP-MIB)")
     def lldp_neighbors(self) -> list[LldpNeighbor]:
         chassis_id = self._walk(mibs.LLDP_REM_CHASSIS_ID)
         port_id = self._walk(mibs.LLDP_REM_PORT_ID)
         rows = sorted(k for k in set(chassis_id) | set(port_id) if len(k) == 3)
         if not rows:
+            if not self._walk1(mibs.LLDP_LOC_PORT_ID_SUBTYPE):  # no local ports either: LLDP-MIB not served
+                raise NotAvailable(
+                    self.name,
+                    self._address,
+                    "SNMP walk LLDP-MIB",
+                    "the agent serves no lldpRemTable and no lldpLocPortTable",
+                )
             return []
         chassis_subtype = self._walk(mibs.LLDP_REM_CHASSIS_ID_SUBTYPE)
         port_subtype = self._walk(mibs.LLDP_REM_PORT_ID_SUBTYPE)
@@ -317,12 +334,13 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
                 mac_subtype=mibs.PORT_ID_MAC_ADDRESS,
                 net_subtype=mibs.PORT_ID_NETWORK_ADDRESS,
             )
-            description = _text(port_desc.get(key)).strip()
+            row = ".".join(map(str, key))
+            description = _text(port_desc.get(key), f"{mibs.LLDP_REM_PORT_DESC.name}.{row}").strip()
             if p_subtype in (mibs.PORT_ID_MAC_ADDRESS, mibs.PORT_ID_NETWORK_ADDRESS) and description:
                 # Linux lldpd sends the MAC as port ID and the interface name as description:
                 # the name is what a cabling plan lists.
                 remote_port = description
-            system = _text(sys_name.get(key)).strip()
+            system = _text(sys_name.get(key), f"{mibs.LLDP_REM_SYS_NAME.name}.{row}").strip()
             if not system:
                 c_subtype = chassis_subtype.get(key)
                 system = render_lldp_id(
@@ -349,8 +367,9 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
             [mibs.SYS_UPTIME.oid],
             operation=f"SNMP GET {mibs.SYS_UPTIME.name}",
             labels={mibs.SYS_UPTIME.oid: mibs.SYS_UPTIME.name},
-        )[mibs.SYS_UPTIME.oid]
-        uptime_s = self._int(uptime, mibs.SYS_UPTIME, 0) / 100.0
+            missing_ok=True,
+        ).get(mibs.SYS_UPTIME.oid)
+        uptime_s = None if uptime is None else self._int(uptime, mibs.SYS_UPTIME, 0) / 100.0
         self._counter_calls += 1
         if self._counter_calls % RELAYOUT_EVERY == 0:
             self._counter_layout = None
@@ -418,6 +437,7 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
                 out[obj][i] = values[oid]
         return out
 
+    @protocol_errors("read sensors (ENTITY-SENSOR-MIB)")
     def sensors(self) -> list[SensorReading]:
         """ENTITY-SENSOR-MIB readings, scaled; named by entPhysicalName (else entPhysicalDescr).
 
@@ -431,8 +451,10 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
         precisions = self._walk1(mibs.ENT_SENSOR_PRECISION)
         values = self._walk1(mibs.ENT_SENSOR_VALUE)
         statuses = self._walk1(mibs.ENT_SENSOR_OPER_STATUS)
-        names = {i: _text(v).strip() for i, v in self._walk1(mibs.ENT_PHYSICAL_NAME).items()}
-        descrs = {i: _text(v).strip() for i, v in self._walk1(mibs.ENT_PHYSICAL_DESCR).items()}
+        names = {i: _text(v, f"{mibs.ENT_PHYSICAL_NAME.name}.{i}").strip()
+                 for i, v in self._walk1(mibs.ENT_PHYSICAL_NAME).items()}  # fmt: skip
+        descrs = {i: _text(v, f"{mibs.ENT_PHYSICAL_DESCR.name}.{i}").strip()
+                  for i, v in self._walk1(mibs.ENT_PHYSICAL_DESCR).items()}  # fmt: skip
         readings = []
         for index in sorted(types):
             sensor_type = self._int(types[index], mibs.ENT_SENSOR_TYPE, index)

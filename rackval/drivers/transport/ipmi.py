@@ -12,19 +12,26 @@ output format of ``sdr``/``fru``. So commands run without ``-v``; when a session
 established, one read-only probe (``chassis power status``) runs with ``-v`` to tell
 DeviceAuthError from DeviceTimeout. The probe never repeats the failed command, so a power
 action is never sent twice.
+
+Bounds: ipmitool runs in its own process group and is read through pipes with a budget, so an
+operation (the command, and the probe after a failed session) ends within ``config.timeout_s``
+(the whole group is killed then, grandchildren holding the pipes included; ``subprocess.run``
+would wait for them) and its output is at most option ``max_output_bytes``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import selectors
 import shutil
+import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from rackval.core.errors import ConfigError, DeviceAuthError, DeviceError, DeviceTimeout
+from rackval.core.errors import DeviceAuthError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import IpmiOptions, parse_options
 
@@ -64,16 +71,6 @@ class IpmiResult:
     duration_s: float
 
 
-def _int_option(options: Mapping[str, Any], key: str, default: int, device: str) -> int:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"device {device}: option {key!r} must be an integer, got {value!r}")
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ConfigError(f"device {device}: option {key!r} must be an integer, got {value!r}") from exc
-
-
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " / ".join(lines[-n:]) if lines else "(no output)"
@@ -97,10 +94,13 @@ class IpmiTransport:
     - ``privilege`` (str, optional): ``-L`` session privilege (e.g. ``OPERATOR`` for read-only
       accounts); ipmitool's default (ADMINISTRATOR) when absent.
     - ``ipmitool`` (path, default ``ipmitool`` on PATH).
+    - ``max_output_bytes`` (default 8 MiB): more output than this (stdout and stderr together)
+      is a DeviceProtocolError and ipmitool is killed.
 
-    Each run is bounded by ``config.timeout_s`` plus ipmitool's own retransmission budget
-    ((retries + 1) * retransmit_s), so a hung ipmitool is killed rather than waited on.
-    The default port is 623 (``config.port`` overrides it).
+    Each operation (a run, with the diagnostic probe a failed session needs) ends within
+    ``config.timeout_s``: ipmitool's own retransmission budget ((retries + 1) * retransmit_s)
+    should fit in it; a hung ipmitool is killed rather than waited on. The default port is 623
+    (``config.port`` overrides it).
     """
 
     def __init__(self, config: DeviceConfig) -> None:
@@ -114,6 +114,7 @@ class IpmiTransport:
         self._retransmit_s = opts.retransmit_s
         self._privilege = opts.privilege
         self._ipmitool = opts.ipmitool
+        self._max_output = opts.max_output_bytes
         self._port = config.port if config.port is not None else DEFAULT_IPMI_PORT
 
     def __repr__(self) -> str:
@@ -122,11 +123,6 @@ class IpmiTransport:
     @property
     def _retry_budget_s(self) -> float:
         return float((self._retries + 1) * self._retransmit_s)
-
-    @property
-    def limit_s(self) -> float:
-        """Wall-clock bound of one ipmitool run."""
-        return self._config.timeout_s + self._retry_budget_s
 
     def _err(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError:
         return cls(self._config.name, self._config.address, operation, detail)
@@ -154,27 +150,60 @@ class IpmiTransport:
         env["IPMI_PASSWORD"] = password.reveal() if password is not None else ""
         return env
 
-    def _spawn(self, args: Sequence[str], operation: str, *, verbose: bool = False) -> tuple[int, str, str, float]:
+    def _spawn(
+        self, args: Sequence[str], operation: str, deadline: float, *, verbose: bool = False
+    ) -> tuple[int, str, str, float]:
+        """Run ipmitool to its end, ``deadline`` (monotonic) and the output cap permitting."""
         if shutil.which(self._ipmitool) is None:
             detail = f"ipmitool not found ({self._ipmitool!r}); install package ipmitool"
             raise self._err(DeviceError, operation, detail)
         start = time.monotonic()
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 self.argv(args, verbose=verbose),
                 env=self._env(),
                 stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=self.limit_s,
-                check=False,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: killed whole at the deadline
             )
-        except subprocess.TimeoutExpired as exc:
-            raise self._err(DeviceTimeout, operation, f"ipmitool did not finish within {self.limit_s:.0f} s") from exc
         except OSError as exc:
             raise self._err(DeviceError, operation, f"cannot run ipmitool: {exc}") from exc
-        out = proc.stdout.decode("utf-8", errors="replace")
-        err = proc.stderr.decode("utf-8", errors="replace")
-        return proc.returncode, out, err, time.monotonic() - start
+        try:
+            out, err = self._collect(proc, operation, deadline)
+            status = proc.wait(max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired as exc:
+            raise self._late(operation) from exc
+        finally:
+            _reap(proc)
+        return status, out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace"), (
+            time.monotonic() - start
+        )
+
+    def _late(self, operation: str) -> DeviceError:
+        return self._err(DeviceTimeout, operation, f"ipmitool did not finish within {self._config.timeout_s:g} s")
+
+    def _collect(self, proc: subprocess.Popen[bytes], operation: str, deadline: float) -> tuple[bytes, bytes]:
+        """stdout and stderr read together until both end, by ``deadline``, at most the cap."""
+        assert proc.stdout is not None and proc.stderr is not None
+        bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+        with selectors.DefaultSelector() as sel:
+            for fd in bufs:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._late(operation)
+                for key, _ in sel.select(remaining):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        sel.unregister(key.fd)
+                        continue
+                    bufs[key.fd] += chunk
+                    if sum(len(b) for b in bufs.values()) > self._max_output:
+                        detail = f"output larger than {self._max_output} bytes (option 'max_output_bytes')"
+                        raise self._err(DeviceProtocolError, operation, detail)
+        return bytes(bufs[proc.stdout.fileno()]), bytes(bufs[proc.stderr.fileno()])
 
     def run(self, args: Sequence[str], operation: str | None = None) -> IpmiResult:
         """Run ``ipmitool <connection options> <args...>``; return its output if it exited 0.
@@ -185,7 +214,8 @@ class IpmiTransport:
         otherwise (with ipmitool's last stderr lines, e.g. "Invalid command").
         """
         op = operation or f"ipmitool {' '.join(args)}"
-        status, out, err, duration = self._spawn(args, op)
+        deadline = time.monotonic() + self._config.timeout_s
+        status, out, err, duration = self._spawn(args, op, deadline)
         if status == 0:
             return IpmiResult(tuple(args), out, err, duration)
         if any(marker in err for marker in _SESSION_FAILED):
@@ -193,7 +223,7 @@ class IpmiTransport:
                 # A BMC that answers refuses a login at once; spending the whole retransmission
                 # budget means nothing answered. Skip the probe: it would only wait again.
                 raise self._no_answer(op)
-            raise self._diagnose_session(op, err)
+            raise self._diagnose_session(op, err, deadline)
         raise self._err(DeviceError, op, f"ipmitool exited {status}: {_last_lines(err or out)}")
 
     def _no_answer(self, op: str) -> DeviceError:
@@ -203,10 +233,10 @@ class IpmiTransport:
             f"no answer from the BMC on UDP port {self._port} ({self._retries + 1} attempts x {self._retransmit_s} s)",
         )
 
-    def _diagnose_session(self, op: str, first_err: str) -> DeviceError:
-        """Tell a refused login from a silent BMC with one read-only ``-v`` probe."""
+    def _diagnose_session(self, op: str, first_err: str, deadline: float) -> DeviceError:
+        """Tell a refused login from a silent BMC with one read-only ``-v`` probe (same deadline)."""
         try:
-            _, _, err, _ = self._spawn(["chassis", "power", "status"], op, verbose=True)
+            _, _, err, _ = self._spawn(["chassis", "power", "status"], op, deadline, verbose=True)
         except DeviceTimeout:
             err = "No response from remote controller"
         text = err + "\n" + first_err
@@ -224,3 +254,18 @@ class IpmiTransport:
 
     def close(self) -> None:
         """Nothing stays open between runs (each is its own session); kept for the driver contract."""
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of ipmitool's process group, close its pipes and collect its status.
+
+    Only while its leader is not reaped (``returncode`` None: alive, or a zombie that keeps the
+    group's id from being reused); a run read to the end of both pipes leaves nothing behind.
+    """
+    if proc.returncode is None:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    proc.wait()

@@ -22,14 +22,31 @@ pyvisa-py notes (checked against pyvisa-py 0.8.1):
 - VI_ATTR_TCPIP_NODELAY cannot be set on SOCKET sessions ("Unknown attribute"). Not needed:
   pyvisa-py sends each command with its terminator in one send() and then waits for the reply,
   so Nagle never holds a write back (measured ~0.1 ms per query on loopback).
+- Its timeouts are per read, not per operation: ``inst.query`` reads chunk after chunk, each
+  with the full timeout, into one unbounded buffer, so an instrument that trickles a reply
+  without its terminator holds the caller for ever and a 128 MiB reply grows the process by
+  ~450 MB. HiSLIP waits per ``recv`` (5 s fixed while opening), VXI-11 per RPC (its portmapper
+  and create_link calls 5 s and more whatever the VISA timeout), so opening a half-open peer
+  takes 10 s or more.
+
+Hence every operation here (open, write, query) has one deadline, ``config.timeout_s`` from its
+start: a query writes the command, then reads the reply in chunks of at most 64 KiB, each with
+the time left as its VISA timeout, refusing a reply beyond option ``max_reply_bytes``; the
+process watchdog (``watchdog``) shuts the session's sockets down at the deadline, which ends any
+wait inside pyvisa-py at once; opening runs in a helper thread that is abandoned (and its late
+session closed) when the deadline passes. So an operation ends within ``timeout_s`` plus the
+watchdog's wake-up (milliseconds; the documented slack is 2 s), whatever the instrument does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
+import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pyvisa
 from pyvisa import constants
@@ -37,10 +54,38 @@ from pyvisa import constants
 from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import ScpiOptions, parse_options
+from rackval.drivers.transport.watchdog import WATCHDOG, abort_socket
 
 DEFAULT_SOCKET_PORT = 5025
 ERROR_QUERY = "SYST:ERR?"
 _RM_LOCK = threading.Lock()
+_READ_CHUNK = 65536
+_T = TypeVar("_T")
+
+
+class _ReplyTooLarge(Exception):
+    """The reply went past ``max_reply_bytes`` (internal: becomes a DeviceProtocolError)."""
+
+
+def _session_sockets(inst: Any) -> list[socket.socket]:
+    """The sockets under a pyvisa-py session (a raw socket; VXI-11's RPC client; HiSLIP's two
+    channels), found by looking two attribute levels down so no private name is relied on."""
+    try:
+        session = inst.visalib.sessions[inst.session]
+    except (AttributeError, KeyError, TypeError):
+        return []
+    found: list[socket.socket] = []
+    level = [session]
+    for _ in range(3):
+        children = []
+        for obj in level:
+            for value in getattr(obj, "__dict__", {}).values():
+                if isinstance(value, socket.socket):
+                    found.append(value)
+                elif hasattr(value, "__dict__") and not isinstance(value, type):
+                    children.append(value)
+        level = children
+    return found
 
 
 def resource_string(config: DeviceConfig) -> str:
@@ -68,14 +113,16 @@ class ScpiTransport:
       ``TCPIP0::{host}::{port or 5025}::SOCKET``.
     - ``read_termination`` / ``write_termination``: default "\\n" on SOCKET resources (a raw
       socket has no END indicator); VXI-11/HiSLIP keep VISA's defaults unless given.
-    ``config.timeout_s`` is the per-operation timeout (also used to open the session).
+    - ``max_reply_bytes`` (default 4 MiB): the largest reply accepted; a larger one is a
+      DeviceProtocolError ("reply larger than N bytes") and the session is reopened.
+    ``config.timeout_s`` bounds each operation (open, write, query) as a whole (module docstring).
     """
 
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.name = config.name
         self.resource_name = resource_string(config)
-        self.timeout_ms = max(1, round(config.timeout_s * 1000))
+        self._opts = parse_options(ScpiOptions, config.options, config.name, known_only=True)
         self.generation = 0  # incremented on every (re)connection
         self._lock = threading.RLock()
         self._rm: Any = None
@@ -93,12 +140,12 @@ class ScpiTransport:
         self._drop()
         if isinstance(exc, pyvisa.errors.VisaIOError):
             if exc.error_code == constants.StatusCode.error_timeout:
-                return self._error(DeviceTimeout, operation, f"no reply within {self.timeout_ms / 1000:g} s")
+                return self._error(DeviceTimeout, operation, f"no reply within {self.config.timeout_s:g} s")
             if exc.error_code == constants.StatusCode.error_invalid_resource_name:
                 return self._error(DeviceError, operation, "invalid VISA resource string")
             return self._error(DeviceError, operation, f"VISA error: {exc.description}")
         if isinstance(exc, TimeoutError):
-            return self._error(DeviceTimeout, operation, f"no reply within {self.timeout_ms / 1000:g} s")
+            return self._error(DeviceTimeout, operation, f"no reply within {self.config.timeout_s:g} s")
         if isinstance(exc, ConnectionRefusedError):
             return self._error(
                 DeviceError, operation, "connection refused (instrument off, wrong port, or socket disabled)"
@@ -112,25 +159,17 @@ class ScpiTransport:
         return self._error(DeviceError, operation, f"{type(exc).__name__}: {exc}")
 
     # ---- connection -----------------------------------------------------------------------
-    def _open(self) -> Any:
+    def _open(self, deadline: float) -> Any:
         if self._inst is not None:
             return self._inst
         operation = f"open SCPI session {self.resource_name}"
+        inst = self._open_within(operation, deadline)
         try:
-            if self._rm is None:
-                with _RM_LOCK:  # pyvisa shares one manager per backend; create it once
-                    self._rm = pyvisa.ResourceManager("@py")
-            inst = self._rm.open_resource(self.resource_name, open_timeout=self.timeout_ms)
-        except Exception as exc:
-            raise self._map(operation, exc) from exc
-        try:
-            inst.timeout = self.timeout_ms
             is_socket = self.resource_name.upper().endswith("::SOCKET")
-            opts = parse_options(ScpiOptions, self.config.options, self.name, known_only=True)
-            if is_socket or opts.read_termination is not None:
-                inst.read_termination = "\n" if opts.read_termination is None else opts.read_termination
-            if is_socket or opts.write_termination is not None:
-                inst.write_termination = "\n" if opts.write_termination is None else opts.write_termination
+            if is_socket or self._opts.read_termination is not None:
+                inst.read_termination = "\n" if self._opts.read_termination is None else self._opts.read_termination
+            if is_socket or self._opts.write_termination is not None:
+                inst.write_termination = "\n" if self._opts.write_termination is None else self._opts.write_termination
         except Exception as exc:
             with contextlib.suppress(Exception):
                 inst.close()
@@ -140,10 +179,48 @@ class ScpiTransport:
         self._unchecked.clear()
         return inst
 
+    def _open_within(self, operation: str, deadline: float) -> Any:
+        """``open_resource`` in a helper thread, given up at ``deadline`` (its late session closed)."""
+        if self._rm is None:
+            try:
+                with _RM_LOCK:  # pyvisa shares one manager per backend; create it once
+                    self._rm = pyvisa.ResourceManager("@py")
+            except Exception as exc:
+                raise self._map(operation, exc) from exc
+        rm, remaining = self._rm, deadline - time.monotonic()
+        box: dict[str, Any] = {}
+        done, lock = threading.Event(), threading.Lock()
+
+        def work() -> None:
+            try:
+                inst = rm.open_resource(self.resource_name, open_timeout=max(1, round(remaining * 1000)))
+            except Exception as exc:
+                box["error"] = exc
+            else:
+                with lock:
+                    if "abandoned" not in box:
+                        box["inst"] = inst
+                        inst = None
+                if inst is not None:  # too late: nobody will use it
+                    with contextlib.suppress(Exception):
+                        inst.close()
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name=f"scpi-open-{self.name}", daemon=True).start()
+        done.wait(max(remaining, 0.0))
+        with lock:
+            box.setdefault("abandoned", True)
+            if "inst" in box:
+                return box["inst"]
+        if "error" in box:
+            raise self._map(operation, box["error"]) from box["error"]
+        raise self._error(DeviceTimeout, operation, f"no session within {self.config.timeout_s:g} s")
+
     def connect(self) -> int:
         """Open the session now if it is not open; return ``generation`` (changes on reconnect)."""
         with self._lock:
-            self._open()
+            self._open(time.monotonic() + self.config.timeout_s)
             return self.generation
 
     def _drop(self) -> None:
@@ -163,14 +240,63 @@ class ScpiTransport:
             self._rm = None
 
     # ---- I/O ------------------------------------------------------------------------------
-    def _query(self, cmd: str) -> str:
-        operation = f"SCPI query {cmd!r}"
-        inst = self._open()
+    def _bounded(self, operation: str, action: Callable[[Any, float], _T]) -> _T:
+        """``action(inst, deadline)`` on the open session (opened if needed), all by one deadline."""
+        deadline = time.monotonic() + self.config.timeout_s
+        inst = self._open(deadline)
+        remaining = deadline - time.monotonic()
+        guard = WATCHDOG.schedule(max(remaining, 0.0), lambda: [abort_socket(s) for s in _session_sockets(inst)])
         try:
-            reply = inst.query(cmd)
+            if remaining <= 0:
+                raise TimeoutError
+            result = action(inst, deadline)
+        except _ReplyTooLarge as exc:
+            self._drop()  # the rest of the reply is still on its way: the link is out of step
+            raise self._error(DeviceProtocolError, operation, str(exc)) from None
         except Exception as exc:
+            guard.cancel()  # returns once a watchdog that fired has shut the sockets down
+            if guard.fired:
+                self._drop()
+                raise self._error(DeviceTimeout, operation, self._late()) from exc
             raise self._map(operation, exc) from exc
-        return reply.strip()
+        finally:
+            guard.cancel()
+        if guard.fired:  # the reply came as the deadline passed: the session was shut down under it
+            self._drop()
+            raise self._error(DeviceTimeout, operation, self._late())
+        return result
+
+    def _late(self) -> str:
+        return f"no complete reply within {self.config.timeout_s:g} s"
+
+    def _read_reply(self, inst: Any, deadline: float) -> str:
+        """The reply, read in chunks each given the time left, at most ``max_reply_bytes``."""
+        limit = self._opts.max_reply_bytes
+        buf = bytearray()
+        more = constants.StatusCode.success_max_count_read
+        with inst.ignore_warning(more):  # "the chunk is full, more may follow": what we read on
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                inst.timeout = max(1, round(remaining * 1000))
+                chunk, status = inst.visalib.read(inst.session, min(_READ_CHUNK, limit + 1 - len(buf)))
+                buf += chunk
+                if len(buf) > limit:
+                    raise _ReplyTooLarge(f"reply larger than {limit} bytes (option 'max_reply_bytes')")
+                if status != more:  # END, terminator (or both)
+                    break
+        reply = bytes(buf).decode(inst.encoding)
+        termination = inst.read_termination
+        return reply[: -len(termination)] if termination and reply.endswith(termination) else reply
+
+    def _query(self, cmd: str) -> str:
+        def ask(inst: Any, deadline: float) -> str:
+            inst.timeout = max(1, round((deadline - time.monotonic()) * 1000))
+            inst.write(cmd)
+            return self._read_reply(inst, deadline)
+
+        return self._bounded(f"SCPI query {cmd!r}", ask).strip()
 
     def query(self, cmd: str) -> str:
         """Send a query and return its reply, stripped of termination and whitespace."""
@@ -179,13 +305,14 @@ class ScpiTransport:
 
     def write(self, cmd: str) -> None:
         """Send a command that has no reply. Whether it was accepted shows up in ``check``."""
+
+        def send(inst: Any, deadline: float) -> None:
+            inst.timeout = max(1, round((deadline - time.monotonic()) * 1000))
+            inst.write(cmd)
+
         with self._lock:
             self._unchecked.append(cmd)
-            inst = self._open()
-            try:
-                inst.write(cmd)
-            except Exception as exc:
-                raise self._map(f"SCPI write {cmd!r}", exc) from exc
+            self._bounded(f"SCPI write {cmd!r}", send)
 
     def opc(self) -> None:
         """Wait for pending operations with *OPC? (which must answer 1), not with a sleep."""

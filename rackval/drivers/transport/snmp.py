@@ -13,14 +13,22 @@ Why it looks like this:
 * Both paths end in the same shape (oid, exception name, plain value), so get / walk / set
   judge answers identically; every failure becomes a ``rackval.core.errors`` exception naming
   device, address and operation; no protocol object or secret ever reaches a message.
+* Bounds: a datagram is at most 64 KiB and a request waits at most ``timeout_s`` per attempt
+  (``timeout_s * (retries + 1)`` in all, ignored replies never extend it); a walk, many
+  requests, ends within ``walk_timeout_s`` and ``max_walk_rows``, so an agent that answers each
+  step slowly or whose table never ends cannot hold a caller or fill its memory.
+* Values keep their SNMP kind as a Python type (an INTEGER, counter or time ticks is an int,
+  an OCTET STRING a str or bytes); ``octet_text`` refuses an int where text belongs, naming the
+  object, so a driver never turns a number into identity text.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
-from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError
+from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import SnmpOptions, parse_options
 from rackval.drivers.transport import snmp_ber as ber
@@ -55,6 +63,20 @@ def _plain(tag: int, value: object) -> object:
     return raw
 
 
+class NotText(ValueError):
+    """An SNMP value of another kind where an OCTET STRING belongs (the message names the object)."""
+
+
+def octet_text(value: object, label: str) -> str:
+    """An OCTET STRING value as text ("" for an absent one); NotText naming ``label`` when the agent
+    sent a number (INTEGER, counter, gauge, time ticks) instead. Undecodable bytes are replaced."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    raise NotText(f"{label}: expected an OCTET STRING, got the number {value!r}")
+
+
 def _normalise_oid(oid: str) -> str:
     text = oid.strip().lstrip(".")
     parts = text.split(".")
@@ -80,6 +102,10 @@ class SnmpTransport:
     Options (``config.options``):
       * ``retries`` (int, default 1): re-sends after a timeout; total wait is bounded by
         ``timeout_s * (retries + 1)`` (v3 engine discovery may add one more round trip).
+      * ``walk_timeout_s`` (default 60): a whole walk ends within this (DeviceTimeout naming the
+        rows read so far); ``max_walk_rows`` (default 100,000) and ``max_walk_bytes`` (default
+        16 MiB, OIDs and values as received): a walk returning more is a DeviceProtocolError (an
+        agent whose table never ends, or whose rows are huge), not memory growth.
 
     Thread use: one thread at a time per instance; many instances may run concurrently.
     """
@@ -90,7 +116,11 @@ class SnmpTransport:
         self.address = config.address
         self._port = config.port if config.port is not None else DEFAULT_PORT
         self._timeout = float(config.timeout_s)
-        self._retries = parse_options(SnmpOptions, config.options, config.name, known_only=True).retries
+        opts = parse_options(SnmpOptions, config.options, config.name, known_only=True)
+        self._retries = opts.retries
+        self._walk_timeout_s = opts.walk_timeout_s
+        self._max_walk_rows = opts.max_walk_rows
+        self._max_walk_bytes = opts.max_walk_bytes
         creds = config.credentials
         version = str(creds.snmp_version).lower().lstrip("v")
         if version not in ("2c", "3"):
@@ -138,11 +168,14 @@ class SnmpTransport:
         *,
         operation: str | None = None,
         labels: Mapping[str, str] | None = None,
+        missing_ok: bool = False,
     ) -> dict[str, object]:
         """GET many OIDs in one PDU; returns {oid (no leading dot): value}.
 
         A missing object (noSuchObject / noSuchInstance / endOfMibView) raises
-        DeviceProtocolError naming the OID: a driver asking for it expects it to exist.
+        DeviceProtocolError naming the OID: a driver asking for it expects it to exist. With
+        ``missing_ok`` it is left out of the result instead (the other objects of the same
+        request are kept), for columns a device may not have (an unmetered PDU's outlet meters).
         ``operation`` names what the caller is doing for error messages (default "SNMP GET <oid>");
         ``labels`` maps numeric OIDs to names (e.g. "rPDU2OutletSwitchedStatusState.3") for them.
         """
@@ -156,12 +189,16 @@ class SnmpTransport:
 
         operation = operation or f"SNMP GET {self._describe([label(o) for o in norm])}"
         result: dict[str, object] = {}
+        absent: set[str] = set()
         for oid_t, exc, value in self._exchange("get", norm, operation):
             key = ".".join(map(str, oid_t))
             if exc is not None:
+                if missing_ok:
+                    absent.add(key)
+                    continue
                 raise DeviceProtocolError(self.name, self.address, operation, f"agent answered {exc} for {label(key)}")
             result[key] = value
-        missing = [label(o) for o in norm if o not in result]
+        missing = [label(o) for o in norm if o not in result and o not in absent]
         if missing:
             raise DeviceProtocolError(self.name, self.address, operation, f"response lacks {self._describe(missing)}")
         return result
@@ -176,10 +213,32 @@ class SnmpTransport:
         rows: list[tuple[str, object]] = []
         current = root
         current_t = root_t
+        size = 0
+        until = time.monotonic() + self._walk_timeout_s
         while True:
-            var_binds = self._exchange("bulk", [current], operation, max_rep=max_repetitions)
+            try:
+                var_binds = self._exchange("bulk", [current], operation, max_rep=max_repetitions, until=until)
+            except DeviceTimeout as exc:
+                if time.monotonic() < until:
+                    raise
+                raise DeviceTimeout(
+                    self.name, self.address, operation,
+                    f"walk not complete within {self._walk_timeout_s:g} s ({len(rows)} rows so far; option "
+                    "'walk_timeout_s')",
+                ) from exc  # fmt: skip
             if not var_binds:
                 return rows
+            if len(rows) + len(var_binds) > self._max_walk_rows:
+                raise DeviceProtocolError(
+                    self.name, self.address, operation,
+                    f"walk returned more than {self._max_walk_rows} rows (option 'max_walk_rows')",
+                )  # fmt: skip
+            size += sum(len(oid) + (len(v) if isinstance(v, str | bytes) else 8) for oid, _, v in var_binds)
+            if size > self._max_walk_bytes:
+                raise DeviceProtocolError(
+                    self.name, self.address, operation,
+                    f"walk reply larger than {self._max_walk_bytes} bytes (option 'max_walk_bytes')",
+                )  # fmt: skip
             for oid_t, exc, value in var_binds:
                 if exc is not None or oid_t[: len(root_t)] != root_t:
                     return rows
@@ -235,15 +294,19 @@ class SnmpTransport:
         *,
         max_rep: int = 0,
         value: int | str | bytes | None = None,
+        until: float | None = None,
     ) -> list[tuple[tuple[int, ...], str | None, object]]:
         """One request; the answer as (oid, exception name or None, plain value) per var-bind.
 
         The lean channels (v2c, and v3 with the protocols a rack should use) or pysnmp's engine
         (the other v3 privacy protocols); both end here in the same shape, so get / walk / set
-        judge answers the same way.
+        judge answers the same way. ``until`` (a walk's deadline) ends the lean channel's waits;
+        pysnmp's requests keep their own bound, so a walk there may overrun by one request.
         """
         if self._pysnmp is None:
-            return self._exchange_lean(kind, oids, operation, max_rep=max_rep, value=value)
+            return self._exchange_lean(kind, oids, operation, max_rep=max_rep, value=value, until=until)
+        if until is not None and time.monotonic() >= until:
+            raise DeviceTimeout(self.name, self.address, operation, "no time left for another request")
         return self._pysnmp.exchange(kind, oids, operation, max_rep=max_rep, value=value)
 
     def _lean_channel(self, operation: str) -> CommunityChannel | UsmChannel:
@@ -275,8 +338,9 @@ class SnmpTransport:
             return self._channel
 
     def _exchange_lean(
-        self, kind: str, oids: Sequence[str], operation: str, *, max_rep: int, value: int | str | bytes | None
-    ) -> list[tuple[tuple[int, ...], str | None, object]]:
+        self, kind: str, oids: Sequence[str], operation: str, *, max_rep: int, value: int | str | bytes | None,
+        until: float | None,
+    ) -> list[tuple[tuple[int, ...], str | None, object]]:  # fmt: skip
         channel = self._lean_channel(operation)
         if kind == "get":
             reply = channel.request(
@@ -285,7 +349,7 @@ class SnmpTransport:
         elif kind == "bulk":
             reply = channel.request(
                 ber.GET_BULK_REQUEST, [ber.null_var_bind(_oid_tuple(oids[0]))], max_repetitions=max_rep,
-                operation=operation,
+                operation=operation, until=until,
             )  # fmt: skip
         elif kind == "set":
             tag = ber.INTEGER if isinstance(value, int) else ber.OCTET_STRING

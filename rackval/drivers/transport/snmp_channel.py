@@ -13,7 +13,9 @@ What every channel does, and why:
   * each request has a fresh id; replies that do not match it (late answers to an attempt we
     already gave up on), or fail the security checks, are ignored as a manager must;
   * ``retries`` re-sends after a per-attempt timeout, so the total wait is bounded by
-    ``timeout_s * (retries + 1)`` (v3 adds at most one discovery and one time-sync exchange);
+    ``timeout_s * (retries + 1)`` (v3 adds at most one discovery and one time-sync exchange),
+    and by the caller's ``deadline`` when it gives one (a walk's own bound); replies that are
+    ignored (another request's, garbage) never extend a wait;
   * an undecodable datagram is remembered, not fatal at once (a retry may still get a good
     answer); if no good answer comes, the error says what was wrong with the bytes instead of
     a bare timeout.
@@ -80,16 +82,21 @@ class _UdpChannel:
             self._sock = sock
         return self._sock
 
-    def _exchange(self, datagram: bytes, accept: Callable[[bytes], _T | None], operation: str) -> _T:
+    def _exchange(
+        self, datagram: bytes, accept: Callable[[bytes], _T | None], operation: str, until: float | None = None
+    ) -> _T:
         """Send ``datagram`` (re-sent on timeout) until ``accept`` returns a result for a reply.
 
         ``accept`` returns None to ignore a reply, raises BerError / UsmError for a malformed one
-        (remembered), or raises a DeviceError to stop at once. Call with the lock held.
+        (remembered), or raises a DeviceError to stop at once. ``until`` (monotonic) ends every
+        wait and retry when it passes. Call with the lock held.
         """
         sock = self._socket(operation)
         malformed: str | None = None
         refused = False
         for _attempt in range(self._retries + 1):
+            if until is not None and time.monotonic() >= until:
+                raise DeviceTimeout(self.device, self.address, operation, "no time left for another request")
             try:
                 sock.send(datagram)
             except ConnectionRefusedError:
@@ -97,6 +104,8 @@ class _UdpChannel:
             except OSError as exc:
                 raise DeviceTimeout(self.device, self.address, operation, f"cannot send: {exc}") from exc
             deadline = time.monotonic() + self._timeout
+            if until is not None:
+                deadline = min(deadline, until)
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -143,9 +152,9 @@ class CommunityChannel(_UdpChannel):
 
     def request(
         self, pdu_type: int, var_binds: list[bytes], *, non_repeaters: int = 0, max_repetitions: int = 0,
-        operation: str,
+        operation: str, until: float | None = None,
     ) -> ber.Message:  # fmt: skip
-        """Send one request PDU of encoded var-binds and return the matching Response."""
+        """Send one request PDU of encoded var-binds and return the matching Response (by ``until``)."""
         with self._lock:
             request_id = self._new_id()
             datagram = ber.encode_message(
@@ -163,7 +172,7 @@ class CommunityChannel(_UdpChannel):
                     return reply
                 return None
 
-            return self._exchange(datagram, accept, operation)
+            return self._exchange(datagram, accept, operation, until)
 
 
 _REPORT_HINTS = {
@@ -208,30 +217,30 @@ class UsmChannel(_UdpChannel):
 
     def request(
         self, pdu_type: int, var_binds: list[bytes], *, non_repeaters: int = 0, max_repetitions: int = 0,
-        operation: str,
+        operation: str, until: float | None = None,
     ) -> ber.Message:  # fmt: skip
         """Send one request PDU and return the Response (as a ber.Message with version 3)."""
         with self._lock:
             fresh = self._engine_id is None
             if fresh:
-                self._discover(operation)
+                self._discover(operation, until)
             for _sync in range(3):
                 try:
-                    result = self._send(pdu_type, var_binds, non_repeaters, max_repetitions, operation)
+                    result = self._send(pdu_type, var_binds, non_repeaters, max_repetitions, operation, until)
                 except DeviceAuthError:
                     if fresh:
                         raise
                     # Keys worked before: the device may have been replaced or reset (some agents
                     # say unknownUserName, not unknownEngineID, for an engine ID they do not own).
                     fresh = True
-                    self._discover(operation)
+                    self._discover(operation, until)
                     continue
                 if isinstance(result, ber.Message):
                     return result
                 # a report we can act on: the engine moved on (time window) or was replaced
                 if result == usm.UNKNOWN_ENGINE_IDS:
                     fresh = True
-                    self._discover(operation)
+                    self._discover(operation, until)
             raise DeviceProtocolError(self.device, self.address, operation, "SNMPv3 time synchronisation failed")
 
     # ---- internals -----------------------------------------------------------------------------
@@ -241,7 +250,7 @@ class UsmChannel(_UdpChannel):
     def _learn_time(self, msg: usm.V3Message) -> None:
         self._boots, self._time, self._time_at = msg.boots, msg.time, time.monotonic()
 
-    def _discover(self, operation: str) -> None:
+    def _discover(self, operation: str, until: float | None) -> None:
         """Learn the agent's engine ID (and boots/time) from the report to an empty request."""
         msg_id = self._new_id()
         scoped = usm.encode_scoped_pdu(b"", b"", ber.encode_pdu(ber.GET_REQUEST, self._new_id(), 0, 0, []))
@@ -254,7 +263,7 @@ class UsmChannel(_UdpChannel):
                 return None
             return msg
 
-        report = self._exchange(probe, accept, operation)
+        report = self._exchange(probe, accept, operation, until)
         self._engine_id = report.engine_id
         self._learn_time(report)
         try:
@@ -264,8 +273,9 @@ class UsmChannel(_UdpChannel):
             raise DeviceAuthError(self.device, self.address, operation, str(exc)) from exc
 
     def _send(
-        self, pdu_type: int, var_binds: list[bytes], non_repeaters: int, max_repetitions: int, operation: str
-    ) -> ber.Message | tuple[int, ...]:
+        self, pdu_type: int, var_binds: list[bytes], non_repeaters: int, max_repetitions: int, operation: str,
+        until: float | None,
+    ) -> ber.Message | tuple[int, ...]:  # fmt: skip
         """One authenticated exchange: the Response, or the OID of an actionable usmStats report."""
         keys, engine_id = self._keys, self._engine_id
         assert keys is not None and engine_id is not None
@@ -305,4 +315,4 @@ class UsmChannel(_UdpChannel):
                 self._learn_time(msg)
             return ber.Message(usm.VERSION_3, b"", kind, rid, status, index, vbs)
 
-        return self._exchange(datagram, accept, operation)
+        return self._exchange(datagram, accept, operation, until)

@@ -7,7 +7,7 @@ reusing one connection per device with a lock, because parallel channels on one 
 connection are unreliable (paramiko issue #1705). Its neighbours own the rest: ``ssh_connect``
 opening and verifying the connection (known_hosts, TCP_NODELAY), ``ssh_options`` the device's
 options, ``ssh_session`` the ``sh`` session's wire protocol, ``ssh_shell`` and ``ssh_terminal``
-the interactive shell, ``ssh_watchdog`` the deadlines of channel requests.
+the interactive shell, ``watchdog`` the deadlines of channel requests.
 """
 
 from __future__ import annotations
@@ -29,9 +29,16 @@ from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, D
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.ssh_connect import DEFAULT_SSH_PORT, open_client
 from rackval.drivers.transport.ssh_options import SshSettings, compile_regex, prompt_pattern
-from rackval.drivers.transport.ssh_session import SessionEnded, SessionSilent, command_line, new_marker, read_result
-from rackval.drivers.transport.ssh_shell import READ_CHUNK, InteractiveShell, ShellGone, ShellTimeout
-from rackval.drivers.transport.ssh_watchdog import WATCHDOG
+from rackval.drivers.transport.ssh_session import (
+    SessionEnded,
+    SessionSilent,
+    SessionTooLarge,
+    command_line,
+    new_marker,
+    read_result,
+)
+from rackval.drivers.transport.ssh_shell import READ_CHUNK, InteractiveShell, ShellGone, ShellTimeout, ShellTooLarge
+from rackval.drivers.transport.watchdog import WATCHDOG
 
 _REFUSAL_MAX_CHARS = 1000  # a refusal is a short message, not the output of a real command
 
@@ -243,7 +250,10 @@ class SshTransport:
                 raise _NoSession from exc
             return self._run_in_session(cmd, deadline - time.monotonic())  # nothing ran: a new session
         try:
-            out, err, status_text = read_result(chan, marker, deadline)
+            out, err, status_text = read_result(chan, marker, deadline, self._opts.max_output_bytes)
+        except SessionTooLarge:
+            self._close_session()
+            raise self._error(DeviceProtocolError, operation, self._too_large()) from None
         except SessionEnded:
             self._close_session()
             if fresh:
@@ -314,6 +324,9 @@ class SshTransport:
             deadline.cancel()
         if deadline.fired:  # the watchdog won the race against a reply that came just in time
             raise self._error(DeviceTimeout, operation, f"server did not accept {what} within {limit:g} s")
+
+    def _too_large(self) -> str:
+        return f"output larger than {self._opts.max_output_bytes} bytes (option 'max_output_bytes')"
 
     def _exec(self, chan: paramiko.Channel, cmd: str, operation: str, limit: float) -> None:
         self._request(chan, lambda: chan.exec_command(cmd), operation, limit, "the command", _ExecRefused)
@@ -448,7 +461,7 @@ class SshTransport:
             transport = self._client.get_transport() if self._client is not None else None
             assert transport is not None
             decoder = codecs.getincrementaldecoder(opts.encoding)(errors="replace")
-            shell = InteractiveShell(chan, transport, decoder, opts.encoding, opts.newline)
+            shell = InteractiveShell(chan, transport, decoder, opts.encoding, opts.newline, opts.max_output_bytes)
             with self._shell_errors(operation):
                 shell.read_to_prompt("", prompt_re, pager_re, limit, "the first CLI prompt")
         except BaseException:
@@ -465,6 +478,9 @@ class SshTransport:
         except ShellTimeout as exc:
             self._close_shell()
             raise self._error(DeviceTimeout, operation, str(exc)) from exc.__cause__
+        except ShellTooLarge as exc:
+            self._close_shell()
+            raise self._error(DeviceProtocolError, operation, str(exc)) from None
         except ShellGone as exc:
             self._lost_shell(operation, exc.__cause__)
 
@@ -482,10 +498,12 @@ class SshTransport:
         out, err = bytearray(), bytearray()
         fd = chan.fileno()  # readable whenever either stream has data or the channel hit EOF
 
-        def drain() -> None:
-            while chan.recv_ready():
+        cap = self._opts.max_output_bytes
+
+        def drain() -> None:  # (a fast writer keeps recv_ready true: stop at the cap, not at a lull)
+            while chan.recv_ready() and len(out) + len(err) <= cap:
                 out.extend(chan.recv(READ_CHUNK))
-            while chan.recv_stderr_ready():
+            while chan.recv_stderr_ready() and len(out) + len(err) <= cap:
                 err.extend(chan.recv_stderr(READ_CHUNK))
 
         def timed_out() -> DeviceError:
@@ -497,6 +515,8 @@ class SshTransport:
 
         while True:
             drain()
+            if len(out) + len(err) > cap:
+                raise self._error(DeviceProtocolError, operation, self._too_large())
             if chan.eof_received or chan.closed:
                 drain()  # data that raced in just before the EOF flag was read
                 remaining = deadline - time.monotonic()

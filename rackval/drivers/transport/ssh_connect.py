@@ -4,8 +4,11 @@ This is the part that is easy to get wrong: host keys are checked against an exp
 file (never silently trusting a new key; ``trust_on_first_use`` only when configured, and a
 *changed* key is always refused, naming both fingerprints), TCP_NODELAY is set (without it every
 command pays ~40 ms of Nagle/delayed-ACK latency), and connecting, the SSH banner, the key
-exchange and authenticating are each bounded by ``config.timeout_s``: a server that accepts TCP
-but never speaks SSH (a hung BMC) is DeviceTimeout, not a protocol error.
+exchange and authenticating together end within ``config.timeout_s``: paramiko bounds each of
+them (and each banner read) on its own, so a server that trickles its banner or stalls each step
+just in time would add them up; the process watchdog (``watchdog``) shuts the socket down when
+the whole connect's deadline passes. A server that accepts TCP but never speaks SSH (a hung BMC)
+is DeviceTimeout, not a protocol error.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
@@ -22,6 +26,7 @@ import paramiko
 from rackval.core.errors import DeviceAuthError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.transport.ssh_options import SshSettings
+from rackval.drivers.transport.watchdog import WATCHDOG, abort_socket
 
 DEFAULT_SSH_PORT = 22
 
@@ -116,7 +121,7 @@ def open_client(config: DeviceConfig, port: int, options: SshSettings) -> parami
     if creds.key_file is not None and not os.path.isfile(os.path.expanduser(creds.key_file)):
         raise error(DeviceAuthError, operation, f"key file {creds.key_file} does not exist")
     timeout = config.timeout_s
-    hostname = known_hosts_name(host, port)
+    began = time.monotonic()
 
     client = paramiko.SSHClient()
     if known_hosts.is_file():
@@ -138,7 +143,40 @@ def open_client(config: DeviceConfig, port: int, options: SshSettings) -> parami
         raise error(DeviceError, operation, f"TCP connect failed: {exc}") from exc
     # Without TCP_NODELAY each small SSH packet waits for a delayed ACK: ~40 ms per command.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    guard = WATCHDOG.schedule(max(timeout - (time.monotonic() - began), 0.0), lambda: abort_socket(sock))
+    try:
+        _handshake(client, config, port, options, sock, error, lambda: guard.fired)
+    except DeviceError as exc:
+        guard.cancel()  # returns once a watchdog that fired has shut the socket down
+        if guard.fired and not isinstance(exc, DeviceTimeout):
+            raise error(DeviceTimeout, operation, f"no SSH session within {timeout:g} s") from exc
+        raise
+    finally:
+        guard.cancel()
+    if guard.fired:  # the handshake completed as the deadline passed, on a socket now shut down
+        client.close()
+        raise error(DeviceTimeout, operation, f"no SSH session within {timeout:g} s")
+    transport = client.get_transport()
+    if transport is not None and options.keepalive_s > 0:
+        transport.set_keepalive(int(max(options.keepalive_s, 1)))
+    return client
 
+
+def _handshake(
+    client: paramiko.SSHClient,
+    config: DeviceConfig,
+    port: int,
+    options: SshSettings,
+    sock: socket.socket,
+    error: Callable[[type[DeviceError], str, str], DeviceError],
+    aborted: Callable[[], bool],
+) -> None:
+    """Banner, key exchange, host key check and authentication on ``sock``, failures mapped
+    (``aborted()``: the watchdog ended the connect, so a closed connection is a timeout)."""
+    creds = config.credentials
+    host, username, timeout, known_hosts = config.host, creds.username, config.timeout_s, options.known_hosts
+    operation = f"SSH connect as {username}"
+    hostname = known_hosts_name(host, port)
     password = creds.password.reveal() if creds.password is not None else None
     started = time.monotonic()
     try:
@@ -195,14 +233,17 @@ def open_client(config: DeviceConfig, port: int, options: SshSettings) -> parami
         client.close()
         raise error(DeviceTimeout, operation, f"no SSH handshake within {timeout:g} s") from exc
     except (paramiko.SSHException, EOFError, OSError) as exc:
-        stalled = _handshake_stalled(exc, time.monotonic() - started, timeout)
+        stalled = aborted() or _handshake_stalled(exc, time.monotonic() - started, timeout)
         transport = client.get_transport()
         got_banner = bool(transport is not None and transport.remote_version)
+        keyed = bool(transport is not None and transport.session_id)
         client.close()
         if stalled:
             what = (
-                "key exchange did not complete" if got_banner else "TCP connection accepted but no SSH banner received"
-            )
+                "authentication did not complete" if keyed
+                else "key exchange did not complete" if got_banner
+                else "TCP connection accepted but no SSH banner received"
+            )  # fmt: skip
             raise error(
                 DeviceTimeout,
                 operation,
@@ -211,8 +252,3 @@ def open_client(config: DeviceConfig, port: int, options: SshSettings) -> parami
         raise error(DeviceProtocolError, operation, f"SSH handshake failed: {exc}") from exc
     finally:
         password = None
-
-    transport = client.get_transport()
-    if transport is not None and options.keepalive_s > 0:
-        transport.set_keepalive(int(max(options.keepalive_s, 1)))
-    return client

@@ -50,9 +50,10 @@ def prompt_pattern(regex: str, device: str) -> re.Pattern[str]:
 class SshSettings:
     """The options (``config.options``) of one SSH device, as ``SshTransport`` uses them:
 
-    - ``known_hosts`` (path, default ``~/.ssh/known_hosts``): the only file host keys are checked
-      against. An unknown host or a changed key is refused with DeviceAuthError naming the
-      offered key's fingerprint and this file. Entries for non-22 ports use OpenSSH's
+    - ``known_hosts`` (path; required unless ``trust_on_first_use``, which then defaults it to
+      ``~/.ssh/known_hosts``): the only file host keys are checked against. An unknown host or
+      a changed key is refused with DeviceAuthError naming the offered key's fingerprint and this
+      file. Entries for non-22 ports use OpenSSH's
       ``[host]:port`` form; hashed entries work too.
     - ``trust_on_first_use`` (bool, default false): accept an unknown host's key and append it to
       the known_hosts file. A *changed* key is still refused.
@@ -84,6 +85,9 @@ class SshSettings:
       command lines and table rows are not wrapped by the CLI.
     - ``shell_newline`` (str, default ``"\\n"``): what ends a command line (some CLIs want
       ``"\\r"``).
+    - ``max_output_bytes`` (int, default 16 MiB): the most output one command may produce
+      (stdout and stderr together; characters in the interactive shell). More is a
+      DeviceProtocolError ("output larger than N bytes") and its channel is closed.
     """
 
     known_hosts: Path
@@ -100,13 +104,14 @@ class SshSettings:
     shell_width: int
     shell_height: int
     newline: str
+    max_output_bytes: int
 
     @classmethod
     def from_config(cls, config: DeviceConfig) -> SshSettings:
         """Read and check every option (ConfigError names the device and the option)."""
         opts = parse_options(SshOptions, config.options, config.name, known_only=True)
         return cls(
-            known_hosts=Path(os.path.expanduser(opts.known_hosts)),
+            known_hosts=Path(os.path.expanduser(opts.known_hosts or "~/.ssh/known_hosts")),
             trust_on_first_use=opts.trust_on_first_use,
             allow_agent=opts.allow_agent,
             look_for_keys=opts.look_for_keys,
@@ -122,4 +127,5 @@ class SshSettings:
             shell_width=opts.shell_width,
             shell_height=opts.shell_height,
             newline=opts.shell_newline,
+            max_output_bytes=opts.max_output_bytes,
         )

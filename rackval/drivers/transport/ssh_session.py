@@ -22,6 +22,10 @@ class SessionEnded(Exception):
     """The session's channel ended before the command's end markers came."""
 
 
+class SessionTooLarge(Exception):
+    """The command's output went past the byte cap before its end markers came."""
+
+
 class SessionSilent(Exception):
     """The deadline passed before the command's end markers came."""
 
@@ -42,22 +46,27 @@ def command_line(cmd: str, marker: str) -> str:
     return f"{{ {body}; }} </dev/null; printf '\\n%s %d\\n' {marker} \"$?\"; printf '%s\\n' {marker} >&2\n"
 
 
-def read_result(chan: paramiko.Channel, marker: str, deadline: float) -> tuple[bytes, bytes, bytes]:
+def read_result(
+    chan: paramiko.Channel, marker: str, deadline: float, max_bytes: int
+) -> tuple[bytes, bytes, bytes]:
     """stdout, stderr and the exit status text of the command that ``marker`` ends.
 
-    Raises SessionEnded or SessionSilent; the session's state is then unknown."""
+    Raises SessionEnded, SessionSilent or SessionTooLarge (more than ``max_bytes`` of output);
+    the session's state is then unknown."""
     out, err = bytearray(), bytearray()
     end_out = f"\n{marker} ".encode()
     end_err = f"{marker}\n".encode()
     fd = chan.fileno()
     while True:
-        while chan.recv_ready():
+        while chan.recv_ready() and len(out) + len(err) <= max_bytes:
             out.extend(chan.recv(READ_CHUNK))
-        while chan.recv_stderr_ready():
+        while chan.recv_stderr_ready() and len(out) + len(err) <= max_bytes:
             err.extend(chan.recv_stderr(READ_CHUNK))
         at = out.find(end_out)
         if at >= 0 and out.endswith(b"\n") and err.endswith(end_err):
             break
+        if len(out) + len(err) > max_bytes:
+            raise SessionTooLarge
         if chan.eof_received or chan.closed:
             raise SessionEnded
         remaining = deadline - time.monotonic()

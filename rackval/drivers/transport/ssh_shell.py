@@ -30,6 +30,10 @@ class ShellTimeout(Exception):
     """What the shell waited for did not come within the limit (the message says what)."""
 
 
+class ShellTooLarge(Exception):
+    """The output went past the cap before the prompt came back (the message says how much)."""
+
+
 class ShellGone(Exception):
     """The interactive session ended under us; ``__cause__`` is the error that ended it, if any."""
 
@@ -43,6 +47,7 @@ class InteractiveShell:
     decoder: codecs.IncrementalDecoder
     encoding: str
     newline: str
+    max_chars: int
     setup_done: set[str] = field(default_factory=set)
 
     def command(self, cmd: str, prompt_re: re.Pattern[str], pager_re: re.Pattern[str], limit: float) -> str:
@@ -79,10 +84,12 @@ class InteractiveShell:
         echo_pending = bool(cmd.strip())
         while True:
             try:
-                while chan.recv_ready():
+                while chan.recv_ready() and len(raw) <= self.max_chars:
                     raw += self.decoder.decode(chan.recv(READ_CHUNK))
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 raise ShellGone from exc
+            if len(raw) > self.max_chars:
+                raise ShellTooLarge(f"output larger than {self.max_chars} characters (option 'max_output_bytes')")
             shown = last_line_shown(raw)
             if not (echo_pending and "\n" not in raw and is_echo(shown, cmd)) and prompt_re.search(shown):
                 return raw  # (the echo of the command line is never taken for the prompt)

@@ -1,12 +1,12 @@
 """The run's root causes in the pytest session: the DeviceHealth the rack's drivers go through,
-the cause each failed test is grouped under, and the terminal block that groups them.
+the cause each failed test is grouped under, and those groups for the terminal summary.
 
 ``RootCauses`` belongs to one ``RackvalRun`` (``run.root_causes``). It builds the run's
 ``DeviceHealth`` (``rackval.harness.health``) with the run's clock, the running test and a
 hook that records every cause in the store as it is found (durable even if the run is killed).
 When a test ends failed, the first cause behind it (found in it, or failed fast on) is stored
-with the test (``store.record_test_cause``); the terminal summary then prints one block per
-cause: what happened, when and where, the devices it took down and the failed tests.
+with the test (``store.record_test_cause``); ``groups`` gives the terminal summary
+(``rackval.harness.plugin.summary``) one group per cause that failed tests share.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from rackval.core.errors import DeviceDown
 from rackval.harness.health import DeviceHealth, DownCause
 from rackval.harness.rack import FanOutError
-from rackval.harness.report.causes import group_failures, short_name, ungrouped
+from rackval.harness.report.causes import CauseGroup, group_failures, ungrouped
 from rackval.harness.store.records import CauseRecord
 
 
@@ -43,8 +43,6 @@ class _Track(Protocol):
     outcome: str
 
 FAILED = frozenset({"failed", "error"})
-MAX_NAMES = 40
-"""Tests (or devices) named per cause in the terminal; the report lists every one."""
 
 
 def cause_record(cause: DownCause, devices: list[str] | tuple[str, ...]) -> CauseRecord:
@@ -99,28 +97,14 @@ class RootCauses:
         if key:
             self.run.store.record_test_cause(track.test_id, key)
 
-    def write_terminal(self, terminalreporter: Any) -> None:
-        """One block per root cause that failed tests share (nothing when no cause was found)."""
+    def groups(self) -> tuple[list[CauseGroup], list[str]]:
+        """The causes that failed tests share, each with its failed tests (nodeids), and the
+        failed tests that name no known cause: what the terminal summary groups."""
         if self._health is None:
-            return
+            return [], []
         causes = [cause_record(c, devs) for c, devs in self._health.causes()]
         groups = [g for g in group_failures(causes, self.failed.items()) if g.tests]
-        if not groups:
-            return
-        terminalreporter.section("rackval: failures by root cause")
-        for group in groups:
-            c = group.cause
-            terminalreporter.write_line(f"{c.summary}", red=True, bold=True)
-            where = f" in {c.test}" if c.test else ""
-            terminalreporter.write_line(f"  found at {group.when()}{where}")
-            if c.devices:
-                terminalreporter.write_line(f"  devices down ({len(c.devices)}): {_names(list(c.devices))}")
-            tests = [short_name(t) for t in group.tests]
-            terminalreporter.write_line(f"  failed tests ({len(tests)}): {_names(tests)}")
-        rest = ungrouped(self.failed.items(), causes)
-        if rest:
-            names = _names([short_name(t) for t in rest])
-            terminalreporter.write_line(f"{len(rest)} other failed test(s) share no known cause: {names}")
+        return groups, (ungrouped(self.failed.items(), causes) if groups else [])
 
 
 def _down_causes(exc: BaseException) -> list[DownCause]:
@@ -139,8 +123,3 @@ def _down_causes(exc: BaseException) -> list[DownCause]:
             todo += [r.error for r in e.failures if r.error is not None]
         todo += [c for c in (e.__cause__, e.__context__) if c is not None]
     return found
-
-
-def _names(names: list[str]) -> str:
-    shown = ", ".join(names[:MAX_NAMES])
-    return shown + (f" ... and {len(names) - MAX_NAMES} more (see the report)" if len(names) > MAX_NAMES else "")

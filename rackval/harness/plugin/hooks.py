@@ -16,7 +16,8 @@ from rackval.core.errors import ConfigError, DeviceError
 from rackval.drivers.kinds import ANY_DEVICE_PARAM, DEVICE_KINDS, RACK_NODES, DeviceKind
 from rackval.harness.inventory import Inventory
 from rackval.harness.plugin import fixtures
-from rackval.harness.plugin.run import RUN_KEY, RackvalRun, RunClockFigure
+from rackval.harness.plugin.run import RUN_KEY, RackvalRun
+from rackval.harness.plugin.summary import write_terminal_summary
 
 # A test argument named like this is parametrised with every device of that kind (None: any kind).
 DEVICE_PARAMS: dict[str, DeviceKind | None] = {ANY_DEVICE_PARAM: None, **{k.param: k for k in DEVICE_KINDS.values()}}
@@ -99,32 +100,13 @@ class RunHooks:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
         self.run.finish(exitstatus)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        run = self.run
-        if not run.run_started:
-            return
-        terminalreporter.section("rackval")
-        terminalreporter.write_line(f"run {run.run_id} on rack {run.inventory.meta.name} -> {run.outcome}")
-        if run.report_path is not None:
-            terminalreporter.write_line(f"report:  {run.report_path}")
-            terminalreporter.write_line(f"junit:   {run.junit_path}")
-        terminalreporter.write_line(f"results: {run.results_path}")
-        if run.clock_figure is not None:
-            terminalreporter.write_line(run.clock_figure.line() + " (to the end of the tests)")
-            # The report and exports are written after the figure was stored: say what they cost.
-            session = RunClockFigure(run.clock_figure.virtual_s, time.monotonic() - run.wall_started)
-            terminalreporter.write_line(
-                f"  with report and exports: {session.wall_s:.1f} wall s: virtual/wall = {session.ratio:.1f}"
-            )
-        elif run.clock_figure_error:
-            terminalreporter.write_line(f"simulator clock: no figure ({run.clock_figure_error})")
-        if run.undo_failures:
-            terminalreporter.write_line(
-                f"UNDO FAILED for {len(run.undo_failures)} action(s): the rack may be left changed", red=True, bold=True
-            )
-            for r in run.undo_failures:
-                terminalreporter.write_line(f"  action {r.action_id} on {r.device}: {r.undo}: {r.message}", red=True)
-        run.root_causes.write_terminal(terminalreporter)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
+        # outermost wrapper: written after pytest's own summary (failures, short test summary), so
+        # the rackval block, ending with the verdict, is what the terminal ends with
+        result = yield
+        write_terminal_summary(terminalreporter, self.run)
+        return result
 
 
 def _param_values(inventory: Inventory, kind: DeviceKind | None) -> list[str]:

@@ -29,12 +29,13 @@ from rackval.core.errors import ConfigError, DeviceError
 from rackval.drivers.capabilities import Identity
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.inventory import Inventory, load_inventory
-from rackval.harness.measure import Measurement, Outcome
+from rackval.harness.measure import Measurement
 from rackval.harness.plugin.causes import RootCauses
 from rackval.harness.rack import Rack
-from rackval.harness.safety import SafetyGate, SimFeedSwitcher, UndoResult
-from rackval.harness.spec import Spec, load_spec
-from rackval.harness.store import DeviceRecord, RunInfo, Store, open_store
+from rackval.harness.safety import SafetyGate, SimFeedSwitcher
+from rackval.harness.spec import RUN_SPEC_REVISION, Spec, load_spec, revision_mismatch
+from rackval.harness.store import ActionRecord, DeviceRecord, RunInfo, Store, open_store
+from rackval.harness.verdict import UNDO_FLAGGED, Verdict, findings, run_verdict
 from rackval.sim.control import ControlClient
 
 DEFAULT_SIM_SPEC = Path("specs") / "sim-reference.yaml"
@@ -91,12 +92,19 @@ class RackvalRun:
         self._rack: Rack | None = None
         self._store: Store | None = None
         self._sim: Any = None
+        self._sim_error: ConfigError | None = None
         self._control: ControlClient | None = None
         self.run_started = False
         self.outcome = "running"
         self._safety: SafetyGate | None = None
         self.current_nodeid: str | None = None
-        self.undo_failures: tuple[UndoResult, ...] = ()
+        # What the run proved, decided in finish() by rackval.harness.verdict (None until then),
+        # the failed and marginal measurements worst first, and every action whose undo failed or
+        # never ran (inside a test's scope or at the end): what the terminal summary shows.
+        self.verdict: Verdict | None = None
+        self.findings: list[Measurement] = []
+        self.left_changed: list[ActionRecord] = []
+        self.warnings: list[str] = []
         self.tests: dict[str, TestTrack] = {}
         self.report_path: Path | None = None
         self.junit_path: Path | None = None
@@ -114,19 +122,27 @@ class RackvalRun:
             self._spec = load_spec(spec_opt)
         elif rack_opt and not self._inventory.meta.simulated:  # type: ignore[union-attr]
             raise ConfigError("--spec is required with a real rack: the limits come from the design's spec")
+        if not rack_opt:
+            check_sim_files(config)
 
     # ---- lazily built pieces -----------------------------------------------------------------
     @property
     def inventory(self) -> Inventory:
         if self._inventory is None:
+            if self._sim_error is not None:  # a simulator that would not start is not started again
+                raise self._sim_error
             from rackval.harness.simproc import SimProcess
 
-            self._sim = SimProcess(
-                self.run_dir / "sim",
-                nodes=self.config.getoption("sim_nodes"),
-                params=self.config.getoption("sim_params"),
-                faults=self.config.getoption("sim_faults"),
-            )
+            try:
+                self._sim = SimProcess(
+                    self.run_dir / "sim",
+                    nodes=self.config.getoption("sim_nodes"),
+                    params=self.config.getoption("sim_params"),
+                    faults=self.config.getoption("sim_faults"),
+                )
+            except ConfigError as exc:
+                self._sim_error = exc
+                raise
             self._inventory = load_inventory(self._sim.rack_file)
         return self._inventory
 
@@ -200,6 +216,9 @@ class RackvalRun:
         if self.run_started:
             return
         inv, spec = self.inventory, self.spec
+        mismatch = revision_mismatch(spec.design_revision, inv.meta.design_revision)
+        if mismatch:
+            self.warnings.append(f"{mismatch} (spec {spec.path}, rack file {inv.path})")
         self.store.start_run(
             RunInfo(
                 run_id=self.run_id,
@@ -215,7 +234,11 @@ class RackvalRun:
                 rack_file=str(inv.path),
                 spec_file=str(spec.path),
                 simulated=inv.meta.simulated,
-                metadata={"host": socket.gethostname(), "pid": os.getpid()},
+                metadata={
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    **({RUN_SPEC_REVISION: spec.design_revision} if spec.design_revision else {}),
+                },
             )
         )
         self.run_started = True
@@ -248,19 +271,16 @@ class RackvalRun:
         try:
             if self._safety is not None:
                 # First: put the rack back while drivers, store and simulator are still up, and
-                # before the report is rendered, so it shows each undo's outcome.
-                self.undo_failures = self._safety.close().failed
+                # before the report is rendered, so it shows each undo's outcome (every undo's
+                # outcome, inside a test's scope or here, is in the store).
+                self._safety.close()
             if self.run_started:
                 for track in self.tests.values():
                     if not track.finished:  # interrupted mid-test
                         track.outcome = "error"
                         self.store.finish_test(track.test_id, "error", time.time() - track.started, "did not finish")
                 self.record_clock_figure()
-                interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-                failed = any(t.outcome in ("failed", "error") for t in self.tests.values())
-                failed = failed or any(m.outcome == Outcome.FAIL for _, m in self.store.measurements(self.run_id))
-                failed = failed or bool(self.undo_failures)  # a rack left changed is not a passed run
-                self.outcome = "incomplete" if interrupted else ("fail" if failed else "pass")
+                self.decide_verdict(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
                 self.store.finish_run(self.run_id, self.outcome)
                 self.write_outputs()
         finally:
@@ -272,6 +292,17 @@ class RackvalRun:
                 self._sim.stop()
             if self._store is not None:
                 self._store.close()
+
+    def decide_verdict(self, *, interrupted: bool) -> None:
+        """The run's verdict from what the store holds (``rackval.harness.verdict``, as the report
+        and JUnit decide it), its failed and marginal findings, and what the rack may be left with."""
+        measured = self.store.measurements(self.run_id)
+        actions = self.store.actions(self.run_id)
+        tests = self.store.tests(self.run_id)
+        self.verdict = run_verdict("interrupted" if interrupted else "", tests, measured, actions)
+        self.outcome = self.verdict.stored
+        self.findings = findings(m for _, m in measured)
+        self.left_changed = [a for a in actions if a.undo_outcome in UNDO_FLAGGED]
 
     def record_clock_figure(self) -> None:
         """On a simulated rack: virtual s, wall s and their ratio, as run-level measurements without
@@ -332,9 +363,25 @@ def mark_dead_runs_incomplete(store: Store, exclude: str = "") -> list[str]:
         outcome, _ = store.run_status(info.run_id)
         pid = info.metadata.get("pid")
         if outcome == "running" and isinstance(pid, int) and not _pid_alive(pid):
-            store.finish_run(info.run_id, "incomplete")
+            store.finish_run(info.run_id, Verdict.INCOMPLETE.stored)
             marked.append(info.run_id)
     return marked
+
+
+def check_sim_files(config: pytest.Config) -> None:
+    """``--sim-params`` and ``--sim-faults``, checked before collection against a ``RackModel`` of
+    the rack the simulator would build (same size and parameters; in-process, no server started):
+    a bad file is one ConfigError naming file, line and field, and the simulator never starts."""
+    faults, params = config.getoption("sim_faults"), config.getoption("sim_params")
+    if not faults and not params:
+        return
+    from rackval.sim.fault_file import load_faults
+    from rackval.sim.model import RackModel
+    from rackval.sim.reference import sim_size_and_params
+
+    size, model_params = sim_size_and_params(params, nodes=config.getoption("sim_nodes"))
+    if faults:
+        load_faults(faults, rack=RackModel(size, params=model_params))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from rackval.harness.measure import Measurement, Outcome
+from rackval.harness.measure import Measurement, Outcome, limit_reference, measurement_margin
 
 OUTCOME_COLOURS: dict[Outcome, str] = {
     Outcome.PASS: "#2e7d32",
@@ -66,30 +66,6 @@ def label_text(text: str, limit: int = 48) -> str:
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1] + "…"
     return cleaned.replace("$", r"\$")
-
-
-def limit_reference(m: Measurement) -> float | None:
-    """The quantity the margin is normalised by, as ``Limit.judge`` uses it for marginal bands:
-    the span for two-sided limits, the limit's magnitude for one-sided ones."""
-    if m.low is not None and m.high is not None:
-        return m.high - m.low
-    if m.high is not None:
-        return abs(m.high)
-    if m.low is not None:
-        return abs(m.low)
-    return None
-
-
-def measurement_margin(m: Measurement) -> float | None:
-    """The stored margin, or (for records written without one) the distance to the nearest limit."""
-    if m.margin is not None:
-        return m.margin
-    distances = []
-    if m.high is not None:
-        distances.append(m.high - m.value)
-    if m.low is not None:
-        distances.append(m.value - m.low)
-    return min(distances) if distances else None
 
 
 def normalised_margin(m: Measurement) -> float | None:

@@ -2,8 +2,9 @@
 
 Data first: everything here reads the store, so a finished run, a run that is still going and a
 run whose process was killed all give the same kind of data; the last two get the verdict
-INCOMPLETE. Every report section (``rackval.harness.report.sections``) is built from one
-``RunData``, so a section reads what it needs without reading the store twice.
+INCOMPLETE (the verdict itself is decided by ``rackval.harness.verdict``). Every report section
+(``rackval.harness.report.sections``) is built from one ``RunData``, so a section reads what it
+needs without reading the store twice.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Protocol
 
-from rackval.harness.measure import Measurement, Outcome
+from rackval.harness.measure import Measurement
+from rackval.harness.safety.undo_messages import UndoMessages, short_undo_messages
 from rackval.harness.store.records import (
     ActionRecord,
     ArtifactRecord,
@@ -23,16 +25,7 @@ from rackval.harness.store.records import (
     SampleChannel,
     TestRecord,
 )
-
-PASS = "PASS"
-FAIL = "FAIL"
-INCOMPLETE = "INCOMPLETE"
-
-# Stored run outcomes that mean the run did not reach its end ('running' with nobody running it
-# is a killed run). Anything else the plugin writes is cross-checked against the data below.
-_UNFINISHED_RUN_OUTCOMES = frozenset({"running", "incomplete", "interrupted", "aborted", "killed"})
-_FAILED_RUN_OUTCOMES = frozenset({"fail", "failed", "error", "errors"})
-FAILED_TEST_OUTCOMES = frozenset({"failed", "error"})
+from rackval.harness.verdict import Verdict, findings, run_verdict
 
 
 class ResultsStore(Protocol):
@@ -57,28 +50,6 @@ class ResultsStore(Protocol):
         start: float | None = None,
         end: float | None = None,
     ) -> list[Sample]: ...
-
-
-def run_verdict(
-    stored_outcome: str,
-    tests: list[TestRecord],
-    measurements: list[tuple[int | None, Measurement]],
-) -> str:
-    """PASS, FAIL or INCOMPLETE for the report header.
-
-    INCOMPLETE wins because an unfinished run proves nothing either way. Otherwise the run fails
-    if the plugin said so *or* the data says so (a failed/errored test or a failing measurement):
-    the verdict must never be greener than the records under it. Marginal values do not fail.
-    """
-    if stored_outcome.lower() in _UNFINISHED_RUN_OUTCOMES:
-        return INCOMPLETE
-    if stored_outcome.lower() in _FAILED_RUN_OUTCOMES:
-        return FAIL
-    if any(t.outcome in FAILED_TEST_OUTCOMES for t in tests):
-        return FAIL
-    if any(m.outcome == Outcome.FAIL for _, m in measurements):
-        return FAIL
-    return PASS
 
 
 class RunData:
@@ -137,6 +108,11 @@ class RunData:
         return self.store.actions(self.run_id)
 
     @cached_property
+    def undo_messages(self) -> UndoMessages:
+        """The actions' undo messages with each quoted script shown once (aligned with ``actions``)."""
+        return short_undo_messages(self.actions)
+
+    @cached_property
     def artifacts(self) -> list[ArtifactRecord]:
         return self.store.artifacts(self.run_id)
 
@@ -146,8 +122,13 @@ class RunData:
         return self.store.causes(self.run_id)
 
     @cached_property
-    def verdict(self) -> str:
-        return run_verdict(self.stored_outcome, self.tests, self.measured)
+    def verdict(self) -> Verdict:
+        return run_verdict(self.stored_outcome, self.tests, self.measured, self.actions)
+
+    @cached_property
+    def findings(self) -> list[Measurement]:
+        """Failed, then marginal measurements, worst first (``rackval.harness.verdict.findings``)."""
+        return findings(self.measurements)
 
     @cached_property
     def test_labels(self) -> dict[int, str]:
@@ -164,4 +145,4 @@ class RunData:
     @property
     def finished(self) -> bool:
         """The run reached its end (and says when)."""
-        return self.verdict != INCOMPLETE and self.ended_at is not None
+        return self.verdict != Verdict.INCOMPLETE and self.ended_at is not None

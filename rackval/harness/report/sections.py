@@ -22,9 +22,9 @@ from rackval.core.errors import ConfigError
 from rackval.harness.measure import Measurement, Outcome
 from rackval.harness.report import plots, telemetry
 from rackval.harness.report.causes import group_failures, short_name
-from rackval.harness.report.run_data import FAILED_TEST_OUTCOMES, ResultsStore, RunData
+from rackval.harness.report.run_data import ResultsStore, RunData
+from rackval.harness.spec import RUN_SPEC_REVISION, revision_mismatch
 from rackval.harness.store.records import (
-    UNDO_PENDING,
     ActionRecord,
     DeviceRecord,
     FirmwareRecord,
@@ -32,13 +32,14 @@ from rackval.harness.store.records import (
     TestRecord,
 )
 from rackval.harness.units import convert
+from rackval.harness.verdict import FAILED_TEST_OUTCOMES, UNDO_FLAGGED
 
 TEST_OUTCOME_ORDER = ("passed", "failed", "error", "skipped")
 MEASUREMENT_OUTCOME_ORDER = (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL, Outcome.INFO)
 MAX_DIAGNOSTIC_MEASUREMENTS = 50
 """Failing measurements listed per failed test; the requirement table has every one."""
-UNDO_FLAGGED = frozenset({UNDO_PENDING, "failed"})
-"""Undo outcomes that may have left the rack changed: shouted about at the top of the report."""
+MAX_SUMMARY_FINDINGS = 10
+"""Failed and marginal requirements listed in the summary, worst first; the requirement table has every one."""
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,16 @@ class ReportSection:
 
 def frame(data: RunData) -> dict[str, Any]:
     """What the page around the sections shows: title, verdict and the banners at the top."""
+    messages = data.undo_messages.messages
     return {
         "run": data.run,
         "verdict": data.verdict,
         "stored_outcome": data.stored_outcome,
         "last_record": data.last_record,
-        "flagged_actions": [a for a in data.actions if a.undo_outcome in UNDO_FLAGGED],
-    }
+        # (action, its undo message with scripts shown once in the action log)
+        "flagged_actions": [(a, msg) for a, msg in zip(data.actions, messages, strict=True)
+                            if a.undo_outcome in UNDO_FLAGGED],
+    }  # fmt: skip
 
 
 # ---- run and summary ---------------------------------------------------------------------------------
@@ -99,6 +103,8 @@ def summary_section(data: RunData) -> dict[str, Any]:
         "n_tests": len(data.tests),
         "n_measurements": len(data.measured),
         "failed_tests": [t for t in data.tests if t.outcome in FAILED_TEST_OUTCOMES],
+        "findings": data.findings[:MAX_SUMMARY_FINDINGS],
+        "n_findings": len(data.findings),
     }
 
 
@@ -435,13 +441,25 @@ def devices_section(data: RunData) -> dict[str, Any]:
 
 
 def actions_section(data: RunData) -> dict[str, Any]:
-    """Everything the run did to the rack, with its undo."""
-    return {"actions": data.actions, "test_labels": data.test_labels}
+    """Everything the run did to the rack, with its undo; each script quoted by undo messages once."""
+    undo = data.undo_messages
+    return {
+        "actions": list(zip(data.actions, undo.messages, strict=True)),
+        "undo_scripts": undo.scripts,
+        "test_labels": data.test_labels,
+    }
 
 
 def traceability_section(data: RunData) -> dict[str, Any]:
-    """The firmware snapshot and the run's artifacts (the run's sources are in the frame's ``run``)."""
-    return {"firmware": data.firmware, "artifacts": data.artifacts}
+    """The firmware snapshot and the run's artifacts (the run's sources are in the frame's ``run``),
+    and a warning when the spec was written for another design revision than the rack's."""
+    spec_revision = str(data.run.metadata.get(RUN_SPEC_REVISION, ""))
+    return {
+        "firmware": data.firmware,
+        "artifacts": data.artifacts,
+        "spec_revision": spec_revision,
+        "revision_warning": revision_mismatch(spec_revision, data.run.design_revision),
+    }
 
 
 REPORT_SECTIONS: tuple[ReportSection, ...] = (

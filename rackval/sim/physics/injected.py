@@ -8,7 +8,7 @@ cleared and re-injected id gets a new incarnation, so the old one's pending even
 
 from __future__ import annotations
 
-from rackval.sim.faults import CATALOGUE, Fault, Undo
+from rackval.sim.faults import CATALOGUE, Fault, Problem, Undo
 from rackval.sim.physics.parts import ModelParts
 
 
@@ -31,15 +31,18 @@ class InjectedFaults:
         s = self.parts.state
         return set(s.device_kind) | set(s.feed_up)
 
+    def problems(self, fault: Fault) -> list[Problem]:
+        """Why ``fault`` (of a known kind) cannot be injected into this rack: (field path, message)."""
+        return CATALOGUE[fault.kind].rack_problems(self.parts, fault)
+
     def inject(self, fault: Fault) -> str:
         """Schedule ``fault`` (active from ``start_at``, or now if that has passed); returns its id."""
         s = self.parts.state
         if fault.id in self._faults:
             raise ValueError(f"fault id {fault.id!r} is already injected")
-        kind = CATALOGUE.get(fault.kind)
-        if kind is None:
+        if fault.kind not in CATALOGUE:
             raise ValueError(f"fault {fault.id}: unknown kind {fault.kind!r}")
-        problems = kind.rack_problems(self.parts, fault)
+        problems = self.problems(fault)
         if problems:
             found = "; ".join(f"{'.'.join(field)}: {message}" for field, message in problems)
             raise ValueError(f"fault {fault.id} ({fault.kind}): {found}")

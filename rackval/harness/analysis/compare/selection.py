@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from rackval.core.errors import ConfigError
 from rackval.harness.store.records import RunInfo
+from rackval.harness.verdict import Verdict, run_verdict
 
 if TYPE_CHECKING:
     from rackval.harness.store import Store
@@ -27,8 +28,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class UsedRun:
+    """A run that answers a side, whether it finished, and its verdict (``rackval.harness.verdict``)."""
+
     run: RunInfo
     complete: bool
+    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,16 @@ def _unit_of(run: RunInfo) -> str:
 
 def _is_complete(store: Store, run_id: str) -> bool:
     """Finished by the stored status, by the acceptance report's own definition of unfinished."""
-    from rackval.harness.report.run_data import INCOMPLETE, run_verdict
-
     outcome, ended_at = store.run_status(run_id)
-    return ended_at is not None and run_verdict(outcome, [], []) != INCOMPLETE
+    return ended_at is not None and run_verdict(outcome, [], []) != Verdict.INCOMPLETE
+
+
+def _used(store: Store, run: RunInfo, complete: bool) -> UsedRun:
+    """``run`` with its verdict, as its acceptance report gives it."""
+    run_id = run.run_id
+    verdict = run_verdict(store.run_status(run_id)[0], store.tests(run_id), store.measurements(run_id),
+                          store.actions(run_id))  # fmt: skip
+    return UsedRun(run, complete, verdict)
 
 
 def resolve(store: Store, selector: str, role: str) -> Selection:
@@ -72,7 +82,7 @@ def resolve(store: Store, selector: str, role: str) -> Selection:
     if want_run:
         for run in runs:
             if run.run_id == name:
-                return Selection(role, selector, "run", name, (UsedRun(run, _is_complete(store, run.run_id)),))
+                return Selection(role, selector, "run", name, (_used(store, run, _is_complete(store, run.run_id)),))
     if want_rev:
         of_revision = [r for r in runs if r.design_revision == name]
         if of_revision:
@@ -93,7 +103,7 @@ def _revision_selection(store: Store, selector: str, role: str, name: str, runs:
         complete = [r for r in unit_runs if _is_complete(store, r.run_id)]
         latest = complete[-1] if complete else None
         if latest is not None:
-            used.append(UsedRun(latest, True))
+            used.append(_used(store, latest, True))
         for r in unit_runs:
             if r is latest:
                 continue

@@ -1,25 +1,38 @@
-"""Deadlines for SSH channel requests: one daemon thread for the whole process.
+"""Hard deadlines for blocking I/O that a library does not bound: one daemon thread per process.
 
-paramiko waits for the server's reply to a channel request (exec, pty, shell) without a timeout;
-``SshTransport`` schedules the channel's ``close`` here so a reply that never comes wakes that
-wait after the command's limit.
+Per-read timeouts do not bound an operation: a peer that trickles one byte just inside each
+read's timeout (headers of an HTTP response, a HiSLIP data message, an RPC record) keeps a
+client waiting for ever, and some waits have no timeout at all (paramiko waits for the reply to
+a channel request without one). A transport schedules here what ends such a wait when the
+operation's deadline passes, and cancels it when the operation ends in time:
+
+* ``SshTransport`` closes the channel, which wakes paramiko's wait for a channel request reply;
+* ``HttpConnection`` (Redfish) and ``ScpiTransport`` (VXI-11, HiSLIP, raw socket) shut the
+  socket down with ``abort_socket``, which wakes a ``recv`` blocked in another thread at once
+  (closing the file descriptor would not, and might hand its number to another socket).
+
+After a deadline fired, the transport reports a DeviceTimeout naming device, address and
+operation (the scheduled deadline's ``fired`` tells a wake-up by the watchdog from a failure of
+the peer).
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
+import socket
 import threading
 import time
 from collections.abc import Callable
 
 
 class _Watchdog:
-    """One daemon thread that runs the deadlines of every pending channel request in the process.
+    """One daemon thread that runs the deadlines of every pending operation in the process.
 
     A ``threading.Timer`` per request costs a thread start and join per command (a fifth of the
-    client's CPU per command when 32 nodes are sampled at once); requests that time out are rare,
-    so one thread keeps the deadlines and starts a thread only for a callback that is due.
+    client's CPU per command when 32 nodes are sampled at once); operations that time out are
+    rare, so one thread keeps the deadlines and starts a thread only for a callback that is due.
     Started on first use (never at import).
     """
 
@@ -34,7 +47,7 @@ class _Watchdog:
         with self._cond:
             heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._seq), deadline))
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="ssh-watchdog", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="rackval-watchdog", daemon=True)
                 self._thread.start()
             elif self._heap[0][2] is deadline:
                 self._cond.notify()  # the new deadline is the earliest: re-arm the wait
@@ -58,7 +71,7 @@ class _Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 deadline.state = _Deadline.FIRED
-                threading.Thread(target=deadline.run, name="ssh-watchdog-fire", daemon=True).start()
+                threading.Thread(target=deadline.run, name="rackval-watchdog-fire", daemon=True).start()
 
 
 class _Deadline:
@@ -89,6 +102,18 @@ class _Deadline:
                 return
         if self.state == self.FIRED:
             self._done.wait()
+
+
+def abort_socket(sock: socket.socket | None) -> None:
+    """Wake every thread blocked on ``sock`` now: shut both directions down (never raises).
+
+    ``socket.socket.shutdown`` is called on the plain socket even for a TLS socket, whose own
+    ``shutdown`` would tear its TLS state down under the thread that is reading it.
+    """
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 WATCHDOG = _Watchdog()
