@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from rackval.core.errors import ConfigError
@@ -20,7 +20,7 @@ from rackval.core.yamlfile import YamlLocator, load_yaml_model
 from rackval.drivers import registry
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.kinds import DEVICE_KINDS, describe_kinds
-from rackval.drivers.options import option_errors
+from rackval.drivers.options import SNMP_AUTH_PROTOCOLS, SNMP_PRIV_PROTOCOLS, option_errors, snmp_protocol
 
 
 class _Strict(BaseModel):
@@ -48,6 +48,16 @@ class CredentialSpec(_Strict):
     auth_protocol: str | None = None
     auth_key: SecretRef | None = None
     priv_protocol: str | None = None
+
+    @field_validator("auth_protocol")
+    @classmethod
+    def _auth(cls, value: str | None) -> str | None:
+        return snmp_protocol(value, SNMP_AUTH_PROTOCOLS)
+
+    @field_validator("priv_protocol")
+    @classmethod
+    def _priv(cls, value: str | None) -> str | None:
+        return snmp_protocol(value, SNMP_PRIV_PROTOCOLS)
     priv_key: SecretRef | None = None
     key_file: str | None = None
 
