@@ -1,6 +1,7 @@
 """The temperature plan judges each BMC by its node's class: a management node without GPU sensors
-passes, a GPU compute node without them fails naming node and class, and a class the spec does
-not define stops the run with one line naming the rack file's line.
+passes, a GPU compute node without them fails naming node and class, GPU sensors a class does not
+expect are still judged, the GPU load plans skip a node whose class has no GPUs, and a class the
+spec does not define stops the run with one line naming the rack file's line.
 
 The simulated rack is built without GPUs (``gpus_per_node: 0``), so both BMCs really lack GPU
 temperature sensors; the rack file copy puts node01 in the ``management`` class and leaves node02
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from rackval.harness.simproc import SimProcess
-from tests.support.plan_runs import SPEC, failed_tests, failure_text, measurements, run_plans
+from tests.support.plan_runs import SPEC, control_of, failed_tests, failure_text, measurements, run_plans
 
 PLAN = ("test_plans/test_bmc_health.py",)
 NO_GPUS = "size: {nodes: 2, gpus_per_node: 0}\n"
@@ -79,3 +80,34 @@ def test_unknown_class_stops_the_run_naming_the_rack_file_line(tmp_path: Path, g
         in out
     ), out
     assert "Traceback" not in out, out
+
+
+def test_gpu_load_plans_skip_a_node_whose_class_has_no_gpus(tmp_path: Path, gpu_less_rack: SimProcess) -> None:
+    rack = classed_rack(gpu_less_rack.rack_file, "management")
+    result = run_plans(tmp_path / "reports", "--rack", str(rack), "--spec", str(SPEC), "-k", "node01",
+                       plans=("test_plans/test_power_capping.py",), timeout=180)  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0 and "1 skipped" in out, out + result.stderr
+    assert "node01: no GPUs to load, node node01 (class 'management') does not expect gpu_temperature" in out, out
+
+
+def test_gpu_sensors_a_class_does_not_expect_are_still_judged(tmp_path: Path) -> None:
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {kind: gpu_overheat, device: node01, component: GPU3, params: {delta_c: 80.0}}\n")
+    sim = SimProcess(tmp_path / "sim", nodes=1, faults=faults)
+    try:
+        control = control_of(sim.rack_file)
+        try:
+            control.advance(600)  # the GPU heats up
+        finally:
+            control.close()
+        rack = classed_rack(sim.rack_file, "management")
+        result = run_plans(tmp_path / "reports", "--rack", str(rack), "--spec", str(SPEC), "-k", "temperatures",
+                           plans=PLAN, timeout=180)  # fmt: skip
+    finally:
+        sim.stop()
+    out = result.stdout
+    assert failed_tests(out) == {"test_temperatures_within_limits[bmc-node01]"}, out + result.stderr
+    hot = failure_text(out, "test_temperatures_within_limits[bmc-node01]")
+    assert "bmc-node01: temperature out of limits: GPU3 Temp" in hot and "no sensor" not in hot, hot
+    assert not measurements(tmp_path / "reports" / "results.sqlite", "temperature sensors")  # nothing n/a
