@@ -10,18 +10,29 @@ Temperatures: the inlet sensor(s) against ``inlet_temperature``, every GPU senso
 temperature sensor is recorded and judged against the BMC's own upper caution threshold when
 the BMC reports one. Each sensor is one measurement (channel = sensor name).
 
+What a BMC must have comes from its node's class in the spec (``node_classes``; without them,
+every node expects inlet and GPU temperatures): a sensor group the class expects but the BMC
+lacks fails, naming node, class and what is missing; one the class does not expect (a management
+node's GPUs) is not applicable: recorded as a measurement without limits and the test passes on
+what it did judge (skipped only when it judged no sensor at all). A sensor the class does not
+expect but the BMC has is still measured and judged.
+
 Limits: ``sel_critical_entries``, ``inlet_temperature``, ``gpu_temperature``.
 """
 
 from __future__ import annotations
 
+import pytest
+
 from rackval.core.printable import printable
 from rackval.drivers.capabilities import TemperatureThresholds
+from rackval.harness.inventory import Inventory
 from rackval.harness.measure import Limit, Outcome
 from rackval.harness.rack import Rack
 from rackval.harness.spec import Spec
 
 CRITICAL = "critical"
+JUDGED = ("inlet_temperature", "gpu_temperature")  # the sensor groups _classify sorts sensors into
 MAX_LISTED = 10  # entries named in a failure message; the count is always complete
 
 
@@ -45,11 +56,12 @@ def _classify(sensor: str) -> str | None:
     return None
 
 
-def test_temperatures_within_limits(bmc_name: str, rack: Rack, spec: Spec, measure) -> None:
+def test_temperatures_within_limits(bmc_name: str, rack: Rack, inventory: Inventory, spec: Spec, measure) -> None:
+    expected = spec.expectation(inventory, bmc_name)
     bmc = rack.driver(bmc_name)
     temps = bmc.temperatures()
     own = bmc.sensor_thresholds() if isinstance(bmc, TemperatureThresholds) else {}
-    found = {"inlet_temperature": 0, "gpu_temperature": 0}
+    found = dict.fromkeys(JUDGED, 0)
     hot = []
     for sensor, celsius in sorted(temps.items()):
         requirement = _classify(sensor)
@@ -65,10 +77,18 @@ def test_temperatures_within_limits(bmc_name: str, rack: Rack, spec: Spec, measu
         if m.outcome == Outcome.FAIL:
             bound = m.high if m.high is not None else m.low
             hot.append(f"{sensor} {celsius:g} degC (limit {bound:g} degC, {requirement or 'BMC threshold'})")
-    missing = [r for r, n in found.items() if n == 0]
+    missing = [r for r, n in found.items() if n == 0 and expected.expects(r)]
+    not_applicable = [r for r, n in found.items() if n == 0 and not expected.expects(r)]
+    for requirement in not_applicable:
+        measure("temperature sensors", 0, "count", device=bmc_name,
+                channel=f"{requirement}: not applicable, not expected of {expected.describe()}")  # fmt: skip
     problems = []
     if hot:
         problems.append("temperature out of limits: " + ", ".join(hot))
     if missing:
-        problems.append(f"no sensor for {', '.join(missing)} among {sorted(temps)}")
+        problems.append(
+            f"no sensor for {', '.join(missing)}, which {expected.describe()} expects, among {sorted(temps)}"
+        )
     assert not problems, printable(f"{bmc_name}: " + "; ".join(problems))
+    if not temps:
+        pytest.skip(printable(f"{bmc_name}: no temperature sensor, and {expected.describe()} expects none"))

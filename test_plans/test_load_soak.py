@@ -2,7 +2,8 @@
 
 A rack that passes at idle can still fail its purpose: under sustained load the feeds near
 their budget, air heats up through the nodes and GPUs slow themselves down (thermal or power
-brake) long before anything trips. So every node's GPUs are loaded at 100 % over SSH (through
+brake) long before anything trips. So every node's GPUs are loaded at 100 % over SSH (every node
+with a host whose class in the spec expects ``gpu_temperature``; a management node has none) (through
 the safety gate, stopped at the end), and the rack is watched at 1 Hz for the spec's soak
 duration (``load_soak_duration``; on the simulator the sampler jumps virtual time tick by tick):
 
@@ -39,12 +40,17 @@ LOAD_LEVEL = 1.0
 # NVML clocks-event reasons that mean the GPU is slowed by heat or power (not idle, not app clocks)
 THROTTLE_BITS = 0x004 | 0x008 | 0x020 | 0x040 | 0x080
 GPU_FIELDS = (("temperature_c", "degC"), ("event_reasons", ""), ("power_w", "W"))
+HAS_GPUS = "gpu_temperature"  # a node class expecting GPU temperatures has GPUs to load
 STEADY_FRACTION = 0.25  # the last quarter of the soak is "steady"
 
 
-def _hosts(inventory: Inventory) -> dict[str, str]:
-    """node -> its OS device (the one that runs the load), for nodes that have one."""
-    return {name: spec.host for name, spec in inventory.data.nodes.items() if spec.host}
+def _hosts(inventory: Inventory, spec: Spec) -> dict[str, str]:
+    """node -> its OS device (the one that runs the load), for nodes that have one and whose class
+    in the spec says they have GPUs (expects ``gpu_temperature``; a management node does not)."""
+    return {
+        name: node.host for name, node in inventory.data.nodes.items()
+        if node.host and spec.expectation(inventory, name).expects(HAS_GPUS)
+    }  # fmt: skip
 
 
 def _skip_if_refused(safety: SafetyGate, devices: list[str], what: str) -> None:
@@ -106,9 +112,9 @@ def _temperature(sensors: dict[str, float], word: str) -> tuple[str, float] | No
 def test_full_load_power_and_thermal_soak(
     rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, telemetry, measure, progress
 ) -> None:
-    hosts = _hosts(inventory)
+    hosts = _hosts(inventory, spec)
     if not hosts:
-        pytest.skip(f"no node in {inventory.path} has an OS device (host) to run GPU load on")
+        pytest.skip(f"no node in {inventory.path} has an OS device (host) and a class with GPUs to run GPU load on")
     _skip_if_refused(safety, list(hosts.values()), "full-load soak")
     duration = spec.limit("load_soak_duration").low
     assert duration is not None, "load_soak_duration needs a 'min' (the soak length)"

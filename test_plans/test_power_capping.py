@@ -41,6 +41,8 @@ def test_power_cap_is_met_in_time(
     node = inventory.data.nodes[node_name]
     if node.bmc is None or node.host is None:
         pytest.skip(f"{node_name} needs a BMC (to cap) and an OS device (to load) in {inventory.path}")
+    if not (expected := spec.expectation(inventory, node_name)).expects("gpu_temperature"):
+        pytest.skip(f"{node_name}: no GPUs to load, {expected.describe()} does not expect gpu_temperature")
     bmc, host = node.bmc, node.host
     reasons = sorted(set(safety.refusal(bmc)) | set(safety.refusal(host)))
     if reasons:

@@ -59,6 +59,27 @@ class DriverOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+# ---- credential vocabularies (checked when the rack file loads, and by the transport) -----------
+
+SNMP_AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
+# AES192/AES256 follow net-snmp's meaning (Blumenthal key extension); Cisco-style (Reeder)
+# extension is available as AES192C / AES256C, the names net-snmp uses for it.
+SNMP_PRIV_PROTOCOLS = ("DES", "AES", "AES128", "AES192", "AES256", "AES192C", "AES256C")
+
+
+def snmp_protocol(value: str | None, known: tuple[str, ...]) -> str | None:
+    """``value`` as the vocabulary spells it (``sha-256`` -> ``SHA256``); ValueError with a
+    did-you-mean when it is not one of ``known``."""
+    if value is None:
+        return None
+    name = value.strip().upper().replace("-", "")
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown protocol {value!r} ({hint}known: {', '.join(known)})")
+    return name
+
+
 # ---- transports --------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from rackval.core.errors import ConfigError
@@ -20,7 +20,7 @@ from rackval.core.yamlfile import YamlLocator, load_yaml_model
 from rackval.drivers import registry
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.kinds import DEVICE_KINDS, describe_kinds
-from rackval.drivers.options import option_errors
+from rackval.drivers.options import SNMP_AUTH_PROTOCOLS, SNMP_PRIV_PROTOCOLS, option_errors, snmp_protocol
 
 
 class _Strict(BaseModel):
@@ -48,6 +48,16 @@ class CredentialSpec(_Strict):
     auth_protocol: str | None = None
     auth_key: SecretRef | None = None
     priv_protocol: str | None = None
+
+    @field_validator("auth_protocol")
+    @classmethod
+    def _auth(cls, value: str | None) -> str | None:
+        return snmp_protocol(value, SNMP_AUTH_PROTOCOLS)
+
+    @field_validator("priv_protocol")
+    @classmethod
+    def _priv(cls, value: str | None) -> str | None:
+        return snmp_protocol(value, SNMP_PRIV_PROTOCOLS)
     priv_key: SecretRef | None = None
     key_file: str | None = None
 
@@ -101,6 +111,9 @@ class NicLink(_Strict):
 
 
 class NodeSpec(_Strict):
+    # `class:` in the file: one of the spec's node_classes (what the node must report); None: the
+    # spec's default_node_class. Checked against the spec when both are loaded (Spec.check_rack).
+    node_class: str | None = Field(default=None, alias="class", min_length=1)
     bmc: str | None = None
     host: str | None = None  # the node's own OS (a device of kind node), for GPU telemetry and load
     psus: dict[str, PsuLink] = Field(default_factory=dict)
@@ -138,12 +151,28 @@ class Inventory:
     """A validated rack file with its secrets resolved, ready to build drivers from."""
 
     def __init__(
-        self, path: Path, data: RackFile, configs: dict[str, DeviceConfig], simulator_token: Secret | None = None
+        self,
+        path: Path,
+        data: RackFile,
+        configs: dict[str, DeviceConfig],
+        simulator_token: Secret | None = None,
+        locator: YamlLocator | None = None,
     ) -> None:
         self.path = path
         self.data = data
         self.configs = configs
         self.simulator_token = simulator_token
+        self.locator = locator or YamlLocator(path, None, "rack")  # no node tree: errors say line 1
+
+    def node_of(self, device: str) -> str | None:
+        """The node ``device`` is (a node name) or belongs to (its BMC or host); None if neither."""
+        if device in self.data.nodes:
+            return device
+        return next((n for n, s in self.data.nodes.items() if device in (s.bmc, s.host)), None)
+
+    def node_error(self, node: str, field: str, message: str) -> ConfigError:
+        """A check made with another file (the spec) against a node's entry: file, line, field."""
+        return self.locator.error(("nodes", node, field), message)
 
     @property
     def meta(self) -> RackMeta:
@@ -294,7 +323,7 @@ def load_inventory(path: str | Path) -> Inventory:
     }
     sim = data.rack.simulator
     token = _resolve_secret(sim.token, base, where, ("rack", "simulator", "token")) if sim else None
-    return Inventory(path, data, configs, token)
+    return Inventory(path, data, configs, token, where)
 
 
 __all__ = ["ConfigError", "Inventory", "RackFile", "load_inventory"]

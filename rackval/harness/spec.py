@@ -4,21 +4,36 @@ Plans never hard-code a number: they ask the spec for a requirement by key, so t
 judge every design revision against that revision's own limits. Which is why a spec written for
 one design revision, run against a rack built to another, is worth a warning
 (``revision_mismatch``): its limits may not be that rack's.
+
+The spec also says what each class of node must report (``node_classes``): a GPU compute node
+has inlet and GPU temperature sensors, a management node or a switch tray has no GPUs. A plan
+asks ``spec.expectation(inventory, node)`` so that an absent reading the class expects is a
+failure and one it does not expect is not applicable. A spec without ``node_classes`` expects
+``IMPLICIT_NODE_EXPECT`` of every node (what the plans assumed before classes existed).
 """
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rackval.core.errors import ConfigError
-from rackval.core.yamlfile import load_yaml_model
+from rackval.core.yamlfile import YamlLocator, load_yaml_model
 from rackval.harness.measure import Limit
 from rackval.harness.units import known_units
 
+if TYPE_CHECKING:
+    from rackval.harness.inventory import Inventory
+
 RUN_SPEC_REVISION = "spec_design_revision"
 """The run metadata key (``RunInfo.metadata``) under which a run keeps its spec's design revision."""
+
+IMPLICIT_NODE_EXPECT = ("inlet_temperature", "gpu_temperature")
+"""What every node expects when the spec has no ``node_classes``."""
 
 
 class _Strict(BaseModel):
@@ -55,11 +70,71 @@ class Defaults(_Strict):
     marginal: float = Field(default=0.05, ge=0, lt=1, allow_inf_nan=False)
 
 
+class NodeClass(_Strict):
+    """A class of node (GPU compute, management, switch tray): the readings a node of the class
+    must report, named by the requirement keys that judge them (``inlet_temperature``)."""
+
+    description: str = ""
+    expect: list[str] = Field(default_factory=list)
+
+
 class SpecFile(_Strict):
     spec: SpecMeta
     defaults: Defaults = Field(default_factory=Defaults)
     requirements: dict[str, Requirement]
+    node_classes: dict[str, NodeClass] = Field(default_factory=dict)
+    # the class of a node whose rack file entry names none (required with node_classes)
+    default_node_class: str | None = None
     firmware_baseline: dict[str, str] = Field(default_factory=dict)
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _check_node_classes(data: SpecFile, where: YamlLocator) -> None:
+    """The default class is one of the classes, and every expected reading is a requirement."""
+    classes = sorted(data.node_classes)
+    if data.default_node_class is None and classes:
+        raise where.error(
+            ("node_classes",),
+            f"node_classes needs a default_node_class (the class of nodes whose rack file entry names none;"
+            f" one of: {', '.join(classes)})",
+        )
+    if data.default_node_class is not None and data.default_node_class not in data.node_classes:
+        known = f"the spec's classes: {', '.join(classes)}" if classes else "the spec has no node_classes"
+        raise where.error(
+            ("default_node_class",),
+            f"unknown node class {data.default_node_class!r} ({_did_you_mean(data.default_node_class, classes)}"
+            f"{known})",
+        )
+    keys = sorted(data.requirements)
+    problems = [
+        (("node_classes", name, "expect", i), f"no requirement {key!r} ({_did_you_mean(key, keys)}"
+                                              f"the readings a class expects are named by requirement keys)")
+        for name, node_class in data.node_classes.items()
+        for i, key in enumerate(node_class.expect)
+        if key not in data.requirements
+    ]  # fmt: skip
+    if problems:
+        raise where.errors(problems)
+
+
+@dataclass(frozen=True)
+class NodeExpectation:
+    """What one node (or a device outside any node) must report, by its class."""
+
+    node: str
+    node_class: str  # "" when the spec has no node_classes
+    expect: frozenset[str]
+
+    def expects(self, key: str) -> bool:
+        return key in self.expect
+
+    def describe(self) -> str:
+        """``node node01 (class 'management')``, or ``node node01`` for a spec without classes."""
+        return f"node {self.node} (class {self.node_class!r})" if self.node_class else f"node {self.node}"
 
 
 class Spec:
@@ -99,10 +174,45 @@ class Spec:
     def __getitem__(self, key: str) -> Limit:
         return self.limit(key)
 
+    def expectation(self, inventory: Inventory, device: str) -> NodeExpectation:
+        """What the node that ``device`` belongs to (its BMC, its host, or the node itself) must
+        report; a device outside every node gets the default class. ConfigError naming the rack
+        file line for a class the spec does not define."""
+        node = inventory.node_of(device)
+        name = device if node is None else node
+        named = inventory.data.nodes[node].node_class if node is not None else None
+        if not self.data.node_classes:
+            if named is not None:
+                raise self._unknown_class(inventory, name, named)
+            return NodeExpectation(name, "", frozenset(IMPLICIT_NODE_EXPECT))
+        cls = named or self.data.default_node_class or ""
+        if cls not in self.data.node_classes:
+            raise self._unknown_class(inventory, name, cls)
+        return NodeExpectation(name, cls, frozenset(self.data.node_classes[cls].expect))
+
+    def check_rack(self, inventory: Inventory) -> None:
+        """Every ``class:`` in the rack file is one of this spec's node classes (ConfigError naming
+        the rack file's line otherwise)."""
+        for node in inventory.data.nodes:
+            self.expectation(inventory, node)
+
+    def _unknown_class(self, inventory: Inventory, node: str, cls: str) -> ConfigError:
+        classes = sorted(self.data.node_classes)
+        if not classes:
+            return inventory.node_error(
+                node, "class", f"node class {cls!r}, but the spec {self.path} defines no node_classes"
+                f" (without them every node expects {', '.join(IMPLICIT_NODE_EXPECT)})",
+            )  # fmt: skip
+        return inventory.node_error(
+            node, "class", f"unknown node class {cls!r} ({_did_you_mean(cls, classes)}the spec {self.path}"
+            f" has: {', '.join(classes)})",
+        )  # fmt: skip
+
 
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
-    data, _ = load_yaml_model(path, SpecFile, "spec")
+    data, where = load_yaml_model(path, SpecFile, "spec")
+    _check_node_classes(data, where)
     return Spec(path, data)
 
 

@@ -9,6 +9,7 @@ never goes backwards.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -38,8 +39,8 @@ class SimClock:
 
     def advance(self, seconds: float) -> float:
         """Jump virtual time forward; returns the new virtual time."""
-        if seconds < 0:
-            raise ValueError(f"cannot advance the clock backwards ({seconds} s)")
+        if not math.isfinite(seconds) or seconds < 0:  # NaN would freeze the clock for good
+            raise ValueError(f"cannot advance the clock by {seconds} s (a finite number >= 0)")
         with self._lock:
             wall = time.monotonic()
             self._base_virtual += (wall - self._base_wall) * self._scale + seconds
@@ -53,8 +54,8 @@ class SimClock:
         Frozen clock (scale 0): jump at once. Scaled clock: wait ``seconds / time_scale`` of wall
         time, so a 30 s settle on a 10x clock takes 3 s.
         """
-        if seconds < 0:
-            raise ValueError(f"cannot sleep a negative time ({seconds} s)")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"cannot sleep {seconds} s (a finite number >= 0)")
         if self._scale == 0:
             self.advance(seconds)
         elif seconds > 0:

@@ -52,6 +52,22 @@ def test_token_is_required(control: tuple[RackModel, ControlServer]) -> None:
     wrong.close()
 
 
+def test_clock_refuses_non_finite_advances(control: tuple[RackModel, ControlServer]) -> None:
+    """NaN compares false with everything: accepted, it froze the virtual clock for the rest of the run."""
+    model, server = control
+    t0 = model.clock.now()
+    for text in ("NaN", "Infinity", "-Infinity", "-5"):
+        reply = httpx.post(
+            f"{server.url}/clock/advance", content=f'{{"seconds": {text}}}', trust_env=False,
+            headers={"Authorization": "Bearer tok-123", "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert reply.status_code == 400, (text, reply.text)
+        assert "a finite number >= 0" in reply.json()["error"]
+    client = ControlClient(server.url, "tok-123")
+    assert client.advance(10) == pytest.approx(t0 + 10)  # the clock still moves
+    client.close()
+
+
 def test_clock_advances_and_faults_reach_the_model(control: tuple[RackModel, ControlServer]) -> None:
     model, server = control
     client = ControlClient(server.url, "tok-123")

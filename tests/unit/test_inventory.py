@@ -87,6 +87,13 @@ def test_good_rack_loads_and_resolves_secrets(tmp_path: Path, monkeypatch: pytes
         (BMC_HOST, BMC_HOST + "    port: true\n", 21, "devices.bmc-n1.port: Input should be a valid integer"),
         (BMC_HOST, '    host: ""\n', 20, "devices.bmc-n1.host: String should have at least 1 character"),
         (BMC_HOST, BMC_HOST + "    timeout_s: .nan\n", 21, "devices.bmc-n1.timeout_s: Input should be a finite number"),
+        # credential vocabularies: a typo is caught at load, with a did-you-mean
+        ("    community: {file: secrets/community}\n",
+         "    community: {file: secrets/community}\n    snmp_version: '3'\n    auth_protocol: SHA265\n", 11,
+         "credentials.pdu.auth_protocol: Value error, unknown protocol 'SHA265' (did you mean 'SHA256'?"),
+        ("    community: {file: secrets/community}\n",
+         "    community: {file: secrets/community}\n    priv_protocol: aes-129\n", 10,
+         "credentials.pdu.priv_protocol: Value error, unknown protocol 'aes-129' (did you mean"),
         # a device given twice: the second would silently replace the first
         ("  bmc-n1:\n", "  pdu-a:\n    kind: pdu\n    driver: apc-rpdu2\n    host: 10.0.0.11\n  bmc-n1:\n", 17,
          "'pdu-a' is given twice (first on line 11)"),

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 
 from rackval.core.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.config import DeviceConfig
-from rackval.drivers.options import SnmpOptions, parse_options
+from rackval.drivers.options import SNMP_AUTH_PROTOCOLS, SNMP_PRIV_PROTOCOLS, SnmpOptions, parse_options
 from rackval.drivers.transport import snmp_ber as ber
 from rackval.drivers.transport import snmp_usm as usm
 from rackval.drivers.transport.snmp_channel import CommunityChannel, UsmChannel
@@ -39,10 +39,8 @@ from rackval.drivers.transport.snmp_pysnmp import PysnmpSession
 DEFAULT_PORT = 161
 DEFAULT_RETRIES = 1
 
-AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
-# AES192/AES256 follow net-snmp's meaning (Blumenthal key extension); Cisco-style (Reeder)
-# extension is available as AES192C / AES256C, the names net-snmp uses for it.
-PRIV_PROTOCOLS = ("DES", "AES", "AES128", "AES192", "AES256", "AES192C", "AES256C")
+AUTH_PROTOCOLS = SNMP_AUTH_PROTOCOLS  # the vocabularies live with the option models (checked at load)
+PRIV_PROTOCOLS = SNMP_PRIV_PROTOCOLS
 
 
 def _plain(tag: int, value: object) -> object:

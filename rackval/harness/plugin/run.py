@@ -216,6 +216,7 @@ class RackvalRun:
         if self.run_started:
             return
         inv, spec = self.inventory, self.spec
+        spec.check_rack(inv)  # every node's class is one of the spec's: before anything is recorded
         mismatch = revision_mismatch(spec.design_revision, inv.meta.design_revision)
         if mismatch:
             self.warnings.append(f"{mismatch} (spec {spec.path}, rack file {inv.path})")
