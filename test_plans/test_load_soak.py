@@ -109,6 +109,37 @@ def _temperature(sensors: dict[str, float], word: str) -> tuple[str, float] | No
     return None
 
 
+def _soak_highlights(analyzers: list[str], hosts: dict[str, str], spec: Spec):
+    """The soak's progress line: rack power now, the hottest GPU so far, and the smallest margin so
+    far (in % of its limit) among the rack's peak power and the GPUs' temperature limits."""
+    peak_limit, gpu_limit = spec.limit("full_load_rack_peak_power"), spec.limit("full_load_gpu_temperature")
+
+    def highlights(sampler) -> str:
+        total = None
+        for a in analyzers:
+            _, v = sampler.series(f"{a}/power_w")
+            total = v if total is None else total + v
+        hottest = None
+        for host in hosts.values():
+            peak = sampler.summary(f"{host}/gpu*/temperature_c").max
+            hottest = peak if hottest is None or (peak is not None and peak > hottest) else hottest
+        parts, margins = [], []
+        if total is not None and total.size and not np.isnan(total).all():
+            now, peak = float(total[~np.isnan(total)][-1]), float(np.nanmax(total))
+            parts.append(f"rack {now / 1000:.1f} kW")
+            margins.append(("rack peak power", peak_limit.in_unit("W").margin_pct(peak)))
+        if hottest is not None:
+            parts.append(f"hottest GPU {hottest:.1f} degC")
+            margins.append(("GPU temperature", gpu_limit.in_unit("degC").margin_pct(hottest)))
+        known = [(what, m) for what, m in margins if m is not None]
+        if known:
+            what, m = min(known, key=lambda wm: wm[1])
+            parts.append(f"smallest margin {m:+.1f} % ({what})")
+        return ", ".join(parts)
+
+    return highlights
+
+
 def test_full_load_power_and_thermal_soak(
     rack: Rack, inventory: Inventory, spec: Spec, safety: SafetyGate, telemetry, measure, progress
 ) -> None:
@@ -130,7 +161,7 @@ def test_full_load_power_and_thermal_soak(
             channels.append(Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts()))
         for host in hosts.values():
             channels += gpu_channels(rack, host, GPU_FIELDS)
-        sampler = telemetry(channels)
+        sampler = telemetry(channels, highlights=_soak_highlights(analyzers, hosts, spec))
         progress(f"full-load soak of {len(hosts)} nodes at 1 Hz", duration)
         stats = sampler.run(duration)
         measure("soak duration", stats.clock_s + sampler.period, "s", limit="load_soak_duration", device=rack.name)

@@ -81,6 +81,16 @@ class Limit:
             return f"<= {self.high:g} {self.unit}"
         return f">= {self.low:g} {self.unit}"
 
+    def margin_pct(self, value: float) -> float | None:
+        """The margin ``judge`` gives, in % of the reference the marginal band uses (the span of a
+        two-sided limit, the magnitude of a one-sided one); None when that reference is 0."""
+        _, margin = self.judge(value)
+        if self.low is not None and self.high is not None:
+            reference = self.high - self.low
+        else:
+            reference = abs(self.high if self.high is not None else self.low)  # type: ignore[arg-type]
+        return 100.0 * margin / reference if reference else None
+
     def judge(self, value: float) -> tuple[Outcome, float]:
         """Outcome and margin (signed distance to the nearest limit; negative = outside)."""
         # Written out branch by branch: it runs once per measurement (see bench/bench_store.py).

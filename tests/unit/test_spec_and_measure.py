@@ -76,6 +76,13 @@ def test_bad_spec_names_line_and_field(tmp_path: Path, text: str, needle: str) -
     assert needle in str(err.value)
 
 
+def test_margin_in_percent_of_the_limit() -> None:
+    assert Limit(high=200.0, unit="kW").margin_pct(190.0) == pytest.approx(5.0)
+    assert Limit(low=220.0, high=240.0, unit="V").margin_pct(238.0) == pytest.approx(10.0)  # of the 20 V span
+    assert Limit(high=100.0, unit="degC").margin_pct(110.0) == pytest.approx(-10.0)  # outside: negative
+    assert Limit(high=0.0, unit="count").margin_pct(0.0) is None
+
+
 def test_limit_refuses_non_finite_bounds() -> None:
     nan, inf = math.nan, math.inf
     for bad in ({"high": nan}, {"low": nan}, {"low": 0, "high": inf}, {"high": 1, "marginal": nan}):

@@ -46,6 +46,33 @@ def store(tmp_path: Path) -> Iterator[object]:
     s.close()
 
 
+def test_progress_line_says_eta_and_what_the_plan_watches(store: object) -> None:
+    clock = FakeClock(start=0.0)
+    dev = FakeDevice("dev-a", clock, lambda t: {"power_w": 1000.0 + t})
+    seen: list[Progress] = []
+
+    def highlights(sampler: Sampler) -> str:
+        _, v = sampler.series("dev-a/power_w")
+        return f"peak {max(v):.0f} W"
+
+    sampler = Sampler(FakeRack([dev]), clock, store, "run-1", channels_of(dev, {"power_w": "W"}), virtual=True,
+                      progress=seen.append, highlights=highlights)  # fmt: skip
+    sampler.run(20.0)
+    last = seen[-1]
+    assert last.highlights == "peak 1019 W" and last.line().endswith("; peak 1019 W")
+    assert last.eta_wall_s == 0.0 and ", ETA 0 s wall:" in last.line()
+    halfway = Progress(elapsed_s=600, total_s=1800, ticks=600, samples=6000, missed_ticks=0, errors=0, wall_s=30)
+    assert halfway.eta_wall_s == pytest.approx(60.0)  # 1200 s of clock left at 20 clock s per wall s
+
+    def broken(sampler: Sampler) -> str:
+        raise KeyError("no such channel")
+
+    seen.clear()
+    Sampler(FakeRack([dev]), clock, store, "run-1", channels_of(dev, {"power_w": "W"}), virtual=True,
+            progress=seen.append, highlights=broken).run(3.0)  # fmt: skip
+    assert seen and "(highlights failed: KeyError)" in seen[-1].line()  # the soak goes on
+
+
 def test_virtual_ticks_on_grid_and_summaries_exact(store: object) -> None:
     clock = FakeClock(start=100.0)
     ramp = FakeDevice("dev-a", clock, lambda t: {"ramp": t - 100.0, "sq": (t - 100.0) ** 2, "na": None})

@@ -98,12 +98,22 @@ class Progress:
     missed_ticks: int
     errors: int
     wall_s: float
+    highlights: str = ""  # what the plan says matters so far (rack power, hottest GPU, margin)
+
+    @property
+    def eta_wall_s(self) -> float | None:
+        """Wall seconds left at the pace so far (None before there is a pace, or with no total)."""
+        if self.total_s is None or self.elapsed_s <= 0 or self.wall_s <= 0:
+            return None
+        return max(self.total_s - self.elapsed_s, 0.0) * self.wall_s / self.elapsed_s
 
     def line(self) -> str:
         total = f"/{self.total_s:.0f}" if self.total_s is not None else ""
+        eta = f", ETA {self.eta_wall_s:.0f} s wall" if self.eta_wall_s is not None else ""
+        extra = f"; {self.highlights}" if self.highlights else ""
         return (
-            f"telemetry {self.elapsed_s:.0f}{total} s: {self.ticks} ticks, {self.samples} samples,"
-            f" {self.missed_ticks} missed ticks, {self.errors} errors ({self.wall_s:.1f} s wall)"
+            f"telemetry {self.elapsed_s:.0f}{total} s{eta}: {self.ticks} ticks, {self.samples} samples,"
+            f" {self.missed_ticks} missed ticks, {self.errors} errors ({self.wall_s:.1f} s wall){extra}"
         )
 
 
@@ -128,9 +138,11 @@ class Sampler(Recording):
     it is, with its summaries) and the store; see the module docstring.
 
     ``progress(Progress)`` is called at most every ``progress_every_s`` wall seconds and at the
-    end. ``grace_s`` is added to a device's rack-file ``timeout_s`` before the tick stops
-    waiting for it. ``late_tolerance`` (fraction of a period) is how late a real-time tick may
-    start before it counts as missed. ``virtual`` overrides the clock-type detection.
+    end; ``highlights(sampler) -> str``, when given, adds what the plan watches to that line (a
+    failing highlight is left out, never stops the sampling). ``grace_s`` is added to a device's
+    rack-file ``timeout_s`` before the tick stops waiting for it. ``late_tolerance`` (fraction of a
+    period) is how late a real-time tick may start before it counts as missed. ``virtual``
+    overrides the clock-type detection.
     """
 
     def __init__(
@@ -145,6 +157,7 @@ class Sampler(Recording):
         max_workers: int = 32,
         progress: Callable[[Progress], None] | None = None,
         progress_every_s: float = 5.0,
+        highlights: Callable[[Sampler], str] | None = None,
         flush_rows: int = 20_000,
         grace_s: float = 1.0,
         late_tolerance: float = 0.25,
@@ -157,7 +170,7 @@ class Sampler(Recording):
         super().__init__(channels, 1.0 / self.rate_hz)
         self.rack, self.clock, self.store, self.run_id = rack, clock, store, run_id
         self.virtual = isinstance(clock, SimulatorClock) if virtual is None else virtual
-        self.progress, self.progress_every_s = progress, progress_every_s
+        self.progress, self.progress_every_s, self.highlights = progress, progress_every_s, highlights
         self.flush_rows, self.grace_s, self.late_tolerance = flush_rows, grace_s, late_tolerance
         self.stats = SamplerStats()
         self.health = health
@@ -435,7 +448,11 @@ class Sampler(Recording):
         self._last_progress = wall
         s = self.stats
         elapsed = (s.clock_end - t0 + self.period) if s.clock_end is not None else 0.0
-        self.progress(Progress(elapsed, self._total_s, s.ticks, s.samples, s.missed_ticks, s.errors, s.wall_s))
+        try:
+            extra = self.highlights(self) if self.highlights is not None else ""
+        except Exception as exc:  # a progress line must never stop a soak
+            extra = f"(highlights failed: {type(exc).__name__})"
+        self.progress(Progress(elapsed, self._total_s, s.ticks, s.samples, s.missed_ticks, s.errors, s.wall_s, extra))
 
 
 def sampler_factory(rack: Rack, clock: Clock, store: Any, run_id: str) -> Callable[..., Sampler]:
