@@ -163,3 +163,14 @@ def test_unknown_kind_lists_the_valid_ones(tmp_path: Path, monkeypatch: pytest.M
     assert f"{path}:12: devices.pdu-a.kind: unknown kind 'toaster' (valid: pdu (power distribution unit)," in message
     for kind in ("switch", "bmc", "analyzer", "node"):
         assert f" {kind} (" in message, message
+
+
+def test_paths_in_options_are_relative_to_the_rack_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative known_hosts names a file beside the rack file, wherever pytest is started from."""
+    monkeypatch.setenv("TEST_BMC_PASSWORD", "pw")
+    (tmp_path / "site").mkdir()
+    switch = "  tor1:\n    kind: switch\n    driver: sonic\n    host: 10.0.2.1\n    options: {known_hosts: keys/kh}\n"
+    rack = write(tmp_path / "site", GOOD.replace("nodes:\n", switch + "nodes:\n"))
+    monkeypatch.chdir(tmp_path)
+    options = load_inventory(Path("site") / "rack.yaml").configs["tor1"].options
+    assert options["known_hosts"] == str(rack.parent / "keys" / "kh")
