@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.snmpsim_peer import SHIPPED, SnmpSim, ours, shipped, start_snmpsim
+from tests.support.sshd_peer import ShellHost, start_sshd
 
 
 @pytest.fixture(scope="module")
@@ -27,3 +28,14 @@ def snmpsim(tmp_path_factory: pytest.TempPathFactory, snmpsim_extra: dict[str, P
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def shell_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShellHost]:
+    """A real sshd on 127.0.0.1 running any command it is sent, for transport tests that script the
+    remote side with shell one-liners (slow, huge or hostile output); stopped by PID at module end."""
+    peer = start_sshd(tmp_path_factory.mktemp("sshd-sh"), 'eval "$SSH_ORIGINAL_COMMAND"', peer_type=ShellHost)
+    try:
+        yield peer
+    finally:
+        peer.stop()

@@ -17,7 +17,7 @@ import pytest
 
 from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout
 from rackval.drivers.transport.ssh import SshTransport
-from tests.support.sshd_peer import SshdPeer, start_sshd
+from tests.support.sshd_peer import ShellHost
 
 TIMEOUT_S = 2.0
 SLACK_S = 2.0
@@ -25,24 +25,11 @@ HUGE = "head -c 134217728 /dev/zero"
 TRICKLE = "while :; do echo tick; sleep 0.1; done"
 
 
-class Host(SshdPeer):
-    DEVICE_NAME = "node-hostile"
-    DEVICE_KIND = "node"
-    DEVICE_DRIVER = "linux-gpu-node"
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    peer = start_sshd(tmp_path_factory.mktemp("sshd-hostile"), 'eval "$SSH_ORIGINAL_COMMAND"', peer_type=Host)
-    try:
-        yield peer
-    finally:
-        peer.stop()
 
 
 @pytest.fixture
-def transport(host: Host) -> Iterator[SshTransport]:
-    t = SshTransport(host.config(timeout_s=TIMEOUT_S, max_output_bytes=1_000_000))
+def transport(shell_host: ShellHost) -> Iterator[SshTransport]:
+    t = SshTransport(shell_host.config(timeout_s=TIMEOUT_S, max_output_bytes=1_000_000))
     t.connect()  # the deadlines measured below are the commands', not the connect's
     yield t
     t.close()
@@ -62,9 +49,9 @@ def timed_failure(call: Callable[[], object], cls: type[DeviceError]) -> tuple[D
 
 
 @pytest.mark.parametrize("how", sorted(RUNNERS))
-def test_huge_output_stops_at_the_cap(transport: SshTransport, host: Host, how: str) -> None:
+def test_huge_output_stops_at_the_cap(transport: SshTransport, shell_host: ShellHost, how: str) -> None:
     err, elapsed = timed_failure(lambda: RUNNERS[how](transport, HUGE), DeviceProtocolError)
-    assert err.device == "node-hostile" and err.address == f"{host.host}:{host.port}"
+    assert err.device == "node-sh" and err.address == f"{shell_host.host}:{shell_host.port}"
     assert err.operation == f"SSH command {HUGE!r}"
     assert "output larger than 1000000 bytes" in str(err)
     assert elapsed < TIMEOUT_S + SLACK_S
@@ -72,9 +59,9 @@ def test_huge_output_stops_at_the_cap(transport: SshTransport, host: Host, how: 
 
 
 @pytest.mark.parametrize("how", sorted(RUNNERS))
-def test_output_trickled_for_ever_ends_by_the_limit(transport: SshTransport, host: Host, how: str) -> None:
+def test_output_trickled_for_ever_ends_by_the_limit(transport: SshTransport, shell_host: ShellHost, how: str) -> None:
     err, elapsed = timed_failure(lambda: RUNNERS[how](transport, TRICKLE), DeviceTimeout)
-    assert err.device == "node-hostile" and err.address == f"{host.host}:{host.port}"
+    assert err.device == "node-sh" and err.address == f"{shell_host.host}:{shell_host.port}"
     assert err.operation == f"SSH command {TRICKLE!r}"
     assert TIMEOUT_S * 0.9 <= elapsed < TIMEOUT_S + SLACK_S
 

@@ -14,27 +14,12 @@ import pytest
 
 from rackval.core.errors import DeviceTimeout
 from rackval.drivers.transport.ssh import SshTransport
-from tests.support.sshd_peer import SshdPeer, python_command, start_sshd
-
-
-class Host(SshdPeer):
-    DEVICE_NAME = "node-sh"
-    DEVICE_KIND = "node"
-    DEVICE_DRIVER = "linux-gpu-node"
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    peer = start_sshd(tmp_path_factory.mktemp("sshd-sh"), 'eval "$SSH_ORIGINAL_COMMAND"', peer_type=Host)
-    try:
-        yield peer
-    finally:
-        peer.stop()
+from tests.support.sshd_peer import ShellHost, python_command, start_sshd
 
 
 @pytest.fixture
-def transport(host: Host) -> Iterator[SshTransport]:
-    t = SshTransport(host.config(timeout_s=5.0))
+def transport(shell_host: ShellHost) -> Iterator[SshTransport]:
+    t = SshTransport(shell_host.config(timeout_s=5.0))
     yield t
     t.close()
 
@@ -92,7 +77,7 @@ CLI = textwrap.dedent(
 def test_a_device_without_a_shell_falls_back_to_exec(tmp_path: Path) -> None:
     script = tmp_path / "cli.py"
     script.write_text(CLI)
-    peer = start_sshd(tmp_path / "sshd", python_command(script), peer_type=Host)
+    peer = start_sshd(tmp_path / "sshd", python_command(script), peer_type=ShellHost)
     try:
         t = SshTransport(peer.config(timeout_s=3.0))
         try:

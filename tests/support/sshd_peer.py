@@ -293,3 +293,12 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+class ShellHost(SshdPeer):
+    """A Linux host (as a ``linux-gpu-node`` device) whose sshd runs the command it is sent; the
+    ``shell_host`` fixture of tests/peers/conftest.py starts one."""
+
+    DEVICE_NAME = "node-sh"
+    DEVICE_KIND = "node"
+    DEVICE_DRIVER = "linux-gpu-node"
