@@ -85,10 +85,7 @@ class Limit:
         """The margin ``judge`` gives, in % of the reference the marginal band uses (the span of a
         two-sided limit, the magnitude of a one-sided one); None when that reference is 0."""
         _, margin = self.judge(value)
-        if self.low is not None and self.high is not None:
-            reference = self.high - self.low
-        else:
-            reference = abs(self.high if self.high is not None else self.low)  # type: ignore[arg-type]
+        reference = reference_of(self.low, self.high)
         return 100.0 * margin / reference if reference else None
 
     def judge(self, value: float) -> tuple[Outcome, float]:
@@ -180,16 +177,21 @@ class Measurement:
         return printable(f"{self.outcome.value.upper()}:{req} {self.name}{where}{chan} = {value}{limits}")
 
 
-def limit_reference(m: Measurement) -> float | None:
-    """The quantity the margin is normalised by, as ``Limit.judge`` uses it for marginal bands:
+def reference_of(low: float | None, high: float | None) -> float | None:
+    """The quantity a margin is normalised by, as ``Limit.judge`` uses it for marginal bands:
     the span for two-sided limits, the limit's magnitude for one-sided ones."""
-    if m.low is not None and m.high is not None:
-        return m.high - m.low
-    if m.high is not None:
-        return abs(m.high)
-    if m.low is not None:
-        return abs(m.low)
+    if low is not None and high is not None:
+        return high - low
+    if high is not None:
+        return abs(high)
+    if low is not None:
+        return abs(low)
     return None
+
+
+def limit_reference(m: Measurement) -> float | None:
+    """``reference_of`` a recorded measurement's limits."""
+    return reference_of(m.low, m.high)
 
 
 def measurement_margin(m: Measurement) -> float | None:
