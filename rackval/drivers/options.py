@@ -20,7 +20,6 @@ against the rack file by the inventory before they get here.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from rackval.core.errors import ConfigError
+from rackval.core.hints import did_you_mean
 
 M = TypeVar("M", bound="DriverOptions")
 
@@ -74,9 +74,8 @@ def snmp_protocol(value: str | None, known: tuple[str, ...]) -> str | None:
         return None
     name = value.strip().upper().replace("-", "")
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"unknown protocol {value!r} ({hint}known: {', '.join(known)})")
+        hint = did_you_mean(name, known, cutoff=0.5)
+        raise ValueError(f"unknown protocol {value!r} ({hint + ' ' if hint else ''}known: {', '.join(known)})")
     return name
 
 
@@ -309,8 +308,7 @@ def _describe(error: Mapping[str, Any], model: type[DriverOptions]) -> tuple[tup
         return (error["ctx"]["field"],), error["msg"]
     if kind == "extra_forbidden":
         name = str(loc[0]) if loc else "?"
-        close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"known options: {', '.join(sorted(model.model_fields))}"
+        hint = did_you_mean(name, model.model_fields) or f"known options: {', '.join(sorted(model.model_fields))}"
         return loc, f"unknown option ({hint})"
     message = _PLAIN.get(kind) or error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     return loc, f"{message}, got {error.get('input')!r}"

@@ -7,7 +7,6 @@ values, so rack files can be committed and shared.
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, f
 from pydantic_core import PydanticCustomError
 
 from rackval.core.errors import ConfigError
+from rackval.core.hints import did_you_mean
 from rackval.core.yamlfile import YamlLocator, load_yaml_model
 from rackval.drivers import registry
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
@@ -214,8 +214,8 @@ def _check_references(data: RackFile, where: YamlLocator) -> None:
     for name, dev in data.devices.items():
         entry = drivers.get(dev.driver)
         if entry is None:
-            close = difflib.get_close_matches(dev.driver, list(drivers), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(dev.driver, drivers)
+            hint = f"{hint} " if hint else ""
             raise where.error(
                 ("devices", name, "driver"),
                 f"unknown driver {dev.driver!r} ({hint}available: {', '.join(sorted(drivers))})",

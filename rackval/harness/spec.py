@@ -14,7 +14,6 @@ failure and one it does not expect is not applicable. A spec without ``node_clas
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rackval.core.errors import ConfigError
+from rackval.core.hints import did_you_mean
 from rackval.core.yamlfile import YamlLocator, load_yaml_model
 from rackval.harness.measure import Limit
 from rackval.harness.units import known_units
@@ -89,8 +89,8 @@ class SpecFile(_Strict):
 
 
 def _did_you_mean(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(name, known)
+    return f"{hint} " if hint else ""
 
 
 def _check_node_classes(data: SpecFile, where: YamlLocator) -> None:

@@ -25,7 +25,6 @@ the fault is injected into a rack. Every message names the field and what arrive
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import re
@@ -33,6 +32,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rackval.core.hints import did_you_mean
 from rackval.sim.physics.devices import SEV_CRITICAL, SEV_OK
 
 if TYPE_CHECKING:
@@ -147,8 +147,7 @@ def _listing(names: Collection[str]) -> str:
 
 def suggest(word: str, names: Collection[str]) -> str:
     """``did you mean 'x'?`` for the closest of ``names``, else what there is (``have ...``)."""
-    close = difflib.get_close_matches(word, [str(n) for n in names], n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else f"have {_listing(sorted(names)) or 'none'}"
+    return did_you_mean(word, names) or f"have {_listing(sorted(names)) or 'none'}"
 
 
 CATALOGUE: dict[str, FaultKind] = {}
@@ -437,8 +436,7 @@ def check_fault(
     """Problems with a fault's fields as (field path, message); empty when it is valid."""
     spec = CATALOGUE.get(kind)
     if spec is None:
-        close = difflib.get_close_matches(str(kind), list(CATALOGUE), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(CATALOGUE))}"
+        hint = did_you_mean(kind, CATALOGUE) or f"known: {', '.join(sorted(CATALOGUE))}"
         return [(("kind",), f"unknown fault kind {kind!r} ({hint})")]
     problems: list[Problem] = []
     if not _type_ok(start_at, float) or not math.isfinite(start_at):
@@ -456,8 +454,7 @@ def check_fault(
     for name, value in params.items():
         p = spec.params.get(name)
         if p is None:
-            close = difflib.get_close_matches(str(name), list(spec.params), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(spec.params) or 'none'}"
+            hint = did_you_mean(name, spec.params) or f"known: {', '.join(spec.params) or 'none'}"
             problems.append((("params", name), f"unknown parameter of {kind} ({hint})"))
         elif (why := p.problem(value)) is not None:
             problems.append((("params", name), why))
