@@ -1,9 +1,10 @@
 """Driver names -> driver classes. Built-in drivers are listed here; others come from plugins.
 
 A third-party package adds a driver with an entry point in the group ``rackval.drivers``:
-``name = "package.module:Class"``; the class must have a ``kind`` attribute (one of ``KINDS``:
-pdu, switch, bmc, analyzer, node) and claim the ``rackval.drivers.capabilities`` Protocols it
-implements by subclassing them. Classes are imported only when a rack uses them.
+``name = "package.module:Class"``; the class claims the ``rackval.drivers.capabilities`` Protocols
+it implements by subclassing them, and a device may use it when it claims every Protocol its kind
+requires (``rackval.drivers.kinds``: pdu, switch, bmc, analyzer, node). Classes are imported only
+when a rack uses them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def available() -> dict[str, DriverEntry]:
     for ep in entry_points(group="rackval.drivers"):
         found.setdefault(ep.name, DriverEntry(ep.name, None, ep.value))
     return found
+
+
+def missing_for_kind(name: str, kind: str) -> list[str]:
+    """The Protocols a ``kind`` device needs that the driver registered as ``name`` does not claim
+    (by subclassing; see ``rackval.drivers.kinds``); [] when it fits."""
+    from rackval.drivers.kinds import DEVICE_KINDS
+
+    mro = load(name).__mro__
+    return [p.__name__ for p in DEVICE_KINDS[kind].protocols if p not in mro]
 
 
 def options_model(name: str) -> type[DriverOptions] | None:

@@ -225,6 +225,12 @@ def _check_references(data: RackFile, where: YamlLocator) -> None:
                 ("devices", name, "driver"),
                 f"driver {dev.driver!r} is for kind {entry.kind!r}, but the device is kind {dev.kind!r}",
             )
+        if entry.kind is None and (missing := registry.missing_for_kind(dev.driver, dev.kind)):
+            raise where.error(  # a plugin driver: its claims say which kinds it can serve
+                ("devices", name, "driver"),
+                f"driver {dev.driver!r} ({entry.target}) does not claim {', '.join(missing)}, "
+                f"which a {dev.kind} needs",
+            )
         if dev.credentials is not None and dev.credentials not in data.credentials:
             raise where.error(
                 ("devices", name, "credentials"),

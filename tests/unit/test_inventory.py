@@ -174,3 +174,19 @@ def test_paths_in_options_are_relative_to_the_rack_file(tmp_path: Path, monkeypa
     monkeypatch.chdir(tmp_path)
     options = load_inventory(Path("site") / "rack.yaml").configs["tor1"].options
     assert options["known_hosts"] == str(rack.parent / "keys" / "kh")
+
+
+class PluginSwitchWithoutLldp:
+    """A third-party driver that claims nothing: it cannot serve a switch."""
+
+
+def test_plugin_driver_must_claim_what_its_kind_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rackval.drivers import registry
+
+    plugin = registry.DriverEntry("acme-switch", None, f"{__name__}:PluginSwitchWithoutLldp")
+    monkeypatch.setattr(registry, "available", lambda: {**registry.BUILTIN, "acme-switch": plugin})
+    monkeypatch.setenv("TEST_BMC_PASSWORD", "pw")
+    switch = "  tor1:\n    kind: switch\n    driver: acme-switch\n    host: 10.0.2.1\n"
+    with pytest.raises(ConfigError, match=r"rack.yaml:\d+: devices.tor1.driver: driver 'acme-switch' .* does not "
+                                          r"claim Device, NetSwitch, which a switch needs"):  # fmt: skip
+        load_inventory(write(tmp_path, GOOD.replace("nodes:\n", switch + "nodes:\n")))

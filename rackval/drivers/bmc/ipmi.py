@@ -190,8 +190,6 @@ class IpmiBmc(Device, Bmc, PowerMeter, HostReset, EventLog):
     white-box boards without a power sensor): a BMC without it raises NotAvailable saying so.
     """
 
-    kind = "bmc"
-
     options_model = IpmiBmcOptions
 
     def __init__(self, config: DeviceConfig) -> None:

@@ -114,8 +114,6 @@ class OpenBmcSsh(Device, Bmc, HostReset):
     ``identify().firmware`` is os-release VERSION_ID (the BMC image version).
     """
 
-    kind = "bmc"
-
     options_model = OpenBmcOptions
 
     def __init__(self, config: DeviceConfig) -> None:

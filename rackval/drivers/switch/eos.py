@@ -288,8 +288,6 @@ class AristaEosSwitch(Device, NetSwitch, PortCounterSource, Sensors):
     ``rackval.drivers.capabilities.CounterTracker`` for deltas.
     """
 
-    kind = "switch"
-
     options_model = EosOptions
 
     def __init__(self, config: DeviceConfig) -> None:

@@ -176,8 +176,6 @@ class SnmpSwitch(Device, NetSwitch, PortCounterSource, Sensors):
     in local-port order. ``counters()`` returns raw counters: feed them to ``CounterTracker``.
     """
 
-    kind = "switch"
-
     options_model = SnmpSwitchOptions
 
     def __init__(self, config: DeviceConfig) -> None:
