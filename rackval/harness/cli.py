@@ -18,9 +18,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from rackval.sim.fault_file import load_faults
     from rackval.sim.model import RackModel
     from rackval.sim.rack import SimulatedRack
-    from rackval.sim.reference import sim_size_and_params
+    from rackval.sim.reference import sim_design
 
-    size, params = sim_size_and_params(args.params, nodes=args.nodes, seed=args.seed)
+    design = sim_design(args.params, nodes=args.nodes, seed=args.seed)
+    size, params = design.size, design.params
     # checked against a model of this very rack first: a bad file is refused naming file, line and field
     faults = load_faults(Path(args.faults), rack=RackModel(size, params=params)) if args.faults else []
     stop = threading.Event()
@@ -30,9 +31,14 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         # The parent holds the other end of our stdin; the kernel closes it however the parent
         # ends (SIGKILL included), and end-of-file stops this rack, which removes its secrets.
         threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True).start()
-    rack = SimulatedRack.start(size, Path(args.state_dir), params=params, time_scale=args.time_scale, faults=faults)
+    rack = SimulatedRack.start(size, Path(args.state_dir), params=params, time_scale=args.time_scale, faults=faults,
+                               design=design)  # fmt: skip
     try:
-        print(f"rackval sim: {size.nodes} nodes, time scale {args.time_scale}; rack file {rack.rack_file}", flush=True)
+        print(
+            f"rackval sim: {design.design_revision} serial {design.rack_serial} (seed {size.seed}), {size.nodes} nodes,"
+            f" time scale {args.time_scale}; rack file {rack.rack_file}",
+            flush=True,
+        )
         if rack.control is not None:
             print(f"  {'control':<14} {rack.control.url} (clock and faults; token in secrets/)", flush=True)
         for name, endpoint in rack.endpoints().items():
@@ -67,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("sim", help="run a simulated rack on 127.0.0.1 until interrupted")
     sim.add_argument("--nodes", type=int, help="compute nodes (default: the 32-node reference rack)")
-    sim.add_argument("--seed", type=int, default=1, help="seed for serials and measurement noise")
+    sim.add_argument(
+        "--seed", type=int, default=None, help="seed for serials and meter noise (default: the params file's, or 1)"
+    )
     sim.add_argument("--params", help="model parameters (YAML, like racks/sim-model-params.yaml)")
     sim.add_argument("--faults", help="faults to inject (YAML list; each may start at a virtual time)")
     sim.add_argument(

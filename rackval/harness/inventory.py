@@ -120,11 +120,40 @@ class NodeSpec(_Strict):
     nics: dict[str, NicLink] = Field(default_factory=dict)
 
 
+RUN_SIM_PARAMS = "sim_params"
+"""runs.metadata key: the params file a simulated rack was built from (path, sha256, content)."""
+
+
+class SimParamsRef(_Strict):
+    """The params file a simulated rack was built from (``rackval sim --params``): recorded with
+    every run on it, so a report says which design was rehearsed."""
+
+    path: str
+    sha256: str
+
+    def run_record(self) -> tuple[dict[str, str], str]:
+        """What a run stores (``RUN_SIM_PARAMS``): path, sha256 and the file's content, and a
+        warning when the file is gone or changed since the simulator read it (the content is
+        then left out: it would not be what was simulated)."""
+        import hashlib
+
+        record = {"path": self.path, "sha256": self.sha256, "content": ""}
+        try:
+            data = Path(self.path).read_bytes()
+        except OSError as exc:
+            return record, f"sim params file {self.path}: cannot read it to record with the run ({exc.strerror})"
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            return record, f"sim params file {self.path} changed since the simulator read it: content not recorded"
+        record["content"] = data.decode("utf-8", errors="replace")
+        return record, ""
+
+
 class SimulatorRef(_Strict):
     """How to reach a simulated rack's control channel (its virtual clock and faults)."""
 
     control: str
     token: SecretRef
+    params: SimParamsRef | None = None
 
 
 class RackMeta(_Strict):

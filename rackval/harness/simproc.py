@@ -24,7 +24,7 @@ class SimProcess:
         self,
         state_dir: Path,
         nodes: int | None = None,
-        seed: int = 1,
+        seed: int | None = None,
         faults: str | Path | None = None,
         start_timeout_s: float = 60.0,
         params: str | Path | None = None,
@@ -34,7 +34,9 @@ class SimProcess:
         self.rack_file = state_dir / "rack.yaml"
         self.rack_file.unlink(missing_ok=True)
         self.log_path = state_dir / "sim.log"
-        cmd = [sys.executable, "-m", "rackval.harness.cli", "sim", "--seed", str(seed), "--state-dir", str(state_dir)]
+        cmd = [sys.executable, "-m", "rackval.harness.cli", "sim", "--state-dir", str(state_dir)]
+        if seed is not None:  # None: the params file's seed (or 1), as `rackval sim` decides
+            cmd += ["--seed", str(seed)]
         cmd.append("--exit-with-parent")  # ends with us, however we end: see _cmd_sim
         if nodes is not None:
             cmd += ["--nodes", str(nodes)]

@@ -23,7 +23,7 @@ from rackval.sim.clock import SimClock
 from rackval.sim.control import ControlServer
 from rackval.sim.faults import Fault
 from rackval.sim.model import RackModel, RackSize
-from rackval.sim.reference import REFERENCE_PARAMS, ModelParams
+from rackval.sim.reference import REFERENCE_PARAMS, ModelParams, SimDesign
 
 HOST = "127.0.0.1"
 
@@ -64,8 +64,13 @@ class SimulatedRack:
         params: ModelParams = REFERENCE_PARAMS,
         time_scale: float = 1.0,
         faults: list[Fault] | None = None,
+        design: SimDesign | None = None,
     ) -> SimulatedRack:
         """Build the model, start every device's server and write ``state_dir/rack.yaml``.
+
+        ``design`` (a params file read by ``rackval.sim.reference.sim_design``) gives the rack
+        file its design revision and serial and its ``simulator.params`` (path and sha256 of the
+        file), so a run on this rack is recorded under that identity; None: the reference rack.
 
         Virtual time runs at ``time_scale`` x real time (so drivers polling a BMC reset see it
         complete) and jumps when the harness's clock sleeps through the control channel.
@@ -234,18 +239,22 @@ class SimulatedRack:
                     if port.peer is not None:
                         node_name, nic = port.peer
                         nodes[node_name]["nics"][nic] = {"switch": sw_name, "port": port.name}
+            identity = design or SimDesign(size, params)
+            simulator: dict[str, Any] = {
+                "control": rack.control.url,
+                "token": {"file": _write_secret(secret_dir, "control-token", control_token)},
+            }
+            if identity.source is not None:
+                simulator["params"] = {"path": identity.source.path, "sha256": identity.source.sha256}
             document = {
                 "rack": {
                     "name": f"sim-{size.nodes}n",
-                    "serial": f"SIM-{size.seed:04d}",
-                    "design_revision": "sim-rev-A",
+                    "serial": identity.rack_serial,
+                    "design_revision": identity.design_revision,
                     "site": "simulated (127.0.0.1)",
                     "simulated": True,
                     "allow_destructive": True,  # a simulated rack is there to be switched off
-                    "simulator": {
-                        "control": rack.control.url,
-                        "token": {"file": _write_secret(secret_dir, "control-token", control_token)},
-                    },
+                    "simulator": simulator,
                 },
                 "credentials": credentials,
                 "devices": devices,

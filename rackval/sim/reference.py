@@ -196,31 +196,103 @@ QUASI_STATIC_PARAMS = REFERENCE_PARAMS.quasi_static()
 RESTORE_POLICIES = ("LastState", "AlwaysOn", "AlwaysOff")
 
 
+DEFAULT_DESIGN_REVISION = "sim-rev-A"
+
+
+@dataclass(frozen=True)
+class RackIdentity:
+    """Who the simulated rack says it is: the ``rack:`` section of a params file.
+
+    ``seed`` drives serial numbers and meter errors; ``serial`` defaults to ``SIM-<seed>`` (4
+    digits). The rack file ``rackval sim`` writes carries ``design_revision`` and ``serial``, so
+    a run on it is recorded under them: rehearsing revision B means a params file saying so.
+    """
+
+    __pydantic_config__ = _FORBID
+
+    design_revision: str = DEFAULT_DESIGN_REVISION
+    serial: str = ""
+    seed: int | None = None  # None: ``size.seed`` (where files before the ``rack:`` section kept it), else 1
+
+
 class _ParamsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    rack: RackIdentity = RackIdentity()
     size: RackSize = REFERENCE_SIZE
     params: ModelParams = REFERENCE_PARAMS
 
 
-def sim_size_and_params(
-    params_file: Path | str | None, *, nodes: int | None = None, seed: int = 1
-) -> tuple[RackSize, ModelParams]:
-    """What ``rackval sim`` builds its rack from: the reference rack, or ``params_file``'s size and
-    parameters, with ``nodes`` (when given) and ``seed``. The pytest plugin checks a fault file
-    against a model built from the same, so both agree on what devices exist."""
-    size, params = load_model_params(Path(params_file)) if params_file else (REFERENCE_SIZE, REFERENCE_PARAMS)
-    return dataclasses.replace(size, seed=seed, **({"nodes": nodes} if nodes else {})), params
+@dataclass(frozen=True)
+class ParamsSource:
+    """The params file a simulated rack was built from, as read: what a run records for traceability."""
+
+    path: str
+    sha256: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SimDesign:
+    """Everything ``rackval sim`` builds a rack from: size (seed resolved), parameters, identity,
+    and the params file they came from (None: the built-in reference rack)."""
+
+    size: RackSize
+    params: ModelParams
+    design_revision: str = DEFAULT_DESIGN_REVISION
+    serial: str = ""
+    source: ParamsSource | None = None
+
+    @property
+    def rack_serial(self) -> str:
+        return self.serial or f"SIM-{self.size.seed:04d}"
+
+
+def sim_design(params_file: Path | str | None, *, nodes: int | None = None, seed: int | None = None) -> SimDesign:
+    """What ``rackval sim`` builds its rack from: the reference rack, or ``params_file``'s identity,
+    size and parameters; ``nodes`` and ``seed`` (when given: the command line's) win over the file.
+    The pytest plugin checks a fault file against a model built from the same, so both agree on
+    what devices exist."""
+    design = load_sim_design(Path(params_file)) if params_file else SimDesign(REFERENCE_SIZE, REFERENCE_PARAMS)
+    changes: dict[str, int] = {}
+    if nodes:
+        changes["nodes"] = nodes
+    if seed is not None:
+        changes["seed"] = seed
+    return dataclasses.replace(design, size=dataclasses.replace(design.size, **changes)) if changes else design
+
+
+def load_sim_design(path: Path) -> SimDesign:
+    """Read a params file (``rack:``, ``size:`` and ``params:`` sections, all optional).
+
+    The seed is ``rack.seed``; a file from before the ``rack:`` section keeps it in ``size.seed``,
+    which is still read when ``rack.seed`` is absent (both given and different is an error, so
+    no file means two things). Raises ``ConfigError`` naming file, line and field.
+    """
+    import hashlib
+
+    from rackval.core.yamlfile import load_yaml_model, read_yaml  # the core owns YAML error reporting
+
+    path = Path(path)
+    doc, where = load_yaml_model(path, _ParamsFile, "simulator model parameters")
+    if doc.params.timing.restore_policy not in RESTORE_POLICIES:
+        raise where.error(("params", "timing", "restore_policy"), f"must be one of {', '.join(RESTORE_POLICIES)}")
+    size = doc.size
+    if doc.rack.seed is not None:
+        raw, _ = read_yaml(path, "simulator model parameters")
+        size_raw = raw.get("size")
+        old = size_raw.get("seed") if isinstance(size_raw, dict) else None
+        if old is not None and old != doc.rack.seed:
+            raise where.error(
+                ("size", "seed"), f"{old} disagrees with rack.seed {doc.rack.seed}: the seed belongs in rack.seed"
+            )
+        size = dataclasses.replace(size, seed=doc.rack.seed)
+    data = path.read_bytes()
+    source = ParamsSource(str(path), hashlib.sha256(data).hexdigest(), data.decode("utf-8", errors="replace"))
+    return SimDesign(size, doc.params, doc.rack.design_revision, doc.rack.serial, source)
 
 
 def load_model_params(path: Path) -> tuple[RackSize, ModelParams]:
-    """Read a model-parameter YAML file (``size:`` and ``params:`` sections, both optional).
-
-    Raises ``ConfigError`` naming file, line and field for unknown fields or wrong types.
-    """
-    from rackval.core.yamlfile import load_yaml_model  # the harness owns YAML error reporting
-
-    doc, where = load_yaml_model(Path(path), _ParamsFile, "simulator model parameters")
-    if doc.params.timing.restore_policy not in RESTORE_POLICIES:
-        raise where.error(("params", "timing", "restore_policy"), f"must be one of {', '.join(RESTORE_POLICIES)}")
-    return doc.size, doc.params
+    """A params file's size (seed resolved) and parameters; see ``load_sim_design``."""
+    design = load_sim_design(path)
+    return design.size, design.params

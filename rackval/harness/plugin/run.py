@@ -28,7 +28,7 @@ import pytest
 from rackval.core.errors import ConfigError, DeviceError
 from rackval.drivers.capabilities import Identity
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
-from rackval.harness.inventory import Inventory, load_inventory
+from rackval.harness.inventory import RUN_SIM_PARAMS, Inventory, load_inventory
 from rackval.harness.measure import Measurement
 from rackval.harness.plugin.causes import RootCauses
 from rackval.harness.rack import Rack
@@ -220,6 +220,12 @@ class RackvalRun:
         mismatch = revision_mismatch(spec.design_revision, inv.meta.design_revision)
         if mismatch:
             self.warnings.append(f"{mismatch} (spec {spec.path}, rack file {inv.path})")
+        sim_params: dict[str, dict[str, str]] = {}
+        if inv.meta.simulator is not None and inv.meta.simulator.params is not None:
+            record, problem = inv.meta.simulator.params.run_record()
+            sim_params[RUN_SIM_PARAMS] = record
+            if problem:
+                self.warnings.append(problem)
         self.store.start_run(
             RunInfo(
                 run_id=self.run_id,
@@ -239,6 +245,7 @@ class RackvalRun:
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
                     **({RUN_SPEC_REVISION: spec.design_revision} if spec.design_revision else {}),
+                    **sim_params,
                 },
             )
         )
@@ -378,11 +385,11 @@ def check_sim_files(config: pytest.Config) -> None:
         return
     from rackval.sim.fault_file import load_faults
     from rackval.sim.model import RackModel
-    from rackval.sim.reference import sim_size_and_params
+    from rackval.sim.reference import sim_design
 
-    size, model_params = sim_size_and_params(params, nodes=config.getoption("sim_nodes"))
+    design = sim_design(params, nodes=config.getoption("sim_nodes"))
     if faults:
-        load_faults(faults, rack=RackModel(size, params=model_params))
+        load_faults(faults, rack=RackModel(design.size, params=design.params))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 from markupsafe import Markup
 
 from rackval.core.errors import ConfigError
+from rackval.harness.inventory import RUN_SIM_PARAMS
 from rackval.harness.measure import Measurement, Outcome
 from rackval.harness.report import plots, telemetry
 from rackval.harness.report.causes import group_failures, short_name
@@ -454,7 +455,9 @@ def traceability_section(data: RunData) -> dict[str, Any]:
     """The firmware snapshot and the run's artifacts (the run's sources are in the frame's ``run``),
     and a warning when the spec was written for another design revision than the rack's."""
     spec_revision = str(data.run.metadata.get(RUN_SPEC_REVISION, ""))
+    sim_params = data.run.metadata.get(RUN_SIM_PARAMS)
     return {
+        "sim_params": sim_params if isinstance(sim_params, dict) else None,
         "firmware": data.firmware,
         "artifacts": data.artifacts,
         "spec_revision": spec_revision,
