@@ -81,7 +81,7 @@ def test_temperatures_within_limits(bmc_name: str, rack: Rack, inventory: Invent
     not_applicable = [r for r, n in found.items() if n == 0 and not expected.expects(r)]
     for requirement in not_applicable:
         measure("temperature sensors", 0, "count", device=bmc_name,
-                channel=f"{requirement}: not applicable, not expected of {expected.describe()}")  # fmt: skip
+                channel=requirement, detail=f"not applicable, not expected of {expected.describe()}")  # fmt: skip
     problems = []
     if hot:
         problems.append("temperature out of limits: " + ", ".join(hot))

@@ -236,16 +236,18 @@ def _run_steps(
             measure(f"time on one feed ({what})", observed, "s", limit="feed_loss_hold_time", device=f"feed {feed}")
             if power:
                 measure(f"remaining feed power ({what})", max(power), "W", limit="single_feed_power",
-                        device="+".join(analyzers), channel=f"peak, feeds {'+'.join(remaining)}",
+                        device="+".join(analyzers), channel=what, detail=f"peak, feeds {'+'.join(remaining)}",
                         soft=True)  # fmt: skip
             for node in nodes:
                 measure(f"node down ({what})", 1 if node in down else 0, "count", limit="feed_loss_node_outages",
-                        device=node, channel=down.get(node, "host On, OS answering"), soft=True)  # fmt: skip
+                        device=node, channel=what, detail=down.get(node, "host On, OS answering"),
+                        soft=True)  # fmt: skip
                 if node in down:
                     continue
                 where = ", ".join(f"{g}: {'+'.join(decode_event_reasons(m))}" for g, m in seen[node].items())
                 measure(f"GPU throttled time ({what})", throttled[node], "s", limit="gpu_throttle_time",
-                        device=node, channel=where or "no thermal/power clocks-event reasons", soft=True)  # fmt: skip
+                        device=node, channel=what, detail=where or "no thermal/power clocks-event reasons",
+                        soft=True)  # fmt: skip
             clock.sleep(RESTORE_SETTLE_S)
 
 

@@ -87,7 +87,7 @@ def judge_node_load(
     """Per-node figures from GPU telemetry: hottest GPU, throttled seconds, samples lost (soft)."""
     missing = sampler.errors_of(f"{host}/gpu*")
     measure(f"GPU samples missing during {what}", missing, "count", limit="soak_samples_missing",
-            device=host, soft=True)  # fmt: skip
+            device=host, channel=what, soft=True)  # fmt: skip
     if temperature:
         hottest, value = "", None
         for name in sampler.names(f"{host}/gpu*/temperature_c"):
@@ -96,10 +96,10 @@ def judge_node_load(
                 hottest, value = name.split("/")[1].upper(), peak
         if value is not None:
             measure(f"hottest GPU temperature during {what}", value, "degC", limit="full_load_gpu_temperature",
-                    device=host, channel=hottest, soft=True)  # fmt: skip
+                    device=host, channel=what, detail=f"hottest: {hottest}", soft=True)  # fmt: skip
     seconds, where = throttled_seconds(sampler, host)
     measure(f"GPU throttled time during {what}", seconds, "s", limit="gpu_throttle_time", device=host,
-            channel=where or "no thermal/power clocks-event reasons", soft=True)  # fmt: skip
+            channel=what, detail=where or "no thermal/power clocks-event reasons", soft=True)  # fmt: skip
 
 
 def _temperature(sensors: dict[str, float], word: str) -> tuple[str, float] | None:
@@ -183,7 +183,7 @@ def test_full_load_power_and_thermal_soak(
     measure("full-load rack peak power", float(finite.max()), "W", limit="full_load_rack_peak_power", device=name,
             soft=True)  # fmt: skip
     measure("full-load rack steady power", float(np.nanmean(total[-steady_n:])), "W", limit="full_load_rack_power",
-            device=name, channel=f"mean of the last {steady_n} s", soft=True)  # fmt: skip
+            device=name, detail=f"mean of the last {steady_n} s", soft=True)  # fmt: skip
     measure("analyzer samples missing during soak", sum(sampler.errors_of(f"{a}/*") for a in analyzers), "count",
             limit="soak_samples_missing", device=name, soft=True)  # fmt: skip
 
@@ -198,14 +198,14 @@ def test_full_load_power_and_thermal_soak(
         result = thermal[bmc]
         if not result.ok:
             measure("BMC thermal readings missing", 1, "count", limit="soak_samples_missing", device=bmc,
-                    channel=str(result.error), soft=True)  # fmt: skip
+                    channel="thermal readings", detail=str(result.error), soft=True)  # fmt: skip
             continue
         sensors, fans = result.value
         inlet, exhaust = _temperature(sensors, "inlet"), _temperature(sensors, "exhaust")
         if inlet and exhaust:
             measure("exhaust - inlet temperature", exhaust[1] - inlet[1], "K", limit="exhaust_inlet_delta",
-                    device=bmc, channel=f"{node}: {exhaust[0]} - {inlet[0]}", soft=True)  # fmt: skip
+                    device=bmc, channel=node, detail=f"{exhaust[0]} - {inlet[0]}", soft=True)  # fmt: skip
         for fan, rpm in fans.items():
             measure("fan speed under full load", -1.0 if rpm is None else rpm, "rpm", limit="fan_speed",
-                    device=bmc, channel=f"{node} {fan}" + (" (no reading)" if rpm is None else ""),
+                    device=bmc, channel=f"{node} {fan}", detail="no reading" if rpm is None else "",
                     soft=True)  # fmt: skip

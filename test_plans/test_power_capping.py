@@ -64,7 +64,7 @@ def test_power_cap_is_met_in_time(
         measure("node power under full load, uncapped", uncapped, "W", device=bmc, channel=node_name)
         if uncapped <= cap:
             measure("cap not exercised: full-load power already below the setpoint", uncapped, "W", device=bmc,
-                    channel=f"setpoint {cap:g} W")  # fmt: skip
+                    channel=node_name, detail=f"setpoint {cap:g} W")  # fmt: skip
         set_at = clock.now()
         safety.power_cap(bmc, cap)
         sampler = telemetry([Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts())])
@@ -78,12 +78,12 @@ def test_power_cap_is_met_in_time(
     settle = sampler.settling_time(channel, ceiling / 2.0, ceiling / 2.0)  # inside 0 .. ceiling
     if settle is None:
         response = window
-        detail = f"{node_name}: not met within {window:g} s, last reading {present[-1]:.0f} W > {ceiling:.0f} W"
+        detail = f"not met within {window:g} s, last reading {present[-1]:.0f} W > {ceiling:.0f} W"
     else:
         response = settle + float(times[0] - set_at)
-        detail = f"{node_name}: cap {cap:g} W, every reading <= {ceiling:.0f} W after this"
-    measure("power cap response time", response, "s", limit="power_cap_response_time", device=bmc, channel=detail,
-            soft=True)  # fmt: skip
+        detail = f"cap {cap:g} W, every reading <= {ceiling:.0f} W after this"
+    measure("power cap response time", response, "s", limit="power_cap_response_time", device=bmc, channel=node_name,
+            detail=detail, soft=True)  # fmt: skip
     settled = float(np.mean(present[-SETTLED_SAMPLES:]))
     measure("settled node power above the cap", 100.0 * (settled - cap) / cap, "%", limit="power_cap_overshoot",
-            device=bmc, channel=f"{node_name}: {settled:.0f} W with a {cap:g} W cap", soft=True)  # fmt: skip
+            device=bmc, channel=node_name, detail=f"{settled:.0f} W with a {cap:g} W cap", soft=True)  # fmt: skip

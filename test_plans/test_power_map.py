@@ -148,7 +148,7 @@ def test_psu_outlets_match_rack_file(
             if psu in lost:
                 measure(
                     "PSU input loss reported after", waited, "s", limit="psu_input_loss_detect_time",
-                    device=node.bmc, channel=f"{psu} ({where})", soft=True,
+                    device=node.bmc, channel=psu, detail=where, soft=True,
                 )  # fmt: skip
             host = bmc.power_state()
             others = [] if psu in lost else _who_lost_input(rack, inventory)
@@ -177,7 +177,7 @@ def test_psu_outlets_match_rack_file(
             )
         measure(
             "power map mismatch", 1 if mismatch else 0, "count", limit="power_map_mismatches",
-            device=node_name, channel=f"{psu} ({where})", soft=True,
+            device=node_name, channel=psu, detail=where, soft=True,
         )  # fmt: skip
         if mismatch:
             problems.append(mismatch)

@@ -161,11 +161,11 @@ def test_staggered_power_on_from_all_off(
         if s.host and times[n].os_up is not None:
             rack.health.mark_up(s.host)
     measure("node outlets still on after switch-off", len(still_on), "count", device=rack.name,
-            channel=", ".join(still_on) or "all node outlets off")  # fmt: skip
+            detail=", ".join(still_on) or "all node outlets off")  # fmt: skip
 
     gaps = np.round(np.diff(np.array(switch_times)), 2) if len(switch_times) > 1 else np.array([stagger])
     measure("smallest gap between outlet switch-ons", float(gaps.min()), "s", limit="outlet_power_on_stagger",
-            device=rack.name, channel=f"{len(switch_times)} outlets")  # fmt: skip
+            device=rack.name, detail=f"{len(switch_times)} outlets")  # fmt: skip
     for feed, (device, names, _) in feeds.items():
         peak = None
         total = None
@@ -176,10 +176,10 @@ def test_staggered_power_on_from_all_off(
             peak = float(np.nanmax(total))
         if peak is None:
             measure("power-on feed current samples", 0, "count", limit="soak_samples_missing", device=device,
-                    channel=f"feed {feed}: no current sample", soft=True)  # fmt: skip
+                    channel=f"feed {feed}", detail="no current sample", soft=True)  # fmt: skip
             continue
         measure("highest sampled feed current during power-on", peak, "A", limit="power_on_feed_current",
-                device=device, channel=f"feed {feed} (1 Hz RMS; not the sub-second inrush peak)",
+                device=device, channel=f"feed {feed}", detail="1 Hz RMS; not the sub-second inrush peak",
                 soft=True)  # fmt: skip
 
     for n, s in nodes.items():
@@ -191,17 +191,17 @@ def test_staggered_power_on_from_all_off(
             what: str, at: float | None, key: str, device: str, node: str = n, w: float = waited, t0: float = start
         ) -> None:
             if at is None:
-                why = f"{node}: not reached when the plan stopped waiting ({w:.0f} s)"
+                why = f"not reached when the plan stopped waiting ({w:.0f} s)"
                 last = times[node].last_error
-                measure(what, w, "s", limit=key, device=device, channel=why + (f"; last: {last}" if last else ""),
-                        soft=True)  # fmt: skip
+                measure(what, w, "s", limit=key, device=device, channel=node,
+                        detail=why + (f"; last: {last}" if last else ""), soft=True)  # fmt: skip
                 # a never-reached state must fail even if the wait was shorter than the limit
                 limit = spec.limit(key).in_unit("s")
                 if limit.high is not None and w <= limit.high:
                     measure(what + " (not reached)", limit.high + 1.0, "s", limit=key, device=device,
-                            channel=why, soft=True)  # fmt: skip
+                            channel=node, detail=why, soft=True)  # fmt: skip
             else:
-                measure(what, at - t0, "s", limit=key, device=device, channel=f"{node}, from first outlet on",
+                measure(what, at - t0, "s", limit=key, device=device, channel=node, detail="from first outlet on",
                         soft=True)  # fmt: skip
 
         if s.bmc:

@@ -113,7 +113,8 @@ class Limit:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One recorded value with everything needed to judge, report and compare it later."""
+    """One recorded value with everything needed to judge, report and compare it later; ``key``
+    identifies it across runs."""
 
     name: str
     value: float
@@ -127,6 +128,16 @@ class Measurement:
     channel: str = ""
     recorded_at: float = field(default_factory=time.time)
     clock_s: float | None = None
+    # Free text beside the key: how it was measured ("mean of the last 449 s", "setpoint 2800 W").
+    # ``channel`` is an id (a sensor, an outlet, a node) that stays the same from run to run, so
+    # (requirement or name, device, channel) identifies a measurement across runs: ``key``.
+    detail: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The measurement's identity across runs: (requirement or name, device, channel); free
+        text lives in ``detail``, so compare, trend and rollups join on this alone."""
+        return (self.requirement or self.name, self.device, self.channel)
 
     @classmethod
     def judged(
@@ -139,6 +150,7 @@ class Measurement:
         device: str = "",
         channel: str = "",
         clock_s: float | None = None,
+        detail: str = "",
     ) -> Measurement:
         """Judge ``value`` (in ``unit``) against ``limit`` (converted to ``unit``); no limit: info."""
         value = float(value)
@@ -150,7 +162,8 @@ class Measurement:
             outcome, margin = limit.judge(value)
             low, high, requirement = limit.low, limit.high, limit.requirement
         if cls is not Measurement:  # a subclass may add fields or checks: take the normal road
-            return cls(name, value, unit, outcome, low, high, margin, requirement, device, channel, clock_s=clock_s)
+            return cls(name, value, unit, outcome, low, high, margin, requirement, device, channel, clock_s=clock_s,
+                       detail=detail)  # fmt: skip
         # The fast road for the hot path (one call per measurement): a frozen dataclass's
         # __init__ sets each of its 12 fields through object.__setattr__, which costs more than
         # the judging itself. Filling __dict__ at once yields the identical object.
@@ -158,7 +171,7 @@ class Measurement:
         _set(m, "__dict__", {
             "name": name, "value": value, "unit": unit, "outcome": outcome, "low": low, "high": high,
             "margin": margin, "requirement": requirement, "device": device, "channel": channel,
-            "recorded_at": _now(), "clock_s": clock_s,
+            "recorded_at": _now(), "clock_s": clock_s, "detail": detail,
         })  # fmt: skip
         return m
 
@@ -167,6 +180,8 @@ class Measurement:
         may be device text, e.g. a sensor's name: terminal-safe)."""
         where = f" on {self.device}" if self.device else ""
         chan = f" [{self.channel}]" if self.channel else ""
+        if self.detail:
+            chan += f" ({self.detail})"
         limits = ""
         if self.low is not None or self.high is not None:
             lo = "-inf" if self.low is None else f"{self.low:g}"

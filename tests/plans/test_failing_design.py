@@ -76,7 +76,7 @@ def test_later_tests_on_tripped_nodes_fail_at_once_naming_the_feed_drop(failing_
     # the BMCs stayed up: their tests pass, and the feed plan says what the BMC logged
     assert "test_device_answers_with_expected_identity[bmc-node01]" not in failed_tests(out)
     feed = failure_text(out, "test_rack_rides_through_feed_loss")
-    assert "feed_loss_node_outages: node down (feed A lost) on node01 [host PowerState Off" in feed, feed
+    assert "feed_loss_node_outages: node down (feed A lost) on node01 [feed A lost] (host PowerState Off" in feed, feed
 
 
 def test_terminal_summary_groups_every_failure_under_the_one_cause(failing_run: tuple[str, Path]) -> None:

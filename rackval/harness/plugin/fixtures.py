@@ -149,9 +149,11 @@ def sim_faults(request: pytest.FixtureRequest) -> Iterator[SimFaults]:
 class MeasureRecorder:
     """``measure(name, value, unit, limit=..., device=...)`` records, judges and asserts.
 
-    ``limit`` is a spec requirement key or a ``Limit``. A failing measurement fails the test at
-    once, with device, value and limits in the message; ``soft=True`` records it and fails the
-    test after the test body has recorded everything else.
+    ``limit`` is a spec requirement key or a ``Limit``. ``channel`` is an id that is the same in
+    every run (a sensor, an outlet, a node: compare and trend join on it); how the value was
+    obtained, in words that may vary ("mean of the last 449 s"), goes in ``detail``. A failing
+    measurement fails the test at once, with device, value and limits in the message;
+    ``soft=True`` records it and fails the test after the test body has recorded everything else.
     """
 
     def __init__(self, run: RackvalRun, nodeid: str) -> None:
@@ -167,11 +169,12 @@ class MeasureRecorder:
         limit: Limit | str | None = None,
         device: str = "",
         channel: str = "",
+        detail: str = "",
         soft: bool = False,
     ) -> Measurement:
         if isinstance(limit, str):
             limit = self._run.spec.limit(limit)
-        m = Measurement.judged(name, value, unit, limit, device=device, channel=channel)
+        m = Measurement.judged(name, value, unit, limit, device=device, channel=channel, detail=detail)
         self._run.record(self._nodeid, m)
         if m.outcome == Outcome.FAIL:
             if soft:

@@ -183,7 +183,8 @@ class SqlStore(JournalReplay):
         name, requirement, device, channel, unit, recorded_at = (
             m.name, m.requirement, m.device, m.channel, m.unit, m.recorded_at,
         )  # fmt: skip
-        if name is None or requirement is None or device is None or channel is None or unit is None:
+        detail = m.detail
+        if name is None or requirement is None or device is None or channel is None or unit is None or detail is None:
             raise StoreError(f"results store {self.path}: record measurement {name!r} failed: a text field is None")
         if recorded_at is None:
             raise StoreError(f"results store {self.path}: record measurement {name!r} failed: no recorded_at")
@@ -199,7 +200,7 @@ class SqlStore(JournalReplay):
             margin = _number(margin)
         row = (
             run_id, test_id, name, requirement, device, channel, value, unit, low, high, margin, str(m.outcome),
-            recorded_at, m.clock_s,
+            recorded_at, m.clock_s, detail,
         )  # fmt: skip
         try:
             data = _encode(row)

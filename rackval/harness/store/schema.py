@@ -120,6 +120,11 @@ STEPS: tuple[str, ...] = (
     );
     ALTER TABLE tests ADD COLUMN cause TEXT NOT NULL DEFAULT '';
     """,
+    # 4: a measurement's free text (``detail``: "mean of the last 449 s") beside its stable key
+    # (name/requirement, device, channel), so compare and trend join on the key alone
+    """
+    ALTER TABLE measurements ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 SCHEMA_VERSION = len(STEPS)

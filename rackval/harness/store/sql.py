@@ -21,7 +21,7 @@ SAMPLE_COLUMNS = ("run_id", "channel", "device", "t", "value", "unit")
 
 MEASUREMENT_COLUMNS = (
     "run_id", "test_id", "name", "requirement", "device", "channel", "value", "unit", "low", "high", "margin",
-    "outcome", "recorded_at", "clock_s",
+    "outcome", "recorded_at", "clock_s", "detail",
 )  # fmt: skip
 WIDTH = len(MEASUREMENT_COLUMNS)
 INSERT_CHUNKS = (64, 16, 4, 1)  # rows per multi-row INSERT, largest first (see _insert_measurements)

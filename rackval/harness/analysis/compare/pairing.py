@@ -1,6 +1,8 @@
 """How ``rackval compare`` judges one key: its deciding record on each side, and the pair's class.
 
-Pairing: measurements are keyed by (requirement, or the name when there is none; device; channel).
+Pairing: measurements are keyed by ``Measurement.key``: (requirement, or the name when there is
+none; device; channel id). Free text ("mean of the last 449 s") is the record's ``detail`` and
+never part of the key, so a reworded description still pairs with its baseline.
 Within a side, a key measured several times (time series, several units) is represented by its
 **worst** record, the one with the least margin (a failing or unreadable one first), because
 acceptance is decided by the worst unit; the report also shows the mean and which serial was
@@ -104,6 +106,7 @@ class Side:
     n_records: int
     worst_serial: str
     worst_run: str
+    detail: str = ""  # the deciding record's free text ("mean of the last 449 s"): shown, never joined on
 
     @property
     def reference(self) -> float | None:
@@ -173,6 +176,7 @@ def reduce_side(records: Sequence[tuple[RunInfo, Measurement]]) -> Side:
             n_records=len(records),
             worst_serial=run.rack_serial,
             worst_run=run.run_id,
+            detail=worst.detail,
         )
     return Side(
         name=worst.name,
@@ -190,16 +194,12 @@ def reduce_side(records: Sequence[tuple[RunInfo, Measurement]]) -> Side:
     )
 
 
-def key_of(m: Measurement) -> Key:
-    return (m.requirement or m.name, m.device, m.channel)
-
-
 def collect(store: Store, selection: Selection) -> dict[Key, Side]:
     """Every key measured on a side, each reduced to one ``Side``."""
     records: dict[Key, list[tuple[RunInfo, Measurement]]] = {}
     for used in selection.runs:
         for _, m in store.measurements(used.run.run_id):
-            records.setdefault(key_of(m), []).append((used.run, m))
+            records.setdefault(m.key, []).append((used.run, m))
     return {key: reduce_side(items) for key, items in records.items()}
 
 
