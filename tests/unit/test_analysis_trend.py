@@ -42,8 +42,9 @@ def test_control_limits_and_the_outlier_unit(results_url: str) -> None:
     mean, sigma = statistics.mean(IDLE_VALUES), statistics.stdev(IDLE_VALUES)
     s = result.stats
     assert (s.n, s.mean, s.sigma) == (7, pytest.approx(mean), pytest.approx(sigma))
-    assert s.lcl == pytest.approx(mean - 3 * sigma) and s.ucl == pytest.approx(mean + 3 * sigma)
-    assert s.mean == pytest.approx(1003.714286, abs=1e-6) and s.ucl == pytest.approx(1032.93999, abs=1e-4)
+    # 7 points: under MIN_CONTROL_POINTS (11), no mean +- 3 sigma (no point could ever leave it)
+    assert tr.MIN_CONTROL_POINTS == 11 and math.isnan(s.lcl) and math.isnan(s.ucl)
+    assert s.mean == pytest.approx(1003.714286, abs=1e-6)
     assert (s.median, s.mad) == (1001.0, 3.0)
     assert (result.spec_low, result.spec_high, result.unit, result.spec_text) == (None, 1500.0, "W", "<= 1500 W")
 
@@ -66,8 +67,9 @@ def test_command_prints_outlier_serial_and_writes_csv_and_html(
             "--out", str(tmp_path)]  # fmt: skip
     assert run_command(tr.add_parser, argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("rackval trend: idle power on an1: 7 points from 7 runs on 6 serials,")
-    assert "control limits 974.489 .. 1032.94 W (mean ± 3 sigma)" in lines[1]
+    # the banner names the requirement and the device
+    assert lines[0].startswith("rackval trend: idle power (requirement IDLE-1; device an1): 7 points from 7 runs on 6")
+    assert "7 value(s): no control limits below 11 points (with 7, no point can lie more than 2.27 sigma" in lines[1]
     outlier_lines = [line for line in lines if "OUTLIER" in line]
     assert outlier_lines == [
         "  OUTLIER serial S-203: 1025 W (run b3, revision rev-B, station bench-2, an1): robust z +5.4 (|z| > 3.5)"
@@ -81,7 +83,8 @@ def test_command_prints_outlier_serial_and_writes_csv_and_html(
     assert rows[0]["time_utc"].endswith("Z") and rows[0]["high"] == "1500" and rows[0]["low"] == ""
 
     html = read(tmp_path / "trend.html")
-    assert '<td class="num" id="lcl">974.489</td>' in html and '<td class="num" id="ucl">1032.94</td>' in html
+    assert '<td class="num" id="lcl"></td>' in html and 'id="control-limits-refused">7 value(s): no control' in html
+    assert '<strong>requirement IDLE-1; device an1</strong>' in html
     assert "serial <strong>S-203</strong>" in html
     assert html.count("<svg") == 1 and 'aria-label="trend of idle power by station"' in html
     assert external_references(html) == []

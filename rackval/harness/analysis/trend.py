@@ -10,7 +10,10 @@ the latest record (W and kW mix; W and A do not: ConfigError).
 
 Control limits: mean +- 3 sigma of all points with a value (sample standard deviation, ddof=1),
 shown with the spec limits recorded with the latest point (earlier, different spec limits are
-drawn too).
+drawn too). Only from ``MIN_CONTROL_POINTS`` (11) points on: with n points no point can lie more
+than (n-1)/sqrt(n) sample sigmas from their mean, which is under 3 up to n = 10, so limits from
+fewer points could never flag anything and would only look reassuring. Below that the output says
+so, and outliers are judged by the robust z-score alone.
 
 Outliers, the rule: a point is an outlier when it lies beyond the control limits **or** its
 robust (modified) z-score exceeds 3.5 in magnitude: z = 0.6745 (x - median) / MAD, with MAD the
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
     from rackval.harness.store import Store
 
 GROUP_COLUMNS = {"serial": "rack_serial", "revision": "design_revision", "station": "station"}
+MIN_CONTROL_POINTS = 11
+"""Points needed before mean +- 3 sigma is drawn (see the module docstring: (n-1)/sqrt(n) >= 3)."""
 ROBUST_Z_LIMIT = 3.5
 SIGMA_LIMIT = 3.0
 MAD_SCALE = 0.6745  # the 0.75 quantile of the standard normal: makes MAD comparable to sigma
@@ -119,6 +124,21 @@ class Trend:
             return f">= {num(self.spec_low)} {self.unit}"
         return "none recorded"
 
+    @property
+    def where(self) -> str:
+        """The banner's requirement and devices: what exactly this trend follows."""
+        reqs = sorted({r for r in self.points["requirement"] if r})
+        devices = sorted({d for d in self.points["device"] if d})
+        req = f"requirement {', '.join(reqs)}" if reqs else "no requirement (no limits recorded)"
+        if not devices:
+            dev = "no device"
+        elif len(devices) <= 3:
+            dev = f"device{'s' if len(devices) > 1 else ''} {', '.join(devices)}"
+        else:
+            dev = f"{len(devices)} devices ({', '.join(devices[:3])}, ...)"
+        chan = f", channel {self.channel}" if self.channel else ""
+        return f"{req}; {dev}{chan}"
+
 
 # ---- statistics -------------------------------------------------------------------------------
 def control_stats(values: pd.Series) -> Stats:
@@ -131,7 +151,20 @@ def control_stats(values: pd.Series) -> Stats:
     sigma = float(v.std(ddof=1)) if n >= 2 else math.nan
     median = float(v.median())
     mad = float((v - median).abs().median())
+    if n < MIN_CONTROL_POINTS:  # limits no point could ever leave: none (see MIN_CONTROL_POINTS)
+        return Stats(n, mean, sigma, math.nan, math.nan, median, mad)
     return Stats(n, mean, sigma, mean - SIGMA_LIMIT * sigma, mean + SIGMA_LIMIT * sigma, median, mad)
+
+
+def control_limits_refusal(n: int) -> str:
+    """Why ``n`` points get no control limits; empty from ``MIN_CONTROL_POINTS`` on."""
+    if n >= MIN_CONTROL_POINTS:
+        return ""
+    most = f"{(n - 1) / math.sqrt(n):.2f}" if n else "0"
+    return (
+        f"{n} value(s): no control limits below {MIN_CONTROL_POINTS} points (with {n}, no point can lie more than"
+        f" {most} sigma from the mean, so mean ± 3 sigma could never flag one); outliers by robust z only"
+    )
 
 
 def robust_z(values: pd.Series, stats: Stats) -> pd.Series:
@@ -153,7 +186,7 @@ def flag_outliers(values: pd.Series) -> tuple[Stats, pd.DataFrame]:
     v = values.astype(float)
     z = robust_z(v, stats)
     beyond = pd.Series(False, index=v.index)
-    if stats.n >= 2 and stats.sigma > 0:
+    if stats.n >= MIN_CONTROL_POINTS and stats.sigma > 0:
         beyond = (v > stats.ucl) | (v < stats.lcl)
     outlier = beyond | (z.abs() > ROBUST_Z_LIMIT)
     frame = pd.DataFrame({"robust_z": z, "beyond_control_limits": beyond.astype(bool), "outlier": outlier.astype(bool)})
@@ -351,7 +384,7 @@ def plot_svg(result: Trend) -> str:
         ax.axhline(s.mean, color="#555555", linewidth=1.0)
         handles.append(Line2D([], [], color="#555555"))
         labels.append("mean")
-    if s.n >= 2 and not math.isnan(s.sigma):
+    if not math.isnan(s.lcl) and not math.isnan(s.ucl):
         for y in (s.lcl, s.ucl):
             ax.axhline(y, color="#e69500", linewidth=1.0, linestyle="-.")
         handles.append(Line2D([], [], color="#e69500", linestyle="-."))
@@ -363,7 +396,7 @@ def plot_svg(result: Trend) -> str:
         handles.append(Line2D([], [], color=LIMIT_COLOUR, linestyle="--"))
         labels.append("spec limit")
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
-    ax.set_title(label_text(result.name, 80), fontsize=10)
+    ax.set_title(label_text(f"{result.name}: {result.where}", 100), fontsize=10)
     ax.set_xlabel("run start (UTC)")
     ax.set_ylabel(label_text(result.unit, 16) or "value")
     ax.grid(True, alpha=0.3)
@@ -402,6 +435,7 @@ def render_html(result: Trend) -> str:
             outliers=_records(result.outliers),
             groups=_records(result.groups),
             svg=Markup(plot_svg(result)) if s.n else None,  # drawn by matplotlib, store text escaped there
+            refusal=control_limits_refusal(s.n),
             rule_z=ROBUST_Z_LIMIT,
             serials=result.points["rack_serial"].replace("", "(none)").nunique(),
             runs=result.points["run_id"].nunique(),
@@ -414,18 +448,18 @@ def summary_lines(result: Trend) -> list[str]:
     from rackval.harness.report.html import format_number as num
 
     pts, s, unit = result.points, result.stats, result.unit
-    where = "".join(f" {k} {v}" for k, v in (("on", result.device), ("channel", result.channel)) if v)
     lines = [
-        f"rackval trend: {result.name}{where}: {len(pts)} points from {pts['run_id'].nunique()} runs on"
+        f"rackval trend: {result.name} ({result.where}): {len(pts)} points from {pts['run_id'].nunique()} runs on"
         f" {pts['rack_serial'].nunique()} serials, {pts['time_utc'].iloc[0]} .. {pts['time_utc'].iloc[-1]}",
     ]
-    if s.n >= 2:
+    refusal = control_limits_refusal(s.n)
+    if not refusal:
         lines.append(
             f"  mean {num(s.mean)} {unit}, sigma {num(s.sigma)} {unit};"
             f" control limits {num(s.lcl)} .. {num(s.ucl)} {unit} (mean ± 3 sigma)"
         )
     else:
-        lines.append(f"  {s.n} value(s): too few for control limits")
+        lines.append(f"  mean {num(s.mean)} {unit}, sigma {num(s.sigma)} {unit}; {refusal}")
     lines.append(f"  spec limits {result.spec_text}")
     for row in _records(result.outliers):
         why = []
