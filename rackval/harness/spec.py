@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 
 RUN_SPEC_REVISION = "spec_design_revision"
 """The run metadata key (``RunInfo.metadata``) under which a run keeps its spec's design revision."""
+RUN_SPEC_REQUIREMENTS = "spec_requirements"
+"""The run metadata key of the spec's requirements as the run was judged by (``Spec.run_record``):
+the report's requirement rollup and coverage, and compare's tolerances, read them from the run,
+so they do not depend on the spec file still being where it was."""
+DEFAULT_TOLERANCE_PCT = 2.0
+"""A margin change smaller than this % of the limit reference is "unchanged" (``defaults.tolerance_pct``)."""
 
 IMPLICIT_NODE_EXPECT = ("inlet_temperature", "gpu_temperature")
 """What every node expects when the spec has no ``node_classes``."""
@@ -54,6 +60,9 @@ class Requirement(_Strict):
     max: float | None = Field(default=None, allow_inf_nan=False)
     unit: str
     marginal: float | None = Field(default=None, ge=0, lt=1, allow_inf_nan=False)
+    # The measurement's stated accuracy, in ``unit``: between two runs, a change of the value or
+    # margin smaller than this is "unchanged" (noise), not a regression or an improvement.
+    tolerance: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _bounds(self) -> Requirement:
@@ -68,6 +77,10 @@ class Requirement(_Strict):
 
 class Defaults(_Strict):
     marginal: float = Field(default=0.05, ge=0, lt=1, allow_inf_nan=False)
+    # Between two runs, a margin change smaller than this % of the limit reference (the span of a
+    # two-sided limit, the magnitude of a one-sided one) is "unchanged"; per requirement,
+    # ``tolerance`` (an absolute accuracy) can widen it. ``rackval compare --threshold`` overrides.
+    tolerance_pct: float = Field(default=DEFAULT_TOLERANCE_PCT, ge=0, allow_inf_nan=False)
 
 
 class NodeClass(_Strict):
@@ -173,6 +186,22 @@ class Spec:
 
     def __getitem__(self, key: str) -> Limit:
         return self.limit(key)
+
+    def run_record(self) -> dict[str, object]:
+        """What a run keeps of this spec (``RUN_SPEC_REQUIREMENTS``): every requirement with its
+        limits, unit, marginal band, tolerance and description, and the spec's tolerance_pct."""
+        defaults = self.data.defaults
+        return {
+            "tolerance_pct": defaults.tolerance_pct,
+            "requirements": {
+                key: {
+                    "description": req.description, "min": req.min, "max": req.max, "unit": req.unit,
+                    "marginal": req.marginal if req.marginal is not None else defaults.marginal,
+                    "tolerance": req.tolerance,
+                }
+                for key, req in self.data.requirements.items()
+            },
+        }  # fmt: skip
 
     def expectation(self, inventory: Inventory, device: str) -> NodeExpectation:
         """What the node that ``device`` belongs to (its BMC, its host, or the node itself) must

@@ -94,32 +94,39 @@ def test_command_writes_markdown_and_html_and_exits_1_on_new_failures(
     argv = ["compare", "--baseline", "rev-A", "--candidate", "rev-B", "--results", results_url, "--out", str(out)]
     assert run_command(cmp.add_parser, argv) == 1
     printed = capsys.readouterr().out
-    assert "REGRESSION: FAN-1 on node-1/fan 2: pass → fail; new failure" in printed
+    assert (
+        "REGRESSION: FAN-1: pass → fail, worst 5800 rpm → 2500 rpm, margin +2800 rpm (+46.7 %) → -500 rpm (-8.33 %);"
+        " 1 of 1 device rows regressed (first: node-1/fan 2)" in printed
+    ), printed
     assert "new failure(s): exit status 1" in printed
     assert sorted(p.name for p in out.iterdir()) == ["compare.html", "compare.md"]
 
-    header, body = markdown_table(read(out / "compare.md"))
-    assert header[:6] == ["Class", "Requirement", "Device", "Channel", "Baseline", "Candidate"]
-    assert [(row[0], row[1]) for row in body] == [
-        (c, cmp.md_cell(r)) for c, r in EXPECTED_ORDER
-    ]  # same order as the classification
-    assert body[0] == [
-        "regression", "FAN-1", "node-1", "fan 2", "5800 rpm", "2500 rpm", "-3300", "+2800", "-500", "-3300",
-        "-55", "pass → fail", "new failure; margin shrank by 55 % of the limit reference",
-    ]  # fmt: skip
-    assert body[1][4:6] == ["231.5 V", "239.5 V"] and body[1][11] == "pass → marginal"
-    assert body[2][:8] == ["regression", "PWR-1", "an1", "", "4010 W", "4610 W", "+600", "+990"]
-    assert body[3][0:2] == ["improvement", "TMP-1"] and body[3][10] == "+15.7"
-    # the hostile row stays one row, and a pasted table renders no HTML
-    hostile = body[4]
-    assert hostile[1] == '&lt;script&gt;alert("x")&lt;/script&gt;'
-    assert hostile[2] == "&lt;img src=x onerror=alert(1)&gt;"
-    assert hostile[3] == r"a\|b \*c\*"
-    assert body[-2][:6] == ["only in baseline", "OLD-1", "node-1", "", "0 count", "—"]
-    assert body[-1][:6] == ["only in candidate", "NEW-1", "node-1", "", "—", "0 count"]
+    # compare.md: a pull-request comment (<= 60 lines): verdicts, new failures and marginals, top regressions
+    md = read(out / "compare.md")
+    assert len(md.splitlines()) <= 60
+    assert "- Baseline rev-A: PASS (S-101), PASS (S-102), PASS (S-103)" in md
+    assert "- Candidate rev-B: FAIL (S-201), PASS WITH MARGINALS (S-202), PASS (S-203)" in md
+    assert "**New failures: 1**\n\n- `FAN-1` on node-1/fan 2: 5800 rpm → 2500 rpm (pass → fail)" in md
+    assert "**New marginals: 1**\n\n- `V-1` on pdu-a/outlet 3: 231.5 V → 239.5 V (pass → marginal)" in md
+    header, body = markdown_table(md)
+    assert header == ["Requirement", "Outcome", "Worst then", "Worst now", "Margin then", "Margin now",
+                      "Δ margin % of limit"]  # fmt: skip
+    assert body == [
+        ["FAN-1", "pass → fail", "5800 rpm", "2500 rpm", "+2800 rpm (+46.7 %)", "-500 rpm (-8.33 %)", "-55"],
+        ["V-1", "pass → marginal", "231.5 V", "239.5 V", "+8.5 V (+42.5 %)", "+0.5 V (+2.5 %)", "-40"],
+        ["PWR-1", "pass", "4010 W", "4610 W", "+990 W (+19.8 %)", "+390 W (+7.8 %)", "-12"],
+    ]
+    assert md.rstrip().endswith("`compare.html` beside this file (10 measurement keys compared).")
+    assert "<" not in md.replace("&lt;", "")  # nothing a renderer would take for HTML
 
     html = read(out / "compare.html")
     assert 'id="verdict"' in html and "NEW FAILURES: 1." in html
+    # the rollup leads: one row per requirement, in the order of the classification
+    rollup = html[html.index('id="requirement-rollup"') : html.index('id="measurement-keys"')]
+    assert html.index('id="requirement-rollup"') < html.index('id="runs-baseline"')
+    rows = re.findall(r'<tr class="row-([a-z-]+)"><td><span class="badge', rollup)
+    assert rows == [c.replace(" ", "-") for c, _ in EXPECTED_ORDER]
+    assert "<details><summary>3 → 3 devices" not in rollup and "<details><summary>1 → 1 devices, 1 fail" in rollup
     # rows in the HTML table come in the same order, each with its class badge
     table = html[html.index('id="comparison"') :]
     classes = re.findall(r'<tr class="row-([a-z-]+)">', table)
@@ -149,13 +156,11 @@ def test_swapped_sides_show_improvements_and_exit_0(
     assert run_command(cmp.add_parser, argv) == 0
     assert "exit status 1" not in capsys.readouterr().out
     assert not (tmp_path / "compare.html").exists()
-    _, body = markdown_table(read(tmp_path / "compare.md"))
-    by_req = {row[1]: row for row in body}
-    assert by_req["FAN-1"][0] == "improvement" and by_req["FAN-1"][12].startswith("failure fixed")
-    assert by_req["V-1"][0] == "improvement" and by_req["V-1"][12].startswith("marginal cleared")
-    assert by_req["TMP-1"][0] == "regression"
-    assert (by_req["NEW-1"][0], by_req["OLD-1"][0]) == ("only in baseline", "only in candidate")
-    assert [row[0] for row in body][:1] == ["regression"]
+    md = read(tmp_path / "compare.md")
+    assert "**New failures:** none." in md and "**New marginals:** none." in md
+    _, body = markdown_table(md)
+    assert [row[0] for row in body] == ["TMP-1"]  # the only regression: inlet 25.5 -> 31 degC
+    assert "3 improvement" in md and "1 only in baseline, 1 only in candidate" in md
 
 
 def test_run_ids_unfinished_runs_and_bad_selectors(results_url: str, tmp_path: Path) -> None:

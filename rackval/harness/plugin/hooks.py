@@ -51,6 +51,10 @@ class RunHooks:
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # the plans this session collected: the run records which requirement each would measure
+        self.run.collected_files = sorted({Path(str(item.path)) for item in session.items})
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.run.current_nodeid = item.nodeid

@@ -30,10 +30,11 @@ from rackval.drivers.capabilities import Identity
 from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.inventory import RUN_SIM_PARAMS, Inventory, load_inventory
 from rackval.harness.measure import Measurement
+from rackval.harness.plan_keys import RUN_REQUIREMENT_PLANS, plan_files, requirement_plans
 from rackval.harness.plugin.causes import RootCauses
 from rackval.harness.rack import Rack
 from rackval.harness.safety import SafetyGate, SimFeedSwitcher
-from rackval.harness.spec import RUN_SPEC_REVISION, Spec, load_spec, revision_mismatch
+from rackval.harness.spec import RUN_SPEC_REQUIREMENTS, RUN_SPEC_REVISION, Spec, load_spec, revision_mismatch
 from rackval.harness.store import ActionRecord, DeviceRecord, RunInfo, Store, open_store
 from rackval.harness.verdict import UNDO_FLAGGED, Verdict, findings, run_verdict
 from rackval.sim.control import ControlClient
@@ -105,6 +106,7 @@ class RackvalRun:
         self.findings: list[Measurement] = []
         self.left_changed: list[ActionRecord] = []
         self.warnings: list[str] = []
+        self.collected_files: list[Path] = []  # test modules of the session (requirement coverage)
         self.tests: dict[str, TestTrack] = {}
         self.report_path: Path | None = None
         self.junit_path: Path | None = None
@@ -245,6 +247,10 @@ class RackvalRun:
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
                     **({RUN_SPEC_REVISION: spec.design_revision} if spec.design_revision else {}),
+                    RUN_SPEC_REQUIREMENTS: spec.run_record(),
+                    RUN_REQUIREMENT_PLANS: requirement_plans(
+                        plan_files(self.collected_files), spec.data.requirements, self.config.rootpath
+                    ),
                     **sim_params,
                 },
             )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from rackval.harness.analysis import safe_path_part
 from rackval.harness.analysis.compare.comparison import compare
-from rackval.harness.analysis.compare.pairing import DEFAULT_THRESHOLD_PCT, REGRESSION
-from rackval.harness.analysis.compare.render import FORMATS, write_outputs
+from rackval.harness.analysis.compare.pairing import DEFAULT_THRESHOLD_PCT
+from rackval.harness.analysis.compare.render import FORMATS, regression_lines, requirement_counts, write_outputs
 from rackval.harness.cliutil import add_results_option, default_out_dir
 
 
@@ -46,14 +46,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir(args.results, leaf)
     paths = write_outputs(result, out, args.format)
     print(f"rackval compare: baseline {result.baseline.label}; candidate {result.candidate.label}")
-    print("  " + ", ".join(f"{n} {c}" for c, n in result.counts()))
-    for row in result.rows:
-        if row.classification == REGRESSION or row.new_failure:
-            where = "/".join(p for p in (row.device, row.channel) if p)
-            print(
-                f"  {row.classification.upper()}: {row.requirement}{' on ' + where if where else ''}:"
-                f" {row.outcome_change}; {'; '.join(row.reasons)}"
-            )
+    print("  requirements: " + ", ".join(f"{n} {c}" for c, n in requirement_counts(result)))
+    print("  measurements: " + ", ".join(f"{n} {c}" for c, n in result.counts()))
+    for line in regression_lines(result):
+        print(f"  {line}")
     for path in paths:
         print(path)
     if result.exit_status:
@@ -80,7 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument(
         "--threshold",
         type=_threshold,
-        default=DEFAULT_THRESHOLD_PCT,
-        help=f"margin change, in %% of the limit reference, that counts (default {DEFAULT_THRESHOLD_PCT:g})",
+        default=None,
+        help="margin change, in %% of the limit reference, that counts (default: the spec's defaults.tolerance_pct,"
+        f" else {DEFAULT_THRESHOLD_PCT:g}); a requirement's stated tolerance applies as well",
     )
     p.set_defaults(func=_cmd_compare)

@@ -7,8 +7,25 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rackval.harness.analysis.compare.pairing import CLASS_ORDER, DEFAULT_THRESHOLD_PCT, Row, collect, pair
+from rackval.core.errors import ConfigError
+from rackval.harness.analysis.compare.pairing import (
+    CLASS_ORDER,
+    DEFAULT_THRESHOLD_PCT,
+    REGRESSION,
+    Row,
+    Side,
+    collect,
+    pair,
+)
 from rackval.harness.analysis.compare.selection import Selection, resolve
+from rackval.harness.analysis.rollup import (
+    RequirementChange,
+    SpecRecord,
+    covered_count,
+    rollup_comparison,
+    spec_record,
+    tolerances,
+)
 
 if TYPE_CHECKING:
     from rackval.harness.store import Store
@@ -16,6 +33,8 @@ if TYPE_CHECKING:
 MAX_OVERLAYS = 12
 """Sampled channels drawn as overlay plots; the rest are listed by name (each plot costs time)."""
 MAX_POINTS_PER_CURVE = 2000
+MAX_LIMIT_LINES = 2
+"""Limit lines per overlay (the device's most regressed requirements in the channel's unit)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,13 @@ class Comparison:
     threshold_pct: float
     overlays: list[Overlay] = field(default_factory=list)
     omitted_channels: list[str] = field(default_factory=list)
+    # one row per requirement (``rackval.harness.analysis.rollup``), what a reader sees first
+    requirements: list[RequirementChange] = field(default_factory=list)
+    spec: SpecRecord = field(default_factory=SpecRecord)
+
+    @property
+    def coverage(self) -> tuple[int, int]:
+        return covered_count(self.requirements, self.spec.requirements)
 
     @property
     def new_failures(self) -> list[Row]:
@@ -47,24 +73,64 @@ class Comparison:
 
 
 def compare(
-    store: Store, baseline: str, candidate: str, *, threshold_pct: float = DEFAULT_THRESHOLD_PCT, plots: bool = True
+    store: Store, baseline: str, candidate: str, *, threshold_pct: float | None = None, plots: bool = True
 ) -> Comparison:
-    """Resolve both selectors, pair and classify; draw the sample overlays when ``plots``."""
+    """Resolve both selectors, pair and classify, roll up per requirement; draw the sample overlays
+    when ``plots``. ``threshold_pct`` None: the candidate's spec's ``tolerance_pct`` (else the
+    baseline's, else ``DEFAULT_THRESHOLD_PCT``); each requirement's stated ``tolerance`` applies too."""
     base = resolve(store, baseline, "baseline")
     cand = resolve(store, candidate, "candidate")
-    rows = pair(collect(store, base), collect(store, cand), threshold_pct)
-    result = Comparison(base, cand, rows, threshold_pct)
+    spec = next((s for u in (*cand.runs[::-1], *base.runs[::-1]) if (s := spec_record(u.run)).known), SpecRecord())
+    if threshold_pct is None:
+        threshold_pct = spec.tolerance_pct if spec.known else DEFAULT_THRESHOLD_PCT
+    rows = pair(collect(store, base), collect(store, cand), threshold_pct, tolerances(spec))
+    result = Comparison(base, cand, rows, threshold_pct, spec=spec)
+    result.requirements = rollup_comparison(rows, spec, threshold_pct)
     if plots:
-        result.overlays, result.omitted_channels = overlay_plots(store, base, cand)
+        result.overlays, result.omitted_channels = overlay_plots(store, base, cand, result.requirements)
     return result
 
 
-def overlay_plots(store: Store, baseline: Selection, candidate: Selection) -> tuple[list[Overlay], list[str]]:
-    """Samples vs run clock for every (channel, device) sampled on both sides, one curve per run."""
+def _limits_by_device(requirements: list[RequirementChange]) -> dict[str, list[tuple[str, Side]]]:
+    """{device: [(requirement, its side with limits)]}, in the requirements' rank order (most
+    regressed first): which limit a sampled channel of that device can be drawn against."""
+    found: dict[str, list[tuple[str, Side]]] = {}
+    for change in requirements:
+        for row in change.device_rows:
+            side = row.candidate or row.baseline
+            if side is not None and (side.low is not None or side.high is not None):
+                found.setdefault(row.device, []).append((change.key, side))
+    return found
+
+
+def _channel_limits(limits: list[tuple[str, Side]], unit: str) -> list[tuple[str, float]]:
+    """(label, value in ``unit``) of the limits of requirements measured in a unit ``unit`` converts
+    to (a fan channel in rpm gets fan_speed's limits; a power channel in W, a limit in kW)."""
+    from rackval.harness.units import convert
+
+    lines: dict[tuple[str, float], None] = {}
+    for key, side in limits:
+        for bound, word in ((side.low, "≥"), (side.high, "≤")):
+            if bound is None:
+                continue
+            try:
+                value = convert(bound, side.unit, unit) if unit else bound
+            except ConfigError:
+                continue
+            lines[(f"{key} {word} {bound:g} {side.unit}", value)] = None
+    return list(lines)[:MAX_LIMIT_LINES]
+
+
+def overlay_plots(
+    store: Store, baseline: Selection, candidate: Selection, requirements: list[RequirementChange] | None = None
+) -> tuple[list[Overlay], list[str]]:
+    """Samples vs run clock for the (channel, device)s sampled on both sides, one curve per run:
+    channels of devices whose requirements regressed first (in the rollup's order), then the rest
+    by name; each with the limits of its device's requirements in a compatible unit."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from rackval.harness.report.plots import figure_to_svg, label_text
+    from rackval.harness.report.plots import LIMIT_COLOUR, figure_to_svg, label_text
 
     def channels(sel: Selection) -> dict[tuple[str, str], set[str]]:
         found: dict[tuple[str, str], set[str]] = {}
@@ -74,7 +140,11 @@ def overlay_plots(store: Store, baseline: Selection, candidate: Selection) -> tu
         return found
 
     base_channels, cand_channels = channels(baseline), channels(candidate)
-    common = sorted(set(base_channels) & set(cand_channels))
+    limits = _limits_by_device(requirements or [])
+    regressed = [r.device for c in requirements or [] if c.classification == REGRESSION for r in c.device_rows
+                 if r.classification == REGRESSION]  # fmt: skip
+    first = {device: i for i, device in reversed(list(enumerate(regressed)))}
+    common = sorted(set(base_channels) & set(cand_channels), key=lambda cd: (first.get(cd[1], len(first)), cd))
     overlays: list[Overlay] = []
     for index, (channel, device) in enumerate(common[:MAX_OVERLAYS]):
         fig = Figure(figsize=(9, 3.2))
@@ -101,6 +171,11 @@ def overlay_plots(store: Store, baseline: Selection, candidate: Selection) -> tu
         ax.grid(True, alpha=0.3)
         handles = [Line2D([], [], color="#1565c0", linestyle="-"), Line2D([], [], color="#e65100", linestyle="--")]
         labels = [label_text(f"baseline: {baseline.name}", 40), label_text(f"candidate: {candidate.name}", 40)]
+        unit = units[0] if len(units) == 1 else ""
+        for label, value in _channel_limits(limits.get(device, []), unit) if len(units) <= 1 else []:
+            ax.axhline(value, color=LIMIT_COLOUR, linewidth=1.2, linestyle=":")
+            handles.append(Line2D([], [], color=LIMIT_COLOUR, linestyle=":"))
+            labels.append(label_text(f"limit: {label}", 48))
         ax.legend(handles, labels, fontsize=8, loc="best")
         svg = figure_to_svg(fig, f"overlay{index}", f"{title}: baseline and candidate samples over time")
         overlays.append(Overlay(channel, device, svg))

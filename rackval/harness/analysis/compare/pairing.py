@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -256,8 +256,15 @@ def _limits_text(side: Side) -> str:
     return "none"
 
 
-def classify(key: Key, baseline: Side | None, candidate: Side | None, threshold_pct: float) -> Row:
-    """One paired key: its class, the reasons in words, and the deltas (candidate minus baseline)."""
+def classify(
+    key: Key, baseline: Side | None, candidate: Side | None, threshold_pct: float, *, tolerance: float = 0.0
+) -> Row:
+    """One paired key: its class, the reasons in words, and the deltas (candidate minus baseline).
+
+    ``tolerance`` is the measurement's stated accuracy in the baseline's unit: a margin change no
+    larger is noise ("unchanged"), whatever its % of the limit. An outcome that changes (a new
+    failure, a new marginal, a fixed failure) counts whatever the size of the change: acceptance
+    is decided by outcomes, and CI gates on new failures."""
     if baseline is None and candidate is not None:
         reasons = ("fails; not measured in the baseline",) if candidate.outcome == Outcome.FAIL else ()
         return Row(key, None, candidate, ONLY_CANDIDATE, reasons)
@@ -281,21 +288,26 @@ def classify(key: Key, baseline: Side | None, candidate: Side | None, threshold_
             margin_pct = 100.0 * margin_delta / reference
     if (baseline.low, baseline.high) != (candidate.low, candidate.high) and _has_side_limits(baseline, candidate):
         notes.append(f"limits changed: {_limits_text(baseline)} → {_limits_text(candidate)} {baseline.unit}")
+    counted = margin_pct  # the margin change that counts: none within the stated accuracy
+    if margin_pct is not None and margin_delta is not None and abs(margin_delta) <= tolerance:
+        counted = None
+        if abs(margin_pct) > threshold_pct:
+            notes.append(f"within the stated accuracy (±{tolerance:g} {baseline.unit})")
 
     worse: list[str] = []
     if candidate.outcome == Outcome.FAIL and baseline.outcome != Outcome.FAIL:
         worse.append(NEW_FAILURE)
     elif candidate.outcome == Outcome.MARGINAL and baseline.outcome in (Outcome.PASS, Outcome.INFO):
         worse.append(NEW_MARGINAL)
-    if margin_pct is not None and margin_pct < -threshold_pct:
-        worse.append(f"margin shrank by {-margin_pct:.3g} % of the limit reference")
+    if counted is not None and counted < -threshold_pct:
+        worse.append(f"margin shrank by {-counted:.3g} % of the limit reference")
     better: list[str] = []
     if baseline.outcome == Outcome.FAIL and candidate.outcome in (Outcome.PASS, Outcome.MARGINAL):
         better.append("failure fixed")
     elif baseline.outcome == Outcome.MARGINAL and candidate.outcome == Outcome.PASS:
         better.append("marginal cleared")
-    if margin_pct is not None and margin_pct > threshold_pct:
-        better.append(f"margin grew by {margin_pct:.3g} % of the limit reference")
+    if counted is not None and counted > threshold_pct:
+        better.append(f"margin grew by {counted:.3g} % of the limit reference")
 
     if worse:
         cls, reasons = REGRESSION, worse
@@ -329,8 +341,46 @@ def _sort_key(row: Row) -> tuple[object, ...]:
     return (rank, *within, row.key)
 
 
-def pair(baseline: dict[Key, Side], candidate: dict[Key, Side], threshold_pct: float) -> list[Row]:
-    """Every key of either side, classified and in report order (regressions first)."""
+def pair(
+    baseline: dict[Key, Side],
+    candidate: dict[Key, Side],
+    threshold_pct: float,
+    tolerances: Mapping[str, tuple[float, str]] | None = None,
+) -> list[Row]:
+    """Every key of either side, classified and in report order (regressions first);
+    ``tolerances``: {requirement: (stated accuracy, its unit)} from the spec."""
     keys = list(baseline) + [k for k in candidate if k not in baseline]
-    rows = [classify(k, baseline.get(k), candidate.get(k), threshold_pct) for k in keys]
+    rows = [
+        classify(k, baseline.get(k), candidate.get(k), threshold_pct,
+                 tolerance=_tolerance_in(tolerances, k[0], baseline.get(k)))
+        for k in keys
+    ]  # fmt: skip
     return sorted(rows, key=_sort_key)
+
+
+def _tolerance_in(tolerances: Mapping[str, tuple[float, str]] | None, requirement: str, side: Side | None) -> float:
+    """A requirement's stated accuracy in ``side``'s unit (0 when it states none or units differ)."""
+    found = (tolerances or {}).get(requirement)
+    if found is None or side is None:
+        return 0.0
+    from rackval.harness.units import convert
+
+    try:
+        return convert(found[0], found[1], side.unit)
+    except ConfigError:
+        return 0.0
+
+
+def worst_side(sides: Sequence[Side]) -> Side | None:
+    """The deciding side among several keys of one requirement: failing first, then least margin
+    relative to the limit reference (as a key's worst record is chosen)."""
+    if not sides:
+        return None
+
+    def rank(s: Side) -> tuple[int, float]:
+        if s.margin is None or math.isnan(s.margin):
+            return (-_SEVERITY[s.outcome], -math.inf if s.outcome != Outcome.INFO else math.inf)
+        reference = s.reference
+        return (-_SEVERITY[s.outcome], s.margin / reference if reference else s.margin)
+
+    return min(sides, key=rank)

@@ -1,0 +1,331 @@
+"""Requirement rollup and coverage: one row per spec requirement, for a run and for a comparison.
+
+A run records thousands of measurements (one per fan, outlet, GPU...), but a design review asks
+per requirement: is ``fan_speed`` met, by how much, on how many devices, and did revision B lose
+margin on it? This module answers that for the acceptance report ("Requirements", the first
+section) and for ``rackval compare`` (its leading table), from the same rules:
+
+* **Rows**: every requirement of the spec the run was judged by (``RUN_SPEC_REQUIREMENTS`` in the
+  run's metadata; for runs recorded before that, the spec file if it is still there), plus any
+  judged measurement whose limits did not come from the spec (a device's own threshold).
+* **Worst**: per requirement, each measurement key (``Measurement.key``: requirement, device,
+  channel) is reduced to its worst record (least margin; failing or unreadable first), and the
+  requirement's figure is its worst key; values and margins are converted to the spec's unit
+  (a plan measuring W against a spec in kW shows kW), margins also in % of the limit reference
+  (the span of a two-sided limit, the magnitude of a one-sided one).
+* **Ranking**: failures, then marginals, then by margin in % (least first); "not covered" last.
+  In a comparison: new failures, new marginals, then the largest margin lost first.
+* **Coverage**: a requirement no plan measured in the run is "not covered", with the plans that
+  name its key (``rackval.harness.plan_keys``: they would measure it had the rack the devices, or
+  had they been selected); coverage is covered / total requirements of the spec.
+* **Tolerance** (comparisons): a margin change smaller than the spec's ``defaults.tolerance_pct``
+  of the limit reference (or ``--threshold``), or than the requirement's ``tolerance`` (the
+  measurement's stated accuracy, in its unit), is "unchanged"; see ``compare.pairing.classify``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rackval.core.errors import ConfigError
+from rackval.harness.analysis.compare.pairing import (
+    CLASS_ORDER,
+    IMPROVEMENT,
+    NEW_FAILURE,
+    NEW_MARGINAL,
+    REGRESSION,
+    Row,
+    Side,
+    classify,
+    worst_side,
+)
+from rackval.harness.measure import Measurement, Outcome, measurement_margin, reference_of
+from rackval.harness.plan_keys import RUN_REQUIREMENT_PLANS
+from rackval.harness.spec import DEFAULT_TOLERANCE_PCT, RUN_SPEC_REQUIREMENTS
+from rackval.harness.store.records import RunInfo
+from rackval.harness.units import convert
+
+NOT_COVERED = "not covered"
+_SEVERITY = {Outcome.FAIL: 3, Outcome.MARGINAL: 2, Outcome.PASS: 1, Outcome.INFO: 0}
+
+
+@dataclass(frozen=True)
+class RequirementInfo:
+    """What the spec says of one requirement, and the plans that name its key."""
+
+    key: str
+    unit: str
+    low: float | None = None
+    high: float | None = None
+    description: str = ""
+    tolerance: float | None = None
+    plans: tuple[str, ...] = ()
+
+    @property
+    def reference(self) -> float | None:
+        return reference_of(self.low, self.high)
+
+    @property
+    def limit_text(self) -> str:
+        from rackval.harness.report.html import format_number as num
+
+        if self.low is not None and self.high is not None:
+            return f"{num(self.low)} .. {num(self.high)} {self.unit}"
+        if self.high is not None:
+            return f"≤ {num(self.high)} {self.unit}"
+        return f"≥ {num(self.low)} {self.unit}"
+
+
+@dataclass(frozen=True)
+class SpecRecord:
+    """The requirements a run was judged by; ``known`` is False when the run recorded none and its
+    spec file is gone (then coverage cannot be stated)."""
+
+    requirements: dict[str, RequirementInfo] = field(default_factory=dict)
+    tolerance_pct: float = DEFAULT_TOLERANCE_PCT
+    known: bool = False
+    source: str = ""
+
+
+def spec_record(run: RunInfo) -> SpecRecord:
+    """The spec record of ``run``: from its metadata, else from its spec file if still readable."""
+    record = run.metadata.get(RUN_SPEC_REQUIREMENTS)
+    source = "recorded with the run"
+    if not isinstance(record, dict) and run.spec_file and Path(run.spec_file).is_file():
+        from rackval.harness.spec import load_spec
+
+        try:
+            record, source = load_spec(run.spec_file).run_record(), f"spec file {run.spec_file} (read now)"
+        except ConfigError:
+            record = None
+    if not isinstance(record, dict):
+        return SpecRecord()
+    plans = run.metadata.get(RUN_REQUIREMENT_PLANS)
+    plans = plans if isinstance(plans, dict) else {}
+    reqs = {}
+    for key, r in (record.get("requirements") or {}).items():
+        if not isinstance(r, dict):
+            continue
+        reqs[key] = RequirementInfo(
+            key, str(r.get("unit", "")), _num(r.get("min")), _num(r.get("max")), str(r.get("description") or ""),
+            _num(r.get("tolerance")), tuple(str(p) for p in plans.get(key, ())),
+        )  # fmt: skip
+    pct = _num(record.get("tolerance_pct"))
+    return SpecRecord(reqs, DEFAULT_TOLERANCE_PCT if pct is None else pct, True, source)
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _to(value: float | None, unit: str, target: str) -> float | None:
+    if value is None or unit == target:
+        return value
+    return convert(value, unit, target)
+
+
+# ---- one run ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceFigure:
+    """One measurement key of a requirement in a run, reduced to its worst record, in the spec's unit."""
+
+    device: str
+    channel: str
+    detail: str
+    name: str
+    value: float
+    unit: str
+    margin: float | None
+    margin_pct: float | None
+    outcome: Outcome
+    records: int
+
+
+@dataclass(frozen=True)
+class RequirementRollup:
+    """One requirement in one run: its worst key first, every key, and record counts by outcome."""
+
+    key: str
+    info: RequirementInfo | None
+    figures: tuple[DeviceFigure, ...] = ()
+    counts: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def worst(self) -> DeviceFigure | None:
+        return self.figures[0] if self.figures else None
+
+    @property
+    def covered(self) -> bool:
+        return bool(self.figures)
+
+    @property
+    def status(self) -> str:
+        return self.figures[0].outcome.value if self.figures else NOT_COVERED
+
+    @property
+    def n_devices(self) -> int:
+        return len({f.device for f in self.figures})
+
+
+def _relative(margin: float | None, reference: float | None) -> float:
+    if margin is None or math.isnan(margin):
+        return -math.inf
+    return margin / reference if reference else margin
+
+
+def _figure(records: list[Measurement], info: RequirementInfo | None) -> DeviceFigure:
+    def rank(m: Measurement) -> tuple[int, float]:
+        return (-_SEVERITY[m.outcome], _relative(measurement_margin(m), reference_of(m.low, m.high)))
+
+    worst = min(records, key=rank)
+    value = math.nan if worst.value is None else float(worst.value)
+    unit, low, high, margin = worst.unit, worst.low, worst.high, measurement_margin(worst)
+    if info is not None and info.unit and info.unit != unit:
+        try:
+            value, margin = convert(value, unit, info.unit), _to(margin, unit, info.unit)
+            low, high, unit = _to(low, worst.unit, info.unit), _to(high, worst.unit, info.unit), info.unit
+        except ConfigError:
+            pass  # a quantity the spec's unit cannot express: shown as measured
+    reference = reference_of(low, high)
+    pct = 100.0 * margin / reference if margin is not None and reference else None
+    outcome = Outcome.FAIL if math.isnan(value) and worst.outcome != Outcome.INFO else worst.outcome
+    return DeviceFigure(worst.device, worst.channel, worst.detail, worst.name, value, unit, margin, pct, outcome,
+                        len(records))  # fmt: skip
+
+
+def _rank(r: RequirementRollup) -> tuple[Any, ...]:
+    worst = r.worst
+    if worst is None:
+        return (1, 0, 0.0, r.key)
+    pct = worst.margin_pct if worst.margin_pct is not None else -math.inf
+    return (0, -_SEVERITY[worst.outcome], pct, r.key)
+
+
+def rollup_run(measurements: Iterable[Measurement], spec: SpecRecord) -> list[RequirementRollup]:
+    """Every requirement of ``spec`` (measured or not) and every other judged measurement, ranked."""
+    by_req: dict[str, dict[tuple[str, str], list[Measurement]]] = {}
+    for m in measurements:
+        if m.low is None and m.high is None and m.requirement not in spec.requirements:
+            continue  # recorded without limits: information, not a requirement
+        key = m.key
+        by_req.setdefault(key[0], {}).setdefault(key[1:], []).append(m)
+    rows = []
+    for key in dict.fromkeys([*spec.requirements, *by_req]):
+        info = spec.requirements.get(key)
+        keyed = by_req.get(key, {})
+        figures = sorted(
+            (_figure(records, info) for records in keyed.values()),
+            key=lambda f: (-_SEVERITY[f.outcome], f.margin_pct if f.margin_pct is not None else -math.inf,
+                           f.device, f.channel),
+        )  # fmt: skip
+        counts = Counter(m.outcome.value for records in keyed.values() for m in records)
+        order = [o.value for o in (Outcome.FAIL, Outcome.MARGINAL, Outcome.PASS, Outcome.INFO)]
+        rows.append(RequirementRollup(key, info, tuple(figures), tuple((o, counts[o]) for o in order if counts[o])))
+    return sorted(rows, key=_rank)
+
+
+def coverage(rollups: Iterable[RequirementRollup]) -> tuple[int, int]:
+    """(covered, total) over the spec's requirements (rows not in the spec do not count)."""
+    spec_rows = [r for r in rollups if r.info is not None]
+    return sum(1 for r in spec_rows if r.covered), len(spec_rows)
+
+
+# ---- a comparison -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RequirementChange:
+    """One requirement in a comparison: its worst key on each side (in the spec's unit) classified
+    as ``classify`` does, and the per-key rows behind it."""
+
+    key: str
+    info: RequirementInfo | None
+    row: Row | None  # None: neither side measured it
+    device_rows: tuple[Row, ...] = ()
+    baseline_counts: tuple[tuple[str, int], ...] = ()
+    candidate_counts: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def classification(self) -> str:
+        return self.row.classification if self.row is not None else NOT_COVERED
+
+    @property
+    def new_failure(self) -> bool:
+        return any(r.new_failure for r in self.device_rows)
+
+    @property
+    def new_marginal(self) -> bool:
+        return any(NEW_MARGINAL in r.reasons for r in self.device_rows)
+
+    def devices(self, side: str) -> int:
+        return len({r.device for r in self.device_rows if getattr(r, side) is not None})
+
+
+def tolerances(spec: SpecRecord) -> dict[str, tuple[float, str]]:
+    """{requirement: (tolerance, unit)} of the requirements that state one."""
+    return {k: (r.tolerance, r.unit) for k, r in spec.requirements.items() if r.tolerance is not None}
+
+
+def _side_counts(rows: list[Row], side: str) -> tuple[tuple[str, int], ...]:
+    counts = Counter(s.outcome.value for r in rows if (s := getattr(r, side)) is not None)
+    return tuple((o.value, counts[o.value]) for o in (Outcome.FAIL, Outcome.MARGINAL, Outcome.PASS, Outcome.INFO)
+                 if counts[o.value])  # fmt: skip
+
+
+def _in_spec_unit(side: Side | None, info: RequirementInfo | None) -> Side | None:
+    if side is None or info is None or not info.unit or side.unit == info.unit:
+        return side
+    try:
+        return side.in_unit(info.unit)
+    except ConfigError:
+        return side
+
+
+def rollup_comparison(rows: Iterable[Row], spec: SpecRecord, threshold_pct: float) -> list[RequirementChange]:
+    """Per-key rows grouped by requirement, each requirement's worst sides classified; ranked (see
+    the module docstring); requirements of the spec that neither side measured come last."""
+    by_req: dict[str, list[Row]] = {}
+    for row in rows:
+        by_req.setdefault(row.requirement, []).append(row)
+    tol = tolerances(spec)
+    changes = []
+    for key in dict.fromkeys([*spec.requirements, *by_req]):
+        info = spec.requirements.get(key)
+        keyed = by_req.get(key, [])
+        if not keyed:
+            changes.append(RequirementChange(key, info, None))
+            continue
+        base = _in_spec_unit(worst_side([r.baseline for r in keyed if r.baseline is not None]), info)
+        cand = _in_spec_unit(worst_side([r.candidate for r in keyed if r.candidate is not None]), info)
+        tolerance = tol.get(key)
+        unit = (base or cand).unit  # type: ignore[union-attr]
+        try:
+            absolute = _to(tolerance[0], tolerance[1], unit) if tolerance else 0.0
+        except ConfigError:
+            absolute = 0.0
+        summary = classify((key, "", ""), base, cand, threshold_pct, tolerance=absolute or 0.0)
+        changes.append(RequirementChange(key, info, summary, tuple(keyed), _side_counts(keyed, "baseline"),
+                                         _side_counts(keyed, "candidate")))  # fmt: skip
+    return sorted(changes, key=_change_rank)
+
+
+def _change_rank(c: RequirementChange) -> tuple[Any, ...]:
+    if c.row is None:
+        return (len(CLASS_ORDER) + 1, 0, 0.0, c.key)
+    cls = c.row.classification
+    lost = c.row.margin_delta_pct if c.row.margin_delta_pct is not None else 0.0
+    if cls == REGRESSION:
+        within = 0 if NEW_FAILURE in c.row.reasons else 1 if NEW_MARGINAL in c.row.reasons else 2
+        return (CLASS_ORDER.index(cls), within, lost, c.key)
+    if cls == IMPROVEMENT:
+        return (CLASS_ORDER.index(cls), 0, -lost, c.key)
+    return (CLASS_ORDER.index(cls), 0, 0.0, c.key)
+
+
+def covered_count(changes: Iterable[RequirementChange], spec_keys: Mapping[str, Any]) -> tuple[int, int]:
+    """(requirements of the spec measured on at least one side, requirements of the spec)."""
+    measured = {c.key for c in changes if c.row is not None}
+    return len(measured & set(spec_keys)), len(spec_keys)
