@@ -311,7 +311,12 @@ def test_two_thousand_measurements_render(store: SqliteStore, tmp_path: Path) ->
     store.finish_run("run-big", "failed", T0 + 600)
     path = render_report(store, "run-big", tmp_path)
     text = path.read_text(encoding="utf-8")
-    assert text.count('<tr class="row-') == 2000
+    measurements = text[text.index('id="measurements"') : text.index("</table>", text.index('id="measurements"'))]
+    assert measurements.count('<tr class="row-') == 2000
+    # the requirement rollup first: 25 names (no spec) x 4 devices behind disclosures
+    rollup = text[text.index('id="requirement-rollup"') : text.index('id="measurements"')]
+    assert text.index('id="requirement-rollup"') < text.index('id="measurements"')
+    assert rollup.count("<details><summary>4 devices; worst node-") == 25
     assert _verdict(text) == Verdict.FAIL
     assert "Further time series not plotted" in text  # 25 series names, plots capped
     assert _external_references(text) == []

@@ -23,6 +23,7 @@ from rackval.harness.inventory import RUN_SIM_PARAMS
 from rackval.harness.measure import Measurement, Outcome
 from rackval.harness.report import plots, telemetry
 from rackval.harness.report.causes import group_failures, short_name
+from rackval.harness.report.requirements import requirements_section
 from rackval.harness.report.run_data import ResultsStore, RunData
 from rackval.harness.spec import RUN_SPEC_REVISION, revision_mismatch
 from rackval.harness.store.records import (
@@ -466,6 +467,7 @@ def traceability_section(data: RunData) -> dict[str, Any]:
 
 
 REPORT_SECTIONS: tuple[ReportSection, ...] = (
+    ReportSection("requirements", "Requirements", "requirements", requirements_section),
     ReportSection("causes", "Root causes", "causes", causes_section),
     ReportSection("run", "Run", "", run_section),
     ReportSection("summary", "Summary", "", summary_section),

@@ -17,15 +17,14 @@ from rackval.harness.analysis.compare.pairing import (
     collect,
     pair,
 )
-from rackval.harness.analysis.compare.selection import Selection, resolve
-from rackval.harness.analysis.rollup import (
+from rackval.harness.analysis.compare.requirements import (
     RequirementChange,
-    SpecRecord,
     covered_count,
     rollup_comparison,
-    spec_record,
     tolerances,
 )
+from rackval.harness.analysis.compare.selection import Selection, resolve
+from rackval.harness.analysis.rollup import SpecRecord, spec_record
 
 if TYPE_CHECKING:
     from rackval.harness.store import Store

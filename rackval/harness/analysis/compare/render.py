@@ -13,8 +13,9 @@ from rackval.core.errors import ConfigError
 from rackval.harness.analysis import environment, write_atomic
 from rackval.harness.analysis.compare.comparison import Comparison
 from rackval.harness.analysis.compare.pairing import CLASS_ORDER, NEW_FAILURE, NEW_MARGINAL, REGRESSION, Row, Side
+from rackval.harness.analysis.compare.requirements import RequirementChange
 from rackval.harness.analysis.compare.selection import Selection
-from rackval.harness.analysis.rollup import NOT_COVERED, RequirementChange
+from rackval.harness.analysis.rollup import NOT_COVERED
 
 FORMATS = ("html", "md")
 

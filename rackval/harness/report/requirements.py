@@ -1,0 +1,31 @@
+"""The report's "Requirements" section: the run's requirement rollup and coverage, first on the page.
+
+The rules (worst per requirement in the spec's unit, ranking, coverage) are
+``rackval.harness.analysis.rollup``'s, shared with ``rackval compare``; this module only turns
+them into what ``templates/section_requirements.html.j2`` shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rackval.harness.analysis.rollup import coverage, rollup_run, spec_record
+from rackval.harness.report.run_data import RunData
+
+
+def requirements_section(data: RunData) -> dict[str, Any] | None:
+    """One row per requirement of the run's spec (measured or not) and per other judged measurement,
+    failures and marginals first, with coverage as covered / total; None when there is neither."""
+    spec = spec_record(data.run)
+    rollups = rollup_run(data.measurements, spec)
+    if not rollups:
+        return None
+    covered, total = coverage(rollups)
+    return {
+        "rollups": rollups,
+        "covered": covered,
+        "total": total,
+        "coverage_pct": 100.0 * covered / total if total else None,
+        "spec_known": spec.known,
+        "spec_source": spec.source,
+    }
