@@ -114,7 +114,7 @@ def test_report_leads_with_requirements_and_coverage(spec_file: Path, tmp_path: 
     rollup = html[start : html.index("<h2", start + 10)]
     assert rollup.index("<code>fan_speed</code>") < rollup.index("<code>full_load_rack_power</code>")  # fail first
     assert "202.4 kW" in rollup and "+22.62 kW (+10.1 %)" in rollup
-    assert "not measured in this run; measured by test_plans/test_plan.py" in rollup
+    assert "not measured in this run; plans naming its key: test_plans/test_plan.py" in rollup
     assert "not measured in this run; no plan names this key" in rollup
 
 

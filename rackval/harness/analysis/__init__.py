@@ -33,8 +33,10 @@ for the requirement rollup."""
 
     env = html_environment(TEMPLATE_DIR)
     env.filters["signed"] = lambda value: format_number(value, "+.6g")
-    env.filters["num4"] = lambda value: format_number(value, ".4g")  # a rollup's figures: 4 significant digits
-    env.filters["pct"] = lambda value: format_number(value, "+.3g")
+    from rackval.harness.analysis.rollup import significant
+
+    env.filters["num4"] = significant  # a rollup's figures: 4 significant digits, no exponent
+    env.filters["pct"] = lambda value: significant(value, 3, signed=True)
     return env
 
 

@@ -221,3 +221,21 @@ def coverage(rollups: Iterable[RequirementRollup]) -> tuple[int, int]:
     """(covered, total) over the spec's requirements (rows not in the spec do not count)."""
     spec_rows = [r for r in rollups if r.info is not None]
     return sum(1 for r in spec_rows if r.covered), len(spec_rows)
+
+
+def significant(value: float | None, digits: int = 4, signed: bool = False) -> str:
+    """A figure with at most ``digits`` significant digits and no exponent for everyday magnitudes
+    (10480 rpm, 202.4 kW, 0.491 %), trailing zeros dropped: what a rollup shows. Blank for None;
+    NaN and infinities spelled out."""
+    if value is None:
+        return ""
+    if math.isnan(value) or math.isinf(value):
+        return "NaN" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
+    sign = "+" if signed else ""
+    if value == 0:
+        return f"{0:{sign}.0f}"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= 9 or magnitude < -4:
+        return f"{value:{sign}.{digits}g}"
+    text = f"{value:{sign}.{max(0, digits - 1 - magnitude)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text  # 0.5000 V reads 0.5 V

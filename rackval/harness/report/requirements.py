@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rackval.harness.analysis.rollup import coverage, rollup_run, spec_record
+from rackval.harness.analysis.rollup import coverage, rollup_run, significant, spec_record
 from rackval.harness.report.run_data import RunData
 
 
@@ -28,4 +28,5 @@ def requirements_section(data: RunData) -> dict[str, Any] | None:
         "coverage_pct": 100.0 * covered / total if total else None,
         "spec_known": spec.known,
         "spec_source": spec.source,
+        "sig": significant,  # figures with 4 significant digits and no exponent (10480 rpm, 202.4 kW)
     }

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 MAX_OVERLAYS = 12
 """Sampled channels drawn as overlay plots; the rest are listed by name (each plot costs time)."""
-MAX_POINTS_PER_CURVE = 2000
+MAX_POINTS_PER_CURVE = 600  # a 9-inch plot is ~900 px wide: more points only weigh the page
 MAX_LIMIT_LINES = 2
 """Limit lines per overlay (the device's most regressed requirements in the channel's unit)."""
 

@@ -15,7 +15,7 @@ from rackval.harness.analysis.compare.comparison import Comparison
 from rackval.harness.analysis.compare.pairing import CLASS_ORDER, NEW_FAILURE, NEW_MARGINAL, REGRESSION, Row, Side
 from rackval.harness.analysis.compare.requirements import RequirementChange
 from rackval.harness.analysis.compare.selection import Selection
-from rackval.harness.analysis.rollup import NOT_COVERED
+from rackval.harness.analysis.rollup import NOT_COVERED, significant
 
 FORMATS = ("html", "md")
 
@@ -31,24 +31,28 @@ def md_cell(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", plain)
 
 
-def _fmt(value: float | None, spec: str = ".6g") -> str:
-    from rackval.harness.report.html import format_number
-
-    return format_number(value, spec)
-
-
 def _value_text(side: Side | None) -> str:
     if side is None:
         return "—"
-    return f"{_fmt(side.value, '.4g')} {side.unit}".strip()
+    return f"{significant(side.value)} {side.unit}".strip()
+
+
+def _in_unit(side: Side | None, unit: str) -> Side | None:
+    """``side`` in the spec's ``unit`` when it converts (a plan measuring W against a spec in kW)."""
+    if side is None or not unit or side.unit == unit:
+        return side
+    try:
+        return side.in_unit(unit)
+    except ConfigError:
+        return side
 
 
 def _margin_text(side: Side | None) -> str:
     if side is None or side.margin is None:
         return "—"
     reference = side.reference
-    pct = f" ({_fmt(100.0 * side.margin / reference, '+.3g')} %)" if reference else ""
-    return f"{_fmt(side.margin, '+.4g')} {side.unit}{pct}".strip()
+    pct = f" ({significant(100.0 * side.margin / reference, 3, signed=True)} %)" if reference else ""
+    return f"{significant(side.margin, signed=True)} {side.unit}{pct}".strip()
 
 
 def _where(row: Row) -> str:
@@ -107,10 +111,12 @@ def _listed(result: Comparison, reason: str, title: str) -> list[str]:
     lines = [f"**{title}: {len(picked)}**", ""]
     for change in picked[:MD_LIST]:
         first = _first_new(change, reason)
+        unit = change.info.unit if change.info else ""
         n = sum(1 for r in change.device_rows if reason in r.reasons or (reason == NEW_FAILURE and r.new_failure))
         lines.append(
             f"- `{md_cell(change.key)}` on {md_cell(_where(first))}{f' and {n - 1} more' if n > 1 else ''}:"
-            f" {md_cell(_value_text(first.baseline))} → {md_cell(_value_text(first.candidate))}"
+            f" {md_cell(_value_text(_in_unit(first.baseline, unit)))} →"
+            f" {md_cell(_value_text(_in_unit(first.candidate, unit)))}"
             f" ({md_cell(first.outcome_change)})"
         )
     if len(picked) > MD_LIST:
@@ -140,14 +146,16 @@ def render_markdown(result: Comparison, html_name: str = "compare.html") -> str:
     ]
     regressed = [c for c in result.requirements if c.classification == REGRESSION and c.row is not None]
     if regressed:
-        lines += [f"**Top regressions** ({min(len(regressed), MD_TOP)} of {len(regressed)}, most margin lost first):",
+        shown = min(len(regressed), MD_TOP)
+        order = "new failures, new marginals, then most margin lost"
+        lines += [f"**Top regressions** ({shown} of {len(regressed)}: {order}):",
                   "", "| " + " | ".join(MD_HEADER) + " |", "|" + "|".join("---" for _ in MD_HEADER) + "|"]  # fmt: skip
         for change in regressed[:MD_TOP]:
             row = change.row
             assert row is not None
             cells = (
                 change.key, row.outcome_change, _value_text(row.baseline), _value_text(row.candidate),
-                _margin_text(row.baseline), _margin_text(row.candidate), _fmt(row.margin_delta_pct, "+.3g"),
+                _margin_text(row.baseline), _margin_text(row.candidate), significant(row.margin_delta_pct, 3, True),
             )  # fmt: skip
             lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
         lines.append("")

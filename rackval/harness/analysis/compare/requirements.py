@@ -47,10 +47,6 @@ class RequirementChange:
     def new_failure(self) -> bool:
         return any(r.new_failure for r in self.device_rows)
 
-    @property
-    def new_marginal(self) -> bool:
-        return any(NEW_MARGINAL in r.reasons for r in self.device_rows)
-
     def devices(self, side: str) -> int:
         return len({r.device for r in self.device_rows if getattr(r, side) is not None})
 
