@@ -228,3 +228,21 @@ def test_markdown_cells_cannot_break_the_table_or_inject_html() -> None:
     assert cmp.md_cell("a|b\nc") == r"a\|b c"
     assert cmp.md_cell("<b>x</b> & [l](u) `c` *e*") == r"&lt;b&gt;x&lt;/b&gt; &amp; \[l\](u) \`c\` \*e\*"
     assert cmp.md_cell("back\\slash") == "back\\\\slash"
+
+
+def test_overlays_lead_with_regressed_devices_and_carry_their_limits(results_url: str) -> None:
+    from rackval.harness.analysis.compare.comparison import _channel_limits, _limits_by_device
+    from rackval.harness.report.plots import LIMIT_COLOUR
+
+    with open_store(results_url) as store:
+        result = cmp.compare(store, "rev-A", "rev-B")
+    # PWR-1 (<= 5000 W on an1) regressed: an1's sampled rack.power is drawn first, with that limit
+    assert (result.overlays[0].channel, result.overlays[0].device) == ("rack.power", "an1")
+    limits = _limits_by_device(result.requirements)
+    assert _channel_limits(limits["an1"], "W") == [("PWR-1 ≤ 5000 W", 5000.0), ("IDLE-1 ≤ 1500 W", 1500.0)]
+    assert _channel_limits(limits["an1"], "kW") == [("PWR-1 ≤ 5000 W", 5.0), ("IDLE-1 ≤ 1500 W", 1.5)]
+    assert _channel_limits(limits["an1"], "degC") == []  # no limit of another quantity is drawn
+    # limit lines (each with its legend entry): PWR-1 and IDLE-1 on an1's power, TMP-1 (degC) on node-1's channel
+    power, inlet = result.overlays[0].svg, result.overlays[1].svg
+    assert result.overlays[1].channel == HOSTILE_SAMPLE_CHANNEL
+    assert power.count(LIMIT_COLOUR) == 4 and inlet.count(LIMIT_COLOUR) == 2

@@ -29,8 +29,9 @@ from rackval.harness.analysis.rollup import SpecRecord, spec_record
 if TYPE_CHECKING:
     from rackval.harness.store import Store
 
-MAX_OVERLAYS = 12
-"""Sampled channels drawn as overlay plots; the rest are listed by name (each plot costs time)."""
+MAX_OVERLAYS = 8
+"""Sampled channels drawn as overlay plots (those of regressed devices with a limit first); the
+rest are listed by name (each plot costs time and ~40 KB of page)."""
 MAX_POINTS_PER_CURVE = 600  # a 9-inch plot is ~900 px wide: more points only weigh the page
 MAX_LIMIT_LINES = 2
 """Limit lines per overlay (the device's most regressed requirements in the channel's unit)."""
@@ -125,7 +126,8 @@ def overlay_plots(
 ) -> tuple[list[Overlay], list[str]]:
     """Samples vs run clock for the (channel, device)s sampled on both sides, one curve per run:
     channels of devices whose requirements regressed first (in the rollup's order), then the rest
-    by name; each with the limits of its device's requirements in a compatible unit."""
+    by name (a channel in the unit of a regressed requirement of its device before the others);
+    each with the limits of its device's requirements in a compatible unit."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -143,7 +145,16 @@ def overlay_plots(
     regressed = [r.device for c in requirements or [] if c.classification == REGRESSION for r in c.device_rows
                  if r.classification == REGRESSION]  # fmt: skip
     first = {device: i for i, device in reversed(list(enumerate(regressed)))}
-    common = sorted(set(base_channels) & set(cand_channels), key=lambda cd: (first.get(cd[1], len(first)), cd))
+
+    regressed_limits = _limits_by_device([c for c in requirements or [] if c.classification == REGRESSION])
+
+    def relevance(cd: tuple[str, str]) -> tuple[object, ...]:
+        """A channel showing a regressed requirement's quantity first, then its device's other channels."""
+        units = base_channels[cd] | cand_channels[cd]
+        shows = len(units) == 1 and bool(_channel_limits(regressed_limits.get(cd[1], []), next(iter(units))))
+        return (not shows, first.get(cd[1], len(first)), cd)
+
+    common = sorted(set(base_channels) & set(cand_channels), key=relevance)
     overlays: list[Overlay] = []
     for index, (channel, device) in enumerate(common[:MAX_OVERLAYS]):
         fig = Figure(figsize=(9, 3.2))
