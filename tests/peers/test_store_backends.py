@@ -211,15 +211,16 @@ def test_v1_sqlite_file_migrates_forward_keeping_its_runs(tmp_path: Path) -> Non
     old = tmp_path / "v1.sqlite"
     write_v1_store(old)
     store = open_store(old)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION
     run = store.run("old-run")
     assert (run.rack_serial, run.design_revision, run.simulated, run.metadata) == ("S-1", "rev-A", True, {"note": "v1"})
     assert store.run_status("old-run") == ("pass", 160.0)
     assert store.run_status("old-killed") == ("running", None)  # a killed v1 run still reads incomplete
     assert [(t.nodeid, t.outcome) for t in store.tests("old-run")] == [("test_plans/test_p.py::test_power", "passed")]
-    assert [(tid, m.value, m.outcome, m.low, m.high, m.clock_s) for tid, m in store.measurements("old-run")] == [
-        (1, 230.0, Outcome.PASS, 220.0, 240.0, 12.0),
-        (1, 239.0, Outcome.MARGINAL, 220.0, 240.0, 12.0),
+    measured = store.measurements("old-run")
+    assert [(tid, m.value, m.outcome, m.low, m.high, m.clock_s, m.detail) for tid, m in measured] == [
+        (1, 230.0, Outcome.PASS, 220.0, 240.0, 12.0, ""),  # an old record has no detail: empty, not missing
+        (1, 239.0, Outcome.MARGINAL, 220.0, 240.0, 12.0, ""),
     ]
     assert store.devices("old-run") == [DeviceRecord("pdu-a", "pdu", "apc", "10.0.0.5", "APC", "AP8941", "X1", "6.9")]
     # the new record types work on an old run, and ids continue after the old ones
@@ -246,7 +247,7 @@ def test_v1_sqlite_file_migrates_forward_keeping_its_runs(tmp_path: Path) -> Non
     assert columns(old) == columns(tmp_path / "fresh.sqlite")
     assert {"firmware", "samples", "actions", "artifacts", "causes"} <= set(columns(old))
     again = open_store(f"sqlite:///{old}")
-    assert again.schema_version() == 3 and [r.run_id for r in again.runs()] == ["old-run", "old-killed"]
+    assert again.schema_version() == SCHEMA_VERSION and [r.run_id for r in again.runs()] == ["old-run", "old-killed"]
     assert {t.cause for t in again.tests("old-run")} == {""} and again.causes("old-run") == []
     again.close()
 
@@ -276,7 +277,7 @@ def _write_v2_store(url: str) -> None:
 def test_causes_round_trip_after_migrating_a_v2_store(store_url: str) -> None:
     _write_v2_store(store_url)
     store = open_store(store_url)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION
     (old,) = store.tests("v2-run")
     assert (old.nodeid, old.outcome, old.cause) == ("test_plans/test_p.py::test_old", "failed", "")
     assert store.causes("v2-run") == []
