@@ -123,8 +123,8 @@ def test_faulted_rack_fails_each_plan_naming_device_and_cause(faulted_run: tuple
     assert failed == expected, out
 
     soak = failure_text(out, "test_full_load_power_and_thermal_soak")
-    assert "gpu_throttle_time" in soak and "on node02 [GPU3: SwThermal]" in soak, soak
-    assert "full_load_gpu_temperature" in soak and "on node02 [GPU3]" in soak, soak
+    assert "gpu_throttle_time" in soak and "on node02 [soak] (GPU3: SwThermal)" in soak, soak
+    assert "full_load_gpu_temperature" in soak and "on node02 [soak] (hottest: GPU3)" in soak, soak
     assert "fan_speed" in soak and "on bmc-node03 [node03 Fan2] = 0 rpm" in soak, soak
     assert "node01" not in soak and "node04" not in soak, soak  # healthy nodes are not blamed
 

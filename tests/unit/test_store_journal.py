@@ -380,3 +380,23 @@ def test_a_script_that_exits_without_close_leaves_its_measurements_in_the_databa
     store = open_store(store_url)  # the journal left behind is all in the database: nothing twice
     assert values(store, "unclosed") == [0.0, 1.0, 2.0, 3.0, 4.0]
     store.close()
+
+
+def test_a_journal_written_before_the_detail_column_is_still_replayed(tmp_path: Path) -> None:
+    """A run killed under the previous version left 14-column records (no ``detail``): the next
+    store replays them with an empty detail instead of setting them aside."""
+    import marshal
+
+    db = tmp_path / "results.sqlite"
+    store = open_store(db)
+    store.start_run(RunInfo("old", time.time()))
+    store.close()
+    old_row = ("old", None, "v", "", "pdu-a", "outlet 1", 230.0, "V", None, None, None, "info", time.time(), None)
+    header = marshal.dumps((journals.FORMAT, journals.VERSION, "oldhost-1-abcd", str(db)), journals.MARSHAL_VERSION)
+    path = tmp_path / "results.sqlite-measurements.oldhost-1-abcd.journal"
+    path.write_bytes(header + marshal.dumps(old_row, journals.MARSHAL_VERSION) + b"\0" * 64)
+    store = open_store(db)
+    [(_, m)] = store.measurements("old")
+    assert (m.device, m.channel, m.value, m.detail) == ("pdu-a", "outlet 1", 230.0, "")
+    store.close()
+    assert not path.exists()

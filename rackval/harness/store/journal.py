@@ -58,6 +58,9 @@ FAILED_SUFFIX = ".failed"
 FORMAT = "rackval-measurement-journal"
 VERSION = 1
 MARSHAL_VERSION = 4
+APPENDED_DEFAULTS = ("",)
+"""Values of the measurement columns appended since journals were first written (schema step 4:
+``detail``), for the records of a writer that died before: replayed with these, not lost."""
 PREALLOCATE = 128 * 1024  # bytes mapped at first (~1000 measurements); doubled when full
 MIN_FREE = 64 * 1024 * 1024  # free space the file system must keep beyond a mapping
 
@@ -235,6 +238,8 @@ def _read(path: Path, fd: int, width: int) -> DeadJournal | None:
             row = marshal.load(stream)
         except (EOFError, ValueError, TypeError):
             break
+        if isinstance(row, tuple) and len(row) == width - len(APPENDED_DEFAULTS):
+            row = (*row, *APPENDED_DEFAULTS)  # written before the last columns were appended
         if not (isinstance(row, tuple) and len(row) == width):
             break
         rows.append(row)
