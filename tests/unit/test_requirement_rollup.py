@@ -168,3 +168,27 @@ def test_spec_tolerance_must_be_a_non_negative_number(tmp_path: Path) -> None:
     bad.write_text(SPEC.replace("tolerance: 300", "tolerance: -3"))
     with pytest.raises(ConfigError, match=r"bad.yaml:5: requirements.fan_speed.tolerance: "):
         load_spec(bad)
+
+
+def test_compare_markdown_stays_a_pr_comment_however_much_regressed(tmp_path: Path) -> None:
+    """30 requirements newly failing and 30 newly marginal on 10 devices each: still <= 60 lines,
+    the rest is pointed at in compare.html."""
+    from rackval.harness.analysis.compare.render import MD_LINE_BUDGET, render_markdown
+    from rackval.harness.measure import Limit
+
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    with open_store(url) as store:
+        for i, (run_id, rev) in enumerate((("a", "rev-A"), ("b", "rev-B"))):
+            store.start_run(RunInfo(run_id, T0 + i, rack_serial=f"S{i}", design_revision=rev))
+            for r in range(60):
+                limit = Limit(high=100.0, unit="W", requirement=f"req-{r:02d}")
+                value = 50.0 if rev == "rev-A" else (120.0 if r < 30 else 97.0)  # fail, or marginal
+                for d in range(10):
+                    store.record_measurement(run_id, None, Measurement.judged("p", value, "W", limit, device=f"d{d}"))
+            store.finish_run(run_id, "failed" if rev == "rev-B" else "passed", T0 + i + 1)
+        result = cmp.compare(store, "rev-A", "rev-B", plots=False)
+    md = render_markdown(result)
+    assert len(md.splitlines()) <= MD_LINE_BUDGET == 60
+    assert "**New failures: 30**" in md and "- ... and 24 more (compare.html)" in md
+    assert "`req-00` on d0 and 9 more: 50 W → 120 W (pass → fail)" in md
+    assert "**Top regressions** (10 of 60:" in md
