@@ -82,3 +82,19 @@ def test_trend_joins_on_the_key_not_the_words(results: str) -> None:
     with open_store(results) as store:
         points = load_points(store, "full_load_rack_power")
     assert list(points["channel"]) == ["", ""] and list(points["run_id"]) == ["rev-a-run", "rev-b-run"]
+
+
+def test_compare_prints_device_text_terminal_safe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.support.analysis_checks import run_command
+
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    evil = "pdu\x1b[2J\rPASS"
+    with open_store(url) as store:
+        for i, (run_id, rev, watts) in enumerate((("a", "rev-A", 150_000.0), ("b", "rev-B", 220_000.0))):
+            store.start_run(RunInfo(run_id, T0 + i, rack_serial=f"S{i}", design_revision=rev))
+            store.record_measurement(run_id, None, Measurement.judged("p", watts, "W", RACK_POWER, device=evil))
+            store.finish_run(run_id, "passed", T0 + i + 1)
+    argv = ["compare", "--baseline", "rev-A", "--candidate", "rev-B", "--results", url, "--out", str(tmp_path / "o")]
+    run_command(cmp.add_parser, argv)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "(first: pdu\\x1b[2J\\rPASS)" in out

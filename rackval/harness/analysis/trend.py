@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rackval.core.errors import ConfigError
+from rackval.core.printable import printable
 from rackval.harness.analysis import environment, safe_path_part, write_atomic
 from rackval.harness.cliutil import add_results_option, default_out_dir
 from rackval.harness.measure import Measurement, Outcome
@@ -494,7 +495,7 @@ def _cmd_trend(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir(args.results, f"trend-{safe_path_part(args.measurement)}")
     paths = write_outputs(result, out)
     for line in summary_lines(result):
-        print(line)
+        print(printable(line))  # store text (devices, revisions): terminal-safe
     for path in paths:
         print(path)
     return 0

@@ -7,6 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
+from rackval.core.printable import printable
 from rackval.harness.analysis import safe_path_part
 from rackval.harness.analysis.compare.comparison import compare
 from rackval.harness.analysis.compare.pairing import DEFAULT_THRESHOLD_PCT
@@ -45,11 +46,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     leaf = f"compare-{safe_path_part(args.baseline, 40)}-vs-{safe_path_part(args.candidate, 40)}"
     out = Path(args.out) if args.out else default_out_dir(args.results, leaf)
     paths = write_outputs(result, out, args.format)
-    print(f"rackval compare: baseline {result.baseline.label}; candidate {result.candidate.label}")
+    print(printable(f"rackval compare: baseline {result.baseline.label}; candidate {result.candidate.label}"))
     print("  requirements: " + ", ".join(f"{n} {c}" for c, n in requirement_counts(result)))
     print("  measurements: " + ", ".join(f"{n} {c}" for c, n in result.counts()))
     for line in regression_lines(result):
-        print(f"  {line}")
+        print(printable(f"  {line}"))  # store text (device names, channels): terminal-safe
     for path in paths:
         print(path)
     if result.exit_status:
