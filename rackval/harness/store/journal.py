@@ -58,9 +58,6 @@ FAILED_SUFFIX = ".failed"
 FORMAT = "rackval-measurement-journal"
 VERSION = 1
 MARSHAL_VERSION = 4
-APPENDED_DEFAULTS = ("",)
-"""Values of the measurement columns appended since journals were first written (schema step 4:
-``detail``), for the records of a writer that died before: replayed with these, not lost."""
 PREALLOCATE = 128 * 1024  # bytes mapped at first (~1000 measurements); doubled when full
 MIN_FREE = 64 * 1024 * 1024  # free space the file system must keep beyond a mapping
 
@@ -220,7 +217,7 @@ class DeadJournal:
             os.close(fd)
 
 
-def _read(path: Path, fd: int, width: int) -> DeadJournal | None:
+def _read(path: Path, fd: int, width: int, appended: Row = ()) -> DeadJournal | None:
     data = b""
     with os.fdopen(os.dup(fd), "rb") as f:
         data = f.read()
@@ -238,8 +235,8 @@ def _read(path: Path, fd: int, width: int) -> DeadJournal | None:
             row = marshal.load(stream)
         except (EOFError, ValueError, TypeError):
             break
-        if isinstance(row, tuple) and len(row) == width - len(APPENDED_DEFAULTS):
-            row = (*row, *APPENDED_DEFAULTS)  # written before the last columns were appended
+        if appended and isinstance(row, tuple) and len(row) == width - len(appended):
+            row = (*row, *appended)  # written before the last columns were appended
         if not (isinstance(row, tuple) and len(row) == width):
             break
         rows.append(row)
@@ -263,9 +260,10 @@ def _remove_abandoned(path: Path) -> None:
         os.close(fd)
 
 
-def dead_journals(directory: Path, prefix: str, width: int) -> Iterator[DeadJournal | Path]:
+def dead_journals(directory: Path, prefix: str, width: int, appended: Row = ()) -> Iterator[DeadJournal | Path]:
     """The journals (``<prefix>*.journal``) in ``directory`` whose writer is gone, each locked
-    until released.
+    until released. Records ``len(appended)`` values short were written before the last columns
+    were appended: they are completed with ``appended`` (replayed, not lost).
 
     Yields a ``DeadJournal`` per replayable journal, and the path of a journal that is not one
     (a foreign or unreadable file: the caller sets it aside). Journals of live writers (locked)
@@ -298,7 +296,7 @@ def dead_journals(directory: Path, prefix: str, width: int) -> Iterator[DeadJour
         except BaseException:
             os.close(fd)
             raise
-        journal = _read(path, fd, width)
+        journal = _read(path, fd, width, appended)
         if journal is None:
             os.close(fd)
             yield path

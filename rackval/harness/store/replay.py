@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rackval.harness.store import journal as journals
 from rackval.harness.store.journaled import JournaledSql
-from rackval.harness.store.sql import UPSERT_META, WIDTH, StoreError
+from rackval.harness.store.sql import MEASUREMENT_APPENDED, UPSERT_META, WIDTH, StoreError
 
 log = logging.getLogger("rackval.store")
 
@@ -47,7 +47,7 @@ class JournalReplay(JournaledSql):
         return replayed
 
     def _replay_each(self, directory: Path, replayed: list[str]) -> None:
-        for found in journals.dead_journals(directory, self._journal_prefix, WIDTH):
+        for found in journals.dead_journals(directory, self._journal_prefix, WIDTH, MEASUREMENT_APPENDED):
             if isinstance(found, Path):
                 with suppress(OSError):
                     os.rename(found, found.with_suffix(journals.FAILED_SUFFIX))

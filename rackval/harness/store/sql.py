@@ -24,6 +24,9 @@ MEASUREMENT_COLUMNS = (
     "outcome", "recorded_at", "clock_s", "detail",
 )  # fmt: skip
 WIDTH = len(MEASUREMENT_COLUMNS)
+MEASUREMENT_APPENDED = ("",)
+"""Values of the measurement columns appended since journals were first written (schema step 4:
+``detail``), for the journal records of a writer that died before: replayed with these, not lost."""
 INSERT_CHUNKS = (64, 16, 4, 1)  # rows per multi-row INSERT, largest first (see _insert_measurements)
 
 _INSERT_SQL: dict[tuple[str, int], str] = {}  # (dialect, rows) -> the multi-row INSERT, built once
