@@ -211,7 +211,7 @@ def test_v1_sqlite_file_migrates_forward_keeping_its_runs(tmp_path: Path) -> Non
     old = tmp_path / "v1.sqlite"
     write_v1_store(old)
     store = open_store(old)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION
     run = store.run("old-run")
     assert (run.rack_serial, run.design_revision, run.simulated, run.metadata) == ("S-1", "rev-A", True, {"note": "v1"})
     assert store.run_status("old-run") == ("pass", 160.0)
@@ -244,9 +244,10 @@ def test_v1_sqlite_file_migrates_forward_keeping_its_runs(tmp_path: Path) -> Non
             db.close()
 
     assert columns(old) == columns(tmp_path / "fresh.sqlite")
-    assert {"firmware", "samples", "actions", "artifacts", "causes"} <= set(columns(old))
+    assert {"firmware", "sample_series", "sample_segments", "actions", "artifacts", "causes"} <= set(columns(old))
+    assert "samples" not in columns(old)  # folded into segments
     again = open_store(f"sqlite:///{old}")
-    assert again.schema_version() == 3 and [r.run_id for r in again.runs()] == ["old-run", "old-killed"]
+    assert again.schema_version() == SCHEMA_VERSION and [r.run_id for r in again.runs()] == ["old-run", "old-killed"]
     assert {t.cause for t in again.tests("old-run")} == {""} and again.causes("old-run") == []
     again.close()
 
@@ -276,7 +277,7 @@ def _write_v2_store(url: str) -> None:
 def test_causes_round_trip_after_migrating_a_v2_store(store_url: str) -> None:
     _write_v2_store(store_url)
     store = open_store(store_url)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION
     (old,) = store.tests("v2-run")
     assert (old.nodeid, old.outcome, old.cause) == ("test_plans/test_p.py::test_old", "failed", "")
     assert store.causes("v2-run") == []

@@ -12,6 +12,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Protocol
 
+import numpy as np
+
 from rackval.harness.measure import Measurement
 from rackval.harness.safety.undo_messages import UndoMessages, short_undo_messages
 from rackval.harness.store.records import (
@@ -21,7 +23,6 @@ from rackval.harness.store.records import (
     DeviceRecord,
     FirmwareRecord,
     RunInfo,
-    Sample,
     SampleChannel,
     TestRecord,
 )
@@ -41,15 +42,16 @@ class ResultsStore(Protocol):
     def artifacts(self, run_id: str) -> list[ArtifactRecord]: ...
     def causes(self, run_id: str) -> list[CauseRecord]: ...
     def sample_channels(self, run_id: str) -> list[SampleChannel]: ...
-    def samples(
+    def sample_arrays(
         self,
         run_id: str,
-        channel: str | None = None,
+        channel: str,
         *,
         device: str | None = None,
+        unit: str | None = None,
         start: float | None = None,
         end: float | None = None,
-    ) -> list[Sample]: ...
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class RunData:

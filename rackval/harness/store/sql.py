@@ -4,8 +4,9 @@ A backend (``SqliteStore``, ``PostgresStore``) supplies a DB-API connection whos
 its ``Dialect`` and its error types, through the hooks below; everything else is shared, in layers
 that each add one job: ``SqlCore`` (here: statements, cursors, schema migration) <
 ``JournaledSql`` (measurements journaled and batched, ``journaled``) < ``JournalReplay`` (dead
-writers' journals written into the database, ``replay``) < ``SqlStore`` (every record written and
-read, ``base``). So SQLite and PostgreSQL cannot drift apart in meaning.
+writers' journals written into the database, ``replay``) < ``SampleSegments`` (telemetry as
+compressed segments, ``segments``) < ``SqlStore`` (every other record written and read,
+``base``). So SQLite and PostgreSQL cannot drift apart in meaning.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from contextlib import suppress
 from typing import Any
 
 from rackval.core.errors import ConfigError
-from rackval.harness.store.schema import META_DDL, SCHEMA_VERSION, STEPS, Dialect
-
-SAMPLE_COLUMNS = ("run_id", "channel", "device", "t", "value", "unit")
+from rackval.harness.store.schema import META_DDL, SCHEMA_VERSION, STEPS, Dialect, Step
 
 MEASUREMENT_COLUMNS = (
     "run_id", "test_id", "name", "requirement", "device", "channel", "value", "unit", "low", "high", "margin",
@@ -83,12 +82,6 @@ class SqlCore:
             _INSERT_SQL[(self.dialect.name, rows)] = sql
         return sql
 
-    def _insert_samples(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        placeholders = ",".join("?" * len(SAMPLE_COLUMNS))
-        cur.executemany(
-            self.dialect.sql(f"INSERT INTO samples({', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})"), rows
-        )
-
     # ---- plumbing -----------------------------------------------------------------------------
     def _sql(self, text: str) -> str:
         return self.dialect.sql(text)
@@ -133,8 +126,11 @@ class SqlCore:
                         if version == SCHEMA_VERSION:
                             cur.execute("COMMIT")
                             return
-                        for statement in self.dialect.ddl(STEPS[version]):
+                        step = STEPS[version]
+                        for statement in self.dialect.ddl(step if isinstance(step, str) else step.ddl):
                             cur.execute(statement)
+                        if isinstance(step, Step):
+                            step.then(cur, self._sql)
                         cur.execute(
                             self._sql(
                                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
