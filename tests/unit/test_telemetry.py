@@ -79,7 +79,7 @@ def test_virtual_ticks_on_grid_and_summaries_exact(store: object) -> None:
     channels = channels_of(ramp, {"ramp": "W", "sq": "W", "na": "degC"})
     seen: list[Progress] = []
     sampler = Sampler(FakeRack([ramp]), clock, store, "run-1", channels, rate_hz=2.0, virtual=True,
-                      progress=seen.append, flush_rows=7)  # fmt: skip
+                      progress=seen.append)  # fmt: skip
     stats = sampler.run(50.0)
     assert stats.ticks == 100 and stats.missed_ticks == 0 and stats.errors == 0
     assert ramp.calls == 100  # one read per device per tick, however many channels it gives

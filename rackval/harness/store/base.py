@@ -38,7 +38,7 @@ from rackval.harness.store.records import (
     RunInfo,
     TestRecord,
 )
-from rackval.harness.store.segments import SampleSegments
+from rackval.harness.store.sample_stream import SampleStreams
 from rackval.harness.store.sql import WIDTH, StoreError
 
 FLUSH_ROWS = 1024  # journaled measurements written to the database in one transaction at most
@@ -65,7 +65,7 @@ def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-class SqlStore(SampleSegments):
+class SqlStore(SampleStreams):
     """Shared implementation; see ``SqliteStore`` and ``PostgresStore`` for the backends."""
 
     def __init__(self) -> None:

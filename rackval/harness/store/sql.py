@@ -5,7 +5,8 @@ its ``Dialect`` and its error types, through the hooks below; everything else is
 that each add one job: ``SqlCore`` (here: statements, cursors, schema migration) <
 ``JournaledSql`` (measurements journaled and batched, ``journaled``) < ``JournalReplay`` (dead
 writers' journals written into the database, ``replay``) < ``SampleSegments`` (telemetry as
-compressed segments, ``segments``) < ``SqlStore`` (every other record written and read,
+compressed segments, ``segments``) < ``SampleStreams`` (telemetry journaled as it is taken,
+``sample_stream``) < ``SqlStore`` (every other record written and read,
 ``base``). So SQLite and PostgreSQL cannot drift apart in meaning.
 """
 

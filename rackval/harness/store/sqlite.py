@@ -8,7 +8,8 @@ Measurements are the exception to "one commit per record": they go to a journal 
 into the database in batches (``rackval.harness.store.journal``); the journals live next to the store
 file, as ``<store file>-measurements.<host>-<pid>-<random>.journal`` (one per open store that
 records measurements, deleted when it closes), so whoever opens the store next replays what a
-killed run left there.
+killed run left there. Telemetry streams keep theirs beside them, as
+``<store file>-samples.<id>.sample-journal`` (``rackval.harness.store.sample_stream``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class SqliteStore(SqlStore):
         if str(path) not in ("", ":memory:"):  # an in-memory store has nothing to survive a kill
             self._journal_directory = self.path.parent
             self._journal_prefix = f"{self.path.name}-measurements."
+            self._sample_prefix = f"{self.path.name}-samples."
         try:
             self._migrate()
             self._open_journals()

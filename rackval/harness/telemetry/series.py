@@ -1,10 +1,12 @@
-"""The in-memory side of telemetry: every sampled value of a fixed list of channels, and the
-summaries plans assert on (statistics, time above a limit, settling time, counter growth).
+"""The summaries plans assert on over a fixed list of sampled channels (statistics, time above a
+limit, settling time, counter growth), computed from the channels' history on demand.
 
-A ``Recording`` keeps one column per tick (float64, NaN where the sample is missing: a device
-error or a value the device reports as unavailable) and the tick's clock stamp. ``Sampler`` is
-a Recording that fills itself; summaries can be asked at any time, also while it samples in the
-background.
+A ``Recording`` keeps no samples: only counts (ticks, errors per channel, first and last stamp).
+Each summary reads the history of the channels it needs from where the samples are kept
+(``_history``: for the ``Sampler``, the results store's segments plus the open ones), as float64
+with NaN where the sample is missing (a device error or a value the device reports as
+unavailable). So a 24-hour soak costs the sampler no more memory than its first minute, and
+summaries can be asked at any time, also while it samples in the background.
 
 Counters. Switch counters are stored *raw* (cumulative, as the device reports them), never as
 deltas or rates: a raw series keeps every fact (resets, wraps, the exact growth between any two
@@ -46,10 +48,11 @@ class ChannelSummary:
 
 
 class Recording:
-    """The values of ``channels`` (sampled every ``period`` clock seconds), one column per tick.
+    """Summaries of ``channels`` (sampled every ``period`` clock seconds); a subclass says where
+    their history is (``_history``) and counts each tick (``_count_tick``).
 
     ``channel_errors`` counts, per channel, the samples lost to device errors. ``_lock`` guards
-    the arrays (and a subclass's own counts) against summaries asked from another thread."""
+    the history and the counts (and a subclass's own) against summaries asked from another thread."""
 
     def __init__(self, channels: Iterable[Channel], period: float) -> None:
         self.channels: list[Channel] = list(channels)
@@ -61,23 +64,18 @@ class Recording:
             self._index[ch.name] = i
         self._names = [c.name for c in self.channels]
         self.channel_errors = np.zeros(len(self.channels), dtype=np.int64)
-        self._values = np.full((len(self.channels), 64), np.nan)
-        self._times = np.zeros(64)
-        self._recorded = 0  # ticks stored so far
+        self._recorded = 0  # ticks so far
+        self._span: tuple[float, float] | None = None  # first and last tick stamp
         self._lock = threading.Lock()
 
-    def _append(self, t: float, row: np.ndarray) -> None:
-        """Store one tick's values (NaN: missing), stamped ``t``. The caller holds ``_lock``."""
-        k = self._recorded
-        if k >= self._times.size:
-            grow = self._times.size * 2
-            values = np.full((len(self.channels), grow), np.nan)
-            values[:, :k] = self._values[:, :k]
-            self._values = values
-            self._times = np.resize(self._times, grow)
-        self._values[:, k] = row
-        self._times[k] = t
-        self._recorded = k + 1
+    def _count_tick(self, t: float) -> None:
+        """One more tick, stamped ``t``. The caller holds ``_lock``."""
+        self._recorded += 1
+        self._span = (t, t) if self._span is None else (self._span[0], t)
+
+    def _history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(times, values) of channel ``row`` so far. The caller holds ``_lock``."""
+        raise NotImplementedError
 
     # ---- what plans ask -------------------------------------------------------------------------
     def names(self, pattern: str = "*") -> list[str]:
@@ -96,8 +94,7 @@ class Recording:
         """(times, values) of one channel, copies; NaN where the sample is missing."""
         (row,) = self._rows_one(channel)
         with self._lock:
-            k = self._recorded
-            return self._times[:k].copy(), self._values[row, :k].copy()
+            return self._history(row)
 
     def _rows_one(self, channel: str) -> list[int]:
         rows = self._rows(channel)
@@ -113,9 +110,8 @@ class Recording:
         """Statistics of one channel, or pooled over every channel a glob pattern matches."""
         rows = self._rows(channel_or_pattern)
         with self._lock:
-            k = self._recorded
-            block = self._values[rows, :k]
-        values = block.ravel()
+            block = [self._history(r)[1] for r in rows]
+        values = np.concatenate(block)
         finite = values[~np.isnan(values)]
         first = last = None
         if len(rows) == 1:
@@ -209,8 +205,7 @@ class Recording:
         """Average growth per clock second over the run (counters), summed over a pattern's
         channels; None with fewer than two ticks."""
         with self._lock:
-            k = self._recorded
-            span = float(self._times[k - 1] - self._times[0]) if k >= 2 else 0.0
+            span = self._span[1] - self._span[0] if self._span is not None and self._recorded >= 2 else 0.0
         if span <= 0:
             return None
         return self.growth(channel_or_pattern) / span
