@@ -10,6 +10,7 @@ from rackval.harness.store.sample_codec import (
     CodecError,
     decode_times,
     decode_values,
+    encode_block,
     encode_segment,
     encode_times,
     encode_values,
@@ -92,3 +93,20 @@ def test_regular_channels_cost_about_a_byte_a_sample() -> None:
     temperature = np.round(60 + np.cumsum(rng.normal(0, 0.05, 1024)), 1)
     segment = encode_segment(t, temperature)
     assert (len(segment.times) + len(segment.values)) / 1024 < 1.0
+
+
+def test_a_block_of_channels_encodes_as_each_channel_alone() -> None:
+    """What a stream folds (all channels at once) is exactly what each channel would be alone."""
+    rng = np.random.default_rng(5)
+    t = 1000.0 + np.arange(139.0)
+    block = np.round(rng.normal(100, 5, (139, 8)), 1)
+    block[:, 1] = np.nan  # a device that never answered
+    block[17, 2] = -0.0
+    block[:, 3] = rng.normal(0, 1, 139)  # no decimal form
+    block[:, 4] = np.cumsum(rng.integers(0, 2**40, 139)).astype(float)  # a counter: wide deltas
+    block[:, 5] = 7.0  # constant
+    block[40, 6] = np.inf
+    for j, segment in enumerate(encode_block(t, block)):
+        alone = encode_segment(t, block[:, j])
+        assert segment == alone, j
+        assert _bits(decode_values(segment.values)) == _bits(block[:, j])

@@ -25,6 +25,7 @@ the store keeps them beside the blobs and a report need not decode anything for 
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,17 @@ _VALUES_XOR = 2
 _WIDTHS = (np.dtype("<u1"), np.dtype("<u2"), np.dtype("<u4"), np.dtype("<u8"))
 _SCALES = tuple(10.0**k for k in range(MAX_DECIMALS + 1))
 _EXACT_LIMIT = 2.0**53  # beyond this a float64 no longer holds every integer
+
+
+_local = threading.local()
+
+
+def _compress(data: bytes) -> bytes:
+    """zstd with a compressor kept per thread (a new one per call costs 6x the compression)."""
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstd.ZstdCompressor(level=ZSTD_LEVEL)
+    return compressor.compress(data, zstd.ZstdCompressor.FLUSH_FRAME)
 
 
 class CodecError(ValueError):
@@ -97,7 +109,7 @@ def encode_times(t: np.ndarray) -> bytes:
     ticks = np.rint(np.asarray(t, dtype=np.float64) * _TICKS_PER_S).astype(np.int64)
     dod = np.diff(np.diff(ticks), prepend=0) if ticks.size > 1 else np.zeros(0, dtype=np.int64)
     head = struct.pack("<BIq", _TIMES_DOD, ticks.size, int(ticks[0]) if ticks.size else 0)
-    return head + zstd.compress(_pack_ints(dod), ZSTD_LEVEL)
+    return head + _compress(_pack_ints(dod))
 
 
 def decode_times(blob: bytes) -> np.ndarray:
@@ -150,11 +162,11 @@ def encode_values(v: np.ndarray) -> bytes:
                 struct.pack("<BI", k, where.size) + where.astype("<u4").tobytes()
                 + v[where].view("<u8").tobytes() + _pack_ints(np.diff(full, prepend=0))
             )  # fmt: skip
-            return struct.pack("<BI", _VALUES_DECIMAL, n) + zstd.compress(payload, ZSTD_LEVEL)
+            return struct.pack("<BI", _VALUES_DECIMAL, n) + _compress(payload)
     bits = v.view(np.uint64)
     xor = bits ^ np.concatenate(([np.uint64(0)], bits[:-1])) if n else bits
     shuffled = xor.astype("<u8").view(np.uint8).reshape(n, 8).T.tobytes()
-    return struct.pack("<BI", _VALUES_XOR, n) + zstd.compress(shuffled, ZSTD_LEVEL)
+    return struct.pack("<BI", _VALUES_XOR, n) + _compress(shuffled)
 
 
 def decode_values(blob: bytes) -> np.ndarray:
@@ -201,3 +213,47 @@ def segments_of(t: np.ndarray, v: np.ndarray, size: int = SEGMENT_SAMPLES) -> li
     if not np.array_equal(order, np.arange(t.size)):
         t, v = t[order], v[order]
     return [encode_segment(t[i : i + size], v[i : i + size]) for i in range(0, t.size, size)]
+
+
+def encode_block(t: np.ndarray, block: np.ndarray) -> list[EncodedSegment]:
+    """One segment per column of ``block`` (ticks x channels, sampled at the times ``t``,
+    ascending): what a sample stream folds. The same blobs as ``encode_segment`` column by
+    column, with the vector work (decimal scale, deltas, widths, statistics) done once for the
+    whole block and the times encoded once; a column holding odd values (NaN, inf, -0.0) takes
+    the per-column path."""
+    n, m = block.shape
+    times = encode_times(t)
+    t_first, t_last = float(t[0]), float(t[-1])
+    odd = (~np.isfinite(block) | ((block == 0) & np.signbit(block))).any(axis=0)
+    scale_of = np.full(m, -1)
+    ints = np.zeros((n, m), dtype=np.int64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k, scale in enumerate(_SCALES):
+            todo = np.flatnonzero((scale_of < 0) & ~odd)
+            if not todo.size:
+                break
+            part = block[:, todo]
+            scaled = np.rint(part * scale)
+            exact = (np.abs(scaled) < _EXACT_LIMIT).all(axis=0)
+            exact &= ((scaled / scale).view(np.uint64) == part.view(np.uint64)).all(axis=0)
+            chosen = todo[exact]
+            scale_of[chosen] = k
+            ints[:, chosen] = scaled[:, exact].astype(np.int64)
+    zigzag = np.ascontiguousarray(_zigzag(np.diff(ints, axis=0, prepend=0)).T)
+    top = zigzag.max(axis=1) if n else np.zeros(m, dtype=np.uint64)
+    codes = (top >= 1 << 8).astype(int) + (top >= 1 << 16) + (top >= 1 << 32)
+    by_channel = np.ascontiguousarray(block.T)  # a row per channel: sums add up as a channel's alone
+    vmin = by_channel.min(axis=1).tolist() if n else []
+    vmax = by_channel.max(axis=1).tolist() if n else []
+    vsum = by_channel.sum(axis=1).tolist()
+    head = struct.pack("<BI", _VALUES_DECIMAL, n)
+    out: list[EncodedSegment] = []
+    for j, (k, code) in enumerate(zip(scale_of.tolist(), codes.tolist(), strict=True)):
+        if k < 0:  # odd values, or no decimal form: the general path
+            column = np.ascontiguousarray(block[:, j])
+            count, lo, hi, total = segment_stats(column)
+            out.append(EncodedSegment(t_first, t_last, n, count, lo, hi, total, times, encode_values(column)))
+            continue
+        payload = struct.pack("<BIB", k, 0, code) + zigzag[j].astype(_WIDTHS[code]).tobytes()
+        out.append(EncodedSegment(t_first, t_last, n, n, vmin[j], vmax[j], vsum[j], times, head + _compress(payload)))
+    return out

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from rackval.harness.store import journal as journals
-from rackval.harness.store.sample_codec import SEGMENT_SAMPLES
+from rackval.harness.store.sample_codec import SEGMENT_SAMPLES, encode_block
 from rackval.harness.store.segment_rows import SeriesKey
 from rackval.harness.store.segments import Arrays, SampleSegments
 from rackval.harness.store.sql import StoreError
@@ -105,9 +105,9 @@ class SampleStream:
         self._folding = self._pool.submit(self._fold, times[:ticks], values[:ticks], journal)
 
     def _fold(self, times: np.ndarray, values: np.ndarray, journal: journals.Journal | None) -> None:
-        arrays: dict[SeriesKey, Arrays] = {key: (times, values[:, i]) for i, key in enumerate(self.keys)}
         try:
-            self.store._fold_ticks(arrays, journal, times.size, f"fold {times.size} ticks of {len(self.keys)} channels")
+            operation = f"fold {times.size} ticks of {len(self.keys)} channels"
+            self.store._fold_ticks(self.keys, times, values, journal, operation)
         except Exception as exc:  # a database gone: the ticks stay journaled, for the next open
             log.warning("%s (kept in the sample journal for the next open)", exc)
             if journal is not None:
@@ -163,10 +163,13 @@ class SampleStreams(SampleSegments):
         """A stream for the (channel, device, unit) ``keys`` of ``run_id`` (see SampleStream)."""
         return SampleStream(self, run_id, keys)
 
-    def _fold_ticks(self, arrays: dict[SeriesKey, Arrays], journal: journals.Journal | None, ticks: int,
-                    operation: str) -> None:  # fmt: skip
-        mark = (journals.mark_key(journal.id), str(ticks)) if journal is not None else None
-        self.write_series(arrays, operation, mark)
+    def _fold_ticks(self, keys: list[SeriesKey], times: np.ndarray, values: np.ndarray,
+                    journal: journals.Journal | None, operation: str) -> None:  # fmt: skip
+        """Ticks (ascending) of ``keys`` as one segment per key, committed with the journal's
+        mark; then the journal and its mark are deleted."""
+        mark = (journals.mark_key(journal.id), str(times.size)) if journal is not None else None
+        segments = encode_block(times, values)
+        self.write_segments({key: [segment] for key, segment in zip(keys, segments, strict=True)}, operation, mark)
         if journal is not None:
             journal.remove()
             with self._lock:

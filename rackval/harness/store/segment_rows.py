@@ -38,12 +38,17 @@ def series_id(cur: Any, sql: Sql, key: SeriesKey) -> int:
     return int(row["series_id"] if isinstance(row, dict) else row[0])
 
 
-def insert_segments(cur: Any, sql: Sql, series: int, segments: Iterable[EncodedSegment]) -> int:
-    """Insert segments of one series; returns the samples they hold."""
-    rows = [
+def segment_rows(series: int, segments: Iterable[EncodedSegment]) -> list[tuple[Any, ...]]:
+    """The INSERT_SEGMENT parameters of segments of one series."""
+    return [
         (series, s.t_first, s.t_last, s.count, s.n_values, s.vmin, s.vmax, s.vsum, CODEC_VERSION, s.times, s.values)
         for s in segments
     ]
+
+
+def insert_segments(cur: Any, sql: Sql, series: int, segments: Iterable[EncodedSegment]) -> int:
+    """Insert segments of one series; returns the samples they hold."""
+    rows = segment_rows(series, segments)
     if rows:
         cur.executemany(sql(INSERT_SEGMENT), rows)
     return sum(r[3] for r in rows)

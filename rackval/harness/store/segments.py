@@ -25,8 +25,8 @@ import numpy as np
 
 from rackval.harness.store.records import Sample, SampleChannel
 from rackval.harness.store.replay import JournalReplay
-from rackval.harness.store.sample_codec import CodecError, decode_times, decode_values, segments_of
-from rackval.harness.store.segment_rows import SeriesKey, insert_segments, series_id
+from rackval.harness.store.sample_codec import CodecError, EncodedSegment, decode_times, decode_values, segments_of
+from rackval.harness.store.segment_rows import INSERT_SEGMENT, SeriesKey, segment_rows, series_id
 from rackval.harness.store.sql import UPSERT_META, StoreError
 
 SAMPLE_BATCH = 5000  # samples per record_samples transaction at most
@@ -90,16 +90,24 @@ class SampleSegments(JournalReplay):
     def write_series(
         self, arrays: dict[SeriesKey, Arrays], operation: str, mark: tuple[str, str] | None = None
     ) -> None:
-        """Samples of several series as segments, in one transaction; ``mark`` (a ``meta`` key
-        and value) is written in the same transaction (a sample journal's exactly-once count)."""
-        encoded = {key: segments_of(t, v) for key, (t, v) in arrays.items() if t.size}
+        """Samples of several series (any order), as segments, in one transaction; see ``write_segments``."""
+        self.write_segments({key: segments_of(t, v) for key, (t, v) in arrays.items() if t.size}, operation, mark)
+
+    def write_segments(
+        self, encoded: dict[SeriesKey, list[EncodedSegment]], operation: str, mark: tuple[str, str] | None = None
+    ) -> None:
+        """Encoded segments of several series in one transaction; ``mark`` (a ``meta`` key and
+        value) is written in the same transaction (a sample journal's exactly-once count)."""
         created: dict[SeriesKey, int] = {}
         with self._tx(operation) as cur:
+            rows = []
             for key, segments in encoded.items():
                 number = self._series_ids.get(key)
                 if number is None:
                     number = created[key] = series_id(cur, self._sql, key)
-                insert_segments(cur, self._sql, number, segments)
+                rows += segment_rows(number, segments)
+            if rows:
+                cur.executemany(self._sql(INSERT_SEGMENT), rows)
             if mark is not None:
                 cur.execute(self._sql(UPSERT_META), mark)
         self._series_ids.update(created)  # only once committed: a rolled back id names nothing
