@@ -9,6 +9,7 @@ needs without reading the store twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Protocol
 
@@ -42,6 +43,7 @@ class ResultsStore(Protocol):
     def artifacts(self, run_id: str) -> list[ArtifactRecord]: ...
     def causes(self, run_id: str) -> list[CauseRecord]: ...
     def sample_channels(self, run_id: str) -> list[SampleChannel]: ...
+    def sample_values(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray]]: ...
     def sample_arrays(
         self,
         run_id: str,

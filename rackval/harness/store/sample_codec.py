@@ -61,6 +61,15 @@ def _compress(data: bytes) -> bytes:
     return compressor.compress(data, zstd.ZstdCompressor.FLUSH_FRAME)
 
 
+def _decompress(data: bytes) -> bytes:
+    """One zstd frame (what ``_compress`` writes), without the multi-frame loop of ``zstd.decompress``."""
+    decompressor = zstd.ZstdDecompressor()
+    out = decompressor.decompress(data)
+    if not decompressor.eof:
+        raise CodecError("truncated zstd frame")
+    return out
+
+
 class CodecError(ValueError):
     """A blob that is not a segment this code wrote (corrupt, or from a newer rackval)."""
 
@@ -117,7 +126,7 @@ def decode_times(blob: bytes) -> np.ndarray:
         kind, n, first = struct.unpack_from("<BIq", blob)
         if kind != _TIMES_DOD:
             raise CodecError(f"unknown timestamp encoding {kind}")
-        dod = _unpack_ints(zstd.decompress(blob[13:]), max(n - 1, 0))
+        dod = _unpack_ints(_decompress(blob[13:]), max(n - 1, 0))
     except (struct.error, zstd.ZstdError, ValueError) as exc:
         raise CodecError(f"corrupt timestamp blob: {exc}") from exc
     ticks = np.empty(n, dtype=np.int64)
@@ -172,7 +181,7 @@ def encode_values(v: np.ndarray) -> bytes:
 def decode_values(blob: bytes) -> np.ndarray:
     try:
         kind, n = struct.unpack_from("<BI", blob)
-        data = zstd.decompress(blob[5:])
+        data = _decompress(blob[5:])
         if kind == _VALUES_XOR:
             xor = np.frombuffer(data, dtype=np.uint8, count=8 * n).reshape(8, n).T.copy().view("<u8").ravel()
             return np.bitwise_xor.accumulate(xor).view(np.float64) if n else np.zeros(0)
