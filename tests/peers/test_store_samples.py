@@ -160,3 +160,12 @@ def test_a_v3_store_has_its_samples_folded_into_segments(store_url: str) -> None
     again.close()
     with pytest.raises((sqlite3.OperationalError, psycopg.errors.UndefinedTable)):
         _execute(store_url, ["SELECT * FROM samples"])
+    if store_url.startswith("sqlite:///"):  # the dropped table's pages went back to the file system
+        db = sqlite3.connect(store_url[len("sqlite:///") :])
+        assert db.execute("PRAGMA freelist_count").fetchone() == (0,)
+        db.close()
+
+
+def test_a_fresh_sqlite_store_has_pages_that_hold_several_segments(tmp_path: Path) -> None:
+    with open_store(tmp_path / "fresh.sqlite") as store:
+        assert store._query("PRAGMA page_size", (), "read the page size")[0]["page_size"] == 16384

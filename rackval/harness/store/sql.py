@@ -47,6 +47,7 @@ class SqlCore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._closed = False
+        self._migrated_steps = 0  # schema steps this open ran
 
     # ---- backend hooks ------------------------------------------------------------------------
     def _live(self) -> Any:
@@ -132,6 +133,7 @@ class SqlCore:
                             cur.execute(statement)
                         if isinstance(step, Step):
                             step.then(cur, self._sql)
+                        self._migrated_steps += 1
                         cur.execute(
                             self._sql(
                                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
