@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -271,12 +272,20 @@ class SampleSegments(JournalReplay):
                 devices = np.array([k[1] for k in keys])[s]
                 order = np.lexsort((devices, t))
                 t, v, s = t[order], v[order], s[order]
-            for ti, vi, si in zip(t.tolist(), v.tolist(), s.tolist(), strict=True):
-                key = keys[si]
-                page.append((key[0], key[1], ti, None if vi != vi else vi, key[2]))
-                if len(page) >= size:
-                    yield page
-                    page = []
+            values_out = v.astype(object)
+            values_out[np.isnan(v)] = None
+            if len(keys) == 1:
+                channel, device, unit = keys[0]
+                page.extend(zip(repeat(channel), repeat(device), t.tolist(), values_out.tolist(), repeat(unit)))
+            else:
+                of_row = [keys[i] for i in s.tolist()]
+                page.extend(
+                    (k[0], k[1], ti, vi, k[2])
+                    for k, ti, vi in zip(of_row, t.tolist(), values_out.tolist(), strict=True)
+                )
+            while len(page) >= size:
+                yield page[:size]
+                del page[:size]
         if page:
             yield page
 
