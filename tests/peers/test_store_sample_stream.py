@@ -116,3 +116,34 @@ def test_a_journal_of_an_unknown_run_is_set_aside_not_replayed_forever(store_url
         assert store.sample_channels("no-such-run") == []
     assert [p.name for p in tmp_path.rglob("*.sample-journal")] == []
     assert len([p for p in tmp_path.rglob("*.failed") if "samples" in p.name or p.parent.name.startswith("pg-")]) == 1
+
+
+def test_a_fold_the_database_refuses_stays_journaled_for_the_next_open(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database gone while a soak runs (a server restart): the ticks of the segments that
+    could not be committed stay in their journal, and the next store opened replays them."""
+    store = open_store(store_url)
+    store.start_run(RunInfo("soak", 1.0))
+    stream = store.sample_stream("soak", [(f"node/ch{i}", "node", "W") for i in range(CHANNELS)])
+    real = store.write_segments
+    calls: list[int] = []
+
+    def refuse_once(*args: object, **kw: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            from rackval.harness.store import StoreError
+
+            raise StoreError("results store: fold: server closed the connection")
+        real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "write_segments", refuse_once)
+    for k in range(1500):  # the first segments (900 s of clock) are refused, the rest folds at close
+        stream.append(float(k), np.arange(CHANNELS) + k / 10)
+    stream.close()
+    assert "kept in the sample journal" in caplog.text
+    t, _ = store.sample_arrays("soak", "node/ch7")
+    refused = 1500 - t.size
+    assert refused > 0 and t.tolist() == [float(k) for k in range(refused, 1500)]  # the refused ones not in yet
+    store.close()
+    _assert_every_tick_once(store_url, 1499)  # the next open replayed them

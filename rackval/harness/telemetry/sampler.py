@@ -1,4 +1,4 @@
-"""The fixed-rate sampler: many channels from many devices at one rate, into memory and the store.
+"""The fixed-rate sampler: many channels from many devices at one rate, streamed into the store.
 
 Polling is per device, not per channel: channels that share a *reader* (one driver call, see
 ``rackval.harness.readers``) cost that call once a tick, whatever their number. Each tick polls
@@ -22,7 +22,7 @@ Time. Ticks are on the grid ``t0 + k / rate_hz``.
 Errors. A reader that raises ``DeviceError`` (or ``ConfigError``) costs only its own channels
 for that tick: each is counted in ``stats`` (per device and per channel, with the device's last
 error message) and stored as a NULL value, so the report shows it as a missing sample, and the
-in-memory summaries count it in ``missing``. A value the device reports as unavailable (GPU
+summaries count it in ``missing``. A value the device reports as unavailable (GPU
 "[N/A]", ``None`` in a reading) is also NULL but not an error. A device that does not answer
 within its rack-file ``timeout_s`` (+ ``grace_s``) is left running in its thread and skipped
 (counted as an error) until it comes back; the other devices keep their rate. A device the run's
@@ -137,8 +137,8 @@ class _Device:
 
 
 class Sampler(Recording):
-    """Samples ``channels`` of ``rack`` at ``rate_hz`` on ``clock`` into memory (the Recording
-    it is, with its summaries) and the store; see the module docstring.
+    """Samples ``channels`` of ``rack`` at ``rate_hz`` on ``clock`` into the store (``None``: a
+    private in-memory one), with the summaries of the Recording it is; see the module docstring.
 
     ``progress(Progress)`` is called at most every ``progress_every_s`` wall seconds and at the
     end; ``highlights(sampler) -> str``, when given, adds what the plan watches to that line (a
