@@ -127,6 +127,14 @@ class SampleStream:
             return t, v
         return np.concatenate((t, self._times[:k])), np.concatenate((v, self._values[:k, index]))
 
+    def history_values(self, index: int) -> np.ndarray:
+        """The values alone of ``history(index)``, in time order (their times not decoded)."""
+        self._wait()
+        run_id, channel, device, unit = self.keys[index]
+        parts = [v for _, v in self.store.sample_values(run_id, channel, device=device, unit=unit)]
+        parts.append(self._values[: self._ticks, index])
+        return np.concatenate(parts)
+
     def _wait(self) -> None:
         if self._folding is not None:
             folding, self._folding = self._folding, None

@@ -206,15 +206,23 @@ class SampleSegments(JournalReplay):
         order = np.argsort(t, kind="stable")
         return t[order], v[order]
 
-    def sample_values(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray]]:
-        """((channel, device, unit), values) of every series of a run, in that order, values in
-        no particular order (NaN: missing), times not decoded: for statistics such as a
-        percentile. One query; memory: the run's value blobs and one series decoded."""
+    def sample_values(
+        self, run_id: str, channel: str | None = None, *, device: str | None = None, unit: str | None = None
+    ) -> Iterator[tuple[tuple[str, str, str], np.ndarray]]:
+        """((channel, device, unit), values) of every series of a run (or of the filter), in that
+        order, NaN where missing; the values in their segments' order (time order for a series
+        written by one stream), their times not decoded: for statistics such as a percentile.
+        One query; memory: the value blobs and one series decoded."""
+        where, args = ["s.run_id = ?"], [run_id]
+        for clause, value in (("s.channel = ?", channel), ("s.device = ?", device), ("s.unit = ?", unit)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
         rows = self._query(
             "SELECT s.channel, s.device, s.unit, g.vals, g.t_first FROM sample_segments g"
-            " JOIN sample_series s ON s.series_id = g.series_id WHERE s.run_id = ?"
-            " ORDER BY s.channel, s.device, s.unit",
-            (run_id,),
+            f" JOIN sample_series s ON s.series_id = g.series_id WHERE {' AND '.join(where)}"
+            " ORDER BY s.channel, s.device, s.unit, g.t_first",
+            tuple(args),
             "read telemetry values",
             tuples=True,
         )

@@ -301,6 +301,9 @@ class Sampler(Recording):
     def _history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         return self._stream.history(row)
 
+    def _history_values(self, row: int) -> np.ndarray:
+        return self._stream.history_values(row)
+
     def flush(self) -> None:
         """Close the open segments now: every sample so far is in the store's segments."""
         with self._lock:

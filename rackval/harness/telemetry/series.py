@@ -18,6 +18,7 @@ reset). Values are float64 (the store's column is REAL too): exact up to 2**53.
 from __future__ import annotations
 
 import fnmatch
+import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -77,6 +78,10 @@ class Recording:
         """(times, values) of channel ``row`` so far. The caller holds ``_lock``."""
         raise NotImplementedError
 
+    def _history_values(self, row: int) -> np.ndarray:
+        """The values of channel ``row`` so far, in time order (a subclass may skip the times)."""
+        return self._history(row)[1]
+
     # ---- what plans ask -------------------------------------------------------------------------
     def names(self, pattern: str = "*") -> list[str]:
         """Channel names matching ``pattern`` (exact name, or fnmatch glob), in channel order."""
@@ -107,32 +112,33 @@ class Recording:
         return int(self.channel_errors[self._rows(pattern)].sum())
 
     def summary(self, channel_or_pattern: str) -> ChannelSummary:
-        """Statistics of one channel, or pooled over every channel a glob pattern matches."""
+        """Statistics of one channel, or pooled over every channel a glob pattern matches.
+
+        Memory: the values of the matching channels about twice (a 24-hour soak of 20 channels
+        at 1 Hz: ~28 MB while this runs), never their times."""
         rows = self._rows(channel_or_pattern)
+        count = 0
+        present: list[np.ndarray] = []
         with self._lock:
-            block = [self._history(r)[1] for r in rows]
-        values = np.concatenate(block)
-        finite = values[~np.isnan(values)]
+            for r in rows:
+                values = self._history_values(r)
+                count += values.size
+                present.append(values[~np.isnan(values)])
+                del values
         first = last = None
-        if len(rows) == 1:
-            present = block[0][~np.isnan(block[0])]
-            if present.size:
-                first, last = float(present[0]), float(present[-1])
+        if len(rows) == 1 and present[0].size:
+            first, last = float(present[0][0]), float(present[0][-1])
+        finite = present[0] if len(present) == 1 else np.concatenate(present)
+        del present
         if finite.size == 0:
-            return ChannelSummary(int(values.size), int(values.size), None, None, None, None, None, None, first, last)
-        p50, p95, p99 = (float(q) for q in np.quantile(finite, [0.5, 0.95, 0.99], method="inverted_cdf"))
-        return ChannelSummary(
-            count=int(values.size),
-            missing=int(values.size - finite.size),
-            min=float(finite.min()),
-            max=float(finite.max()),
-            mean=float(finite.mean()),
-            p50=p50,
-            p95=p95,
-            p99=p99,
-            first=first,
-            last=last,
-        )
+            return ChannelSummary(count, count, None, None, None, None, None, None, first, last)
+        low, high, mean = float(finite.min()), float(finite.max()), float(finite.mean())
+        # nearest rank, as np.quantile(method="inverted_cdf"), in place: no copy of the values
+        ranks = [max(math.ceil(finite.size * q) - 1, 0) for q in (0.5, 0.95, 0.99)]
+        finite.partition(ranks)
+        p50, p95, p99 = (float(finite[k]) for k in ranks)
+        return ChannelSummary(count=count, missing=count - finite.size, min=low, max=high, mean=mean, p50=p50,
+                              p95=p95, p99=p99, first=first, last=last)  # fmt: skip
 
     def time_above(self, channel_or_pattern: str, limit: float | Limit) -> float:
         """Clock seconds the value was above ``limit`` (a number; or outside a ``Limit``'s
