@@ -245,7 +245,8 @@ def test_v1_sqlite_file_migrates_forward_keeping_its_runs(tmp_path: Path) -> Non
             db.close()
 
     assert columns(old) == columns(tmp_path / "fresh.sqlite")
-    assert {"firmware", "samples", "actions", "artifacts", "causes"} <= set(columns(old))
+    assert {"firmware", "sample_series", "sample_segments", "actions", "artifacts", "causes"} <= set(columns(old))
+    assert "samples" not in columns(old)  # folded into segments
     again = open_store(f"sqlite:///{old}")
     assert again.schema_version() == SCHEMA_VERSION and [r.run_id for r in again.runs()] == ["old-run", "old-killed"]
     assert {t.cause for t in again.tests("old-run")} == {""} and again.causes("old-run") == []

@@ -182,7 +182,10 @@ def test_telemetry_fixture_samples_in_virtual_time_and_shows_progress(tmp_path: 
         assert result.returncode == 0, result.stdout + result.stderr
         assert "[telemetry]" in result.stdout and "test_short_soak_reports_progress" in result.stdout
         db = sqlite3.connect(tmp_path / "reports" / "results.sqlite")
-        (count,) = db.execute("SELECT COUNT(*) FROM samples WHERE channel = 'analyzer-a/power_w'").fetchone()
+        (count,) = db.execute(
+            "SELECT SUM(n_samples) FROM sample_segments g JOIN sample_series s ON s.series_id = g.series_id"
+            " WHERE channel = 'analyzer-a/power_w'"
+        ).fetchone()
         assert count == 5
     finally:
         sim.stop()

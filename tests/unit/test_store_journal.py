@@ -392,7 +392,8 @@ def test_a_journal_written_before_the_detail_column_is_still_replayed(tmp_path: 
     store.start_run(RunInfo("old", time.time()))
     store.close()
     old_row = ("old", None, "v", "", "pdu-a", "outlet 1", 230.0, "V", None, None, None, "info", time.time(), None)
-    header = marshal.dumps((journals.FORMAT, journals.VERSION, "oldhost-1-abcd", str(db)), journals.MARSHAL_VERSION)
+    fields = (journals.MEASUREMENTS.format, journals.VERSION, "oldhost-1-abcd", str(db))
+    header = marshal.dumps(fields, journals.MARSHAL_VERSION)
     path = tmp_path / "results.sqlite-measurements.oldhost-1-abcd.journal"
     path.write_bytes(header + marshal.dumps(old_row, journals.MARSHAL_VERSION) + b"\0" * 64)
     store = open_store(db)

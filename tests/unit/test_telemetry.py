@@ -79,7 +79,7 @@ def test_virtual_ticks_on_grid_and_summaries_exact(store: object) -> None:
     channels = channels_of(ramp, {"ramp": "W", "sq": "W", "na": "degC"})
     seen: list[Progress] = []
     sampler = Sampler(FakeRack([ramp]), clock, store, "run-1", channels, rate_hz=2.0, virtual=True,
-                      progress=seen.append, flush_rows=7)  # fmt: skip
+                      progress=seen.append)  # fmt: skip
     stats = sampler.run(50.0)
     assert stats.ticks == 100 and stats.missed_ticks == 0 and stats.errors == 0
     assert ramp.calls == 100  # one read per device per tick, however many channels it gives
@@ -380,3 +380,28 @@ def test_absent_meters_get_no_channels_and_never_read_as_zero() -> None:
     assert names == ["pdu-x/outlet1/power_w", "pdu-x/outlet1/current_a", "pdu-x/outlet1/on", "pdu-x/outlet2/on"]
     values = channels[0].read(pdu)
     assert values["pdu-x/outlet2/power_w"] is None  # read as "no value", never 0.0
+
+
+def test_summaries_mid_soak_read_closed_and_open_segments_and_memory_stays_flat(store: object) -> None:
+    """The sampler keeps no history of its own: mid-soak, a series is the store's closed segments
+    plus the open ones, in time order, and nothing the sampler holds grows with the ticks."""
+    clock = FakeClock(start=0.0)
+    dev = FakeDevice("dev-a", clock, lambda t: {"v": t * 2, "w": None if int(t) % 7 == 0 else 1.0})
+    sampler = Sampler(FakeRack([dev]), clock, store, "run-1", channels_of(dev, {"v": "W", "w": "W"}), virtual=True)
+    seen: dict[int, tuple[list[float], float | None, int]] = {}
+    held: list[int] = []
+
+    def at(k: int, t: float) -> None:
+        if k in (10, 1000, 1999):
+            times, values = sampler.series("dev-a/v")
+            assert values.tolist() == [2 * x for x in times.tolist()]
+            seen[k] = (times.tolist(), sampler.summary("dev-a/v").last, sampler.summary("dev-a/w").missing)
+            held.append(sum(a.nbytes for a in vars(sampler).values() if hasattr(a, "nbytes")))
+
+    sampler.run(2000.0, on_tick=at)
+    for k in (10, 1000, 1999):
+        times, last, missing = seen[k]
+        assert times == [float(i) for i in range(k + 1)]  # closed segments (900 s each) + the open one
+        assert last == 2.0 * k and missing == len(range(0, k + 1, 7))
+    assert held[0] == held[-1]  # the sampler's own arrays: the same size after 10 and 2,000 ticks
+    assert sampler.stats.stored == 4000

@@ -9,8 +9,11 @@ needs without reading the store twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Protocol
+
+import numpy as np
 
 from rackval.harness.measure import Measurement
 from rackval.harness.safety.undo_messages import UndoMessages, short_undo_messages
@@ -21,7 +24,6 @@ from rackval.harness.store.records import (
     DeviceRecord,
     FirmwareRecord,
     RunInfo,
-    Sample,
     SampleChannel,
     TestRecord,
 )
@@ -41,15 +43,17 @@ class ResultsStore(Protocol):
     def artifacts(self, run_id: str) -> list[ArtifactRecord]: ...
     def causes(self, run_id: str) -> list[CauseRecord]: ...
     def sample_channels(self, run_id: str) -> list[SampleChannel]: ...
-    def samples(
+    def sample_values(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray]]: ...
+    def sample_arrays(
         self,
         run_id: str,
-        channel: str | None = None,
+        channel: str,
         *,
         device: str | None = None,
+        unit: str | None = None,
         start: float | None = None,
         end: float | None = None,
-    ) -> list[Sample]: ...
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class RunData:

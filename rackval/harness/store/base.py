@@ -10,8 +10,8 @@ the next store opened on it (``rackval.harness.store.replay``).
 
 Thread safety: one connection per store, guarded by a lock; a transaction never spans two
 calls, so threads (fan-out over devices, telemetry samplers) interleave record by record.
-Telemetry goes in batches of ``SAMPLE_BATCH`` rows, one transaction each, so a sampler writing a
-million rows never holds the lock for long.
+Telemetry goes in segments, a transaction per batch (``rackval.harness.store.segments``), so a
+sampler writing a million samples never holds the lock for long.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +36,16 @@ from rackval.harness.store.records import (
     DeviceRecord,
     FirmwareRecord,
     RunInfo,
-    Sample,
-    SampleChannel,
     TestRecord,
 )
-from rackval.harness.store.replay import JournalReplay
+from rackval.harness.store.sample_stream import SampleStreams
 from rackval.harness.store.sql import WIDTH, StoreError
-
-SAMPLE_BATCH = 5000
 
 FLUSH_ROWS = 1024  # journaled measurements written to the database in one transaction at most
 FLUSH_INTERVAL_S = 0.2  # how long a journaled measurement waits, at most, to be in the database
 
 log = logging.getLogger("rackval.store")
 _encode = journals.encode
-
-SampleRow = Sample | tuple[Any, ...]
 
 
 def _number(value: float | None) -> float | None:
@@ -72,7 +65,7 @@ def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-class SqlStore(JournalReplay):
+class SqlStore(SampleStreams):
     """Shared implementation; see ``SqliteStore`` and ``PostgresStore`` for the backends."""
 
     def __init__(self) -> None:
@@ -271,40 +264,6 @@ class SqlStore(JournalReplay):
                 (run_id, device, component, version, recorded_at or time.time()),
             )
 
-    def record_samples(self, run_id: str, rows: Iterable[SampleRow], *, batch_size: int = SAMPLE_BATCH) -> int:
-        """Telemetry: ``Sample``s or ``(channel, device, t, value[, unit])`` tuples, any number.
-
-        Committed every ``batch_size`` rows (each batch all or nothing), so a long sampler's data
-        is durable as it goes and other threads' records get in between batches. Returns the
-        number of rows written. ``rows`` may be a generator: it is consumed batch by batch."""
-        total = 0
-        batch: list[tuple[Any, ...]] = []
-        for row in rows:
-            batch.append(self._sample_row(run_id, row))
-            if len(batch) >= batch_size:
-                total += self._write_samples(run_id, batch)
-                batch = []
-        if batch:
-            total += self._write_samples(run_id, batch)
-        return total
-
-    @staticmethod
-    def _sample_row(run_id: str, row: SampleRow) -> tuple[Any, ...]:
-        if isinstance(row, Sample):
-            return (run_id, row.channel, row.device, float(row.t), _number(row.value), row.unit)
-        if len(row) == 5:
-            channel, device, t, value, unit = row
-        elif len(row) == 4:
-            (channel, device, t, value), unit = row, ""
-        else:
-            raise ValueError(f"a telemetry sample is (channel, device, t, value[, unit]), not {row!r}")
-        return (run_id, str(channel), str(device), float(t), _number(value), str(unit))
-
-    def _write_samples(self, run_id: str, batch: list[tuple[Any, ...]]) -> int:
-        with self._tx(f"record {len(batch)} telemetry samples for run {run_id!r}") as cur:
-            self._insert_samples(cur, batch)
-        return len(batch)
-
     def record_action(self, run_id: str, action: ActionRecord) -> int:
         """Log something done to the rack; returns the action id ``record_undo`` takes.
 
@@ -420,59 +379,6 @@ class SqlStore(JournalReplay):
             "read firmware",
         )
         return [FirmwareRecord(**r) for r in rows]
-
-    def samples(
-        self,
-        run_id: str,
-        channel: str | None = None,
-        *,
-        device: str | None = None,
-        start: float | None = None,
-        end: float | None = None,
-    ) -> list[Sample]:
-        """Telemetry ordered by channel then clock time; filter to keep big runs cheap to read
-        (``start``/``end`` are inclusive clock seconds)."""
-        where, args = ["run_id = ?"], [run_id]
-        for clause, value in (("channel = ?", channel), ("device = ?", device), ("t >= ?", start), ("t <= ?", end)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        rows = self._query(
-            f"SELECT channel, device, t, value, unit FROM samples WHERE {' AND '.join(where)}"
-            " ORDER BY channel, t, device",
-            tuple(args),
-            "read telemetry samples",
-        )
-        return [Sample(**r) for r in rows]
-
-    def sample_batches(self, run_id: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
-        """Every sample of a run as (channel, device, t, value, unit) tuples, ordered by channel,
-        t, device, ``size`` rows at a time: one pass over a 10 M-sample soak for exports, with
-        bounded memory. Pages are keyset queries (the store's lock is held per page only, never
-        across the caller's work between pages)."""
-        columns = "SELECT channel, device, t, value, unit FROM samples WHERE run_id = ?"
-        order = " ORDER BY channel, t, device LIMIT ?"
-        rows = self._query(columns + order, (run_id, size), "read telemetry samples", tuples=True)
-        while rows:
-            yield rows
-            if len(rows) < size:
-                return
-            channel, device, t = rows[-1][0], rows[-1][1], rows[-1][2]
-            rows = self._query(
-                columns + " AND (channel, t, device) > (?, ?, ?)" + order,
-                (run_id, channel, t, device, size),
-                "read telemetry samples",
-                tuples=True,
-            )
-
-    def sample_channels(self, run_id: str) -> list[SampleChannel]:
-        rows = self._query(
-            "SELECT channel, device, unit, COUNT(*) AS count, MIN(t) AS t_first, MAX(t) AS t_last"
-            " FROM samples WHERE run_id = ? GROUP BY channel, device, unit ORDER BY channel, device, unit",
-            (run_id,),
-            "summarise telemetry channels",
-        )
-        return [SampleChannel(**{**r, "count": int(r["count"])}) for r in rows]
 
     def actions(self, run_id: str) -> list[ActionRecord]:
         """Actions in the order they were done; ``undo_pending`` ones left the rack changed."""

@@ -52,16 +52,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SUFFIX = ".journal"
-NEW_SUFFIX = ".journal-new"
 FAILED_SUFFIX = ".failed"
-FORMAT = "rackval-measurement-journal"
 VERSION = 1
 MARSHAL_VERSION = 4
 PREALLOCATE = 128 * 1024  # bytes mapped at first (~1000 measurements); doubled when full
 MIN_FREE = 64 * 1024 * 1024  # free space the file system must keep beyond a mapping
 
 Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a journal holds: its header's format name and its file names' endings (so a scan for
+    one kind never takes the other's files for foreign ones)."""
+
+    format: str
+    suffix: str
+    new_suffix: str
+
+
+MEASUREMENTS = Kind("rackval-measurement-journal", ".journal", ".journal-new")
+SAMPLES = Kind("rackval-sample-journal", ".sample-journal", ".sample-journal-new")  # see sample_stream
 
 
 def mark_key(journal_id: str) -> str:
@@ -76,14 +87,14 @@ def _safe(text: str) -> str:
 class Journal:
     """An open journal this process writes (and holds locked) while its store is open."""
 
-    def __init__(self, directory: Path, prefix: str, store_name: str) -> None:
+    def __init__(self, directory: Path, prefix: str, store_name: str, kind: Kind = MEASUREMENTS) -> None:
         """Create and lock a new journal in ``directory`` (created 0700 if missing).
 
         Raises OSError when the directory or file cannot be created."""
         self.id = f"{_safe(socket.gethostname())}-{os.getpid()}-{secrets.token_hex(4)}"
         self.directory = directory
-        self.path = directory / f"{prefix}{self.id}{SUFFIX}"
-        temporary = directory / f"{prefix}{self.id}{NEW_SUFFIX}"
+        self.path = directory / f"{prefix}{self.id}{kind.suffix}"
+        temporary = directory / f"{prefix}{self.id}{kind.new_suffix}"
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
             fd = os.open(temporary, flags, 0o600)
@@ -97,7 +108,7 @@ class Journal:
         self._size = 0
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else can hold it
-            header = marshal.dumps((FORMAT, VERSION, self.id, store_name), MARSHAL_VERSION)
+            header = marshal.dumps((kind.format, VERSION, self.id, store_name), MARSHAL_VERSION)
             self._end = os.write(fd, header)
             self._map_file(PREALLOCATE)
             os.rename(temporary, self.path)
@@ -217,7 +228,7 @@ class DeadJournal:
             os.close(fd)
 
 
-def _read(path: Path, fd: int, width: int, appended: Row = ()) -> DeadJournal | None:
+def _read(path: Path, fd: int, width: int | None, kind: Kind, appended: Row = ()) -> DeadJournal | None:
     data = b""
     with os.fdopen(os.dup(fd), "rb") as f:
         data = f.read()
@@ -226,7 +237,7 @@ def _read(path: Path, fd: int, width: int, appended: Row = ()) -> DeadJournal | 
         header = marshal.load(stream)
     except (EOFError, ValueError, TypeError):
         header = None
-    if not (isinstance(header, tuple) and len(header) == 4 and header[0] == FORMAT and header[1] == VERSION):
+    if not (isinstance(header, tuple) and len(header) == 4 and header[0] == kind.format and header[1] == VERSION):
         return None
     rows: list[Row] = []
     end = stream.tell()
@@ -235,9 +246,9 @@ def _read(path: Path, fd: int, width: int, appended: Row = ()) -> DeadJournal | 
             row = marshal.load(stream)
         except (EOFError, ValueError, TypeError):
             break
-        if appended and isinstance(row, tuple) and len(row) == width - len(appended):
+        if appended and width is not None and isinstance(row, tuple) and len(row) == width - len(appended):
             row = (*row, *appended)  # written before the last columns were appended
-        if not (isinstance(row, tuple) and len(row) == width):
+        if not (isinstance(row, tuple) and (width is None or len(row) == width)):
             break
         rows.append(row)
         end = stream.tell()
@@ -260,10 +271,13 @@ def _remove_abandoned(path: Path) -> None:
         os.close(fd)
 
 
-def dead_journals(directory: Path, prefix: str, width: int, appended: Row = ()) -> Iterator[DeadJournal | Path]:
-    """The journals (``<prefix>*.journal``) in ``directory`` whose writer is gone, each locked
-    until released. Records ``len(appended)`` values short were written before the last columns
-    were appended: they are completed with ``appended`` (replayed, not lost).
+def dead_journals(
+    directory: Path, prefix: str, width: int | None, kind: Kind = MEASUREMENTS, appended: Row = ()
+) -> Iterator[DeadJournal | Path]:
+    """The journals of ``kind`` (``<prefix>*.journal``) in ``directory`` whose writer is gone,
+    each locked until released; ``width`` is the length of every record (None: any). Records
+    ``len(appended)`` values short were written before the last columns were appended: they are
+    completed with ``appended`` (replayed, not lost).
 
     Yields a ``DeadJournal`` per replayable journal, and the path of a journal that is not one
     (a foreign or unreadable file: the caller sets it aside). Journals of live writers (locked)
@@ -275,10 +289,10 @@ def dead_journals(directory: Path, prefix: str, width: int, appended: Row = ()) 
     for name in names:
         if not name.startswith(prefix):
             continue
-        if name.endswith(NEW_SUFFIX):
+        if name.endswith(kind.new_suffix):
             _remove_abandoned(directory / name)
             continue
-        if not name.endswith(SUFFIX):
+        if not name.endswith(kind.suffix):
             continue
         path = directory / name
         try:
@@ -296,7 +310,7 @@ def dead_journals(directory: Path, prefix: str, width: int, appended: Row = ()) 
         except BaseException:
             os.close(fd)
             raise
-        journal = _read(path, fd, width, appended)
+        journal = _read(path, fd, width, kind, appended)
         if journal is None:
             os.close(fd)
             yield path

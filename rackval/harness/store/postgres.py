@@ -2,7 +2,7 @@
 
 Selected by ``postgresql://user:password@host:port/dbname?sslmode=...`` URLs (any libpq URL
 parameter passes through). Same schema, same semantics and same code as the SQLite store (see
-``rackval.harness.store.base``); here live only the connection, the COPY fast path for telemetry and the
+``rackval.harness.store.base``); here live only the connection, the COPY fast path for measurements and the
 cross-process lock for schema setup.
 
 The connection runs in autocommit mode and the base class wraps every record in BEGIN/COMMIT,
@@ -33,7 +33,7 @@ from typing import Any
 from rackval.core.errors import ConfigError
 from rackval.harness.store.base import SqlStore
 from rackval.harness.store.schema import POSTGRESQL
-from rackval.harness.store.sql import MEASUREMENT_COLUMNS, SAMPLE_COLUMNS, WIDTH, StoreError
+from rackval.harness.store.sql import MEASUREMENT_COLUMNS, WIDTH, StoreError
 from rackval.harness.store.urls import redact_url, scrub
 
 # pg_advisory_xact_lock key that serialises schema setup ("rackval" in ASCII, as a bigint)
@@ -116,12 +116,6 @@ class PostgresStore(SqlStore):
         with cur.copy(f"COPY measurements ({', '.join(MEASUREMENT_COLUMNS)}) FROM STDIN") as copy:
             for i in range(0, len(flat), WIDTH):
                 copy.write_row(flat[i : i + WIDTH])
-
-    def _insert_samples(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        """COPY is several times faster than a pipelined executemany for telemetry batches."""
-        with cur.copy(f"COPY samples ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
 
 
 def journal_directory(params: dict[str, Any], configured: str | Path | None = None) -> Path:

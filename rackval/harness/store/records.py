@@ -93,7 +93,8 @@ class Sample:
 
 @dataclass(frozen=True)
 class SampleChannel:
-    """Summary of one telemetry channel in a run: what a report lists before it reads samples."""
+    """Summary of one telemetry channel in a run: what a report lists before it reads samples.
+    ``count`` includes the ``missing`` samples (no value); the statistics are over the values."""
 
     channel: str
     device: str
@@ -101,6 +102,10 @@ class SampleChannel:
     count: int
     t_first: float
     t_last: float
+    missing: int = 0
+    minimum: float | None = None
+    maximum: float | None = None
+    mean: float | None = None
 
 
 UNDO_PENDING = "pending"  # the action has an undo that has not run (yet): the rack may be left changed

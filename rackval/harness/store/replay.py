@@ -47,7 +47,7 @@ class JournalReplay(JournaledSql):
         return replayed
 
     def _replay_each(self, directory: Path, replayed: list[str]) -> None:
-        for found in journals.dead_journals(directory, self._journal_prefix, WIDTH, MEASUREMENT_APPENDED):
+        for found in journals.dead_journals(directory, self._journal_prefix, WIDTH, appended=MEASUREMENT_APPENDED):
             if isinstance(found, Path):
                 with suppress(OSError):
                     os.rename(found, found.with_suffix(journals.FAILED_SUFFIX))

@@ -4,8 +4,10 @@ A backend (``SqliteStore``, ``PostgresStore``) supplies a DB-API connection whos
 its ``Dialect`` and its error types, through the hooks below; everything else is shared, in layers
 that each add one job: ``SqlCore`` (here: statements, cursors, schema migration) <
 ``JournaledSql`` (measurements journaled and batched, ``journaled``) < ``JournalReplay`` (dead
-writers' journals written into the database, ``replay``) < ``SqlStore`` (every record written and
-read, ``base``). So SQLite and PostgreSQL cannot drift apart in meaning.
+writers' journals written into the database, ``replay``) < ``SampleSegments`` (telemetry as
+compressed segments, ``segments``) < ``SampleStreams`` (telemetry journaled as it is taken,
+``sample_stream``) < ``SqlStore`` (every other record written and read,
+``base``). So SQLite and PostgreSQL cannot drift apart in meaning.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from contextlib import suppress
 from typing import Any
 
 from rackval.core.errors import ConfigError
-from rackval.harness.store.schema import META_DDL, SCHEMA_VERSION, STEPS, Dialect
-
-SAMPLE_COLUMNS = ("run_id", "channel", "device", "t", "value", "unit")
+from rackval.harness.store.schema import META_DDL, SCHEMA_VERSION, STEPS, Dialect, Step
 
 MEASUREMENT_COLUMNS = (
     "run_id", "test_id", "name", "requirement", "device", "channel", "value", "unit", "low", "high", "margin",
@@ -50,6 +50,7 @@ class SqlCore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._closed = False
+        self._migrated_steps = 0  # schema steps this open ran
 
     # ---- backend hooks ------------------------------------------------------------------------
     def _live(self) -> Any:
@@ -85,12 +86,6 @@ class SqlCore:
             sql = self._sql(f"INSERT INTO measurements({', '.join(MEASUREMENT_COLUMNS)}) VALUES {values}")
             _INSERT_SQL[(self.dialect.name, rows)] = sql
         return sql
-
-    def _insert_samples(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        placeholders = ",".join("?" * len(SAMPLE_COLUMNS))
-        cur.executemany(
-            self.dialect.sql(f"INSERT INTO samples({', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})"), rows
-        )
 
     # ---- plumbing -----------------------------------------------------------------------------
     def _sql(self, text: str) -> str:
@@ -136,8 +131,12 @@ class SqlCore:
                         if version == SCHEMA_VERSION:
                             cur.execute("COMMIT")
                             return
-                        for statement in self.dialect.ddl(STEPS[version]):
+                        step = STEPS[version]
+                        for statement in self.dialect.ddl(step if isinstance(step, str) else step.ddl):
                             cur.execute(statement)
+                        if isinstance(step, Step):
+                            step.then(cur, self._sql)
+                        self._migrated_steps += 1
                         cur.execute(
                             self._sql(
                                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"

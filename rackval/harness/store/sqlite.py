@@ -8,11 +8,13 @@ Measurements are the exception to "one commit per record": they go to a journal 
 into the database in batches (``rackval.harness.store.journal``); the journals live next to the store
 file, as ``<store file>-measurements.<host>-<pid>-<random>.journal`` (one per open store that
 records measurements, deleted when it closes), so whoever opens the store next replays what a
-killed run left there.
+killed run left there. Telemetry streams keep theirs beside them, as
+``<store file>-samples.<id>.sample-journal`` (``rackval.harness.store.sample_stream``).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -24,6 +26,9 @@ from rackval.harness.store.schema import SCHEMA_VERSION, SQLITE
 from rackval.harness.store.sql import INSERT_CHUNKS, UPSERT_META
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+PAGE_SIZE = 16384  # telemetry segments are rows of 1-4 KB: 4 KB pages would hold one and waste the rest
+log = logging.getLogger("rackval.store")
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -50,6 +55,7 @@ class SqliteStore(SqlStore):
             raise ConfigError(f"results store {self.path}: cannot open: {exc}") from exc
         try:
             self._db.row_factory = _dict_row
+            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only: an existing one keeps its own
             self._wal_mode(busy_timeout_s)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -59,13 +65,26 @@ class SqliteStore(SqlStore):
         if str(path) not in ("", ":memory:"):  # an in-memory store has nothing to survive a kill
             self._journal_directory = self.path.parent
             self._journal_prefix = f"{self.path.name}-measurements."
+            self._sample_prefix = f"{self.path.name}-samples."
         try:
             self._migrate()
+            self._compact_after_migration()
             self._open_journals()
             self._prepare_batch_statements()
         except BaseException:
             self._db.close()
             raise
+
+    def _compact_after_migration(self) -> None:
+        """A schema step that folded a big table away (the rows of the old ``samples`` table into
+        segments) leaves most of the file free: give it back to the file system once."""
+        if not self._migrated_steps:
+            return
+        free = self._db.execute("PRAGMA freelist_count").fetchone()["freelist_count"]
+        pages = self._db.execute("PRAGMA page_count").fetchone()["page_count"]
+        if free * 4 > pages:
+            log.info("results store %s: compacting after migration (%d of %d pages free)", self.path, free, pages)
+            self._db.execute("VACUUM")
 
     def _wal_mode(self, busy_timeout_s: float) -> None:
         """Switch to WAL. Several stations creating one fresh file at once: the switch can answer

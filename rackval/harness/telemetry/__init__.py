@@ -1,4 +1,4 @@
-"""Telemetry: time series (channels) of many devices sampled at a fixed rate, into memory and the
+"""Telemetry: time series (channels) of many devices sampled at a fixed rate, streamed into the
 store, and the summaries plans assert on.
 
 A channel is one time series (``pdu-a/outlet3/power_w``, ``node05/gpu2/temperature_c``,
@@ -8,7 +8,7 @@ A channel is one time series (``pdu-a/outlet3/power_w``, ``node05/gpu2/temperatu
 * ``channels``: which channels a rack or one device offers (``rack_channels``, ``gpu_channels``...);
 * ``sampler``: the fixed-rate ``Sampler`` (real or virtual time, errors per device, storage) and the
   ``telemetry`` fixture's factory;
-* ``series``: the in-memory values of a run and their summaries (``summary``, ``time_above``,
+* ``series``: the summaries of a run's channels, read from their stored history (``summary``, ``time_above``,
   ``settling_time``, counter ``growth`` and ``rate``).
 
 Plans import what they need from here (``from rackval.harness.telemetry import Channel,

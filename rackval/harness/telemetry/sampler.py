@@ -1,11 +1,12 @@
-"""The fixed-rate sampler: many channels from many devices at one rate, into memory and the store.
+"""The fixed-rate sampler: many channels from many devices at one rate, streamed into the store.
 
 Polling is per device, not per channel: channels that share a *reader* (one driver call, see
 ``rackval.harness.readers``) cost that call once a tick, whatever their number. Each tick polls
 every device once, concurrently (a persistent thread pool; one task per device, so a driver is
 never called from two threads at once), and stamps every value with ``clock.now()`` taken at the
-tick. The values go into the sampler's own ``Recording`` (``telemetry.series``: the summaries
-plans assert on) and, batched, into the store.
+tick. The values are streamed into the store (``store.sample_stream``: journaled as each tick is
+taken, folded into compressed segments in the background); the sampler's summaries (it is a
+``Recording``, ``telemetry.series``) read them back from there on demand.
 
 Time. Ticks are on the grid ``t0 + k / rate_hz``.
 
@@ -21,7 +22,7 @@ Time. Ticks are on the grid ``t0 + k / rate_hz``.
 Errors. A reader that raises ``DeviceError`` (or ``ConfigError``) costs only its own channels
 for that tick: each is counted in ``stats`` (per device and per channel, with the device's last
 error message) and stored as a NULL value, so the report shows it as a missing sample, and the
-in-memory summaries count it in ``missing``. A value the device reports as unavailable (GPU
+summaries count it in ``missing``. A value the device reports as unavailable (GPU
 "[N/A]", ``None`` in a reading) is also NULL but not an error. A device that does not answer
 within its rack-file ``timeout_s`` (+ ``grace_s``) is left running in its thread and skipped
 (counted as an error) until it comes back; the other devices keep their rate. A device the run's
@@ -29,9 +30,10 @@ within its rack-file ``timeout_s`` (+ ``grace_s``) is left running in its thread
 errors) with the cause as the device's error (``stats.down`` names it), and a background re-check
 brings the device back into the ticks once it answers.
 
-Storage. Samples are buffered and written with ``store.record_samples`` every ``flush_rows``
-rows (and at the end), one transaction per batch, never per sample. With ``store=None`` the
-sampler keeps only its in-memory arrays (unit tests, benchmarks).
+Storage and memory. The sampler keeps no history of its own: the store's stream holds the open
+segment of each channel (a bounded matrix) and the store the rest, so a 24-hour soak costs the
+sampler what its first minute does. With ``store=None`` (unit tests, benchmarks) the samples go
+to a private in-memory store that lives as long as the sampler (summaries still read after close).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from rackval.harness.clock import Clock, RealClock, SimulatorClock
 from rackval.harness.health import DeviceHealth
 from rackval.harness.rack import Rack
 from rackval.harness.readers import Channel, Reader
+from rackval.harness.store import RunInfo, SqliteStore
 from rackval.harness.telemetry.channels import KINDS, rack_channels
 from rackval.harness.telemetry.series import Recording
 
@@ -134,8 +137,8 @@ class _Device:
 
 
 class Sampler(Recording):
-    """Samples ``channels`` of ``rack`` at ``rate_hz`` on ``clock`` into memory (the Recording
-    it is, with its summaries) and the store; see the module docstring.
+    """Samples ``channels`` of ``rack`` at ``rate_hz`` on ``clock`` into the store (``None``: a
+    private in-memory one), with the summaries of the Recording it is; see the module docstring.
 
     ``progress(Progress)`` is called at most every ``progress_every_s`` wall seconds and at the
     end; ``highlights(sampler) -> str``, when given, adds what the plan watches to that line (a
@@ -158,7 +161,6 @@ class Sampler(Recording):
         progress: Callable[[Progress], None] | None = None,
         progress_every_s: float = 5.0,
         highlights: Callable[[Sampler], str] | None = None,
-        flush_rows: int = 20_000,
         grace_s: float = 1.0,
         late_tolerance: float = 0.25,
         virtual: bool | None = None,
@@ -168,19 +170,20 @@ class Sampler(Recording):
             raise ConfigError(f"telemetry: rate_hz must be > 0, got {rate_hz}")
         self.rate_hz = float(rate_hz)
         super().__init__(channels, 1.0 / self.rate_hz)
-        self.rack, self.clock, self.store, self.run_id = rack, clock, store, run_id
+        self.rack, self.clock, self.store, self.run_id = rack, clock, store, run_id  # store: None = in memory
         self.virtual = isinstance(clock, SimulatorClock) if virtual is None else virtual
         self.progress, self.progress_every_s, self.highlights = progress, progress_every_s, highlights
-        self.flush_rows, self.grace_s, self.late_tolerance = flush_rows, grace_s, late_tolerance
+        self.grace_s, self.late_tolerance = grace_s, late_tolerance
         self.stats = SamplerStats()
         self.health = health
         self._devices = self._group()
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, min(max_workers, len(self._devices))), thread_name_prefix="telemetry"
         )
-        self._devnames = [c.device for c in self.channels]
-        self._units = [c.unit for c in self.channels]
-        self._buffer: list[tuple[str, str, float, float | None, str]] = []
+        if store is None:  # the history still needs a home: a private in-memory store
+            store = SqliteStore(":memory:")
+            store.start_run(RunInfo(run_id, time.time()))
+        self._stream = store.sample_stream(run_id, [(c.name, c.device, c.unit) for c in self.channels])
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
@@ -274,8 +277,9 @@ class Sampler(Recording):
                         row[r] = v
             if bad:
                 failures.append((dev, bad, message))
-        with self._lock:  # the recording's lock guards the stats too
-            self._append(t, row)
+        with self._lock:  # the recording's lock guards the stream and the stats too
+            self._stream.append(t, row)
+            self._count_tick(t)
             lost = 0
             for dev, readers, message in failures:
                 for j in readers:
@@ -293,18 +297,18 @@ class Sampler(Recording):
             if self.stats.clock_start is None:
                 self.stats.clock_start = t
             self.stats.clock_end = t
-        if self.store is not None:
-            values = [None if math.isnan(v) else v for v in row.tolist()]
-            self._buffer.extend(zip(self._names, self._devnames, [t] * len(values), values, self._units, strict=True))
-            if len(self._buffer) >= self.flush_rows:
-                self.flush()
+
+    def _history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._stream.history(row)
+
+    def _history_values(self, row: int) -> np.ndarray:
+        return self._stream.history_values(row)
 
     def flush(self) -> None:
-        """Write buffered samples to the store (batched by the store itself)."""
-        if self.store is None or not self._buffer:
-            return
-        rows, self._buffer = self._buffer, []
-        self.stats.stored += self.store.record_samples(self.run_id, rows)
+        """Close the open segments now: every sample so far is in the store's segments."""
+        with self._lock:
+            self._stream.flush()
+            self.stats.stored = self._stream.folded
 
     # ---- loops ----------------------------------------------------------------------------------
     def run(self, duration_s: float, *, on_tick: Callable[[int, float], None] | None = None) -> SamplerStats:
@@ -357,7 +361,9 @@ class Sampler(Recording):
         try:
             if self._thread is not None:
                 self.stop()
-            self.flush()
+            with self._lock:
+                self._stream.close()
+                self.stats.stored = self._stream.folded
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
 

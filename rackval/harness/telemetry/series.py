@@ -1,10 +1,12 @@
-"""The in-memory side of telemetry: every sampled value of a fixed list of channels, and the
-summaries plans assert on (statistics, time above a limit, settling time, counter growth).
+"""The summaries plans assert on over a fixed list of sampled channels (statistics, time above a
+limit, settling time, counter growth), computed from the channels' history on demand.
 
-A ``Recording`` keeps one column per tick (float64, NaN where the sample is missing: a device
-error or a value the device reports as unavailable) and the tick's clock stamp. ``Sampler`` is
-a Recording that fills itself; summaries can be asked at any time, also while it samples in the
-background.
+A ``Recording`` keeps no samples: only counts (ticks, errors per channel, first and last stamp).
+Each summary reads the history of the channels it needs from where the samples are kept
+(``_history``: for the ``Sampler``, the results store's segments plus the open ones), as float64
+with NaN where the sample is missing (a device error or a value the device reports as
+unavailable). So a 24-hour soak costs the sampler no more memory than its first minute, and
+summaries can be asked at any time, also while it samples in the background.
 
 Counters. Switch counters are stored *raw* (cumulative, as the device reports them), never as
 deltas or rates: a raw series keeps every fact (resets, wraps, the exact growth between any two
@@ -16,6 +18,7 @@ reset). Values are float64 (the store's column is REAL too): exact up to 2**53.
 from __future__ import annotations
 
 import fnmatch
+import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,10 +49,11 @@ class ChannelSummary:
 
 
 class Recording:
-    """The values of ``channels`` (sampled every ``period`` clock seconds), one column per tick.
+    """Summaries of ``channels`` (sampled every ``period`` clock seconds); a subclass says where
+    their history is (``_history``) and counts each tick (``_count_tick``).
 
     ``channel_errors`` counts, per channel, the samples lost to device errors. ``_lock`` guards
-    the arrays (and a subclass's own counts) against summaries asked from another thread."""
+    the history and the counts (and a subclass's own) against summaries asked from another thread."""
 
     def __init__(self, channels: Iterable[Channel], period: float) -> None:
         self.channels: list[Channel] = list(channels)
@@ -61,23 +65,22 @@ class Recording:
             self._index[ch.name] = i
         self._names = [c.name for c in self.channels]
         self.channel_errors = np.zeros(len(self.channels), dtype=np.int64)
-        self._values = np.full((len(self.channels), 64), np.nan)
-        self._times = np.zeros(64)
-        self._recorded = 0  # ticks stored so far
+        self._recorded = 0  # ticks so far
+        self._span: tuple[float, float] | None = None  # first and last tick stamp
         self._lock = threading.Lock()
 
-    def _append(self, t: float, row: np.ndarray) -> None:
-        """Store one tick's values (NaN: missing), stamped ``t``. The caller holds ``_lock``."""
-        k = self._recorded
-        if k >= self._times.size:
-            grow = self._times.size * 2
-            values = np.full((len(self.channels), grow), np.nan)
-            values[:, :k] = self._values[:, :k]
-            self._values = values
-            self._times = np.resize(self._times, grow)
-        self._values[:, k] = row
-        self._times[k] = t
-        self._recorded = k + 1
+    def _count_tick(self, t: float) -> None:
+        """One more tick, stamped ``t``. The caller holds ``_lock``."""
+        self._recorded += 1
+        self._span = (t, t) if self._span is None else (self._span[0], t)
+
+    def _history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(times, values) of channel ``row`` so far. The caller holds ``_lock``."""
+        raise NotImplementedError
+
+    def _history_values(self, row: int) -> np.ndarray:
+        """The values of channel ``row`` so far, in time order (a subclass may skip the times)."""
+        return self._history(row)[1]
 
     # ---- what plans ask -------------------------------------------------------------------------
     def names(self, pattern: str = "*") -> list[str]:
@@ -96,8 +99,7 @@ class Recording:
         """(times, values) of one channel, copies; NaN where the sample is missing."""
         (row,) = self._rows_one(channel)
         with self._lock:
-            k = self._recorded
-            return self._times[:k].copy(), self._values[row, :k].copy()
+            return self._history(row)
 
     def _rows_one(self, channel: str) -> list[int]:
         rows = self._rows(channel)
@@ -110,33 +112,33 @@ class Recording:
         return int(self.channel_errors[self._rows(pattern)].sum())
 
     def summary(self, channel_or_pattern: str) -> ChannelSummary:
-        """Statistics of one channel, or pooled over every channel a glob pattern matches."""
+        """Statistics of one channel, or pooled over every channel a glob pattern matches.
+
+        Memory: the values of the matching channels about twice (a 24-hour soak of 20 channels
+        at 1 Hz: ~28 MB while this runs), never their times."""
         rows = self._rows(channel_or_pattern)
+        count = 0
+        present: list[np.ndarray] = []
         with self._lock:
-            k = self._recorded
-            block = self._values[rows, :k]
-        values = block.ravel()
-        finite = values[~np.isnan(values)]
+            for r in rows:
+                values = self._history_values(r)
+                count += values.size
+                present.append(values[~np.isnan(values)])
+                del values
         first = last = None
-        if len(rows) == 1:
-            present = block[0][~np.isnan(block[0])]
-            if present.size:
-                first, last = float(present[0]), float(present[-1])
+        if len(rows) == 1 and present[0].size:
+            first, last = float(present[0][0]), float(present[0][-1])
+        finite = present[0] if len(present) == 1 else np.concatenate(present)
+        del present
         if finite.size == 0:
-            return ChannelSummary(int(values.size), int(values.size), None, None, None, None, None, None, first, last)
-        p50, p95, p99 = (float(q) for q in np.quantile(finite, [0.5, 0.95, 0.99], method="inverted_cdf"))
-        return ChannelSummary(
-            count=int(values.size),
-            missing=int(values.size - finite.size),
-            min=float(finite.min()),
-            max=float(finite.max()),
-            mean=float(finite.mean()),
-            p50=p50,
-            p95=p95,
-            p99=p99,
-            first=first,
-            last=last,
-        )
+            return ChannelSummary(count, count, None, None, None, None, None, None, first, last)
+        low, high, mean = float(finite.min()), float(finite.max()), float(finite.mean())
+        # nearest rank, as np.quantile(method="inverted_cdf"), in place: no copy of the values
+        ranks = [max(math.ceil(finite.size * q) - 1, 0) for q in (0.5, 0.95, 0.99)]
+        finite.partition(ranks)
+        p50, p95, p99 = (float(finite[k]) for k in ranks)
+        return ChannelSummary(count=count, missing=count - finite.size, min=low, max=high, mean=mean, p50=p50,
+                              p95=p95, p99=p99, first=first, last=last)  # fmt: skip
 
     def time_above(self, channel_or_pattern: str, limit: float | Limit) -> float:
         """Clock seconds the value was above ``limit`` (a number; or outside a ``Limit``'s
@@ -209,8 +211,7 @@ class Recording:
         """Average growth per clock second over the run (counters), summed over a pattern's
         channels; None with fewer than two ticks."""
         with self._lock:
-            k = self._recorded
-            span = float(self._times[k - 1] - self._times[0]) if k >= 2 else 0.0
+            span = self._span[1] - self._span[0] if self._span is not None and self._recorded >= 2 else 0.0
         if span <= 0:
             return None
         return self.growth(channel_or_pattern) / span

@@ -1,0 +1,112 @@
+"""The segment codec gives back every value bit for bit and every time to the microsecond, and
+refuses a blob it did not write with one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rackval.harness.store.sample_codec import (
+    CodecError,
+    decode_times,
+    decode_values,
+    encode_block,
+    encode_segment,
+    encode_times,
+    encode_values,
+    segments_of,
+)
+
+AWKWARD = [
+    [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-300, 5e-324, -1e-300, 1.7976931348623157e308, 412.3],
+    [np.frombuffer(np.uint64(0x7FF8DEADBEEF0001).tobytes(), dtype=np.float64)[0], 1.0, 2.0],  # a NaN payload
+    [3.5],  # a single sample
+    [],
+    [np.nan] * 5,  # a device that never answered
+    [0.1 + 0.2, 1 / 3, np.pi],  # computed floats: no decimal form
+    [2.0**53 + 2, 2.0**60, 1.0],  # integers a decimal scale cannot hold exactly
+    [-0.0] * 3 + [1.25] * 50,
+    list(np.round(np.random.default_rng(7).normal(4000, 30, 2000), 1)),  # power, 0.1 W
+    list(np.cumsum(np.random.default_rng(8).integers(0, 10**9, 500)).astype(float)),  # a counter
+    [4.0, 4.01, 4.001, 4.0001, 4.00001, 4.000001, 4.0000001],  # more decimals than the scale tries
+]
+
+
+def _bits(a: np.ndarray) -> list[int]:
+    return np.asarray(a, dtype=np.float64).view(np.uint64).tolist()
+
+
+@pytest.mark.parametrize("values", AWKWARD, ids=range(len(AWKWARD)))
+def test_values_come_back_bit_for_bit(values: list[float]) -> None:
+    v = np.array(values, dtype=np.float64)
+    assert _bits(decode_values(encode_values(v))) == _bits(v)
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [0.0],
+        [],
+        [1765000000.0 + k for k in range(10)],
+        [0.0, 0.1, 0.300001, 7.5, 7.5, 1e6 + 0.000001, 86400.25],  # irregular, a repeat, a gap
+        [5.0, -3.25, 2.0],  # out of order: kept as given
+        # 1 Hz with jitter
+        list((1765000000123456 + np.cumsum(np.random.default_rng(3).integers(900_000, 1_100_000, 300))) / 1e6),
+    ],
+)
+def test_times_with_microseconds_come_back_exactly(times: list[float]) -> None:
+    t = np.array(times, dtype=np.float64)
+    assert decode_times(encode_times(t)).tolist() == t.tolist()
+
+
+def test_times_finer_than_a_microsecond_are_rounded_to_it() -> None:
+    back = decode_times(encode_times(np.array([10.0000004, 10.0000006])))
+    assert back.tolist() == [10.0, 10.000001]
+
+
+def test_segment_statistics_skip_missing_values_and_segments_are_cut_in_time_order() -> None:
+    t = np.array([3.0, 1.0, 2.0, 4.0])
+    v = np.array([30.0, np.nan, 20.0, -5.0])
+    (first, second) = segments_of(t, v, size=2)
+    assert (first.t_first, first.t_last, first.count, first.n_values, first.vmin, first.vmax) == (
+        1.0, 2.0, 2, 1, 20.0, 20.0,
+    )  # fmt: skip
+    assert (second.count, second.vmin, second.vmax, second.vsum) == (2, -5.0, 30.0, 25.0)
+    none = encode_segment(np.array([1.0]), np.array([np.nan]))
+    assert (none.n_values, none.vmin, none.vmax, none.vsum) == (0, None, None, None)
+
+
+BAD_BLOBS = [b"", b"\x09\x00\x00\x00\x00", b"\x01\x05\x00\x00\x00garbage", b"\x02\x01\x00\x00\x00"]
+
+
+@pytest.mark.parametrize("blob", BAD_BLOBS)
+def test_a_blob_it_did_not_write_is_one_codec_error(blob: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode_values(blob)
+    with pytest.raises(CodecError):
+        decode_times(blob)
+
+
+def test_regular_channels_cost_about_a_byte_a_sample() -> None:
+    rng = np.random.default_rng(1)
+    t = 1765000000.0 + np.arange(1024.0)
+    temperature = np.round(60 + np.cumsum(rng.normal(0, 0.05, 1024)), 1)
+    segment = encode_segment(t, temperature)
+    assert (len(segment.times) + len(segment.values)) / 1024 < 1.0
+
+
+def test_a_block_of_channels_encodes_as_each_channel_alone() -> None:
+    """What a stream folds (all channels at once) is exactly what each channel would be alone."""
+    rng = np.random.default_rng(5)
+    t = 1000.0 + np.arange(139.0)
+    block = np.round(rng.normal(100, 5, (139, 8)), 1)
+    block[:, 1] = np.nan  # a device that never answered
+    block[17, 2] = -0.0
+    block[:, 3] = rng.normal(0, 1, 139)  # no decimal form
+    block[:, 4] = np.cumsum(rng.integers(0, 2**40, 139)).astype(float)  # a counter: wide deltas
+    block[:, 5] = 7.0  # constant
+    block[40, 6] = np.inf
+    for j, segment in enumerate(encode_block(t, block)):
+        alone = encode_segment(t, block[:, j])
+        assert segment == alone, j
+        assert _bits(decode_values(segment.values)) == _bits(block[:, j])
