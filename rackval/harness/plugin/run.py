@@ -32,6 +32,7 @@ from rackval.harness.inventory import Inventory, load_inventory
 from rackval.harness.measure import Measurement
 from rackval.harness.plugin.causes import RootCauses
 from rackval.harness.rack import Rack
+from rackval.harness.report.exports import check_formats as check_export_formats
 from rackval.harness.safety import SafetyGate, SimFeedSwitcher
 from rackval.harness.spec import RUN_SPEC_REVISION, Spec, load_spec, revision_mismatch
 from rackval.harness.store import ActionRecord, DeviceRecord, RunInfo, Store, open_store
@@ -87,6 +88,8 @@ class RackvalRun:
         self.report_root = Path(config.getoption("report_dir"))
         self.run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         self.run_dir = self.report_root / self.run_id
+        export = str(config.getoption("export") or "")
+        self.export_formats = check_export_formats(export.split(",")) if export.strip() else ()
         self._inventory: Inventory | None = None
         self._spec: Spec | None = None
         self._rack: Rack | None = None
@@ -334,7 +337,8 @@ class RackvalRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.junit_path = write_junit(self.store, self.run_id, self.run_dir / "junit.xml")
         self.store.record_artifact(self.run_id, "junit.xml", str(self.junit_path), "junit")
-        export_run(self.store, self.run_id, self.run_dir, formats=("csv", "parquet"), record_artifacts=True)
+        if self.export_formats:
+            export_run(self.store, self.run_id, self.run_dir, formats=self.export_formats, record_artifacts=True)
         # recorded before rendering, so the report lists itself among the run's artifacts
         self.store.record_artifact(self.run_id, "report.html", str(self.run_dir / "report.html"), "report")
         self.report_path = render_report(self.store, self.run_id, self.run_dir)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rackval.core.errors import ConfigError
-from rackval.harness.cliutil import add_results_option, default_out_dir, resolve_run
+from rackval.harness.cliutil import add_results_option, default_out_dir, open_results, resolve_run
 
 FORMATS = ("csv", "parquet")
 
@@ -38,7 +38,7 @@ PARQUET_ROW_GROUP = 250_000
 """Samples per page read from the store, and per Parquet row group."""
 
 
-def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown or not chosen:
@@ -163,7 +163,7 @@ def export_run(
     the store as an artifact of the run (the plugin does this at the end of a run; the CLI does
     not, so re-exporting an old run leaves its record alone).
     """
-    chosen = _check_formats(formats)
+    chosen = check_formats(formats)
     store.run(run_id)  # KeyError for an unknown run, before any file exists
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,10 +189,8 @@ def export_run(
 
 # ---- command line -------------------------------------------------------------------------------
 def _cmd_export(args: argparse.Namespace) -> int:
-    from rackval.harness.store import open_store
-
-    formats = _check_formats(args.format.split(","))
-    store = open_store(args.results)
+    formats = check_formats(args.format.split(","))
+    store = open_results(args.results)
     try:
         run_id = resolve_run(store, args.run)
         if run_id is None:
