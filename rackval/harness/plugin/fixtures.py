@@ -171,7 +171,7 @@ class MeasureRecorder:
     ) -> Measurement:
         if isinstance(limit, str):
             limit = self._run.spec.limit(limit)
-        m = Measurement.judged(name, value, unit, limit, device=device, channel=channel)
+        m = Measurement.judged(name, value, unit, limit, device=device, channel=channel, clock_s=self._run.clock_now())
         self._run.record(self._nodeid, m)
         if m.outcome == Outcome.FAIL:
             if soft:

@@ -214,6 +214,15 @@ class RackvalRun:
         control = self.control
         return SimulatorClock(control) if control is not None else RealClock()
 
+    def clock_now(self) -> float | None:
+        """The run clock's reading (the simulator's virtual time, or monotonic wall time on a real
+        rack), the time base telemetry samples use, so a measurement's ``clock_s`` lines up with
+        them; None when the simulator's clock cannot be read (the measurement is kept all the same)."""
+        try:
+            return self.clock().now()
+        except DeviceError:
+            return None
+
     def ensure_started(self) -> None:
         """Open the run in the store (once): from here on, everything recorded is durable."""
         if self.run_started:
