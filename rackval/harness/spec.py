@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 RUN_SPEC_REVISION = "spec_design_revision"
 """The run metadata key (``RunInfo.metadata``) under which a run keeps its spec's design revision."""
+RUN_SPEC_UNITS = "spec_units"
+"""The run metadata key under which a run keeps each requirement's unit ({key: unit}), so its
+report shows values in the spec's units even when the spec file has moved."""
 
 IMPLICIT_NODE_EXPECT = ("inlet_temperature", "gpu_temperature")
 """What every node expects when the spec has no ``node_classes``."""
@@ -155,6 +158,11 @@ class Spec:
     @property
     def design_revision(self) -> str:
         return self.data.spec.design_revision
+
+    @property
+    def units(self) -> dict[str, str]:
+        """Each requirement's unit, by key."""
+        return {key: req.unit for key, req in self.data.requirements.items()}
 
     def limit(self, key: str) -> Limit:
         req = self.data.requirements.get(key)

@@ -284,7 +284,8 @@ def test_report_renders_in_chromium(browser: DevTools, tmp_path: Path) -> None:
         " shapes: s.querySelectorAll('path, use, polyline').length}; })"
     )
     labels = [s["label"] for s in svgs]
-    assert "Telemetry in degC" in labels and "Telemetry in W" in labels and "time series of gpu_temp" in labels
+    assert "node/gpu#.temp: 4 channels" in labels and "node/psu#.power: 2 channels" in labels  # one figure per kind
+    assert "time series of gpu_temp" in labels
     assert all(s["w"] > 300 and s["h"] > 100 and s["shapes"] > 10 for s in svgs), svgs
     assert browser.evaluate("document.scripts.length") == 0  # the hostile message stayed text
     assert "<script>alert('x')</script>" in browser.evaluate("document.querySelector('section.diag pre').innerText")

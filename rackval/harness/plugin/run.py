@@ -34,7 +34,7 @@ from rackval.harness.plugin.causes import RootCauses
 from rackval.harness.rack import Rack
 from rackval.harness.report.exports import check_formats as check_export_formats
 from rackval.harness.safety import SafetyGate, SimFeedSwitcher
-from rackval.harness.spec import RUN_SPEC_REVISION, Spec, load_spec, revision_mismatch
+from rackval.harness.spec import RUN_SPEC_REVISION, RUN_SPEC_UNITS, Spec, load_spec, revision_mismatch
 from rackval.harness.store import ActionRecord, DeviceRecord, RunInfo, Store, open_store
 from rackval.harness.verdict import UNDO_FLAGGED, Verdict, findings, run_verdict
 from rackval.sim.control import ControlClient
@@ -251,6 +251,7 @@ class RackvalRun:
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
                     **({RUN_SPEC_REVISION: spec.design_revision} if spec.design_revision else {}),
+                    RUN_SPEC_UNITS: spec.units,
                 },
             )
         )

@@ -421,8 +421,10 @@ def envelope(store: Any, run_id: str, key: ChannelKey, t0: float, t1: float, buc
         high = np.array([v[idx == i].max() for i in b.astype(np.int64)], dtype=float)
     # the SQL path may split the last bucket in two (t == t1 exactly): merge duplicates
     if b.size > 1 and np.any(b[1:] == b[:-1]):
-        uniq = np.unique(b)
-        low = np.array([low[b == u].min() for u in uniq])
-        high = np.array([high[b == u].max() for u in uniq])
-        b = uniq
+        uniq, inverse = np.unique(b, return_inverse=True)
+        merged_low = np.full(uniq.size, np.inf)
+        merged_high = np.full(uniq.size, -np.inf)
+        np.minimum.at(merged_low, inverse, low)
+        np.maximum.at(merged_high, inverse, high)
+        low, high, b = merged_low, merged_high, uniq
     return Envelope(key=key, t=t0 + (b + 0.5) / scale, low=low, high=high)
