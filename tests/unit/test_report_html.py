@@ -494,17 +494,19 @@ def test_telemetry_stats_agree_across_paths(store: SqliteStore) -> None:
     _write_traced_run(store)
     # a channel whose unit changes at its last sample: the fast path must hand over to the exact one
     store.record_samples("run-tel", [("mixed", "node-1", float(i), float(i), "W" if i < 9 else "") for i in range(10)])
-    fast = telemetry.channel_stats(store, "run-tel")
-    exact = telemetry._stats_sqlite_exact(store, "run-tel")
-    generic = telemetry.channel_stats(_PublicOnly(store), "run-tel")
-    assert fast == exact == generic
-    assert [(c.key, c.count) for c in fast if c.channel == "mixed"] == [
+    fast = telemetry.summarise(store, "run-tel", 10)
+    exact_series = telemetry._series_sqlite_exact(store, "run-tel")
+    exact = sorted((telemetry._summarise(k, v) for k, _, v in exact_series), key=lambda c: c.key)
+    generic = telemetry.summarise(_PublicOnly(store), "run-tel", 10)
+    assert fast.stats == exact == generic.stats == telemetry.channel_stats(store, "run-tel")
+    assert [(c.key, c.count) for c in fast.stats if c.channel == "mixed"] == [
         (("mixed", "node-1", ""), 1), (("mixed", "node-1", "W"), 9)]  # fmt: skip
-    env = telemetry.envelope(store, "run-tel", ("node-1.gpu0.temp", "node-1", "degC"), 0.0, 99.0, 10)
-    env_generic = telemetry.envelope(_PublicOnly(store), "run-tel", ("node-1.gpu0.temp", "node-1", "degC"), 0.0,
-                                     99.0, 10)  # fmt: skip
-    assert env.t.tolist() == env_generic.t.tolist() and env.high.tolist() == env_generic.high.tolist()
-    assert len(env.t) == 10 and env.low[0] == 60.0 and env.high[-1] == pytest.approx(89.7)
+    # the grid (min/max per time bucket) comes out the same from the scan and the public API
+    key = ("node-1.gpu0.temp", "node-1", "degC")
+    for grid in (fast.grid, generic.grid, telemetry._grid(exact_series, 10)):
+        assert grid is not None and (grid.t0, grid.width) == (0.0, 9.9)
+        assert grid.low[key][0] == 60.0 and grid.high[key][-1] == pytest.approx(89.7)
+        assert grid.interval[key] == 1.0 and grid.low[key].tolist() == fast.grid.low[key].tolist()
 
 
 def test_no_actions_no_banner_and_empty_sections(store: SqliteStore, tmp_path: Path) -> None:

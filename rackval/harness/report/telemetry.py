@@ -17,12 +17,15 @@ Python objects. So it reads two things only:
   harness names channels ``<device>/<component>/<quantity>`` and keeps their unit, so this does not arise.
   PostgreSQL: one GROUP BY with ``percentile_disc`` on the server. Any other store (a test
   double) is read channel by channel through the public ``samples`` API.
-* ``envelope`` - for the few channels a figure plots, min and max per pixel bucket, grouped in
-  SQL through the index, so a figure costs the same for 3,600 or 3.6 M samples.
+* ``summarise`` - those statistics and, from the same scan, the **grid**: every channel's
+  minimum and maximum per time bucket (``buckets`` equal slices of the run's telemetry span, one
+  per horizontal pixel of a figure) and its median sampling interval. The report's figures draw
+  from the grid alone, so a figure of 256 channels costs no further read of the store.
+  (The SQLite scan reads ``t`` beside ``value``; PostgreSQL groups by bucket on the server.)
 
 p99 is nearest-rank (numpy ``inverted_cdf`` = PostgreSQL ``percentile_disc``): a value that was
 actually recorded. On SQLite the values cross as text with 15 significant digits, below what the
-report prints. Peak memory on SQLite is ~30 bytes per sample of the run (~300 MB for 10.8 M);
+report prints. Peak memory on SQLite is ~40 bytes per sample of the run (~450 MB for 10.8 M);
 much larger runs want per-channel rollups written by the store at run end (or a covering
 index on (run_id, channel, device, unit, t, value)).
 """
@@ -74,15 +77,33 @@ class ChannelStats:
         return (self.channel, self.device, self.unit)
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """Min/max per time bucket of one channel; ``t`` is each bucket's centre on the run clock.
-    Buckets without a value are left out, so a gap in the data stays a gap."""
+Series = tuple[ChannelKey, np.ndarray, np.ndarray]
+"""One channel's samples: its key, times (run clock s) and values (NaN: missed), as numpy views."""
 
-    key: ChannelKey
-    t: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
+
+@dataclass(frozen=True)
+class Grid:
+    """Every channel's minimum and maximum per time bucket: ``buckets`` equal slices of the run's
+    telemetry span starting at ``t0`` (NaN: no value in that bucket, so a gap stays a gap), and
+    each channel's typical sampling interval (median step, s; NaN with fewer than 2 samples)."""
+
+    t0: float
+    width: float
+    buckets: int
+    low: dict[ChannelKey, np.ndarray]
+    high: dict[ChannelKey, np.ndarray]
+    interval: dict[ChannelKey, float]
+
+    def centres(self) -> np.ndarray:
+        return self.t0 + (np.arange(self.buckets) + 0.5) * self.width
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """What the report reads of a run's telemetry: statistics of every channel and their grid."""
+
+    stats: list[ChannelStats]
+    grid: Grid | None
 
 
 def _dialect(store: Any) -> str:
@@ -109,20 +130,24 @@ def _summarise(key: ChannelKey, values: np.ndarray) -> ChannelStats:
     )
 
 
-def _parse_chunk(
-    row: dict[str, Any], index: dict[str, int], code_chunks: list[np.ndarray], value_chunks: list[np.ndarray]
-) -> None:
-    """One scan chunk's key and value strings -> channel codes (shared ``index``) and values."""
+def _numbers(text: str | None, n: int) -> np.ndarray:
+    """A ``group_concat`` of ``n`` numbers as an array (``fromstring`` first: fast)."""
+    if not n:
+        return np.empty(0)
+    values = np.fromstring(text or "", sep=",")
+    if values.size != n:  # a spelling fromstring does not know: slow but exact
+        values = np.array([float(v) for v in (text or "").split(",")], dtype=float)
+    return values
+
+
+def _parse_chunk(row: dict[str, Any], index: dict[str, int], chunks: list[tuple[np.ndarray, ...]]) -> None:
+    """One scan chunk's key, time and value strings -> channel codes (shared ``index``), times, values."""
     n = int(row["n"] or 0)
     if not n:
         return
     local_codes, uniques = pd.factorize(np.array(row["k"].split(_ROW_SEP), dtype=object))
     remap = np.array([index.setdefault(u, len(index)) for u in uniques], dtype=np.int32)
-    values = np.fromstring(row["v"], sep=",")
-    if values.size != n:  # a spelling fromstring does not know: slow but exact
-        values = np.array([float(v) for v in row["v"].split(",")], dtype=float)
-    code_chunks.append(remap[local_codes])
-    value_chunks.append(values)
+    chunks.append((remap[local_codes], _numbers(row["t"], n), _numbers(row["v"], n)))
 
 
 def _sqlite_readers(store: Any) -> Callable[[], Any] | None:
@@ -138,7 +163,7 @@ def _sqlite_readers(store: Any) -> Callable[[], Any] | None:
     return connect
 
 
-def _stats_sqlite_exact(store: Any, run_id: str) -> list[ChannelStats]:
+def _series_sqlite_exact(store: Any, run_id: str) -> list[Series]:
     """Keys every row by (channel, device, unit) in the scan: exact in every case, ~2x slower."""
     bounds = store._query(
         "SELECT MIN(rowid) AS lo, MAX(rowid) AS hi FROM samples WHERE run_id = ?", (run_id,), "locate telemetry"
@@ -147,11 +172,10 @@ def _stats_sqlite_exact(store: Any, run_id: str) -> list[ChannelStats]:
     if lo is None:
         return []
     index: dict[str, int] = {}  # key text -> code, in order of first appearance
-    code_chunks: list[np.ndarray] = []
-    value_chunks: list[np.ndarray] = []
+    chunks: list[tuple[np.ndarray, ...]] = []
     sql = (
         "SELECT group_concat(channel || char(31) || device || char(31) || unit, char(30)) AS k,"
-        " group_concat(ifnull(value, 'nan')) AS v, COUNT(*) AS n"
+        " group_concat(t) AS t, group_concat(ifnull(value, 'nan')) AS v, COUNT(*) AS n"
         " FROM samples NOT INDEXED WHERE rowid BETWEEN ? AND ? AND run_id = ?"
     )
     connect = _sqlite_readers(store)
@@ -169,10 +193,10 @@ def _stats_sqlite_exact(store: Any, run_id: str) -> list[ChannelStats]:
             with opened_lock:
                 opened.append(conn)
         try:
-            k, v, n = conn.execute(sql, args).fetchone()
+            k, t, v, n = conn.execute(sql, args).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"results store {store.path}: summarise telemetry of run {run_id!r}: {exc}") from exc
-        return {"k": k, "v": v, "n": n}
+        return {"k": k, "t": t, "v": v, "n": n}
 
     # SQLite releases the GIL while it scans: chunks are read on two connections while numpy parses.
     workers = 2 if connect is not None else 1
@@ -185,26 +209,25 @@ def _stats_sqlite_exact(store: Any, run_id: str) -> list[ChannelStats]:
                 following = next(starts_iter, None)
                 if following is not None:
                     pending.append(pool.submit(fetch, following))
-                _parse_chunk(row, index, code_chunks, value_chunks)
+                _parse_chunk(row, index, chunks)
     finally:
         for conn in opened:
             conn.close()
-    if not code_chunks:
+    if not chunks:
         return []
-    codes = np.concatenate(code_chunks)
-    values = np.concatenate(value_chunks)
-    del code_chunks, value_chunks
+    codes, times, values = (np.concatenate(part) for part in zip(*chunks, strict=True))
+    del chunks
     order = np.argsort(codes, kind="stable")
-    codes, values = codes[order], values[order]
+    codes, times, values = codes[order], times[order], values[order]
     del order
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     ends = np.r_[starts[1:], codes.size]
     keys = list(index)
-    out = []
+    out: list[Series] = []
     for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         channel, device, unit = keys[int(codes[s])].split(_KEY_SEP)
-        out.append(_summarise((channel, device, unit), values[s:e]))
-    return sorted(out, key=lambda c: c.key)
+        out.append(((channel, device, unit), times[s:e], values[s:e]))
+    return out
 
 
 class _Readers:
@@ -242,7 +265,7 @@ class _Readers:
             self._opened.clear()
 
 
-def _stats_sqlite(store: Any, run_id: str) -> list[ChannelStats]:
+def _series_sqlite(store: Any, run_id: str) -> list[Series]:
     """Channel of every row from the index (no table access, no sort: the index is in channel
     order), values from a sequential rowid scan, matched by rowid; two connections scan at once.
 
@@ -275,28 +298,24 @@ def _stats_sqlite(store: Any, run_id: str) -> list[ChannelStats]:
 
     readers = _Readers(store)
     sql = (
-        "SELECT group_concat(ifnull(value, 'nan')) AS v, COUNT(*) AS n"
+        "SELECT group_concat(t) AS t, group_concat(ifnull(value, 'nan')) AS v, COUNT(*) AS n"
         " FROM samples NOT INDEXED WHERE rowid BETWEEN ? AND ? AND run_id = ?"
     )
 
-    def fetch(start: int) -> np.ndarray:
-        text, n = readers.row(sql, (start, min(hi, start + SCAN_CHUNK_ROWS - 1), run_id), "summarise telemetry")
-        if not n:
-            return np.empty(0)
-        values = np.fromstring(text, sep=",")
-        if values.size != n:  # a spelling fromstring does not know: slow but exact
-            values = np.array([float(v) for v in text.split(",")], dtype=float)
-        return values
+    def fetch(start: int) -> tuple[np.ndarray, np.ndarray]:
+        t, v, n = readers.row(sql, (start, min(hi, start + SCAN_CHUNK_ROWS - 1), run_id), "summarise telemetry")
+        return _numbers(t, n), _numbers(v, n)
 
     try:
         with ThreadPoolExecutor(max_workers=readers.workers, thread_name_prefix="report-telemetry") as pool:
             chunks = list(pool.map(fetch, range(lo, hi + 1, SCAN_CHUNK_ROWS)))
     finally:
         readers.close()
-    values = np.concatenate(chunks) if chunks else np.empty(0)
+    times = np.concatenate([t for t, _ in chunks]) if chunks else np.empty(0)
+    values = np.concatenate([v for _, v in chunks]) if chunks else np.empty(0)
     del chunks
-    if values.size != codes.size:
-        return _stats_sqlite_exact(store, run_id)
+    if values.size != codes.size or times.size != codes.size:
+        return _series_sqlite_exact(store, run_id)
 
     identity: list[tuple[str, str]] = []
     for name in names:
@@ -309,15 +328,15 @@ def _stats_sqlite(store: Any, run_id: str) -> list[ChannelStats]:
             )[0]
             ends.append((end["device"], end["unit"]))
         if ends[0] != ends[1]:
-            return _stats_sqlite_exact(store, run_id)
+            return _series_sqlite_exact(store, run_id)
         identity.append(ends[0])
 
     order = np.argsort(codes, kind="stable")
-    values = values[order]
+    times, values = times[order], values[order]
     del order
     bounds = np.r_[0, np.cumsum(sizes)]
-    out = [_summarise((name, *identity[i]), values[bounds[i] : bounds[i + 1]]) for i, name in enumerate(names)]
-    return sorted(out, key=lambda c: c.key)
+    return [((name, *identity[i]), times[bounds[i] : bounds[i + 1]], values[bounds[i] : bounds[i + 1]])
+            for i, name in enumerate(names)]  # fmt: skip
 
 
 def _stats_postgres(store: Any, run_id: str) -> list[ChannelStats]:
@@ -352,79 +371,84 @@ def _values(samples: list[Sample], unit: str) -> tuple[np.ndarray, np.ndarray]:
     return t, v
 
 
-def _stats_generic(store: Any, run_id: str) -> list[ChannelStats]:
-    out = []
+def _series_generic(store: Any, run_id: str) -> list[Series]:
     channels: list[SampleChannel] = store.sample_channels(run_id)
+    out: list[Series] = []
     for c in channels:
-        _, values = _values(store.samples(run_id, c.channel, device=c.device), c.unit)
-        out.append(_summarise((c.channel, c.device, c.unit), values))
-    return sorted(out, key=lambda c: c.key)
+        t, v = _values(store.samples(run_id, c.channel, device=c.device), c.unit)
+        out.append(((c.channel, c.device, c.unit), t, v))
+    return out
+
+
+def _grid(series: list[Series], buckets: int) -> Grid | None:
+    """Min and max per bucket of every channel (``np.minimum.at``: one pass over the samples)."""
+    firsts = [float(np.min(t)) for _, t, _ in series if t.size]
+    lasts = [float(np.max(t)) for _, t, _ in series if t.size]
+    if not firsts:
+        return None
+    t0, t1 = min(firsts), max(lasts)
+    width = max(t1 - t0, 1e-9) / buckets
+    low: dict[ChannelKey, np.ndarray] = {}
+    high: dict[ChannelKey, np.ndarray] = {}
+    interval: dict[ChannelKey, float] = {}
+    for key, t, v in series:
+        keep = ~np.isnan(v)
+        slot = np.minimum(((t[keep] - t0) / width).astype(np.int64), buckets - 1)
+        lo = np.full(buckets, np.inf)
+        hi = np.full(buckets, -np.inf)
+        np.minimum.at(lo, slot, v[keep])
+        np.maximum.at(hi, slot, v[keep])
+        lo[np.isinf(lo)] = np.nan
+        hi[np.isinf(hi)] = np.nan
+        low[key], high[key] = lo, hi
+        interval[key] = float(np.median(np.diff(np.sort(t)))) if t.size > 1 else math.nan
+    return Grid(t0, width, buckets, low, high, interval)
+
+
+def _grid_postgres(store: Any, run_id: str, buckets: int) -> Grid | None:
+    """The grid grouped on the server: the span, then min/max per (channel, bucket), and the
+    median sampling interval of each channel."""
+    span = store._query("SELECT MIN(t) AS lo, MAX(t) AS hi FROM samples WHERE run_id = ?", (run_id,),
+                        "read telemetry span")[0]  # fmt: skip
+    if span["lo"] is None:
+        return None
+    t0, t1 = float(span["lo"]), float(span["hi"])
+    width = max(t1 - t0, 1e-9) / buckets
+    rows = store._query(
+        "SELECT channel, device, unit, LEAST(FLOOR((t - ?) / ?), ?) AS b, MIN(value) AS lo, MAX(value) AS hi"
+        " FROM samples WHERE run_id = ? AND value IS NOT NULL GROUP BY channel, device, unit, b",
+        (t0, width, buckets - 1, run_id),
+        "read telemetry grid",
+    )
+    steps = store._query(
+        "SELECT channel, device, unit, percentile_disc(0.5) WITHIN GROUP (ORDER BY dt) AS step FROM"
+        " (SELECT channel, device, unit, t - LAG(t) OVER (PARTITION BY channel, device, unit ORDER BY t) AS dt"
+        " FROM samples WHERE run_id = ?) d WHERE dt IS NOT NULL GROUP BY channel, device, unit",
+        (run_id,),
+        "read telemetry sampling intervals",
+    )
+    low: dict[ChannelKey, np.ndarray] = {}
+    high: dict[ChannelKey, np.ndarray] = {}
+    for r in rows:
+        key = (r["channel"], r["device"], r["unit"])
+        if key not in low:
+            low[key], high[key] = np.full(buckets, np.nan), np.full(buckets, np.nan)
+        low[key][int(r["b"])], high[key][int(r["b"])] = float(r["lo"]), float(r["hi"])
+    interval = {(r["channel"], r["device"], r["unit"]): float(r["step"]) for r in steps}
+    return Grid(t0, width, buckets, low, high, interval)
+
+
+def summarise(store: Any, run_id: str, buckets: int = 500) -> Telemetry:
+    """Every telemetry channel of ``run_id`` with its statistics, ordered by (channel, device,
+    unit), and the grid of their minima and maxima in ``buckets`` time buckets."""
+    dialect = _dialect(store)
+    if dialect == "postgresql":
+        return Telemetry(_stats_postgres(store, run_id), _grid_postgres(store, run_id, buckets))
+    series = _series_sqlite(store, run_id) if dialect == "sqlite" else _series_generic(store, run_id)
+    stats = sorted((_summarise(key, v) for key, _, v in series), key=lambda c: c.key)
+    return Telemetry(stats, _grid(series, buckets))
 
 
 def channel_stats(store: Any, run_id: str) -> list[ChannelStats]:
     """Every telemetry channel of ``run_id`` with its statistics, ordered by (channel, device, unit)."""
-    dialect = _dialect(store)
-    if dialect == "sqlite":
-        return _stats_sqlite(store, run_id)
-    if dialect == "postgresql":
-        return _stats_postgres(store, run_id)
-    return _stats_generic(store, run_id)
-
-
-def time_span(store: Any, run_id: str, keys: list[ChannelKey]) -> tuple[float, float] | None:
-    """First and last sample time over ``keys``: two index probes per channel on the SQL stores."""
-    firsts, lasts = [], []
-    dialect = _dialect(store)
-    for channel, device, unit in keys:
-        if dialect:
-            where = "run_id = ? AND channel = ? AND device = ? AND unit = ?"
-            args = (run_id, channel, device, unit)
-            lo = store._query(f"SELECT MIN(t) AS t FROM samples WHERE {where}", args, "read telemetry span")[0]["t"]
-            hi = store._query(f"SELECT MAX(t) AS t FROM samples WHERE {where}", args, "read telemetry span")[0]["t"]
-        else:
-            t, _ = _values(store.samples(run_id, channel, device=device), unit)
-            lo, hi = (float(t.min()), float(t.max())) if t.size else (None, None)
-        if lo is not None and hi is not None:
-            firsts.append(float(lo))
-            lasts.append(float(hi))
-    if not firsts:
-        return None
-    return min(firsts), max(lasts)
-
-
-def envelope(store: Any, run_id: str, key: ChannelKey, t0: float, t1: float, buckets: int) -> Envelope:
-    """Min and max of ``key`` per bucket of ``buckets`` equal slices of [t0, t1]."""
-    channel, device, unit = key
-    span = max(t1 - t0, 1e-9)
-    scale = buckets / span
-    dialect = _dialect(store)
-    if dialect:
-        bucket = "CAST((t - ?) * ? AS INTEGER)" if dialect == "sqlite" else "FLOOR((t - ?) * ?)"
-        rows = store._query(
-            f"SELECT {bucket} AS b, MIN(value) AS lo, MAX(value) AS hi FROM samples"
-            " WHERE run_id = ? AND channel = ? AND device = ? AND unit = ? AND t >= ? AND t <= ?"
-            " GROUP BY b ORDER BY b",
-            (t0, scale, run_id, channel, device, unit, t0, t1),
-            f"read telemetry envelope of {channel}",
-        )
-        rows = [r for r in rows if r["lo"] is not None]
-        b = np.minimum(np.array([float(r["b"]) for r in rows], dtype=float), buckets - 1)
-        low = np.array([float(r["lo"]) for r in rows], dtype=float)
-        high = np.array([float(r["hi"]) for r in rows], dtype=float)
-    else:
-        t, v = _values(store.samples(run_id, channel, device=device, start=t0, end=t1), unit)
-        keep = ~np.isnan(v)
-        t, v = t[keep], v[keep]
-        idx = np.minimum(((t - t0) * scale).astype(np.int64), buckets - 1)
-        b = np.unique(idx).astype(float)
-        low = np.array([v[idx == i].min() for i in b.astype(np.int64)], dtype=float)
-        high = np.array([v[idx == i].max() for i in b.astype(np.int64)], dtype=float)
-    # the SQL path may split the last bucket in two (t == t1 exactly): merge duplicates
-    if b.size > 1 and np.any(b[1:] == b[:-1]):
-        uniq, inverse = np.unique(b, return_inverse=True)
-        merged_low = np.full(uniq.size, np.inf)
-        merged_high = np.full(uniq.size, -np.inf)
-        np.minimum.at(merged_low, inverse, low)
-        np.maximum.at(merged_high, inverse, high)
-        low, high, b = merged_low, merged_high, uniq
-    return Envelope(key=key, t=t0 + (b + 0.5) / scale, low=low, high=high)
+    return summarise(store, run_id, 1).stats

@@ -16,7 +16,9 @@ points across a sampling gap drew a ramp that never happened. So:
   nothing is hidden, then the **relevant** channels on top: worst margin to a borrowed limit first,
   then the strongest outliers (robust z-score of the channel's mean against the kind's channels).
 * **Gaps stay gaps**: a line breaks where consecutive points are further apart than
-  ``plots.GAP_FACTOR`` times the channel's nominal sampling interval (or the bucket width).
+  ``plots.GAP_FACTOR`` times the channels' median sampling interval (or the bucket width).
+* Everything is drawn from ``telemetry.summarise``'s grid (min/max per channel and time bucket,
+  read in the same scan as the statistics), so a figure costs no further read of the store.
 * Values are shown in the **spec's unit** of a limit borrowed by the kind, else as recorded
   (``rackval.harness.report.display``: watts of 10 kW and more read as kW); limits are drawn.
 """
@@ -191,26 +193,14 @@ def _broken(t: np.ndarray, *series: np.ndarray, gap: float) -> tuple[np.ndarray,
     return (t_out, *(np.insert(s.astype(float), cut, np.nan) for s in series))
 
 
-def _figure(store: Any, run_id: str, kind: str, members: list[_Channel], spec_units: dict[str, str],
+def _figure(grid: telemetry.Grid, kind: str, members: list[_Channel], spec_units: dict[str, str],
             index: int) -> tuple[Plot, set[telemetry.ChannelKey]] | None:  # fmt: skip
-    keys = [m.stats.key for m in members if m.stats.maximum is not None]
-    span = telemetry.time_span(store, run_id, keys) if keys else None
-    if span is None:
+    keys = [m.stats.key for m in members if m.stats.key in grid.low]
+    if not keys:
         return None
-    t0, t1 = span
-    buckets = plots.TELEMETRY_BUCKETS
-    width = max(t1 - t0, 1e-9) / buckets
-    grid_low = np.full((len(keys), buckets), np.nan)
-    grid_high = np.full((len(keys), buckets), np.nan)
-    envelopes: dict[telemetry.ChannelKey, telemetry.Envelope] = {}
-    for row, key in enumerate(keys):
-        env = telemetry.envelope(store, run_id, key, t0, t1, buckets)
-        envelopes[key] = env
-        slots = np.minimum(np.floor((env.t - t0) / width).astype(np.int64), buckets - 1)
-        grid_low[row, slots] = env.low
-        grid_high[row, slots] = env.high
+    grid_low = np.vstack([grid.low[k] for k in keys])
+    grid_high = np.vstack([grid.high[k] for k in keys])
     present = ~np.all(np.isnan(grid_low), axis=0)
-    centres = t0 + (np.arange(buckets) + 0.5) * width
     with np.errstate(all="ignore"):
         low = np.nanmin(grid_low[:, present], axis=0)
         high = np.nanmax(grid_high[:, present], axis=0)
@@ -221,19 +211,22 @@ def _figure(store: Any, run_id: str, kind: str, members: list[_Channel], spec_un
     spec_unit = next((spec_units[r] for r in requirements if r in spec_units), "")
     shown_unit = display_unit(unit, max(peaks) if peaks else None, spec_unit)
     scale = convert(1.0, unit, shown_unit) if shown_unit != unit else 1.0
-    counts = [m.stats.count for m in members if m.stats.count > 1]
-    nominal = (t1 - t0) / max(1, min(counts) - 1) if counts else width
-    gap = plots.GAP_FACTOR * max(nominal, width)
-    minutes = (t1 - t0) > 600
+    steps = [grid.interval[k] for k in keys if math.isfinite(grid.interval.get(k, math.nan))]
+    gap = plots.GAP_FACTOR * max(float(np.median(steps)) if steps else 0.0, grid.width)
+    t0 = grid.t0
+    span = grid.width * grid.buckets
+    minutes = span > 600
     x_scale = 60.0 if minutes else 1.0
+    centres = grid.centres()
     t_env, low, high, median = _broken(centres[present], low * scale, high * scale, median * scale, gap=gap)
     highlights = []
     picked = _pick(members)
     for m, why in picked:
-        env = envelopes.get(m.stats.key)
-        if env is None or env.t.size == 0:
+        if m.stats.key not in grid.low:
             continue
-        t_ch, lo_ch, hi_ch = _broken(env.t, env.low * scale, env.high * scale, gap=gap)
+        row_low, row_high = grid.low[m.stats.key], grid.high[m.stats.key]
+        has = ~np.isnan(row_low)
+        t_ch, lo_ch, hi_ch = _broken(centres[has], row_low[has] * scale, row_high[has] * scale, gap=gap)
         label = m.stats.channel if not m.stats.device or m.stats.channel.startswith(m.stats.device) else (
             f"{m.stats.device}/{m.stats.channel}")  # fmt: skip
         highlights.append(plots.ChannelTrace(f"{label} ({why})", ((t_ch - t0) / x_scale).tolist(), lo_ch.tolist(),
@@ -269,9 +262,10 @@ def telemetry_figures(
 ) -> tuple[list[Plot], list[ChannelRow], int]:
     """Figures (one per kind, most relevant kinds first, capped), the row of every channel, and
     the total sample count."""
-    stats = telemetry.channel_stats(store, run_id)
-    if not stats:
-        return [], [], 0
+    summary = telemetry.summarise(store, run_id, plots.TELEMETRY_BUCKETS)
+    stats, grid = summary.stats, summary.grid
+    if not stats or grid is None:
+        return [], [], sum(c.count for c in stats)
     device_kinds = {d.name: d.kind for d in devices}
     limited = _limits_by_channel(measurements)
     channels: list[_Channel] = []
@@ -294,7 +288,7 @@ def telemetry_figures(
     on_top: set[telemetry.ChannelKey] = set()
     plotted_kinds: set[tuple[str, str]] = set()
     for (kind, unit), members in sorted(drawable.items(), key=relevance)[:MAX_KIND_FIGURES]:
-        made = _figure(store, run_id, kind, members, spec_units, len(figures))
+        made = _figure(grid, kind, members, spec_units, len(figures))
         if made is not None:
             figures.append(made[0])
             on_top |= made[1]
