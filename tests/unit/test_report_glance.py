@@ -65,6 +65,8 @@ def _run(store: SqliteStore, run_id: str = "r", **meta: object) -> None:
     t_bad = store.start_test(run_id, "test_plans/test_a.py::test_bad", T0 + 3)
     store.record_measurement(run_id, t_ok, Measurement.judged("rack peak power", 202379.0, "W", KW))
     store.record_measurement(run_id, t_ok, Measurement.judged("fw", 3.0, "count"))
+    none_allowed = Limit(high=0.0, unit="count", requirement="sel_critical_entries")  # no room by design
+    store.record_measurement(run_id, t_ok, Measurement.judged("sel", 0.0, "count", none_allowed, device="bmc-1"))
     amps = Limit(high=32.0, unit="A", requirement="feed_current")
     store.record_measurement(run_id, t_marg, Measurement.judged("i", 31.9, "A", amps, device="pdu-a"))
     hot = Limit(high=85.0, unit="degC", requirement="gpu_temperature")
@@ -102,8 +104,10 @@ def test_failures_first_passes_collapsed_and_a_table_of_contents(store: SqliteSt
     attention = _section(text, 'id="measurements"', "</table>")
     outcomes = re.findall(r'<tr class="row-(\w+)">', attention)
     assert outcomes == ["fail", "marginal"]  # failed, then marginal; nothing else above the fold
-    passed = _section(text, '<details class="more" id="passed-measurements">', "</details>")
-    assert re.findall(r'<tr class="row-(\w+)">', passed) == ["pass", "info"]
+    passed = _section(text, '<details class="more" id="passed-measurements">', "</details>")  # collapsed
+    assert re.findall(r'<tr class="row-(\w+)">', passed) == ["pass", "pass", "info"]
+    # the pass nearest its limit first; a count that must be 0 (no room by design) after it
+    assert passed.index("full_load_rack_peak_power") < passed.index("sel_critical_entries")
     tests = _section(text, 'id="tests"', "</section>\n\n")
     order = re.findall(r'<details class="test test-(\w+)" id="(test-\d+)"( open)?>', tests)
     assert [(o, bool(opened)) for o, _, opened in order] == [("failed", True), ("passed", True), ("passed", False)]
@@ -177,3 +181,12 @@ def test_telemetry_one_kind_per_figure_bitmasks_left_out(store: SqliteStore, tmp
     assert "of kind analyzer/power_w in kW" in tel  # rack-level power reads in kW
     assert "node05/gpu0/temperature_c (outlier" in tel  # the channel that stands out is named
     assert "Lines break where samples are more than" in tel
+
+
+def test_passed_measurements_stay_collapsed_when_nothing_failed(store: SqliteStore, tmp_path: Path) -> None:
+    store.start_run(RunInfo(run_id="ok", started_at=T0))
+    store.record_measurement("ok", None, Measurement.judged("rack peak power", 150000.0, "W", KW))
+    store.finish_run("ok", "pass", T0 + 1)
+    text = render_report(store, "ok", tmp_path).read_text(encoding="utf-8")
+    assert 'id="attention">No failed or marginal measurement.' in text
+    assert '<details class="more" id="passed-measurements">' in text  # not open

@@ -91,10 +91,6 @@ def normalised_margin(m: Measurement) -> float | None:
     return max(-CLIP_PERCENT, min(CLIP_PERCENT, 100.0 * margin / reference))
 
 
-def _where(m: Measurement) -> str:
-    return "/".join(part for part in (m.device, m.channel) if part)
-
-
 def figure_to_svg(fig: Figure, id_prefix: str, aria_label: str = "") -> str:
     """Serialise ``fig`` as an SVG fragment fit for inlining in HTML (see module docstring).
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from rackval.harness.measure import Measurement, Outcome
+from rackval.harness.measure import Measurement, Outcome, limit_reference
 from rackval.harness.report import plots
 from rackval.harness.report.causes import group_failures, short_name
 from rackval.harness.report.display import Shown, shown
@@ -301,9 +301,12 @@ class TestSection:
 _ROW_ORDER = {Outcome.FAIL: 0, Outcome.MARGINAL: 1, Outcome.PASS: 2, Outcome.INFO: 3}
 
 
-def _margin_key(m: Measurement) -> float:
+def _row_key(m: Measurement) -> tuple[int, bool, float]:
+    """Outcome (fail, marginal, pass, info), then a limit with no room by design (a count that
+    must be 0) after the others, then the margin in % of the limit, smallest first."""
     pct = plots.normalised_margin(m)
-    return math.inf if pct is None else pct
+    exact = m.outcome == Outcome.PASS and not limit_reference(m)
+    return (_ROW_ORDER.get(m.outcome, 4), exact, math.inf if pct is None or m.outcome == Outcome.INFO else pct)
 
 
 def measurements_section(data: RunData) -> dict[str, Any]:
@@ -321,7 +324,7 @@ def measurements_section(data: RunData) -> dict[str, Any]:
         )
         for tid, m in data.measured
     ]
-    rows.sort(key=lambda r: (_ROW_ORDER.get(r.m.outcome, 4), _margin_key(r.m) if r.m.outcome != Outcome.INFO else 0))
+    rows.sort(key=lambda r: _row_key(r.m))
     attention = [r for r in rows if r.m.outcome in (Outcome.FAIL, Outcome.MARGINAL)]
     return {"rows": rows, "attention_rows": attention, "other_rows": rows[len(attention) :]}
 
