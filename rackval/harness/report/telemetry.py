@@ -401,7 +401,10 @@ def _grid(series: list[Series], buckets: int) -> Grid | None:
         lo[np.isinf(lo)] = np.nan
         hi[np.isinf(hi)] = np.nan
         low[key], high[key] = lo, hi
-        interval[key] = float(np.median(np.diff(np.sort(t)))) if t.size > 1 else math.nan
+        steps = np.diff(t)
+        if steps.size and steps.min() < 0:  # written out of time order: sort first (a sampler never does)
+            steps = np.diff(np.sort(t))
+        interval[key] = float(np.median(steps)) if steps.size else math.nan
     return Grid(t0, width, buckets, low, high, interval)
 
 
