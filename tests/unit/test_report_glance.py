@@ -190,3 +190,20 @@ def test_passed_measurements_stay_collapsed_when_nothing_failed(store: SqliteSto
     text = render_report(store, "ok", tmp_path).read_text(encoding="utf-8")
     assert 'id="attention">No failed or marginal measurement.' in text
     assert '<details class="more" id="passed-measurements">' in text  # not open
+
+
+def test_telemetry_borrows_the_limit_of_a_measurement_naming_its_component() -> None:
+    """full_load_gpu_temperature on node01 channel 'GPU0' (<= 83 degC) is the limit of telemetry
+    channel node01/gpu0/temperature_c; never of its power (W) or its unitless bit mask."""
+    from rackval.harness.report.telemetry_figures import _channel_limits, _limits_by_channel
+
+    gpu = Measurement.judged("GPU temperature", 67.0, "degC",
+                             Limit(high=83.0, unit="degC", requirement="full_load_gpu_temperature"),
+                             device="node01", channel="GPU0")  # fmt: skip
+    limited = _limits_by_channel([gpu])
+    assert _channel_limits(("node01/gpu0/temperature_c", "node01", "degC"), limited) == (
+        [], [83.0], {"full_load_gpu_temperature"})
+    assert _channel_limits(("node01/gpu0/power_w", "node01", "W"), limited) == ([], [], set())
+    assert _channel_limits(("node01/gpu0/event_reasons", "node01", ""), limited) == ([], [], set())
+    assert _channel_limits(("node02/gpu0/temperature_c", "node02", "degC"), limited) == ([], [], set())
+    assert _channel_limits(("node01/gpu1/temperature_c", "node01", "degC"), limited) == ([], [], set())

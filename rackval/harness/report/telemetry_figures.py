@@ -92,26 +92,46 @@ def is_discrete(kind: str, unit: str) -> bool:
     return unit in DISCRETE_UNITS or (unit in ("", "count") and name.endswith(DISCRETE_WORDS))
 
 
+def _token(text: str) -> str:
+    """A channel or component name compared loosely: ``GPU0`` and ``gpu0`` are the same part."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _component(channel: str, device: str) -> str:
+    """``node01/gpu0/temperature_c`` on ``node01`` -> ``gpu0``: the part between device and quantity."""
+    rest = channel[len(device) :].lstrip("/.") if device and channel.startswith(device) else channel
+    parts = re.split(r"[/.]", rest)
+    return _token("".join(parts[:-1])) if len(parts) > 1 else ""
+
+
 def _limits_by_channel(measurements: list[Measurement]) -> dict[tuple[str, str], list[Measurement]]:
-    """Limited measurements keyed by (channel, device): a telemetry channel borrows their limits."""
+    """Limited measurements keyed by (channel, device), and by (device, ``_token(channel)``) marked
+    with a leading NUL: a telemetry channel borrows their limits."""
     out: dict[tuple[str, str], list[Measurement]] = {}
     for m in measurements:
         if m.channel and (m.low is not None or m.high is not None):
             out.setdefault((m.channel, m.device), []).append(m)
+            if m.device:
+                out.setdefault(("\0" + m.device, _token(m.channel)), []).append(m)
     return out
 
 
 def _channel_limits(
     key: telemetry.ChannelKey, limited: dict[tuple[str, str], list[Measurement]]
 ) -> tuple[list[float], list[float], set[str]]:
-    """Lows and highs of measurements on the same channel (and device, or no device named),
+    """Lows and highs of measurements on the same channel (and device, or no device named), or on
+    the same device naming the channel's component (``GPU0`` for ``node01/gpu0/temperature_c``),
     converted to the channel's unit, and their requirement keys; limits in an incompatible unit
-    are not borrowed."""
+    are not borrowed (so a GPU's power limit never lands on its temperature)."""
     channel, device, unit = key
     lows: set[float] = set()
     highs: set[float] = set()
     requirements: set[str] = set()
-    for m in limited.get((channel, device), []) + (limited.get((channel, ""), []) if device else []):
+    component = _component(channel, device)
+    lenders = limited.get((channel, device), []) + (limited.get((channel, ""), []) if device else [])
+    if device and component and unit:  # a looser match: only between stated, compatible units
+        lenders += [m for m in limited.get(("\0" + device, component), []) if m.unit and m not in lenders]
+    for m in lenders:
         for value, bucket in ((m.low, lows), (m.high, highs)):
             if value is None or math.isnan(value):
                 continue
