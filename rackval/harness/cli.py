@@ -1,6 +1,7 @@
 """The ``rackval`` command: ``sim`` runs a simulated rack, ``probe`` contacts every device of a rack
-file, ``report`` re-renders a stored run, ``export`` writes a run as CSV/Parquet, ``compare`` sets a
-candidate against a baseline and ``trend`` follows one measurement across runs."""
+file, ``runs`` lists the stored runs, ``report`` re-renders a stored run, ``export`` writes a run as
+CSV/Parquet, ``compare`` sets a candidate against a baseline and ``trend`` follows one measurement
+across runs. The read commands never create a store (``cliutil.open_results``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 from pathlib import Path
 
 from rackval.core.errors import ConfigError
-from rackval.harness.cliutil import add_results_option, default_out_dir, resolve_run
+from rackval.harness.cliutil import add_results_option, default_out_dir, open_results, resolve_run
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -52,9 +53,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from rackval.harness.report.html import render_report
-    from rackval.harness.store import open_store
 
-    store = open_store(args.results)
+    store = open_results(args.results)
     try:
         run_id = resolve_run(store, args.run)
         if run_id is None:
@@ -68,8 +68,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), or a word saying it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rackval")
+    except PackageNotFoundError:
+        return "(not installed: run from a source tree)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rackval", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"rackval {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("sim", help="run a simulated rack on 127.0.0.1 until interrupted")
     sim.add_argument("--nodes", type=int, help="compute nodes (default: the 32-node reference rack)")
@@ -92,11 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output directory (default: beside the store, named by run id)")
     rep.set_defaults(func=_cmd_report)
     # Subcommands that live beside what they do register themselves.
-    from rackval.harness import probe
+    from rackval.harness import probe, runlist
     from rackval.harness.analysis import compare, trend
     from rackval.harness.report import exports
 
     probe.add_parser(sub)
+    runlist.add_parser(sub)
     exports.add_parser(sub)
     compare.add_parser(sub)
     trend.add_parser(sub)

@@ -37,6 +37,9 @@ the report's requirement rollup and coverage, and compare's tolerances, read the
 so they do not depend on the spec file still being where it was."""
 DEFAULT_TOLERANCE_PCT = 2.0
 """A margin change smaller than this % of the limit reference is "unchanged" (``defaults.tolerance_pct``)."""
+RUN_SPEC_UNITS = "spec_units"
+"""The run metadata key under which a run keeps each requirement's unit ({key: unit}), so its
+report shows values in the spec's units even when the spec file has moved."""
 
 IMPLICIT_NODE_EXPECT = ("inlet_temperature", "gpu_temperature")
 """What every node expects when the spec has no ``node_classes``."""
@@ -168,6 +171,11 @@ class Spec:
     @property
     def design_revision(self) -> str:
         return self.data.spec.design_revision
+
+    @property
+    def units(self) -> dict[str, str]:
+        """Each requirement's unit, by key."""
+        return {key: req.unit for key, req in self.data.requirements.items()}
 
     def limit(self, key: str) -> Limit:
         req = self.data.requirements.get(key)

@@ -5,7 +5,9 @@ the page is loaded from a file:// URL and the test asserts that the browser logg
 error, that the verdict is rendered visibly, that the SVG plots are in the DOM with a real size,
 and (with a second, plain ``--screenshot`` run) that a screenshot is a non-empty PNG.
 
-Chromium is required, not optional: if it is missing the test fails and says what to install.
+Chromium is required, not optional: if it is missing the test fails and says what to install (CI
+installs it in ``.ci/run``). The last tests open the report, ``rackval compare`` and ``rackval trend``
+documents in a 1,400 x 900 viewport, as a reviewer's screen, and print where their screenshots are.
 Every wait is bounded; the browser runs in its own session and is killed by its PID's process
 group in the finaliser, so no renderer or zygote outlives the test.
 """
@@ -284,7 +286,8 @@ def test_report_renders_in_chromium(browser: DevTools, tmp_path: Path) -> None:
         " shapes: s.querySelectorAll('path, use, polyline').length}; })"
     )
     labels = [s["label"] for s in svgs]
-    assert "Telemetry in degC" in labels and "Telemetry in W" in labels and "time series of gpu_temp" in labels
+    assert "node/gpu#.temp: 4 channels" in labels and "node/psu#.power: 2 channels" in labels  # one figure per kind
+    assert "time series of gpu_temp" in labels
     assert all(s["w"] > 300 and s["h"] > 100 and s["shapes"] > 10 for s in svgs), svgs
     assert browser.evaluate("document.scripts.length") == 0  # the hostile message stayed text
     assert "<script>alert('x')</script>" in browser.evaluate("document.querySelector('section.diag pre').innerText")
@@ -361,3 +364,107 @@ def test_screenshot_is_a_png(tmp_path: Path) -> None:
     width, height = struct.unpack("!II", data[16:24])
     assert (width, height) == (1280, 1600)
     assert len(data) > 20_000  # a blank page compresses to a few kB; the report does not
+
+
+# ---- the documents a person reads, at 1,400 px: report, compare, trend -------------------------------
+SCREEN = (1400, 900)
+FIRST_SCREEN = """(ids => ids.map(sel => { const e = document.querySelector(sel);
+  if (!e) return {sel, found: false};
+  const r = e.getBoundingClientRect(); const s = getComputedStyle(e);
+  return {sel, found: true, top: r.top, left: r.left, right: r.right, w: r.width, h: r.height,
+          visible: s.visibility === 'visible' && s.display !== 'none' && parseFloat(s.opacity) > 0}; }))"""
+
+
+def _screenshot(browser: DevTools, url: str, path: Path) -> list[str]:
+    """Load ``url`` in a 1,400 x 900 viewport, save what the first screen shows as ``path`` (PNG),
+    and return the console errors the page caused."""
+    browser.call("Emulation.setDeviceMetricsOverride", width=SCREEN[0], height=SCREEN[1], deviceScaleFactor=1,
+                 mobile=False)  # fmt: skip
+    errors = browser.load(url)
+    shot = browser.call("Page.captureScreenshot", format="png")
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return errors
+
+
+def _in_first_screen(browser: DevTools, selectors: list[str]) -> dict[str, dict[str, Any]]:
+    boxes = {b["sel"]: b for b in browser.evaluate(f"{FIRST_SCREEN}({json.dumps(selectors)})")}
+    for sel, box in boxes.items():
+        assert box["found"], f"{sel} is not on the page"
+        assert box["visible"] and box["w"] > 0 and box["h"] > 0, box
+        assert 0 <= box["top"] < SCREEN[1] and box["right"] <= SCREEN[0], f"{sel} is not in the first screen: {box}"
+    return boxes
+
+
+def _documents(tmp_path: Path) -> dict[str, Path]:
+    """Report, compare and trend of the analysis test data (rev-A against rev-B, with a failure)."""
+    from rackval.harness.analysis import trend as trend_mod
+    from rackval.harness.analysis.compare.comparison import compare
+    from rackval.harness.analysis.compare.render import write_outputs
+    from tests.support.analysis_data import build
+
+    store = open_store(tmp_path / "results.sqlite")
+    try:
+        build(store)
+        report = render_report(store, "b1", tmp_path / "report")
+        write_outputs(compare(store, "rev-A", "rev-B"), tmp_path / "compare", ["html"])
+        trend_mod.write_outputs(trend_mod.trend(store, "PWR-1"), tmp_path / "trend")
+    finally:
+        store.close()
+    return {"report": report, "compare": tmp_path / "compare" / "compare.html",
+            "trend": tmp_path / "trend" / "trend.html"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _documents(tmp_path_factory.mktemp("documents"))
+
+
+FIRST_SCREEN_ELEMENTS = {
+    "report": ["#verdict", "nav#toc", "#summary h2", "#test-summary"],
+    "compare": ["h1", "#verdict"],
+    "trend": ["h1", "svg"],
+}
+
+
+@pytest.mark.parametrize("name", list(FIRST_SCREEN_ELEMENTS))
+def test_documents_at_1400_px(
+    name: str, documents: dict[str, Path], browser: DevTools, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a reviewer sees first on a 1,400 x 900 screen: no console error and the key elements
+    visible without scrolling (report: verdict, table of contents, summary; compare: the verdict;
+    trend: the plot). The screenshot's path is printed."""
+    shot = tmp_path / f"{name}-1400x900.png"
+    assert _screenshot(browser, documents[name].resolve().as_uri(), shot) == []
+    _in_first_screen(browser, FIRST_SCREEN_ELEMENTS[name])
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack("!II", data[16:24]) == SCREEN
+    assert len(data) > 20_000, f"{name}: the first screen is nearly blank"
+    with capsys.disabled():
+        print(f"\n  screenshot of {name} at 1400x900: {shot}")
+
+
+def _fits(browser: DevTools, path: Path) -> int:
+    browser.call("Emulation.setDeviceMetricsOverride", width=SCREEN[0], height=SCREEN[1], deviceScaleFactor=1,
+                 mobile=False)  # fmt: skip
+    assert browser.load(path.resolve().as_uri()) == []
+    return int(browser.evaluate("document.documentElement.scrollWidth"))
+
+
+def test_report_fits_1400_px_with_the_outcome_visible(documents: dict[str, Path], browser: DevTools) -> None:
+    assert _fits(browser, documents["report"]) <= SCREEN[0]
+    browser.evaluate("document.getElementById('all-measurements').scrollIntoView()")
+    table = browser.evaluate(
+        "(() => { const t = document.getElementById('measurements'); const r = t.getBoundingClientRect();"
+        " const o = t.querySelector('tbody .badge').getBoundingClientRect();"
+        " return {right: r.right, badge_left: o.left, badge_right: o.right, badge_w: o.width}; })()"
+    )
+    assert table["right"] <= SCREEN[0] and table["badge_left"] >= 0 and table["badge_right"] <= SCREEN[0], table
+    assert table["badge_w"] > 20, table
+
+
+def test_trend_fits_1400_px(documents: dict[str, Path], browser: DevTools) -> None:
+    assert _fits(browser, documents["trend"]) <= SCREEN[0]
+
+
+def test_compare_fits_1400_px(documents: dict[str, Path], browser: DevTools) -> None:
+    assert _fits(browser, documents["compare"]) <= SCREEN[0]

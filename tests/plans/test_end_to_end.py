@@ -73,6 +73,10 @@ def test_main_job_passes_on_simulated_rack_and_writes_report(tmp_path: Path) -> 
     rows = db.execute("SELECT name, value, unit, high, outcome FROM measurements WHERE name = 'idle rack power'")
     _, value, unit, high, m_outcome = rows.fetchone()
     assert unit == "W" and high == 42000.0 and 30000 < value < 42000 and m_outcome in ("pass", "marginal")
+    # every measurement a test recorded carries the run clock, the time base of the telemetry samples
+    no_clock_sql = "SELECT COUNT(*) FROM measurements WHERE test_id IS NOT NULL AND clock_s IS NULL"
+    (no_clock,) = db.execute(no_clock_sql).fetchone()
+    assert no_clock == 0
     (ratio,) = db.execute("SELECT value FROM measurements WHERE name = 'run virtual/wall time ratio'").fetchone()
     assert ratio > 1  # the 30-minute soak ran on virtual time, not in half an hour
     devices = dict(db.execute("SELECT name, serial FROM devices"))

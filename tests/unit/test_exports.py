@@ -31,7 +31,8 @@ SAMPLES = [
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s = open_store(tmp_path / "r.sqlite")
-    s.start_run(RunInfo(run_id="run-1", started_at=T0, rack_name="rack-A7"))
+    s.start_run(RunInfo(run_id="run-1", started_at=T0, rack_name="rack-A7", rack_serial="SN-42",
+                        design_revision="rev-B", station="bench-2"))  # fmt: skip
     tid = s.start_test("run-1", "test_plans/test_power.py::test_outlets", T0 + 1)
     s.record_measurement("run-1", tid, Measurement.judged("outlet_power", 512.25, "W", Limit(high=1000.0, unit="W"),
                                                           device="pdu-a", channel="3", clock_s=1.0))  # fmt: skip
@@ -68,6 +69,7 @@ def test_csv_and_parquet_round_trip(store: SqliteStore, tmp_path: Path) -> None:
     expected = _expected_samples()
     csv_samples = pd.read_csv(out / "samples.csv", keep_default_na=False, na_values={"value": [""]})
     pq_samples = pd.read_parquet(out / "samples.parquet")
+    assert pq_samples.columns[0] == "run_id" and set(pq_samples.pop("run_id")) == {"run-1"}
     for frame in (csv_samples, pq_samples):
         pd.testing.assert_frame_equal(frame.reset_index(drop=True), expected, check_dtype=False)
     assert pq_samples["value"].dtype == "float64" and pq_samples["t"].dtype == "float64"
@@ -129,7 +131,8 @@ def test_empty_run_and_errors(store: SqliteStore, tmp_path: Path) -> None:
     store.start_run(RunInfo(run_id="empty", started_at=T0))
     export_run(store, "empty", tmp_path / "e")
     assert pd.read_parquet(tmp_path / "e" / "samples.parquet").columns.tolist() == [
-        "channel", "device", "t", "value", "unit"]  # fmt: skip
+        "run_id", "channel", "device", "t", "value", "unit"]  # fmt: skip
+    assert pd.read_csv(tmp_path / "e" / "samples.csv").columns.tolist() == ["channel", "device", "t", "value", "unit"]
     assert pd.read_csv(tmp_path / "e" / "measurements.csv").empty
     with pytest.raises(KeyError):
         export_run(store, "no-such-run", tmp_path / "missing")
@@ -158,3 +161,25 @@ def test_cli_export(store: SqliteStore, tmp_path: Path, capsys: pytest.CaptureFi
     args = parser.parse_args(["export", "nope", "--results", db])
     assert args.func(args) == 2
     assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_measurements_carry_utc_times_and_run_identity(store: SqliteStore, tmp_path: Path) -> None:
+    """What pandas sees: an aware UTC datetime column in both formats, identity columns, clock_s."""
+    export_run(store, "run-1", tmp_path)
+    recorded = [m.recorded_at for _, m in store.measurements("run-1")]
+    expected_times = pd.Series(pd.to_datetime(recorded, unit="s", utc=True))
+    frames = {
+        "parquet": pd.read_parquet(tmp_path / "measurements.parquet"),
+        "csv": pd.read_csv(tmp_path / "measurements.csv", parse_dates=["recorded_at"]),
+    }
+    for fmt, frame in frames.items():
+        times = frame["recorded_at"]
+        assert str(times.dtype).startswith("datetime64[") and str(times.dt.tz) == "UTC", (fmt, times.dtype)
+        assert (times - expected_times).abs().max() <= pd.Timedelta("1us"), fmt  # to the microsecond
+        assert frame.columns[:5].tolist() == ["run_id", "rack", "serial", "revision", "station"], fmt
+        assert set(frame["run_id"]) == {"run-1"} and set(frame["serial"]) == {"SN-42"}, fmt
+        assert set(frame["revision"]) == {"rev-B"} and set(frame["station"]) == {"bench-2"}, fmt
+        assert frame.loc[0, "clock_s"] == 1.0, fmt
+    assert frames["parquet"]["value"].dtype == "float64" and frames["parquet"]["test_id"].dtype == "float64"
+    both = pd.concat(frames.values())  # files of several runs (or formats) concatenate into one frame
+    assert str(both["recorded_at"].dtype).endswith("UTC]")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from rackval.harness.measure import Limit, Measurement, Outcome
+from rackval.harness.report.display import shown
 from rackval.harness.report.html import TEMPLATE_DIR, render_report
 from rackval.harness.report.plots import normalised_margin
 from rackval.harness.store import ActionRecord, CauseRecord, DeviceRecord, RunInfo, SqliteStore, open_store
@@ -170,11 +171,12 @@ def test_failing_run_report_content(store: SqliteStore, tmp_path: Path) -> None:
 
     for m in recorded:
         assert html.escape(m.name, quote=True) in text
-        assert f">{m.value:.6g}<" in text
-        for limit in (m.low, m.high):
-            if limit is not None:
-                assert f">{limit:.6g}<" in text
-    assert ">-6.75<" in text  # margin of inlet_temp: 35 - 41.75, %+.4g
+        assert f">{m.value:.6g}<" in text  # these values need no more than 5 significant digits
+        if m.low is not None or m.high is not None:
+            assert f">{html.escape(shown(m, {}).limits)}<" in text
+    assert ">0 .. 1000<" in text and ">≤ 35<" in text  # limits as one readable cell
+    assert ">-6.75<" in text  # margin of inlet_temp: 35 - 41.75
+    assert ">-19.3 %<" in text  # the same margin in % of the limit (6.75 / 35)
     assert '<span class="badge badge-marginal">marginal</span>' in text  # 31.5 A against 32 A
     assert '<span class="badge badge-info">info</span>' in text
 
@@ -265,7 +267,8 @@ def test_marginal_value_makes_pass_with_marginals(store: SqliteStore, tmp_path: 
     findings = _section(text, 'id="findings"', "</table>")
     assert findings.count("<tr>") == 2  # header + one finding (the worst of the three records)
     assert "feed_current" in findings and "pdu-&lt;b&gt;a&lt;/b&gt;" in findings
-    assert ">31.9<" in findings and ">32<" in findings and ">+0.1<" in findings
+    assert ">31.9<" in findings and ">≤ 32<" in findings and ">+0.1<" in findings
+    assert ">+0.313 %<" in findings  # the margin in % of the 32 A limit
     _parse(text)
 
 
@@ -293,7 +296,8 @@ def test_no_limits_means_no_plot_data(store: SqliteStore, tmp_path: Path) -> Non
     store.finish_run("run-info", "passed", T0 + 1)
     text = render_report(store, "run-info", tmp_path).read_text(encoding="utf-8")
     assert "<svg" not in text
-    assert text.count("No data:") == 4  # margin chart, time series, tests, devices
+    assert text.count("No data:") == 3  # margin chart, tests, devices
+    assert "Time series" not in text  # no measurement was repeated: no empty time-series section
     assert "No data: no test was recorded." in text
     assert _verdict(text) == Verdict.PASS
     _parse(text)
@@ -311,8 +315,10 @@ def test_two_thousand_measurements_render(store: SqliteStore, tmp_path: Path) ->
     store.finish_run("run-big", "failed", T0 + 600)
     path = render_report(store, "run-big", tmp_path)
     text = path.read_text(encoding="utf-8")
-    measurements = text[text.index('id="measurements"') : text.index("</table>", text.index('id="measurements"'))]
-    assert measurements.count('<tr class="row-') == 2000
+    rows = 0
+    for table in ('id="measurements"', 'id="measurements-passed"'):  # failures first, passes collapsed
+        rows += text[text.index(table) : text.index("</table>", text.index(table))].count('<tr class="row-')
+    assert rows == 2000
     # the requirement rollup first: 25 names (no spec) x 4 devices behind disclosures
     rollup = text[text.index('id="requirement-rollup"') : text.index('id="measurements"')]
     assert text.index('id="requirement-rollup"') < text.index('id="measurements"')
@@ -460,19 +466,21 @@ def test_traceability_actions_diagnostics_and_telemetry(any_store: Any, tmp_path
     diag = _section(text, 'id="diagnostics"', "<h2>Plots</h2>")
     assert "test_plans/test_thermal.py::test_gpu_soak" in diag
     assert "AssertionError: GPU &lt;hot&gt; &amp; rising" in diag
-    assert ">89.7<" in diag and ">85<" in diag and ">-4.7<" in diag and "THERM-1" in diag
+    assert ">89.7<" in diag and ">≤ 85<" in diag and ">-4.7<" in diag and "THERM-1" in diag
     for field in ("Acme", "GX-1", "SN-N1", "10.0.0.21", "BMC 1.2.3"):
         assert field in diag
     assert "set fan override 100%" in diag  # the action taken during the failed test
     assert "test_feed" not in diag  # a passing test has no diagnostics
 
-    # Telemetry: one figure per unit, the limit borrowed from the measurement, capped channels.
+    # Telemetry: one figure per kind of channel (device kind + name with numbers folded), each in one
+    # unit, with the envelope of all its channels; the limit borrowed from the measurement.
     tel = _section(text, 'id="telemetry"', "<h2>Requirements and measurements</h2>")
     assert "1,200 samples on 12 channels" in tel
-    assert tel.count("<svg") == 2
-    assert 'aria-label="Telemetry in degC"' in tel and 'aria-label="Telemetry in W"' in tel
-    assert "8 of 11 channels in W" in tel and "1 of 1 channel in degC" in tel
-    assert "Dashed lines are limits" in tel
+    assert tel.count("<svg") == 3  # GPU temperature, outlet power, and the oddly named channel on its own
+    assert 'aria-label="node/gpu#.temp: 1 channel"' in tel and 'aria-label="pdu/outlet#.power: 10 channels"' in tel
+    assert "all 10 channels of kind pdu/outlet#.power in W" in tel
+    assert "Dashed lines are limits of measurements on these channels (THERM-1)" in tel
+    assert "node-1.gpu0.temp (beyond its limit)" in tel  # the channel that matters, drawn on top
     table = _section(text, 'id="channels"', "</table>")
     assert table.count("<tr") == 13
     beyond = re.findall(r'<tr class="channel-beyond">(.*?)</tr>', table)
@@ -484,7 +492,7 @@ def test_traceability_actions_diagnostics_and_telemetry(any_store: Any, tmp_path
     assert cells[:6] == [str(expected[0]), str(expected[1])] + [format(v, ".6g") for v in expected[2:]]
     assert cells[6:] == ["", "85"]  # borrowed limits: no low, high 85
     assert html.escape(HOSTILE_NAME) in table and "<script" not in text.lower()
-    assert parsed.counts["svg"] == 3  # margin chart and 2 telemetry figures (no measurement time series)
+    assert parsed.counts["svg"] == 4  # margin chart and 3 telemetry figures (no measurement time series)
 
 
 def test_telemetry_stats_agree_across_paths(store: SqliteStore) -> None:
@@ -493,16 +501,23 @@ def test_telemetry_stats_agree_across_paths(store: SqliteStore) -> None:
     _write_traced_run(store)
     # a channel whose unit changes at its last sample: the fast path must hand over to the exact one
     store.record_samples("run-tel", [("mixed", "node-1", float(i), float(i), "W" if i < 9 else "") for i in range(10)])
-    fast = telemetry.channel_stats(store, "run-tel")
-    generic = telemetry.channel_stats(_PublicOnly(store), "run-tel")
-    assert fast == generic
-    assert [(c.key, c.count) for c in fast if c.channel == "mixed"] == [
+    fast = telemetry.summarise(store, "run-tel", 10)
+    assert fast.stats == telemetry.channel_stats(store, "run-tel")
+    assert [(c.key, c.count) for c in fast.stats if c.channel == "mixed"] == [
         (("mixed", "node-1", ""), 1), (("mixed", "node-1", "W"), 9)]  # fmt: skip
-    env = telemetry.envelope(store, "run-tel", ("node-1.gpu0.temp", "node-1", "degC"), 0.0, 99.0, 10)
-    env_generic = telemetry.envelope(_PublicOnly(store), "run-tel", ("node-1.gpu0.temp", "node-1", "degC"), 0.0,
-                                     99.0, 10)  # fmt: skip
-    assert env.t.tolist() == env_generic.t.tolist() and env.high.tolist() == env_generic.high.tolist()
-    assert len(env.t) == 10 and env.low[0] == 60.0 and env.high[-1] == pytest.approx(89.7)
+    # the grid (min/max per time bucket) agrees with bucketing the public samples by hand
+    key = ("node-1.gpu0.temp", "node-1", "degC")
+    grid = fast.grid
+    assert grid is not None and (grid.t0, grid.width) == (0.0, 9.9)
+    by_bucket: dict[int, list[float]] = {}
+    for sample in store.samples("run-tel", key[0], device=key[1]):
+        if sample.value is not None:
+            by_bucket.setdefault(min(int(sample.t / grid.width), 9), []).append(sample.value)
+    for b in range(10):
+        found = by_bucket.get(b)
+        assert (math.isnan(grid.low[key][b]) if not found else grid.low[key][b] == min(found)), b
+        assert (math.isnan(grid.high[key][b]) if not found else grid.high[key][b] == max(found)), b
+    assert grid.low[key][0] == 60.0 and grid.high[key][-1] == pytest.approx(89.7) and grid.interval[key] == 1.0
 
 
 def test_no_actions_no_banner_and_empty_sections(store: SqliteStore, tmp_path: Path) -> None:
@@ -543,8 +558,9 @@ def test_failures_are_grouped_by_root_cause_at_the_top(store: SqliteStore, tmp_p
             store.record_test_cause(tid, cause)
     store.finish_run("run-causes", "fail", T0 + 10)
     text = render_report(store, "run-causes", tmp_path).read_text(encoding="utf-8")
-    assert text.index('id="causes"') < text.index("<h2>Run</h2>") < text.index("<h2>Summary</h2>")  # at the top
-    body = _section(text, 'id="causes"', "<h2>Run</h2>")
+    # at the top, then the summary (what the run found), then the run's identity
+    assert text.index('id="causes"') < text.index("<h2>Summary</h2>") < text.index("<h2>Run</h2>")
+    body = _section(text, 'id="causes"', "<h2>Summary</h2>")
     headings = re.findall(r"<h3>(.*?)</h3>", body)
     assert headings == [html.escape(feed.summary, quote=False), dead.summary, idle.summary]  # in the order found
     first = _section(body, 'id="cause-1"', "</section>")

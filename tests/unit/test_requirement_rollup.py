@@ -108,10 +108,11 @@ def test_report_leads_with_requirements_and_coverage(spec_file: Path, tmp_path: 
         store.finish_test(tid, "failed", 1.0)
         store.finish_run("r1", "failed", T0 + 10)
         html = render_report(store, "r1", tmp_path / "report").read_text()
-    start = html.index('<h2 id="requirements">Requirements</h2>')
-    assert start < html.index("<h2", start + 10) <= html.index('id="measurements"')  # first section
+    start = html.index('<section class="report-section" id="requirements">\n<h2>Requirements</h2>')
+    assert start == html.index('<section class="report-section"')  # the first section
+    assert start < html.index("<h2", start + 60) <= html.index('id="measurements"')
     assert "<strong>Coverage: 2/4 requirements measured</strong> (50 %)" in html
-    rollup = html[start : html.index("<h2", start + 10)]
+    rollup = html[start : html.index("<h2", start + 60)]
     assert rollup.index("<code>fan_speed</code>") < rollup.index("<code>full_load_rack_power</code>")  # fail first
     assert "202.4 kW" in rollup and "+22.62 kW (+10.1 %)" in rollup
     assert "not measured in this run; plans naming its key: test_plans/test_plan.py" in rollup

@@ -66,8 +66,10 @@ def test_round_trip_and_junit_properties(tmp_path: Path) -> None:
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = suite.find("testcase[@name='test_bad']/failure")
     assert failure is not None and "pdu-a" in failure.get("message")
-    prop = suite.find("testcase[@name='test_bad']/properties/property")
-    assert prop.get("name") == "p[pdu-a][outlet 3]" and prop.get("value").startswith("7 kW limits ..6 fail")
+    props = {p.get("name"): p.get("value") for p in suite.findall("testcase[@name='test_bad']/properties/property")}
+    assert props == {"p[pdu-a][outlet 3].value": "7.0", "p[pdu-a][outlet 3].unit": "kW",
+                     "p[pdu-a][outlet 3].low": "", "p[pdu-a][outlet 3].high": "6.0",
+                     "p[pdu-a][outlet 3].margin": "-1.0", "p[pdu-a][outlet 3].outcome": "fail"}  # fmt: skip
     store.close()
 
 

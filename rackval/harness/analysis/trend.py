@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from rackval.core.errors import ConfigError
 from rackval.core.printable import printable
 from rackval.harness.analysis import environment, safe_path_part, write_atomic
-from rackval.harness.cliutil import add_results_option, default_out_dir
+from rackval.harness.cliutil import add_results_option, default_out_dir, open_results
 from rackval.harness.measure import Measurement, Outcome
 
 if TYPE_CHECKING:
@@ -485,9 +485,7 @@ def write_outputs(result: Trend, out_dir: Path) -> list[Path]:
 
 # ---- command line -----------------------------------------------------------------------------
 def _cmd_trend(args: argparse.Namespace) -> int:
-    from rackval.harness.store import open_store
-
-    store = open_store(args.results)
+    store = open_results(args.results)
     try:
         result = trend(store, args.measurement, args.by, device=args.device, channel=args.channel)
     finally:

@@ -174,7 +174,9 @@ class MeasureRecorder:
     ) -> Measurement:
         if isinstance(limit, str):
             limit = self._run.spec.limit(limit)
-        m = Measurement.judged(name, value, unit, limit, device=device, channel=channel, detail=detail)
+        m = Measurement.judged(
+            name, value, unit, limit, device=device, channel=channel, detail=detail, clock_s=self._run.clock_now()
+        )
         self._run.record(self._nodeid, m)
         if m.outcome == Outcome.FAIL:
             if soft:

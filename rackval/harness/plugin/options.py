@@ -38,3 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption("--station", default=os.environ.get("RACKVAL_STATION", ""), help="test station name")
     group.addoption("--operator", default=os.environ.get("RACKVAL_OPERATOR", ""), help="who runs the tests")
+    group.addoption(
+        "--export", default="", metavar="FORMATS",
+        help="also write the run's measurements and telemetry as csv and/or parquet (comma-separated) into its"
+        " report directory; off by default (a soak's samples.csv is ~100 MB): `rackval export RUN` any time later",
+    )  # fmt: skip

@@ -33,8 +33,16 @@ from rackval.harness.measure import Measurement
 from rackval.harness.plan_keys import RUN_REQUIREMENT_PLANS, plan_files, requirement_plans
 from rackval.harness.plugin.causes import RootCauses
 from rackval.harness.rack import Rack
+from rackval.harness.report.exports import check_formats as check_export_formats
 from rackval.harness.safety import SafetyGate, SimFeedSwitcher
-from rackval.harness.spec import RUN_SPEC_REQUIREMENTS, RUN_SPEC_REVISION, Spec, load_spec, revision_mismatch
+from rackval.harness.spec import (
+    RUN_SPEC_REQUIREMENTS,
+    RUN_SPEC_REVISION,
+    RUN_SPEC_UNITS,
+    Spec,
+    load_spec,
+    revision_mismatch,
+)
 from rackval.harness.store import ActionRecord, DeviceRecord, RunInfo, Store, open_store
 from rackval.harness.verdict import UNDO_FLAGGED, Verdict, findings, run_verdict
 from rackval.sim.control import ControlClient
@@ -88,6 +96,8 @@ class RackvalRun:
         self.report_root = Path(config.getoption("report_dir"))
         self.run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         self.run_dir = self.report_root / self.run_id
+        export = str(config.getoption("export") or "")
+        self.export_formats = check_export_formats(export.split(",")) if export.strip() else ()
         self._inventory: Inventory | None = None
         self._spec: Spec | None = None
         self._rack: Rack | None = None
@@ -213,6 +223,15 @@ class RackvalRun:
         control = self.control
         return SimulatorClock(control) if control is not None else RealClock()
 
+    def clock_now(self) -> float | None:
+        """The run clock's reading (the simulator's virtual time, or monotonic wall time on a real
+        rack), the time base telemetry samples use, so a measurement's ``clock_s`` lines up with
+        them; None when the simulator's clock cannot be read (the measurement is kept all the same)."""
+        try:
+            return self.clock().now()
+        except DeviceError:
+            return None
+
     def ensure_started(self) -> None:
         """Open the run in the store (once): from here on, everything recorded is durable."""
         if self.run_started:
@@ -252,6 +271,7 @@ class RackvalRun:
                         plan_files(self.collected_files), spec.data.requirements, self.config.rootpath
                     ),
                     **sim_params,
+                    RUN_SPEC_UNITS: spec.units,
                 },
             )
         )
@@ -347,7 +367,8 @@ class RackvalRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.junit_path = write_junit(self.store, self.run_id, self.run_dir / "junit.xml")
         self.store.record_artifact(self.run_id, "junit.xml", str(self.junit_path), "junit")
-        export_run(self.store, self.run_id, self.run_dir, formats=("csv", "parquet"), record_artifacts=True)
+        if self.export_formats:
+            export_run(self.store, self.run_id, self.run_dir, formats=self.export_formats, record_artifacts=True)
         # recorded before rendering, so the report lists itself among the run's artifacts
         self.store.record_artifact(self.run_id, "report.html", str(self.run_dir / "report.html"), "report")
         self.report_path = render_report(self.store, self.run_id, self.run_dir)

@@ -4,6 +4,16 @@ Why both: CSV opens anywhere (a spreadsheet on the bench PC); Parquet keeps type
 smaller and faster for pandas/polars/DuckDB on a 10 M-sample soak. The files are written from
 the store, so any run (finished, live or killed) can be exported again later.
 
+Every measurement row carries the run's identity (``run_id``, ``rack``, ``serial``, ``revision``,
+``station``), so files of many runs concatenate into one frame; ``recorded_at`` is a UTC
+timestamp (Parquet ``timestamp[us, UTC]``, CSV ISO 8601 with ``+00:00``) and ``clock_s`` the run
+clock (the simulator's virtual time; on a real rack monotonic seconds), the time base of the
+samples' ``t``. ``samples.parquet`` also carries ``run_id``; ``samples.csv`` does not (its
+directory names the run, and 10 M rows of a repeated id would add ~200 MB of text).
+
+Exports are optional (``pytest --export``, or this command after the run): a 30-minute soak's
+samples.csv is ~90 MB.
+
 Telemetry is read once, in pages of ``PARQUET_ROW_GROUP`` rows (``store.sample_batches``), and
 each page is written to every format as it is read, so memory stays at one page however long
 the run was. Every file is written under a
@@ -18,27 +28,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import itertools
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rackval.core.errors import ConfigError
-from rackval.harness.cliutil import add_results_option, default_out_dir, resolve_run
+from rackval.harness.cliutil import add_results_option, default_out_dir, open_results, resolve_run
 
 FORMATS = ("csv", "parquet")
 
+RUN_COLUMNS = ("run_id", "rack", "serial", "revision", "station")
 MEASUREMENT_COLUMNS = (
-    "test_id", "test", "name", "requirement", "device", "channel", "value", "unit", "low", "high", "margin",
-    "outcome", "recorded_at", "clock_s",
+    *RUN_COLUMNS, "test_id", "test", "name", "requirement", "device", "channel", "value", "unit", "low", "high",
+    "margin", "outcome", "recorded_at", "clock_s",
 )  # fmt: skip
 SAMPLE_COLUMNS = ("channel", "device", "t", "value", "unit")
 PARQUET_ROW_GROUP = 250_000
 """Samples per page read from the store, and per Parquet row group."""
 
 
-def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown or not chosen:
@@ -59,15 +72,20 @@ def _atomic(path: Path) -> Iterator[Path]:
 
 
 def _measurement_rows(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """One dict per measurement; ``recorded_at`` as an aware UTC datetime."""
+    run = store.run(run_id)
+    identity = dict(zip(RUN_COLUMNS, (run.run_id, run.rack_name, run.rack_serial, run.design_revision, run.station),
+                        strict=True))  # fmt: skip
     labels = {t.test_id: t.nodeid for t in store.tests(run_id)}
     rows = []
     for test_id, m in store.measurements(run_id):
         rows.append(
             {
-                "test_id": test_id, "test": labels.get(test_id, "") if test_id is not None else "",
+                **identity, "test_id": test_id, "test": labels.get(test_id, "") if test_id is not None else "",
                 "name": m.name, "requirement": m.requirement, "device": m.device, "channel": m.channel,
                 "value": m.value, "unit": m.unit, "low": m.low, "high": m.high, "margin": m.margin,
-                "outcome": m.outcome.value, "recorded_at": m.recorded_at, "clock_s": m.clock_s,
+                "outcome": m.outcome.value, "recorded_at": datetime.fromtimestamp(m.recorded_at, tz=UTC),
+                "clock_s": m.clock_s,
             }
         )  # fmt: skip
     return rows
@@ -79,6 +97,8 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds")
     return value
 
 
@@ -101,8 +121,8 @@ def _pyarrow() -> Any:
 
 def _measurement_schema(pa: Any) -> Any:
     f64, text = pa.float64(), pa.string()
-    types = {"test_id": pa.int64(), "value": f64, "low": f64, "high": f64, "margin": f64, "recorded_at": f64,
-             "clock_s": f64}  # fmt: skip
+    types = {"test_id": pa.int64(), "value": f64, "low": f64, "high": f64, "margin": f64,
+             "recorded_at": pa.timestamp("us", tz="UTC"), "clock_s": f64}  # fmt: skip
     return pa.schema([(c, types.get(c, text)) for c in MEASUREMENT_COLUMNS])
 
 
@@ -111,6 +131,12 @@ def _sample_schema(pa: Any) -> Any:
         [("channel", pa.string()), ("device", pa.string()), ("t", pa.float64()), ("value", pa.float64()),
          ("unit", pa.string())]
     )  # fmt: skip
+
+
+def _with_run_id(pa: Any, table: Any, run_id: str) -> Any:
+    """``table`` with a leading ``run_id`` column, dictionary-encoded (one string per row group)."""
+    ids = pa.DictionaryArray.from_arrays(pa.array([0] * table.num_rows, type=pa.int32()), pa.array([run_id]))
+    return table.add_column(0, pa.field("run_id", pa.dictionary(pa.int32(), pa.string())), ids)
 
 
 def _write_samples(store: Any, run_id: str, paths: dict[str, Path]) -> int:
@@ -124,21 +150,21 @@ def _write_samples(store: Any, run_id: str, paths: dict[str, Path]) -> int:
     schema = _sample_schema(pa)
     total = 0
     with contextlib.ExitStack() as stack:
-        writers: list[Any] = []
+        writers: list[tuple[Any, bool]] = []  # (writer, with the run_id column)
         if "parquet" in paths:
             tmp = stack.enter_context(_atomic(paths["parquet"]))
-            writers.append(stack.enter_context(pq.ParquetWriter(str(tmp), schema, compression="zstd")))
+            pq_schema = _with_run_id(pa, _table(pa, schema, []), run_id).schema
+            writers.append((stack.enter_context(pq.ParquetWriter(str(tmp), pq_schema, compression="zstd")), True))
         if "csv" in paths:
             tmp = stack.enter_context(_atomic(paths["csv"]))
-            writers.append(stack.enter_context(pacsv.CSVWriter(str(tmp), schema)))
-        for rows in store.sample_batches(run_id, size=PARQUET_ROW_GROUP):
-            table = _table(pa, schema, rows)
-            for writer in writers:
-                writer.write_table(table)
+            writers.append((stack.enter_context(pacsv.CSVWriter(str(tmp), schema)), False))
+        pages = store.sample_batches(run_id, size=PARQUET_ROW_GROUP)
+        for rows in itertools.chain(pages, [[]]):
+            if rows or total == 0:  # an empty run still gets its header / schema
+                table = _table(pa, schema, rows)
+                for writer, tagged in writers:
+                    writer.write_table(_with_run_id(pa, table, run_id) if tagged else table)
             total += len(rows)
-        if total == 0:
-            for writer in writers:
-                writer.write_table(_table(pa, schema, []))
     return total
 
 
@@ -163,7 +189,7 @@ def export_run(
     the store as an artifact of the run (the plugin does this at the end of a run; the CLI does
     not, so re-exporting an old run leaves its record alone).
     """
-    chosen = _check_formats(formats)
+    chosen = check_formats(formats)
     store.run(run_id)  # KeyError for an unknown run, before any file exists
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,10 +215,8 @@ def export_run(
 
 # ---- command line -------------------------------------------------------------------------------
 def _cmd_export(args: argparse.Namespace) -> int:
-    from rackval.harness.store import open_store
-
-    formats = _check_formats(args.format.split(","))
-    store = open_store(args.results)
+    formats = check_formats(args.format.split(","))
+    store = open_results(args.results)
     try:
         run_id = resolve_run(store, args.run)
         if run_id is None:

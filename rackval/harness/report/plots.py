@@ -15,6 +15,7 @@ through matplotlib, which XML-escapes it; before that it is cleaned of control c
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -34,8 +35,10 @@ OUTCOME_COLOURS: dict[Outcome, str] = {
 LIMIT_COLOUR = "#b71c1c"
 CLIP_PERCENT = 100.0
 BAR_CHART_MAX = 40
-"""Up to this many limited measurements the margin chart is a labelled bar chart; above, a strip."""
+"""Requirements (rows) in the margin chart, worst margin first; the rest are in the tables."""
 MAX_SERIES_PER_PLOT = 10
+GAP_FACTOR = 2.0
+"""A line breaks where consecutive points are more than this many nominal intervals apart."""
 MAX_TIME_SERIES_PLOTS = 12
 """Each time-series figure costs tens of milliseconds; beyond this the report lists the rest."""
 
@@ -88,10 +91,6 @@ def normalised_margin(m: Measurement) -> float | None:
     return max(-CLIP_PERCENT, min(CLIP_PERCENT, 100.0 * margin / reference))
 
 
-def _where(m: Measurement) -> str:
-    return "/".join(part for part in (m.device, m.channel) if part)
-
-
 def figure_to_svg(fig: Figure, id_prefix: str, aria_label: str = "") -> str:
     """Serialise ``fig`` as an SVG fragment fit for inlining in HTML (see module docstring).
 
@@ -121,50 +120,56 @@ def figure_to_svg(fig: Figure, id_prefix: str, aria_label: str = "") -> str:
     return re.sub(r"\n\s*", "\n", svg).strip()
 
 
-def margin_chart(measurements: Sequence[Measurement], id_prefix: str = "margin") -> str | None:
-    """Where each limited measurement sits relative to its limits, coloured by outcome.
+def margin_rows(measurements: Sequence[Measurement]) -> list[tuple[str, list[tuple[Measurement, float]]]]:
+    """Limited measurements grouped by requirement (or name, without one), with their normalised
+    margins; groups ordered worst margin first, so a cap keeps the requirements most at risk."""
+    groups: dict[str, list[tuple[Measurement, float]]] = {}
+    for m in measurements:
+        y = normalised_margin(m)
+        if y is not None:
+            groups.setdefault(m.requirement or m.name, []).append((m, y))
+    rank = {Outcome.FAIL: 0, Outcome.MARGINAL: 1}
 
-    Few measurements: one labelled horizontal bar each. Many: a strip of points in recording
-    order (labels would be unreadable). None when no measurement has limits.
-    """
-    points = [(m, normalised_margin(m)) for m in measurements]
-    limited = [(m, y) for m, y in points if y is not None]
-    if not limited:
+    def order(kv: tuple[str, list[tuple[Measurement, float]]]) -> tuple[int, bool, float, str]:
+        name, points = kv
+        # a limit with no room by design (a count that must be 0) is not "at risk": after the rest
+        exact = all(not limit_reference(m) for m, _ in points)
+        return (min(rank.get(m.outcome, 2) for m, _ in points), exact, min(y for _, y in points), name)
+
+    return sorted(groups.items(), key=order)
+
+
+def margin_chart(measurements: Sequence[Measurement], id_prefix: str = "margin") -> str | None:
+    """Where each requirement's measurements sit relative to their limits: one row per requirement
+    (worst first, at most ``BAR_CHART_MAX``), a bar to its worst margin and a dot per measurement
+    (device, channel), coloured by outcome. None when no measurement has limits."""
+    rows = margin_rows(measurements)[:BAR_CHART_MAX]
+    if not rows:
         return None
-    if len(limited) <= BAR_CHART_MAX:
-        fig = Figure(figsize=(9, 0.28 * len(limited) + 1.3), layout="constrained")
-        ax = fig.add_subplot()
-        positions = list(range(len(limited)))
-        ax.barh(
-            positions,
-            [y for _, y in limited],
-            color=[OUTCOME_COLOURS[m.outcome] for m, _ in limited],
-            height=0.7,
-        )
-        labels = [label_text(f"{m.name} [{_where(m)}]" if _where(m) else m.name) for m, _ in limited]
-        ax.set_yticks(positions, labels, fontsize=8)
-        ax.invert_yaxis()
-        ax.axvline(0.0, color=LIMIT_COLOUR, linewidth=1.2, linestyle="--")
-        ax.set_xlim(-CLIP_PERCENT * 1.05, CLIP_PERCENT * 1.05)
-        ax.set_xlabel("margin to nearest limit, % of limit reference (0 = on the limit, < 0 = outside)")
-    else:
-        fig = Figure(figsize=(9, 3.6), layout="constrained")
-        ax = fig.add_subplot()
-        for outcome in (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL):
-            xs = [i for i, (m, _) in enumerate(limited) if m.outcome == outcome]
-            ys = [limited[i][1] for i in xs]
-            if xs:
-                ax.plot(xs, ys, linestyle="none", marker="o", markersize=3, color=OUTCOME_COLOURS[outcome])
-        ax.axhline(0.0, color=LIMIT_COLOUR, linewidth=1.2, linestyle="--")
-        ax.set_ylim(-CLIP_PERCENT * 1.05, CLIP_PERCENT * 1.05)
-        ax.set_xlabel("limited measurement, in recording order")
-        ax.set_ylabel("margin, % of limit reference")
-    present = [o for o in (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL) if any(m.outcome == o for m, _ in limited)]
-    handles = [Line2D([], [], color=OUTCOME_COLOURS[o], marker="s", linestyle="none") for o in present]
+    fig = Figure(figsize=(9, 0.3 * len(rows) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    positions = list(range(len(rows)))
+    worst = [min(points, key=lambda p: p[1]) for _, points in rows]
+    ax.barh(positions, [y for _, y in worst], color=[OUTCOME_COLOURS[m.outcome] for m, _ in worst], height=0.6,
+            alpha=0.35)  # fmt: skip
+    for outcome in (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL):
+        xs = [y for _, points in rows for m, y in points if m.outcome == outcome]
+        ys = [i for i, (_, points) in enumerate(rows) for m, _ in points if m.outcome == outcome]
+        if xs:
+            ax.plot(xs, ys, linestyle="none", marker="o", markersize=3.5, color=OUTCOME_COLOURS[outcome])
+    labels = [label_text(f"{name} ({len(points)})", 44) for name, points in rows]
+    ax.set_yticks(positions, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color=LIMIT_COLOUR, linewidth=1.2, linestyle="--")
+    ax.set_xlim(-CLIP_PERCENT * 1.05, CLIP_PERCENT * 1.05)
+    ax.set_xlabel("margin to the nearest limit, % of the limit reference (0 = on the limit, < 0 = outside)")
+    present = [o for o in (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL)
+               if any(m.outcome == o for _, points in rows for m, _ in points)]  # fmt: skip
+    handles = [Line2D([], [], color=OUTCOME_COLOURS[o], marker="o", linestyle="none") for o in present]
     handles.append(Line2D([], [], color=LIMIT_COLOUR, linestyle="--"))
-    ax.legend(handles, [o.value for o in present] + ["limit"], fontsize=8, loc="best")
-    ax.grid(True, alpha=0.3)
-    return figure_to_svg(fig, id_prefix, "margin of every limited measurement relative to its limits")
+    ax.legend(handles, [o.value for o in present] + ["limit"], fontsize=8, loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    return figure_to_svg(fig, id_prefix, "margin of every limited measurement relative to its limits, by requirement")
 
 
 def _series_key(m: Measurement) -> tuple[str, str]:
@@ -178,9 +183,15 @@ def time_series_groups(measurements: Sequence[Measurement]) -> dict[str, list[Me
     qualifies only when at least one (device, channel) has two or more samples. Names with a
     failing, then a marginal, sample come first, so the cap drops the least interesting plots.
     """
-    by_name: dict[str, list[Measurement]] = {}
+    by_key: dict[tuple[str, str], list[Measurement]] = {}
     for m in measurements:
-        by_name.setdefault(m.name, []).append(m)
+        by_key.setdefault((m.name, m.unit), []).append(m)
+    units_of: dict[str, int] = {}
+    for name, _ in by_key:
+        units_of[name] = units_of.get(name, 0) + 1
+    # one unit per figure: a name recorded in two units becomes two figures, each titled with its unit
+    by_name = {(name if units_of[name] == 1 else f"{name} [{unit or 'no unit'}]"): group
+               for (name, unit), group in by_key.items()}  # fmt: skip
     qualifying: dict[str, list[Measurement]] = {}
     for name, group in by_name.items():
         counts: dict[tuple[str, str], int] = {}
@@ -197,6 +208,23 @@ def time_series_groups(measurements: Sequence[Measurement]) -> dict[str, list[Me
 
     ordered = sorted(enumerate(qualifying), key=_priority)
     return {name: qualifying[name] for _, name in ordered}
+
+
+def _with_gaps(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """A NaN point wherever consecutive samples are more than ``GAP_FACTOR`` times the median
+    interval apart, so the line stops at a gap instead of drawing a ramp across it."""
+    if len(xs) < 3:
+        return xs, ys
+    steps = sorted(b - a for a, b in itertools.pairwise(xs))
+    nominal = steps[len(steps) // 2]
+    out_x, out_y = [xs[0]], [ys[0]]
+    for (a, b), y in zip(itertools.pairwise(xs), ys[1:], strict=True):
+        if nominal > 0 and b - a > GAP_FACTOR * nominal:
+            out_x.append((a + b) / 2)
+            out_y.append(math.nan)
+        out_x.append(b)
+        out_y.append(y)
+    return out_x, out_y
 
 
 def time_series_chart(name: str, group: Sequence[Measurement], run_started_at: float, id_prefix: str) -> TimeSeriesPlot:
@@ -224,7 +252,8 @@ def time_series_chart(name: str, group: Sequence[Measurement], run_started_at: f
     for key, samples in shown:
         samples = sorted(samples, key=_x)
         label = label_text("/".join(p for p in key if p) or "value", 32)
-        ax.plot([_x(m) for m in samples], [m.value for m in samples], marker=".", linewidth=1.2, label=label)
+        xs, ys = _with_gaps([_x(m) for m in samples], [m.value for m in samples])
+        ax.plot(xs, ys, marker=".", linewidth=1.2, label=label)
         for outcome in (Outcome.MARGINAL, Outcome.FAIL):
             flagged = [m for m in samples if m.outcome == outcome]
             if flagged:
@@ -244,7 +273,7 @@ def time_series_chart(name: str, group: Sequence[Measurement], run_started_at: f
     unit = group[0].unit
     ax.set_title(label_text(name, 80), fontsize=10)
     ax.set_xlabel(x_label)
-    ax.set_ylabel(label_text(unit, 16) or "value")
+    ax.set_ylabel(label_text(f"{name} ({unit or 'no unit'})", 40))
     ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if lows or highs:
@@ -261,58 +290,62 @@ def time_series_chart(name: str, group: Sequence[Measurement], run_started_at: f
     )
 
 
-MAX_TELEMETRY_CHANNELS_PER_PLOT = 8
-"""Channels drawn in one telemetry figure; the rest of the group is in the channel table."""
-MAX_TELEMETRY_PLOTS = 8
-"""Telemetry figures (one per unit); further units are only in the channel table."""
 TELEMETRY_BUCKETS = 500
 """Time buckets per channel: about one per horizontal pixel of the plot area, so the min/max
 envelope looks exactly like the raw samples would while costing a fixed ~20 kB per channel."""
+ENVELOPE_COLOUR = "#90a4ae"
 
 
 @dataclass(frozen=True)
-class EnvelopeSeries:
-    """One channel's min/max envelope, ready to draw (``t`` is bucket centres, run clock s)."""
+class ChannelTrace:
+    """A min/max band over time (``median`` optional: drawn as a line), ready to draw; NaNs in
+    the arrays are gaps (the band and line stop there)."""
 
     label: str
     t: Sequence[float]
     low: Sequence[float]
     high: Sequence[float]
+    median: Sequence[float] = ()
 
 
-def telemetry_chart(
+def kind_chart(
+    *,
     title: str,
-    unit: str,
-    series: Sequence[EnvelopeSeries],
+    y_label: str,
+    x_label: str,
+    envelope: ChannelTrace,
+    highlights: Sequence[ChannelTrace],
     limits: Sequence[float],
     id_prefix: str,
 ) -> str:
-    """A group of telemetry channels of one unit over the run clock, each as its min/max band.
-
-    Drawing the per-bucket envelope (not the raw points) keeps every spike visible while the SVG
-    stays the same size for 3,600 or 3.6 M samples. Limits from measurements on these channels
-    are dashed lines.
-    """
-    fig = Figure(figsize=(9, 3.4))
-    fig.subplots_adjust(left=0.09, right=0.78, bottom=0.14, top=0.9)
+    """All channels of one kind: their envelope as a grey band with the median as a line, the
+    relevant channels as coloured bands on top, limits as dashed lines. One quantity, one unit."""
+    fig = Figure(figsize=(12, 3.6))
+    fig.subplots_adjust(left=0.07, right=0.74, bottom=0.15, top=0.9)
     ax = fig.add_subplot()
-    colours = [f"C{i % 10}" for i in range(len(series))]
     handles: list[Line2D] = []
     labels: list[str] = []
-    for s, colour in zip(series, colours, strict=True):
-        if len(s.t) == 0:
-            continue
-        ax.fill_between(s.t, s.low, s.high, color=colour, alpha=0.35, linewidth=0.7, edgecolor=colour)
-        handles.append(Line2D([], [], color=colour, linewidth=4, alpha=0.6))
-        labels.append(label_text(s.label, 32))
+    if len(envelope.t):
+        ax.fill_between(envelope.t, envelope.low, envelope.high, color=ENVELOPE_COLOUR, alpha=0.45, linewidth=0)
+        handles.append(Line2D([], [], color=ENVELOPE_COLOUR, linewidth=6, alpha=0.6))
+        labels.append(label_text(envelope.label, 40))
+        if len(envelope.median):
+            ax.plot(envelope.t, envelope.median, color="#455a64", linewidth=1.0)
+            handles.append(Line2D([], [], color="#455a64", linewidth=1.0))
+            labels.append("all channels: median")
+    for i, trace in enumerate(highlights):
+        colour = f"C{i % 10}"
+        ax.fill_between(trace.t, trace.low, trace.high, color=colour, alpha=0.5, linewidth=0.8, edgecolor=colour)
+        handles.append(Line2D([], [], color=colour, linewidth=4, alpha=0.7))
+        labels.append(label_text(trace.label, 40))
     for value in sorted(set(limits))[:6]:
         ax.axhline(value, color=LIMIT_COLOUR, linewidth=1.0, linestyle="--")
     if limits:
         handles.append(Line2D([], [], color=LIMIT_COLOUR, linestyle="--"))
         labels.append("limit")
     ax.set_title(label_text(title, 80), fontsize=10)
-    ax.set_xlabel("clock (s)")
-    ax.set_ylabel(label_text(unit, 16) or "value")
+    ax.set_xlabel(label_text(x_label, 80))
+    ax.set_ylabel(label_text(y_label, 40))
     ax.grid(True, alpha=0.3)
     if handles:
         ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

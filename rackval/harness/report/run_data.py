@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from rackval.core.errors import ConfigError
 from rackval.harness.measure import Measurement
 from rackval.harness.safety.undo_messages import UndoMessages, short_undo_messages
+from rackval.harness.spec import RUN_SPEC_UNITS, load_spec
 from rackval.harness.store.records import (
     ActionRecord,
     ArtifactRecord,
@@ -44,6 +47,7 @@ class ResultsStore(Protocol):
     def causes(self, run_id: str) -> list[CauseRecord]: ...
     def sample_channels(self, run_id: str) -> list[SampleChannel]: ...
     def sample_values(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray]]: ...
+    def sample_series(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]: ...
     def sample_arrays(
         self,
         run_id: str,
@@ -124,6 +128,20 @@ class RunData:
     def causes(self) -> list[CauseRecord]:
         """Root causes found in the run (devices down, feed events), in the order found."""
         return self.store.causes(self.run_id)
+
+    @cached_property
+    def spec_units(self) -> dict[str, str]:
+        """Each requirement's unit in the run's spec: as the run recorded it, else read from its spec
+        file if that is still there (runs recorded before units were kept), else none known."""
+        recorded = self.run.metadata.get(RUN_SPEC_UNITS)
+        if isinstance(recorded, dict):
+            return {str(k): str(v) for k, v in recorded.items()}
+        if self.run.spec_file and Path(self.run.spec_file).is_file():
+            try:
+                return load_spec(self.run.spec_file).units
+            except (ConfigError, OSError):
+                return {}
+        return {}
 
     @cached_property
     def verdict(self) -> Verdict:

@@ -18,14 +18,15 @@ from typing import Any
 
 from markupsafe import Markup
 
-from rackval.core.errors import ConfigError
 from rackval.harness.inventory import RUN_SIM_PARAMS
-from rackval.harness.measure import Measurement, Outcome
-from rackval.harness.report import plots, telemetry
+from rackval.harness.measure import Measurement, Outcome, limit_reference
+from rackval.harness.report import plots
 from rackval.harness.report.causes import group_failures, short_name
+from rackval.harness.report.display import Shown, shown
 from rackval.harness.report.requirements import requirements_section
-from rackval.harness.report.run_data import ResultsStore, RunData
-from rackval.harness.spec import RUN_SPEC_REVISION, revision_mismatch
+from rackval.harness.report.run_data import RunData
+from rackval.harness.report.telemetry_figures import Plot, telemetry_figures
+from rackval.harness.spec import RUN_SPEC_REVISION, RUN_SPEC_UNITS, revision_mismatch
 from rackval.harness.store.records import (
     ActionRecord,
     DeviceRecord,
@@ -33,11 +34,12 @@ from rackval.harness.store.records import (
     RunInfo,
     TestRecord,
 )
-from rackval.harness.units import convert
 from rackval.harness.verdict import FAILED_TEST_OUTCOMES, UNDO_FLAGGED
 
 TEST_OUTCOME_ORDER = ("passed", "failed", "error", "skipped")
 MEASUREMENT_OUTCOME_ORDER = (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL, Outcome.INFO)
+HIDDEN_METADATA = frozenset({RUN_SPEC_UNITS})
+"""Run metadata the run section does not list (it is shown as what it is used for)."""
 MAX_DIAGNOSTIC_MEASUREMENTS = 50
 """Failing measurements listed per failed test; the requirement table has every one."""
 MAX_SUMMARY_FINDINGS = 10
@@ -57,6 +59,11 @@ class ReportSection:
     @property
     def template(self) -> str:
         return f"section_{self.name}.html.j2"
+
+    @property
+    def link_id(self) -> str:
+        """The id the section's block carries and the table of contents links to."""
+        return self.anchor or self.name
 
 
 def frame(data: RunData) -> dict[str, Any]:
@@ -82,7 +89,8 @@ def run_section(data: RunData) -> dict[str, Any]:
         "finished": data.finished,
         "ended_at": data.ended_at if data.finished else None,
         "duration": end - run.started_at,
-        "metadata": sorted(((str(k), v) for k, v in run.metadata.items()), key=lambda kv: kv[0]),
+        "metadata": sorted(((str(k), v) for k, v in run.metadata.items() if k not in HIDDEN_METADATA),
+                           key=lambda kv: kv[0]),
     }
 
 
@@ -105,7 +113,7 @@ def summary_section(data: RunData) -> dict[str, Any]:
         "n_tests": len(data.tests),
         "n_measurements": len(data.measured),
         "failed_tests": [t for t in data.tests if t.outcome in FAILED_TEST_OUTCOMES],
-        "findings": data.findings[:MAX_SUMMARY_FINDINGS],
+        "findings": [(m, shown(m, data.spec_units)) for m in data.findings[:MAX_SUMMARY_FINDINGS]],
         "n_findings": len(data.findings),
     }
 
@@ -141,7 +149,7 @@ class FailureDiagnostic:
     anchor: str
     outcome: str
     message: str
-    failing: list[Measurement]
+    failing: list[tuple[Measurement, Shown]]
     more: int
     devices: list[DeviceIdentity]
     actions: list[ActionRecord]
@@ -158,6 +166,7 @@ def _diagnostics(
     devices: list[DeviceRecord],
     firmware: list[FirmwareRecord],
     actions: list[ActionRecord],
+    spec_units: dict[str, str],
 ) -> list[FailureDiagnostic]:
     """For each failed test, and for failing measurements outside one: message, failing values
     with their limits, and the identity of every device they name."""
@@ -176,7 +185,8 @@ def _diagnostics(
         out.append(
             FailureDiagnostic(
                 title=title, anchor=anchor, outcome=outcome, message=message,
-                failing=ms[:MAX_DIAGNOSTIC_MEASUREMENTS], more=max(0, len(ms) - MAX_DIAGNOSTIC_MEASUREMENTS),
+                failing=[(m, shown(m, spec_units)) for m in ms[:MAX_DIAGNOSTIC_MEASUREMENTS]],
+                more=max(0, len(ms) - MAX_DIAGNOSTIC_MEASUREMENTS),
                 devices=[DeviceIdentity(n, by_name.get(n), fw_by_device.get(n, [])) for n in names],
                 actions=[a for a in actions if tid is not None and a.test_id == tid],
             )
@@ -194,32 +204,28 @@ def _diagnostics(
 
 def diagnostics_section(data: RunData) -> dict[str, Any] | None:
     """Each failure with what is needed to start debugging it; left out when nothing failed."""
-    found = _diagnostics(data.tests, data.measured, data.devices, data.firmware, data.actions)
+    found = _diagnostics(data.tests, data.measured, data.devices, data.firmware, data.actions, data.spec_units)
     return {"diagnostics": found} if found else None
 
 
 # ---- plots -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Plot:
-    """One figure; ``svg`` None: no data (the caption says what would be shown)."""
-
-    title: str
-    caption: str
-    svg: Markup | None
-
-
 def _plots(run: RunInfo, measurements: list[Measurement]) -> tuple[list[Plot], list[str]]:
-    """Margin chart plus time-series plots; a plot without data becomes a 'no data' entry."""
+    """The margin chart, plus a time series per measurement recorded repeatedly on one device and
+    channel (none when no measurement was: the telemetry section is the run's time series)."""
     out: list[Plot] = []
     margin_svg = plots.margin_chart(measurements, id_prefix="margin")
+    n_rows = len(plots.margin_rows(measurements))
     out.append(
         Plot(
-            title="Margin to limits",
+            title="Margin to limits, by requirement",
             caption=(
-                "Each measurement with limits: its distance to the nearest limit as a percentage of the"
-                " limit reference (the span for two-sided limits, the limit's magnitude for one-sided"
-                f" ones). The dashed line is the limit; values beyond ±{plots.CLIP_PERCENT:g} % are drawn"
-                " at the edge."
+                "One row per requirement: failed, then marginal, then the passed ones by their worst margin (a limit"
+                " with no room by design, such as a count that must be 0, last)"
+                + (f" (the {plots.BAR_CHART_MAX} worst of {n_rows})" if n_rows > plots.BAR_CHART_MAX else "")
+                + "; the number of measurements in brackets. Each dot is one measurement (a device, a channel):"
+                " its distance to the nearest limit as a percentage of the limit reference (the span for"
+                " two-sided limits, the limit's magnitude for one-sided ones); the bar reaches the worst."
+                f" The dashed line is the limit; values beyond ±{plots.CLIP_PERCENT:g} % are drawn at the edge."
             ),
             svg=None if margin_svg is None else Markup(margin_svg),
         )
@@ -227,8 +233,6 @@ def _plots(run: RunInfo, measurements: list[Measurement]) -> tuple[list[Plot], l
     groups = plots.time_series_groups(measurements)
     names = list(groups)
     omitted = names[plots.MAX_TIME_SERIES_PLOTS :]
-    if not names:
-        out.append(Plot(title="Time series", caption="Measurements recorded repeatedly over time.", svg=None))
     for index, name in enumerate(names[: plots.MAX_TIME_SERIES_PLOTS]):
         ts = plots.time_series_chart(name, groups[name], run.started_at, id_prefix=f"ts{index}")
         more = (
@@ -239,7 +243,8 @@ def _plots(run: RunInfo, measurements: list[Measurement]) -> tuple[list[Plot], l
         out.append(
             Plot(
                 title=f"Time series: {name}",
-                caption=f"{len(groups[name])} samples against {ts.x_label}; dashed lines are limits.{more}",
+                caption=f"{len(groups[name])} samples against {ts.x_label}; dashed lines are limits;"
+                f" lines break at gaps.{more}",
                 svg=Markup(ts.svg),
             )
         )
@@ -253,127 +258,18 @@ def plots_section(data: RunData) -> dict[str, Any]:
 
 
 # ---- telemetry ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ChannelRow:
-    """One telemetry channel in the channel table: statistics, limits and whether it is plotted."""
-
-    stats: telemetry.ChannelStats
-    low: float | None
-    high: float | None
-    beyond: bool
-    plotted: bool
-
-
-def _limits_by_channel(measurements: list[Measurement]) -> dict[tuple[str, str], list[Measurement]]:
-    """Limited measurements keyed by (channel, device): a telemetry channel borrows their limits."""
-    out: dict[tuple[str, str], list[Measurement]] = {}
-    for m in measurements:
-        if m.channel and (m.low is not None or m.high is not None):
-            out.setdefault((m.channel, m.device), []).append(m)
-    return out
-
-
-def _channel_limits(
-    key: telemetry.ChannelKey, limited: dict[tuple[str, str], list[Measurement]]
-) -> tuple[list[float], list[float]]:
-    """Lows and highs of measurements on the same channel (and device, or no device named),
-    converted to the channel's unit; limits in an incompatible unit are not borrowed."""
-    channel, device, unit = key
-    lows: set[float] = set()
-    highs: set[float] = set()
-    for m in limited.get((channel, device), []) + (limited.get((channel, ""), []) if device else []):
-        for value, bucket in ((m.low, lows), (m.high, highs)):
-            if value is None or math.isnan(value):
-                continue
-            try:
-                bucket.add(convert(value, m.unit, unit) if unit and m.unit else value)
-            except ConfigError:
-                continue
-    return sorted(lows), sorted(highs)
-
-
-def _telemetry(
-    store: ResultsStore, run_id: str, measurements: list[Measurement]
-) -> tuple[list[Plot], list[ChannelRow], int]:
-    """Telemetry figures (one per unit, capped) and the table of every channel.
-
-    Channels are chosen for a figure by interest: beyond a borrowed limit first, then limited,
-    then the highest peaks; the cap keeps a 3,000-channel run's report small and fast.
-    Returns (plots, rows, total sample count)."""
-    stats = telemetry.channel_stats(store, run_id)
-    if not stats:
-        return [], [], 0
-    limited = _limits_by_channel(measurements)
-    info: dict[telemetry.ChannelKey, tuple[float | None, float | None, bool, list[float]]] = {}
-    for c in stats:
-        lows, highs = _channel_limits(c.key, limited)
-        low = max(lows) if lows else None
-        high = min(highs) if highs else None
-        beyond = (low is not None and c.minimum is not None and c.minimum < low) or (
-            high is not None and c.maximum is not None and c.maximum > high
-        )
-        info[c.key] = (low, high, beyond, lows + highs)
-
-    def interest(c: telemetry.ChannelStats) -> tuple[int, float, telemetry.ChannelKey]:
-        low, high, beyond, _ = info[c.key]
-        rank = 0 if beyond else 1 if (low is not None or high is not None) else 2
-        return (rank, -(c.maximum if c.maximum is not None else -math.inf), c.key)
-
-    groups: dict[str, list[telemetry.ChannelStats]] = {}
-    for c in stats:
-        groups.setdefault(c.unit, []).append(c)
-    ordered_units = sorted(groups, key=lambda u: (min(interest(c)[0] for c in groups[u]), -len(groups[u]), u))
-    plotted: set[telemetry.ChannelKey] = set()
-    figures: list[Plot] = []
-    for index, unit in enumerate(ordered_units[: plots.MAX_TELEMETRY_PLOTS]):
-        members = sorted(groups[unit], key=interest)
-        chosen = [c for c in members if c.maximum is not None][: plots.MAX_TELEMETRY_CHANNELS_PER_PLOT]
-        if not chosen:
-            continue
-        span = telemetry.time_span(store, run_id, [c.key for c in chosen])
-        if span is None:
-            continue
-        series = []
-        limit_lines: set[float] = set()
-        for c in chosen:
-            env = telemetry.envelope(store, run_id, c.key, span[0], span[1], plots.TELEMETRY_BUCKETS)
-            label = c.channel if not c.device or c.channel.startswith(c.device) else f"{c.device}/{c.channel}"
-            series.append(plots.EnvelopeSeries(label, env.t.tolist(), env.low.tolist(), env.high.tolist()))
-            limit_lines.update(info[c.key][3])
-            plotted.add(c.key)
-        unit_text = unit or "(no unit)"
-        svg = plots.telemetry_chart(f"Telemetry in {unit_text}", unit, series, sorted(limit_lines), f"tm{index}")
-        total = len(groups[unit])
-        figures.append(
-            Plot(
-                title=f"Telemetry: {unit_text}",
-                caption=(
-                    f"{len(chosen)} of {total} channel{'s' if total != 1 else ''} in {unit_text}, each drawn as its"
-                    f" minimum-maximum band per {plots.TELEMETRY_BUCKETS}th of the run clock, so no spike is lost."
-                    + (" Dashed lines are limits of measurements on these channels." if limit_lines else "")
-                    + (" Channels beyond a limit are drawn first; every channel is in the table below." if
-                       total > len(chosen) else "")
-                ),
-                svg=Markup(svg),
-            )
-        )  # fmt: skip
-    rows = [
-        ChannelRow(stats=c, low=info[c.key][0], high=info[c.key][1], beyond=info[c.key][2], plotted=c.key in plotted)
-        for c in stats
-    ]
-    rows.sort(key=lambda r: (not r.beyond, r.stats.unit, r.stats.key))
-    return figures, rows, sum(c.count for c in stats)
-
-
 def telemetry_section(data: RunData) -> dict[str, Any]:
-    """Telemetry figures and the table of every channel sampled."""
-    figures, rows, n_samples = _telemetry(data.store, data.run_id, data.measurements)
+    """Telemetry figures (one per kind of channel) and the table of every channel sampled."""
+    figures, rows, n_samples = telemetry_figures(
+        data.store, data.run_id, data.measurements, data.devices, data.spec_units
+    )
     return {
         "telemetry_plots": figures,
         "channel_rows": rows,
         "n_channels": len(rows),
         "n_samples": n_samples,
         "n_plotted_channels": sum(1 for r in rows if r.plotted),
+        "n_discrete_channels": sum(1 for r in rows if r.discrete),
         "n_beyond_channels": sum(1 for r in rows if r.beyond),
     }
 
@@ -381,43 +277,70 @@ def telemetry_section(data: RunData) -> dict[str, Any]:
 # ---- measurements and tests -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MeasurementRow:
-    """One row of the requirement table, linked to its test's section."""
+    """One row of the measurement table, in the spec's unit, linked to its test's section."""
 
     test_label: str
     test_anchor: str
     m: Measurement
+    shown: Shown
 
 
 @dataclass(frozen=True)
 class TestSection:
-    """One test's block: its record, measurement counts by outcome and its findings."""
+    """One test's block: its record, measurement counts by outcome, its findings, and whether it
+    opens expanded (it failed, did not finish or has a failed or marginal measurement)."""
 
     record: TestRecord
     anchor: str
     counts: list[tuple[str, int]]
     findings: list[str]
 
+    @property
+    def expanded(self) -> bool:
+        return self.record.outcome not in ("passed", "skipped") or bool(self.findings)
+
+
+_ROW_ORDER = {Outcome.FAIL: 0, Outcome.MARGINAL: 1, Outcome.PASS: 2, Outcome.INFO: 3}
+
+
+def _row_key(m: Measurement) -> tuple[int, bool, float]:
+    """Outcome (fail, marginal, pass, info), then a limit with no room by design (a count that
+    must be 0) after the others, then the margin in % of the limit, smallest first."""
+    pct = plots.normalised_margin(m)
+    exact = m.outcome == Outcome.PASS and not limit_reference(m)
+    return (_ROW_ORDER.get(m.outcome, 4), exact, math.inf if pct is None or m.outcome == Outcome.INFO else pct)
+
 
 def measurements_section(data: RunData) -> dict[str, Any]:
-    """Every measurement with its requirement, limits, margin and outcome, linked to its test."""
+    """Every measurement with its requirement, limits, margin (in the unit and in % of the limit)
+    and outcome, linked to its test: failed, then marginal ones first (closest to or furthest
+    beyond their limit first), then the passed and informational ones (collapsed by the partial)."""
     labels = data.test_labels
+    units = data.spec_units
     rows = [
         MeasurementRow(
             test_label="(session)" if tid is None else labels.get(tid, f"test #{tid}"),
             test_anchor=_test_anchor(tid) if tid is None or tid in labels else "",
             m=m,
+            shown=shown(m, units),
         )
         for tid, m in data.measured
     ]
-    return {"rows": rows}
+    rows.sort(key=lambda r: _row_key(r.m))
+    attention = [r for r in rows if r.m.outcome in (Outcome.FAIL, Outcome.MARGINAL)]
+    return {"rows": rows, "attention_rows": attention, "other_rows": rows[len(attention) :]}
 
 
 def _findings(measurements: list[Measurement]) -> list[str]:
     return [m.describe() for m in measurements if m.outcome in (Outcome.FAIL, Outcome.MARGINAL)]
 
 
+_TEST_ORDER = {"failed": 0, "error": 0, "running": 1}
+
+
 def tests_section(data: RunData) -> dict[str, Any]:
-    """One block per test: outcome, duration, measurement counts, findings and message."""
+    """One block per test: outcome, duration, measurement counts, findings and message; failed and
+    unfinished tests first, then those with marginal findings, then the rest in run order."""
     by_test = data.by_test
     test_sections = [
         TestSection(
@@ -432,8 +355,14 @@ def tests_section(data: RunData) -> dict[str, Any]:
         )
         for t in data.tests
     ]
+    test_sections.sort(key=lambda s: _TEST_ORDER.get(s.record.outcome, 3 if not s.findings else 2))
     session = by_test.get(None, [])
-    return {"test_sections": test_sections, "session_findings": _findings(session), "session_count": len(session)}
+    return {
+        "test_sections": test_sections,
+        "n_collapsed": sum(1 for s in test_sections if not s.expanded),
+        "session_findings": _findings(session),
+        "session_count": len(session),
+    }
 
 
 # ---- devices, actions, traceability ------------------------------------------------------------------
@@ -469,15 +398,15 @@ def traceability_section(data: RunData) -> dict[str, Any]:
 REPORT_SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("requirements", "Requirements", "requirements", requirements_section),
     ReportSection("causes", "Root causes", "causes", causes_section),
-    ReportSection("run", "Run", "", run_section),
-    ReportSection("summary", "Summary", "", summary_section),
+    ReportSection("summary", "Summary", "summary", summary_section),
+    ReportSection("run", "Run", "run", run_section),
     ReportSection("diagnostics", "Failure diagnostics", "diagnostics", diagnostics_section),
-    ReportSection("plots", "Plots", "", plots_section),
+    ReportSection("plots", "Plots", "plots", plots_section),
     ReportSection("telemetry", "Telemetry", "telemetry", telemetry_section),
-    ReportSection("measurements", "Requirements and measurements", "", measurements_section),
-    ReportSection("tests", "Tests", "", tests_section),
-    ReportSection("devices", "Devices", "", devices_section),
+    ReportSection("measurements", "Requirements and measurements", "all-measurements", measurements_section),
+    ReportSection("tests", "Tests", "tests", tests_section),
+    ReportSection("devices", "Devices", "device-list", devices_section),
     ReportSection("actions", "Action log", "actions", actions_section),
     ReportSection("traceability", "Traceability", "traceability", traceability_section),
 )
-"""The report's sections in page order."""
+"""The report's sections in page order; the table of contents lists the ones shown, in this order."""

@@ -1,4 +1,4 @@
-"""Telemetry for the report: per-channel statistics and per-pixel min/max envelopes.
+"""Telemetry for the report: per-channel statistics and the per-bucket min/max grid.
 
 A 1-hour soak of a full rack is ~10 M samples; the report must never hold or plot them as
 Python objects. The store keeps samples as compressed per-channel segments with their
@@ -8,8 +8,11 @@ statistics (``rackval.harness.store.segments``), so the report reads:
   segments' statistics (``store.sample_channels``: nothing decoded), and p99 from the channel's
   values alone (``store.sample_values``: one query, values decoded one channel at a time, their
   times not at all);
-* ``envelope`` - for the few channels a figure plots, min and max per pixel bucket over the
-  segments that meet the plotted time range.
+* ``summarise`` - those statistics and the **grid**: every channel's minimum and maximum per
+  time bucket (``buckets`` equal slices of the run's telemetry span, one per horizontal pixel of
+  a figure) and its median sampling interval, from one pass over the decoded series
+  (``store.sample_series``: one series in memory at a time). The report's figures draw from the
+  grid alone, so a figure of 256 channels costs no further read of the store.
 
 p99 is nearest-rank (numpy ``inverted_cdf``): a value that was actually recorded.
 """
@@ -48,22 +51,39 @@ class ChannelStats:
 
 
 @dataclass(frozen=True)
-class Envelope:
-    """Min/max per time bucket of one channel; ``t`` is each bucket's centre on the run clock.
-    Buckets without a value are left out, so a gap in the data stays a gap."""
+class Grid:
+    """Every channel's minimum and maximum per time bucket: ``buckets`` equal slices of the run's
+    telemetry span starting at ``t0`` (NaN: no value in that bucket, so a gap stays a gap), and
+    each channel's typical sampling interval (median step, s; NaN with fewer than 2 samples)."""
 
-    key: ChannelKey
-    t: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
+    t0: float
+    width: float
+    buckets: int
+    low: dict[ChannelKey, np.ndarray]
+    high: dict[ChannelKey, np.ndarray]
+    interval: dict[ChannelKey, float]
+
+    def centres(self) -> np.ndarray:
+        return self.t0 + (np.arange(self.buckets) + 0.5) * self.width
 
 
-def _summarise(c: SampleChannel, values: np.ndarray) -> ChannelStats:
+@dataclass(frozen=True)
+class Telemetry:
+    """What the report reads of a run's telemetry: statistics of every channel and their grid."""
+
+    stats: list[ChannelStats]
+    grid: Grid | None
+
+
+def _p99(values: np.ndarray) -> float | None:
     finite = values[~np.isnan(values)]
-    p99 = None
-    if finite.size:  # nearest rank, as np.quantile(method="inverted_cdf"), without its overhead per call
-        rank = max(math.ceil(finite.size * 0.99) - 1, 0)
-        p99 = float(np.partition(finite, rank)[rank])
+    if not finite.size:
+        return None
+    rank = max(math.ceil(finite.size * 0.99) - 1, 0)  # nearest rank, as np.quantile(method="inverted_cdf")
+    return float(np.partition(finite, rank)[rank])
+
+
+def _stats(c: SampleChannel, p99: float | None) -> ChannelStats:
     return ChannelStats(c.channel, c.device, c.unit, count=c.count, missing=c.missing, minimum=c.minimum, mean=c.mean,
                         maximum=c.maximum, p99=p99)  # fmt: skip
 
@@ -71,30 +91,43 @@ def _summarise(c: SampleChannel, values: np.ndarray) -> ChannelStats:
 def channel_stats(store: Any, run_id: str) -> list[ChannelStats]:
     """Every telemetry channel of ``run_id`` with its statistics, ordered by (channel, device, unit)."""
     channels = {(c.channel, c.device, c.unit): c for c in store.sample_channels(run_id)}
-    out = [_summarise(channels[key], values) for key, values in store.sample_values(run_id) if key in channels]
+    out = [_stats(channels[key], _p99(values)) for key, values in store.sample_values(run_id) if key in channels]
     return sorted(out, key=lambda c: c.key)
 
 
-def time_span(store: Any, run_id: str, keys: list[ChannelKey]) -> tuple[float, float] | None:
-    """First and last sample time over ``keys``, from the segments' spans."""
-    wanted = set(keys)
-    spans = [(c.t_first, c.t_last) for c in store.sample_channels(run_id) if (c.channel, c.device, c.unit) in wanted]
-    if not spans:
-        return None
-    return min(s[0] for s in spans), max(s[1] for s in spans)
-
-
-def envelope(store: Any, run_id: str, key: ChannelKey, t0: float, t1: float, buckets: int) -> Envelope:
-    """Min and max of ``key`` per bucket of ``buckets`` equal slices of [t0, t1]."""
-    channel, device, unit = key
-    scale = buckets / max(t1 - t0, 1e-9)
-    t, v = store.sample_arrays(run_id, channel, device=device, unit=unit, start=t0, end=t1)
+def _bucketed(t: np.ndarray, v: np.ndarray, t0: float, width: float, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of ``v`` per bucket (NaN where a bucket has no value); ``t`` in time order."""
+    low, high = np.full(buckets, np.nan), np.full(buckets, np.nan)
     keep = ~np.isnan(v)
     t, v = t[keep], v[keep]
     if not t.size:
-        return Envelope(key=key, t=np.zeros(0), low=np.zeros(0), high=np.zeros(0))
-    idx = np.minimum(((t - t0) * scale).astype(np.int64), buckets - 1)  # t ascending: idx too
-    starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
-    b = idx[starts].astype(float)
-    return Envelope(key=key, t=t0 + (b + 0.5) / scale, low=np.minimum.reduceat(v, starts),
-                    high=np.maximum.reduceat(v, starts))  # fmt: skip
+        return low, high
+    slot = np.clip(((t - t0) / width).astype(np.int64), 0, buckets - 1)
+    starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
+    low[slot[starts]] = np.minimum.reduceat(v, starts)
+    high[slot[starts]] = np.maximum.reduceat(v, starts)
+    return low, high
+
+
+def summarise(store: Any, run_id: str, buckets: int = 500) -> Telemetry:
+    """Every telemetry channel of ``run_id`` with its statistics, ordered by (channel, device,
+    unit), and the grid of their minima and maxima in ``buckets`` time buckets."""
+    channels = {(c.channel, c.device, c.unit): c for c in store.sample_channels(run_id)}
+    if not channels:
+        return Telemetry([], None)
+    t0 = min(c.t_first for c in channels.values())
+    t1 = max(c.t_last for c in channels.values())
+    width = max(t1 - t0, 1e-9) / buckets
+    stats: list[ChannelStats] = []
+    low: dict[ChannelKey, np.ndarray] = {}
+    high: dict[ChannelKey, np.ndarray] = {}
+    interval: dict[ChannelKey, float] = {}
+    for key, t, v in store.sample_series(run_id):
+        if key not in channels:
+            continue
+        stats.append(_stats(channels[key], _p99(v)))
+        low[key], high[key] = _bucketed(t, v, t0, width, buckets)
+        steps = np.diff(t)
+        interval[key] = float(np.median(steps)) if steps.size else math.nan
+    stats.sort(key=lambda c: c.key)
+    return Telemetry(stats, Grid(t0, width, buckets, low, high, interval))

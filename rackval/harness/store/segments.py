@@ -206,6 +206,11 @@ class SampleSegments(JournalReplay):
         order = np.argsort(t, kind="stable")
         return t[order], v[order]
 
+    def sample_series(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]:
+        """((channel, device, unit), t, values) of every series of a run in time order, ordered by
+        key: one query, one series decoded at a time (the report's figures bucket them all)."""
+        yield from self._series_arrays(run_id, None, None, None, None, None)
+
     def sample_values(
         self, run_id: str, channel: str | None = None, *, device: str | None = None, unit: str | None = None
     ) -> Iterator[tuple[tuple[str, str, str], np.ndarray]]:

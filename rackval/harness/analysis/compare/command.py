@@ -12,7 +12,7 @@ from rackval.harness.analysis import safe_path_part
 from rackval.harness.analysis.compare.comparison import compare
 from rackval.harness.analysis.compare.pairing import DEFAULT_THRESHOLD_PCT
 from rackval.harness.analysis.compare.render import FORMATS, regression_lines, requirement_counts, write_outputs
-from rackval.harness.cliutil import add_results_option, default_out_dir
+from rackval.harness.cliutil import add_results_option, default_out_dir, open_results
 
 
 def _formats(text: str) -> list[str]:
@@ -34,9 +34,7 @@ def _threshold(text: str) -> float:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from rackval.harness.store import open_store
-
-    store = open_store(args.results)
+    store = open_results(args.results)
     try:
         result = compare(
             store, args.baseline, args.candidate, threshold_pct=args.threshold, plots="html" in args.format
