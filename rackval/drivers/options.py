@@ -197,6 +197,18 @@ class RedfishBmcOptions(RedfishOptions):
     log_service: NonEmpty | None = None
 
 
+class RedfishCduOptions(RedfishOptions):
+    """``rackval.drivers.cooling.redfish_cdu.RedfishCdu``."""
+
+    cdu_id: NonEmpty | int | None = None
+
+
+class RedfishPowerShelfOptions(RedfishOptions):
+    """``rackval.drivers.power_shelf.redfish_shelf.RedfishPowerShelf``."""
+
+    shelf_id: NonEmpty | int | None = None
+
+
 class IpmiBmcOptions(IpmiOptions):
     """``rackval.drivers.bmc.ipmi.IpmiBmc``: the transport's options only."""
 
