@@ -46,6 +46,8 @@ BUILTIN: dict[str, DriverEntry] = {
         DriverEntry("generic-scpi", "analyzer", "rackval.drivers.instrument.generic:GenericScpiInstrument"),
         DriverEntry("linux-gpu-node", "node", "rackval.drivers.node.linux:LinuxGpuNode"),
         DriverEntry("redfish-cdu", "cdu", "rackval.drivers.cooling.redfish_cdu:RedfishCdu"),
+        DriverEntry("modbus-cdu", "cdu", "rackval.drivers.modbus.modbus_device:ModbusCdu"),
+        DriverEntry("modbus-power-shelf", "power_shelf", "rackval.drivers.modbus.modbus_device:ModbusPowerShelf"),
         DriverEntry(
             "redfish-power-shelf", "power_shelf", "rackval.drivers.power_shelf.redfish_shelf:RedfishPowerShelf"
         ),

@@ -296,9 +296,9 @@ def _credentials(name: str, spec: CredentialSpec, base: Path, where: YamlLocator
 
 
 def _resolve_paths(options: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Options that name files (known_hosts, CA bundles) are relative to the rack file."""
+    """Options that name files (known_hosts, CA bundles, Modbus register maps) are relative to the rack file."""
     out = dict(options)
-    for key in ("known_hosts", "ca_file"):
+    for key in ("known_hosts", "ca_file", "register_map"):
         if isinstance(out.get(key), str):
             out[key] = str((base / out[key]).resolve())
     if isinstance(out.get("verify"), str):

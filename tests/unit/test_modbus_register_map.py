@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rackval.core.errors import ConfigError
-from rackval.drivers.modbus.register_map import Point, decode, encode, known_fields, load_register_map
+from rackval.drivers.modbus.register_map import Point, decode, encode, known_fields, load_register_map, to_words
 
 MAPS = Path(__file__).resolve().parents[2] / "racks" / "modbus-maps"
 
@@ -138,3 +138,27 @@ def test_encode_round_trips_and_refuses_what_does_not_fit() -> None:
 def test_known_fields_cover_both_kinds() -> None:
     assert "loops.<primary|secondary>.flow_lpm" in known_fields("cdu")
     assert "batteries.<name>.holdup_s" in known_fields("power_shelf")
+
+
+def test_to_words_is_what_decode_reads_back() -> None:
+    m = load_register_map(MAPS / "generic-cdu.yaml")
+    cases = (
+        ("loops.primary.supply_pressure_kpa", 250.0),
+        ("loops.primary.heat_kw", 25.25),
+        ("pumps.P2.state", "UnavailableOffline"),
+        ("leak_detectors.CDU-Tray.detector_state", "Critical"),
+        ("filters.F1.service_hours", 5791.0),
+    )
+    for field, value in cases:
+        point = m.find(field)
+        assert point is not None
+        back = decode(point, m.order(point), to_words(point, m.order(point), value))
+        assert back == (pytest.approx(value) if isinstance(value, float) else value), field
+    with pytest.raises(ValueError, match="no enum value means 'Broken'"):
+        to_words(m.find("pumps.P1.state"), "big", "Broken")  # type: ignore[arg-type]
+
+
+def test_yaml_on_and_off_in_an_enum_are_the_words(tmp_path: Path) -> None:
+    m = load_register_map(_write(tmp_path, "  - {field: pumps.P1.run, table: holding, register: 1, writable: true, "
+                                           "enum: {1: on, 0: off}}\n"))  # fmt: skip
+    assert m.points[0].enum == {1: "on", 0: "off"}

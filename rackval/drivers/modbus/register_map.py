@@ -71,6 +71,7 @@ _SUFFIX_UNITS = {
 }  # fmt: skip
 _TEXT_FIELDS = {"state", "health", "control_mode", "level_status", "detector_state", "charge_state"}
 _BOOL_FIELDS = {"input_ok", "on"}
+_TRUE = ("true", "on", "ok", "yes", "1")
 
 # The collections of each kind: collection -> the record whose fields a member's points fill.
 _LISTS: dict[str, dict[str, type]] = {
@@ -175,6 +176,14 @@ class Point(_Strict):
     invalid: tuple[int, ...] = ()
     writable: bool = False
     description: str = ""
+
+    @field_validator("enum", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        # YAML reads unquoted on / off / yes / no as booleans: {1: on, 0: off} means the words
+        if isinstance(value, dict):
+            return {k: ("on" if v else "off") if isinstance(v, bool) else v for k, v in value.items()}
+        return value
 
     @field_validator("invalid", mode="before")
     @classmethod
@@ -349,7 +358,7 @@ def decode(point: Point, order: str, words: Sequence[int]) -> float | str | bool
             raise ValueError(f"{point.field}: {point.table} register {point.reg} holds {raw!r}, "
                              f"which its enum does not list ({sorted(point.enum)})")  # fmt: skip
         if kind == "bool":
-            return word.strip().lower() in ("true", "on", "ok", "yes", "1")
+            return word.strip().lower() in _TRUE
         return word
     if kind == "bool":
         return bool(raw)
@@ -361,28 +370,56 @@ def decode(point: Point, order: str, words: Sequence[int]) -> float | str | bool
     return value
 
 
-def encode(point: Point, order: str, value: float | bool | str) -> list[int] | bool:
-    """What to write for ``value``: a coil's bool, or register words. ``value`` is "on"/"off" (a
-    control), True/False (a coil) or a number in the field's unit. ValueError when it does not fit."""
-    if point.table == "coil":
-        return value.lower() == "on" if isinstance(value, str) else bool(value)
-    if isinstance(value, str):
-        assert point.enum is not None
-        raw_of = {v.lower(): k for k, v in point.enum.items()}
-        if value.lower() not in raw_of:
-            raise ValueError(f"{point.field}: no enum value means {value!r}")
-        raw: float | int = raw_of[value.lower()]
-    else:
-        raw = float(value) / point.scale
+def _pack(point: Point, order: str, raw: float | int) -> list[int]:
+    """Register words holding ``raw`` as the point's type; ValueError when it does not fit."""
     kind = point.kind
+    if kind == "bool":
+        return [1 if raw else 0]
     if kind == "f32":
         data = struct.pack(">f", float(raw))
     else:
         number = round(raw)
-        fmt = {"u16": ">H", "s16": ">h", "u32": ">I", "s32": ">i", "bool": ">H"}[kind]
+        fmt = {"u16": ">H", "s16": ">h", "u32": ">I", "s32": ">i"}[kind]
         try:
             data = struct.pack(fmt, number)
         except struct.error:
-            raise ValueError(f"{point.field}: {value!r} does not fit a {kind} register (raw {number})") from None
+            raise ValueError(f"{point.field}: {raw!r} does not fit a {kind} register (raw {number})") from None
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     return words if order == "big" else list(reversed(words))
+
+
+def _raw_of_word(point: Point, word: str) -> int:
+    raw_of = {v.lower(): k for k, v in (point.enum or {}).items()}
+    if word.lower() not in raw_of:
+        raise ValueError(f"{point.field}: no enum value means {word!r} (the enum has {sorted(raw_of)})")
+    return raw_of[word.lower()]
+
+
+def encode(point: Point, order: str, value: float | bool | str) -> list[int] | bool:
+    """What to write for ``value``: a coil's bool, or register words. ``value`` is "on"/"off" (a
+    control), True/False (a coil) or a number (raw x scale: set points are in the point's unit).
+    ValueError when it does not fit."""
+    if point.table == "coil":
+        return value.lower() == "on" if isinstance(value, str) else bool(value)
+    raw = _raw_of_word(point, value) if isinstance(value, str) else float(value) / point.scale
+    return _pack(point, order, raw)
+
+
+def to_words(point: Point, order: str, value: float | bool | str) -> list[int]:
+    """The register words (or the bit, as [0] / [1]) that ``decode`` reads back as ``value``: what
+    a server serving the map holds for a field's value in the field's unit (the simulator's and
+    the tests' Modbus devices)."""
+    if isinstance(value, str):
+        raw: float | int = _raw_of_word(point, value)
+    elif isinstance(value, bool) and point.enum:
+        word = next((w for w in point.enum.values() if (w.strip().lower() in _TRUE) == value), None)
+        if word is None:
+            raise ValueError(f"{point.field}: no enum value means {value}")
+        raw = _raw_of_word(point, word)
+    elif isinstance(value, bool):
+        raw = int(value)
+    else:
+        target = field_unit(point.field)
+        factor, offset = _CONVERSIONS[target][point.unit or target] if target else (1.0, 0.0)
+        raw = (float(value) - offset) / factor / point.scale
+    return _pack(point, order, raw)
