@@ -310,3 +310,40 @@ def test_a_power_shelf_over_modbus(tmp_path: Path) -> None:
         shelf.close()
     finally:
         srv.stop()
+
+
+def _trickled_reply(every_s: float) -> Any:
+    def script(peer: Peer) -> None:
+        header = peer.recv_exactly(7)
+        peer.recv_exactly(int.from_bytes(header[4:6], "big") - 1)
+        reply = header[:4] + (5).to_bytes(2, "big") + header[6:7] + bytes([4, 2, 0, 1])
+        peer.trickle(reply, every_s)
+
+    return script
+
+
+def test_a_trickled_answer_ends_by_the_deadline() -> None:
+    with scripted_tcp(_trickled_reply(0.3)) as slow:
+        driver = ModbusCdu(_config(slow.host, slow.port, GENERIC, timeout_s=1.0))
+        start = time.monotonic()
+        with pytest.raises(DeviceTimeout) as info:
+            driver.cooling_mode()
+        assert time.monotonic() - start < 1.0 + 2.0
+        assert "\n" not in str(info.value)
+        driver.close()
+
+
+def test_garbage_instead_of_an_answer_is_one_line_within_the_deadline() -> None:
+    def script(peer: Peer) -> None:
+        peer.recv_exactly(12)
+        peer.send(b"\xff" * 64 + b"HTTP/1.1 200 OK\r\n\r\n")
+        peer.hold()
+
+    with scripted_tcp(script) as hostile:
+        driver = ModbusCdu(_config(hostile.host, hostile.port, GENERIC, timeout_s=1.0))
+        start = time.monotonic()
+        with pytest.raises(DeviceError) as info:
+            driver.cooling_mode()
+        assert time.monotonic() - start < 1.0 + 2.0
+        assert "\n" not in str(info.value) and "cdu-modbus" in str(info.value)
+        driver.close()

@@ -76,10 +76,18 @@ def test_good_rack_loads_and_resolves_secrets(tmp_path: Path, monkeypatch: pytes
         ("    password: {env: TEST_BMC_PASSWORD}", "    password: plaintext", 7, "credentials.bmc.password"),
         ("    driver: redfish\n", "    driver: redfsh\n", 19, "(did you mean 'redfish'? available:"),
         # driver options are typed: checked at load, before any device is touched
-        (BMC_HOST, BMC_HOST + "    options: {schem: http}\n", 21,
-         "devices.bmc-n1.options.schem: unknown option (did you mean 'scheme'?)"),
-        (BMC_HOST, BMC_HOST + "    options: {scheme: gopher}\n", 21,
-         "devices.bmc-n1.options.scheme: must be 'https' or 'http', got 'gopher'"),
+        (
+            BMC_HOST,
+            BMC_HOST + "    options: {schem: http}\n",
+            21,
+            "devices.bmc-n1.options.schem: unknown option (did you mean 'scheme'?)",
+        ),
+        (
+            BMC_HOST,
+            BMC_HOST + "    options: {scheme: gopher}\n",
+            21,
+            "devices.bmc-n1.options.scheme: must be 'https' or 'http', got 'gopher'",
+        ),
         (BMC_HOST, BMC_HOST + "    options:\n      verify: 5\n", 22, "bmc-n1.options.verify: must be true or false"),
         (BMC_HOST, BMC_HOST + "    options: {retries_503: true}\n", 21, "retries_503: must be an integer, got True"),
         ("    feeds: [A]\n", "    feeds: [A]\n    options: {device_index: x}\n", 17, "device_index: must be an"),
@@ -88,15 +96,25 @@ def test_good_rack_loads_and_resolves_secrets(tmp_path: Path, monkeypatch: pytes
         (BMC_HOST, '    host: ""\n', 20, "devices.bmc-n1.host: String should have at least 1 character"),
         (BMC_HOST, BMC_HOST + "    timeout_s: .nan\n", 21, "devices.bmc-n1.timeout_s: Input should be a finite number"),
         # credential vocabularies: a typo is caught at load, with a did-you-mean
-        ("    community: {file: secrets/community}\n",
-         "    community: {file: secrets/community}\n    snmp_version: '3'\n    auth_protocol: SHA265\n", 11,
-         "credentials.pdu.auth_protocol: Value error, unknown protocol 'SHA265' (did you mean 'SHA256'?"),
-        ("    community: {file: secrets/community}\n",
-         "    community: {file: secrets/community}\n    priv_protocol: aes-129\n", 10,
-         "credentials.pdu.priv_protocol: Value error, unknown protocol 'aes-129' (did you mean"),
+        (
+            "    community: {file: secrets/community}\n",
+            "    community: {file: secrets/community}\n    snmp_version: '3'\n    auth_protocol: SHA265\n",
+            11,
+            "credentials.pdu.auth_protocol: Value error, unknown protocol 'SHA265' (did you mean 'SHA256'?",
+        ),
+        (
+            "    community: {file: secrets/community}\n",
+            "    community: {file: secrets/community}\n    priv_protocol: aes-129\n",
+            10,
+            "credentials.pdu.priv_protocol: Value error, unknown protocol 'aes-129' (did you mean",
+        ),
         # a device given twice: the second would silently replace the first
-        ("  bmc-n1:\n", "  pdu-a:\n    kind: pdu\n    driver: apc-rpdu2\n    host: 10.0.0.11\n  bmc-n1:\n", 17,
-         "'pdu-a' is given twice (first on line 11)"),
+        (
+            "  bmc-n1:\n",
+            "  pdu-a:\n    kind: pdu\n    driver: apc-rpdu2\n    host: 10.0.0.11\n  bmc-n1:\n",
+            17,
+            "'pdu-a' is given twice (first on line 11)",
+        ),
     ],
 )
 def test_bad_rack_names_file_line_and_field(
@@ -190,3 +208,29 @@ def test_plugin_driver_must_claim_what_its_kind_needs(tmp_path: Path, monkeypatc
     with pytest.raises(ConfigError, match=r"rack.yaml:\d+: devices.tor1.driver: driver 'acme-switch' .* does not "
                                           r"claim Device, NetSwitch, which a switch needs"):  # fmt: skip
         load_inventory(write(tmp_path, GOOD.replace("nodes:\n", switch + "nodes:\n")))
+
+
+def test_cdu_and_shelf_devices_load_with_a_map_beside_the_rack_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kind cdu / power_shelf; a Modbus register map is relative to the rack file; a wrong option is one line."""
+    monkeypatch.setenv("TEST_BMC_PASSWORD", "pw")
+    (tmp_path / "site").mkdir()
+    devices = (
+        "  cdu-1:\n    kind: cdu\n    driver: modbus-cdu\n    host: 10.0.3.1\n"
+        "    options: {register_map: maps/cdu.yaml, unit_id: 2}\n"
+        "  shelf-a:\n    kind: power_shelf\n    driver: redfish-power-shelf\n    host: 10.0.3.2\n    credentials: bmc\n"
+    )
+    rack = write(tmp_path / "site", GOOD.replace("nodes:\n", devices + "nodes:\n"))
+    monkeypatch.chdir(tmp_path)
+    inv = load_inventory(Path("site") / "rack.yaml")
+    assert inv.configs["cdu-1"].options["register_map"] == str(rack.parent / "maps" / "cdu.yaml")
+    assert (inv.configs["cdu-1"].kind, inv.configs["shelf-a"].kind) == ("cdu", "power_shelf")
+    wrong = write(tmp_path, GOOD.replace("nodes:\n", devices.replace("unit_id: 2", "unit_id: 300") + "nodes:\n"))
+    with pytest.raises(ConfigError, match=r"rack.yaml:\d+: devices.cdu-1.options.unit_id: "):
+        load_inventory(wrong)
+    shelf_as_pdu = write(
+        tmp_path, GOOD.replace("nodes:\n", devices.replace("kind: power_shelf", "kind: pdu") + "nodes:\n")
+    )
+    with pytest.raises(ConfigError, match=r"devices.shelf-a.driver: .*redfish-power-shelf"):
+        load_inventory(shelf_as_pdu)
