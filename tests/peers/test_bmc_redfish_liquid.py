@@ -87,7 +87,7 @@ def test_an_air_cooled_node_has_no_liquid_readings(bmc: RedfishBmc) -> None:
     for read, what in ((bmc.coolant_connectors, "CoolantConnectors"), (bmc.pumps, "Pumps")):
         with pytest.raises(NotAvailable, match=rf"bmc-node01 \(.*\): .*: the chassis ThermalSubsystem has no {what}"):
             read()
-    with pytest.raises(NotAvailable, match="has no LeakDetection"):
+    with pytest.raises(NotAvailable, match=r"read leak detectors .*: no LeakDetection or LeakDetectors"):
         bmc.leak_detectors()
 
 
@@ -116,3 +116,16 @@ def test_a_leak_and_a_bad_reading(server: StaticRedfishServer, bmc: RedfishBmc) 
     with pytest.raises(DeviceProtocolError, match=r"read coolant connectors: .*FlowLitersPerMinute\.Reading: expected"):
         bmc.coolant_connectors()
     assert bmc.pumps()  # each reading on its own
+
+
+def test_leak_detectors_on_the_chassis_where_dmtf_places_them(server: StaticRedfishServer, bmc: RedfishBmc) -> None:
+    served = _liquid(server)
+    server.hidden.add(f"{THERMAL}/LeakDetection/LeakDetectors")
+    chassis = _load(NODE, "/redfish/v1/Chassis/1U")
+    chassis["LeakDetectors"] = {"@odata.id": "/redfish/v1/Chassis/1U/LeakDetectors"}
+    _serve(server, "/redfish/v1/Chassis/1U", chassis)
+    tray = dict(served[f"{THERMAL}/LeakDetection/LeakDetectors/Moisture"], Id="Tray", DetectorState="Warning")
+    _serve(server, "/redfish/v1/Chassis/1U/LeakDetectors/Tray", tray)
+    listed = [{"@odata.id": "/redfish/v1/Chassis/1U/LeakDetectors/Tray"}]
+    _serve(server, "/redfish/v1/Chassis/1U/LeakDetectors", {"Members": listed})
+    assert [(d.name, d.dry) for d in bmc.leak_detectors()] == [("Tray", False)]

@@ -206,15 +206,16 @@ def test_a_listed_sensor_that_404s_is_absent_and_the_others_read(server: StaticR
     assert got["SecondaryFlow"].value == _load("/redfish/v1/Chassis/CDU/Sensors/SecondaryFlow")["Reading"]
 
 
-def test_leak_detectors_fall_back_to_the_groups_then_the_chassis(server: StaticRedfishServer, cdu: RedfishCdu) -> None:
+def test_leak_detectors_fall_back_to_the_chassis_then_the_groups(server: StaticRedfishServer, cdu: RedfishCdu) -> None:
     server.hidden.add(f"{CDU}/LeakDetection/LeakDetectors")
-    grouped = cdu.leak_detectors()
-    assert [(d.name, d.dry) for d in grouped] == [("Moisture Leak Detector", True), ("Fluid Level Overflow", True)]
-    server.hidden.add(f"{CDU}/LeakDetection")
-    assert [d.name for d in cdu.leak_detectors()] == ["Moisture", "Overflow"]  # Chassis/CDU/LeakDetectors
+    on_chassis = cdu.leak_detectors()  # Chassis/CDU/LeakDetectors, where DMTF now places them
+    assert [(d.name, d.detector_type) for d in on_chassis] == [("Moisture", "Moisture"), ("Overflow", "FloatSwitch")]
     doc = _load("/redfish/v1/Chassis/CDU")
     del doc["LeakDetectors"]
     _serve(server, "/redfish/v1/Chassis/CDU", doc)
+    grouped = cdu.leak_detectors()  # only the LeakDetectorGroups entries are left
+    assert [(d.name, d.dry) for d in grouped] == [("Moisture Leak Detector", True), ("Fluid Level Overflow", True)]
+    server.hidden.add(f"{CDU}/LeakDetection")
     with pytest.raises(NotAvailable, match="no LeakDetection or LeakDetectors"):
         cdu.leak_detectors()
 

@@ -11,7 +11,7 @@ collection the ThermalSubsystem does not link is looked for at its canonical URI
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rackval.core.errors import DeviceError, NotAvailable, protocol_errors
 from rackval.drivers.capabilities import CoolantReading, LeakDetection, LeakDetectorState, LiquidCooledNode, PumpState
@@ -26,18 +26,15 @@ class RedfishNodeCooling(LiquidCooledNode, LeakDetection):
 
     # provided by RedfishBmc, which owns the navigation to the node's chassis
     _transport: RedfishTransport
+    if TYPE_CHECKING:
 
-    def _resource_path(self, kind: str) -> str:
-        raise NotImplementedError
+        def _resource_path(self, kind: str) -> str: ...
 
-    def _chassis(self) -> dict[str, Any]:
-        raise NotImplementedError
+        def _chassis(self) -> dict[str, Any]: ...
 
-    def _get_optional(self, path: str) -> dict[str, Any] | None:
-        raise NotImplementedError
+        def _get_optional(self, path: str) -> dict[str, Any] | None: ...
 
-    def _err(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError:
-        raise NotImplementedError
+        def _err(self, cls: type[DeviceError], operation: str, detail: str) -> DeviceError: ...
 
     def _thermal_linked(self, key: str, wanted: str) -> tuple[str, dict[str, Any]] | None:
         """What the chassis ThermalSubsystem links under ``key`` (or has at its canonical URI)."""
@@ -67,15 +64,10 @@ class RedfishNodeCooling(LiquidCooledNode, LeakDetection):
 
     @protocol_errors("read leak detectors")
     def leak_detectors(self) -> list[LeakDetectorState]:
-        """The ThermalSubsystem LeakDetection's detectors (its LeakDetectors, else its groups)."""
-        op = f"read leak detectors (chassis {self._resource_path('chassis')})"
-        found = self._thermal_linked("LeakDetection", "Id")
+        """The ThermalSubsystem LeakDetection's detectors, else the chassis LeakDetectors, else the
+        LeakDetection's groups (``rackval.drivers.cooling.redfish_payloads.leak_detectors``)."""
+        base = self._resource_path("chassis")
+        found = cooling.leak_detectors(self._transport, self._thermal_linked("LeakDetection", "Id"), base)
         if found is None:
-            raise self._err(NotAvailable, op, "the chassis ThermalSubsystem has no LeakDetection")
-        path, doc = found
-        collection = linked(self._transport, doc, "LeakDetectors", f"{path}/LeakDetectors", "Members")
-        if collection is not None:
-            return [cooling.leak_detector(self._transport.get(p), p) for p in members(self._transport, collection[0])]
-        if grouped := cooling.grouped_detectors(doc, path):
-            return grouped
-        raise self._err(NotAvailable, op, f"{path} lists no leak detectors")
+            raise self._err(NotAvailable, f"read leak detectors (chassis {base})", "no LeakDetection or LeakDetectors")
+        return found

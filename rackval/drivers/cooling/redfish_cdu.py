@@ -13,8 +13,8 @@ public-cooling-unit mockup]:
 
 A collection the unit does not link is looked for at the schema's canonical URI (the mockup
 serves ``Reservoirs`` without linking it); one found at neither is ``NotAvailable`` for that
-reading only. Leak detectors come from ``LeakDetection/LeakDetectors``, else from the
-``LeakDetectorGroups`` entries of ``LeakDetection``, else from the chassis ``LeakDetectors``.
+reading only. Leak detectors come from ``LeakDetection/LeakDetectors``, else from the chassis
+``LeakDetectors``, else from the ``LeakDetectorGroups`` entries of ``LeakDetection``.
 
 Controls (through the safety gate): ``set_pump`` posts ``Pump.SetMode`` {"Mode": "Enabled" |
 "Disabled"} to the target the pump advertises (a pump without the action is refused before
@@ -45,8 +45,7 @@ from rackval.drivers.capabilities import (
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.cooling import redfish_payloads as payloads
 from rackval.drivers.options import RedfishCduOptions, parse_options
-from rackval.drivers.transport.redfish_json import link
-from rackval.drivers.transport.redfish_resources import RedfishEquipment, linked, members, name_of, status
+from rackval.drivers.transport.redfish_resources import RedfishEquipment, linked, name_of, status
 
 CDUS = "/redfish/v1/ThermalEquipment/CDUs"
 _LOOPS = (("primary", "PrimaryCoolantConnectors"), ("secondary", "SecondaryCoolantConnectors"))
@@ -121,20 +120,15 @@ class RedfishCdu(RedfishEquipment, Device, CoolingUnit, PumpControl, LeakDetecti
     @protocol_errors("read leak detectors")
     def leak_detectors(self) -> list[LeakDetectorState]:
         base = self._equipment()
-        found = linked(self._transport, self._doc(), "LeakDetection", f"{base}/LeakDetection", "Id")
-        if found is not None:
-            path, doc = found
-            collection = linked(self._transport, doc, "LeakDetectors", f"{path}/LeakDetectors", "Members")
-            if collection is not None:
-                paths = members(self._transport, collection[0])
-                return [payloads.leak_detector(self._transport.get(p), p) for p in paths]
-            if grouped := payloads.grouped_detectors(doc, path):
-                return grouped
-        chassis = self._chassis("read leak detectors")
-        on_chassis = link(self._transport.get(chassis), "LeakDetectors")
-        if on_chassis is None:
+        detection = linked(self._transport, self._doc(), "LeakDetection", f"{base}/LeakDetection", "Id")
+        try:
+            chassis: str | None = self._chassis("read leak detectors")
+        except NotAvailable:
+            chassis = None
+        found = payloads.leak_detectors(self._transport, detection, chassis)
+        if found is None:
             raise self._err(NotAvailable, f"read leak detectors (GET {base})", "no LeakDetection or LeakDetectors")
-        return [payloads.leak_detector(self._transport.get(p), p) for p in members(self._transport, on_chassis)]
+        return found
 
     # ---- PumpControl -------------------------------------------------------------------------
     def _pump(self, pump: str, operation: str) -> tuple[str, dict[str, Any]]:

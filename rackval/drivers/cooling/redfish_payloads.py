@@ -20,6 +20,10 @@ DMTF's public-cooling-unit mockup shows it]:
 
 A property the resource leaves out is None / "" in the record; a value of the wrong type is a
 ValueError naming the resource and property (the drivers turn it into a DeviceProtocolError).
+
+``leak_detectors`` is the one walk to a device's leak detectors both drivers share: the
+``LeakDetection`` resource's ``LeakDetectors`` collection, else the chassis ``LeakDetectors``
+collection (where DMTF now places them), else the detectors listed in ``LeakDetectorGroups``.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from rackval.drivers.capabilities import (
     RedundancyGroup,
     ReservoirState,
 )
-from rackval.drivers.transport.redfish_json import member_text, number, reading, text
-from rackval.drivers.transport.redfish_resources import name_of, status
+from rackval.drivers.transport.redfish import RedfishTransport
+from rackval.drivers.transport.redfish_json import link, member_text, number, reading, text
+from rackval.drivers.transport.redfish_resources import linked, members, name_of, optional, status
 
 
 def _block(doc: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -164,3 +169,22 @@ def redundancy(doc: Mapping[str, Any], key: str, where: str) -> RedundancyGroup 
         state=state,
         health=health,
     )
+
+
+def leak_detectors(
+    transport: RedfishTransport, detection: tuple[str, dict[str, Any]] | None, chassis: str | None
+) -> list[LeakDetectorState] | None:
+    """The detectors of ``detection`` ((path, LeakDetection resource) or None) or of the chassis at
+    path ``chassis``; None when neither lists any (the caller says NotAvailable)."""
+    if detection is not None:
+        path, doc = detection
+        found = linked(transport, doc, "LeakDetectors", f"{path}/LeakDetectors", "Members")
+        if found is not None:
+            return [leak_detector(transport.get(p), p) for p in members(transport, found[0])]
+    chassis_doc = optional(transport, chassis)
+    collection = link(chassis_doc, "LeakDetectors") if chassis_doc is not None else None
+    if collection is not None:
+        return [leak_detector(transport.get(p), p) for p in members(transport, collection)]
+    if detection is not None and (grouped := grouped_detectors(detection[1], detection[0])):
+        return grouped
+    return None
