@@ -120,7 +120,7 @@ def test_a_leak_and_a_bad_reading(server: StaticRedfishServer, bmc: RedfishBmc) 
 
 def test_leak_detectors_on_the_chassis_where_dmtf_places_them(server: StaticRedfishServer, bmc: RedfishBmc) -> None:
     served = _liquid(server)
-    server.hidden.add(f"{THERMAL}/LeakDetection/LeakDetectors")
+    del server.raw[f"{THERMAL}/LeakDetection/LeakDetectors"]  # served by _liquid: now 404
     chassis = _load(NODE, "/redfish/v1/Chassis/1U")
     chassis["LeakDetectors"] = {"@odata.id": "/redfish/v1/Chassis/1U/LeakDetectors"}
     _serve(server, "/redfish/v1/Chassis/1U", chassis)
