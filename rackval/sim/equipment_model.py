@@ -105,9 +105,8 @@ class CoolingView(_View):
         prm = self._s.params
         rho, cp = coolant(prm)
         kind = prm.cooling.coolant
-        glycol = {"CoolantType": "Glycol", "AdditiveName": "Propylene glycol", "AdditivePercent": 25}
-        water = {"CoolantType": "Water"}
-        return {**(glycol if kind == "PG25" else water), "DensityKgPerCubicMeter": rho,
+        glycol = {"AdditiveName": "Propylene glycol", "AdditivePercent": 25} if kind == "PG25" else {}
+        return {"CoolantType": "Water", **glycol, "DensityKgPerCubicMeter": rho,
                 "SpecificHeatkJoulesPerKgK": cp / 1000.0}  # fmt: skip
 
     def reading(self, name: str) -> CduReading:
