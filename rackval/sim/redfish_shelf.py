@@ -11,8 +11,9 @@ What is served, read from the model (``model.shelves``) at request time:
 input status, rating) with their ``Metrics`` (input and output power, voltage, current),
 ``Batteries/{BBUn}`` (charge state, state of health, capacity) with their ``Metrics`` (charge
 percent, stored energy, output voltage), and ``Sensors/{id}`` for the shelf's DC output and each
-mains input. Read-only: the model's rectifier switch (``model.shelves.set_rectifier``) is the
-simulator's gated action; DMTF's PowerSupply has no standard on/off action to serve it through.
+mains input. Each rectifier advertises ``#PowerSupply.Reset`` (ResetType ``On`` / ``ForceOff``,
+the action DMTF's PowerSupply schema defines), which switches it through the model
+(``model.shelves.set_rectifier``): the safety gate's rectifier action on the simulated rack.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rackval.sim.equipment_model import ShelfReading
 from rackval.sim.model import RackModel
 from rackval.sim.redfish_equipment import EquipmentTree, SensorSpec, start_equipment_redfish
 from rackval.sim.redfish_readings import worst
-from rackval.sim.redfish_schema import V1, collection, ref, resource, status_doc
+from rackval.sim.redfish_schema import V1, RedfishError, collection, ref, resource, status_doc
 from rackval.sim.redfish_server import SIM_EPOCH, RedfishService
 from rackval.sim.redfish_state import Route
 
@@ -107,6 +108,7 @@ class ShelfTree(EquipmentTree):
         for i, p in enumerate(self.psus):
             r[f"{sub}/PowerSupplies/{p}"] = Route(lambda i=i: self.power_supply(i))
             r[f"{sub}/PowerSupplies/{p}/Metrics"] = Route(lambda i=i: self.power_supply_metrics(i))
+            r[f"{sub}/PowerSupplies/{p}/Actions/PowerSupply.Reset"] = Route(post=lambda body, p=p: self._reset(p, body))
         for i, b in enumerate(self.bbus):
             r[f"{sub}/Batteries/{b}"] = Route(lambda i=i: self.battery(i))
             r[f"{sub}/Batteries/{b}/Metrics"] = Route(lambda i=i: self.battery_metrics(i))
@@ -167,7 +169,15 @@ class ShelfTree(EquipmentTree):
             PowerCapacityWatts=x.rated_w, InputNominalVoltageType="AC200To240V", OutputNominalVoltageType="DC48V",
             LineInputStatus="Normal" if x.input_v > 0 else "LossOfInput", HotPluggable=True,
             Metrics=ref(f"{path}/Metrics"),
+            Actions={"#PowerSupply.Reset": {"target": f"{path}/Actions/PowerSupply.Reset"}},
         )  # fmt: skip
+
+    def _reset(self, psu: str, body: dict[str, Any]) -> None:
+        reset = body.get("ResetType") if isinstance(body, dict) else None
+        if reset not in ("On", "ForceOff"):
+            message = f"ResetType must be On or ForceOff, got {reset!r}."
+            raise RedfishError(400, "ActionParameterValueNotInList", message)
+        self.model.shelves.set_rectifier(self.shelf, psu, reset == "On")
 
     def power_supply_metrics(self, i: int) -> dict[str, Any]:
         x = self._r().rectifiers[i]

@@ -1,4 +1,5 @@
-"""The catalogue of destructive actions: outlets, host power, power cap, GPU load and feed drops.
+"""The catalogue of destructive actions: outlets, host power, power cap, GPU load and feed drops
+(pumps and rectifiers: ``rackval.harness.safety.equipment``).
 
 Each action follows the same recipe on top of ``GateCore`` (``rackval.harness.safety.gate``):
 refuse (rack not allowed, something protected), check the driver has the capability, **measure
@@ -16,8 +17,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from rackval.core.errors import ConfigError, DeviceDown, DeviceError
-from rackval.drivers.capabilities import GpuNode, HostReset, OutletSwitch, PowerLimit
-from rackval.harness.safety.gate import NOT_ALLOWED, DestructiveActionRefused, GateCore
+from rackval.drivers.capabilities import GpuNode, HostReset, OutletSwitch, PowerLimit, PowerShelf, ShelfControl
+from rackval.harness.safety.equipment import EquipmentActions
+from rackval.harness.safety.gate import NOT_ALLOWED, DestructiveActionRefused
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ _ON_STATES = frozenset({"On", "PoweringOn"})  # Redfish PowerState values that m
 _OFF_STATES = frozenset({"Off", "PoweringOff"})
 
 
-class SafetyGate(GateCore):
+class SafetyGate(EquipmentActions):
     """The one door for destructive actions on a rack (see ``rackval.harness.safety``).
 
     Built as ``GateCore`` is (rack, inventory, store, run id, ``allow_destructive``, ...); each
@@ -198,19 +200,26 @@ class SafetyGate(GateCore):
         """The PDUs the rack file puts on ``feed`` (their ``feeds`` list names it)."""
         return [n for n, d in self.inventory.data.devices.items() if d.kind == "pdu" and feed in d.feeds]
 
+    def feed_shelves(self, feed: str) -> list[str]:
+        """The power shelves the rack file puts on ``feed`` (their ``feeds`` list names it)."""
+        return [n for n, d in self.inventory.data.devices.items() if d.kind == "power_shelf" and feed in d.feeds]
+
     def feed(self, feed: str, up: bool) -> int:
         """Drop (``up=False``) or restore a whole power feed; the undo returns it to the state found.
 
         Refused as a whole if any PDU on the feed is protected, or any of their outlets is
-        protected or powers a protected device. With a ``feed_switcher`` (simulated rack) the
-        feed itself is switched; otherwise every outlet of the feed's PDUs is switched and the
-        undo restores each outlet to the state found.
+        protected or powers a protected device, or a power shelf on it is protected. With a
+        ``feed_switcher`` (simulated rack) the feed itself is switched; otherwise every outlet of
+        the feed's PDUs is switched, and every power shelf on it opens that feed's input breaker
+        (``ShelfControl``; the shelf's n-th input is the n-th feed of its rack file ``feeds``); the
+        undo restores each outlet and breaker to the state found.
         """
-        pdus = self.feed_pdus(feed)
+        pdus, shelves = self.feed_pdus(feed), self.feed_shelves(feed)
         operation = f"{'restore' if up else 'drop'} feed {feed}"
-        if not pdus:
-            raise ConfigError(f"rack {self.inventory.path}: no PDU lists feed {feed!r} under 'feeds'")
-        reasons: list[str] = []
+        if not pdus and not shelves:
+            raise ConfigError(f"rack {self.inventory.path}: no PDU or power shelf lists feed {feed!r} under 'feeds'")
+        reasons: list[str] = [f"device {s} is protected in the rack file" for s in shelves
+                              if self.inventory.data.devices[s].protected]  # fmt: skip
         for pdu in pdus:
             spec = self.inventory.data.devices[pdu]
             if spec.protected:
@@ -221,7 +230,7 @@ class SafetyGate(GateCore):
             for outlet in sorted(outlets):
                 reasons += [r for r in self._outlet_reasons(pdu, outlet) if not r.startswith(f"device {pdu} ")]
         device = f"feed {feed}"
-        address = ", ".join(pdus)
+        address = ", ".join(pdus + shelves)
         if not self.allow_destructive:
             reasons = [NOT_ALLOWED, *reasons]
         if reasons:
@@ -244,10 +253,15 @@ class SafetyGate(GateCore):
                 device,
                 operation,
                 f"bring feed {feed} back {was} (as found)",
-                {"feed": feed, "up": up, "found_up": found, "pdus": pdus},
+                {"feed": feed, "up": up, "found_up": found, "pdus": pdus, "shelves": shelves},
                 lambda: switcher.set_feed(feed, up),
                 restore_feed,
             )
+        if shelves:
+            if pdus:
+                raise DeviceError(device, address, operation, "a feed with both PDUs and power shelves needs a feed "
+                                  "switcher (a breaker controller) to drop it at once")  # fmt: skip
+            return self._shelf_breakers(feed, up, shelves, operation)
         drivers = {pdu: self._driver_with(pdu, OutletSwitch, operation) for pdu in pdus}
         found_outlets = {pdu: {r.outlet: bool(r.on) for r in drv.outlets()} for pdu, drv in drivers.items()}
 
@@ -284,3 +298,46 @@ class SafetyGate(GateCore):
             act,
             restore_outlets,
         )
+
+    def _shelf_breakers(self, feed: str, up: bool, shelves: list[str], operation: str) -> int:
+        """Drop or restore ``feed`` at the input breaker of every power shelf on it (``ShelfControl``)."""
+        device, address = f"feed {feed}", ", ".join(shelves)
+        drivers = {s: self._driver_with(s, ShelfControl, operation) for s in shelves}
+
+        def inputs() -> dict[str, tuple[str, bool]]:
+            """shelf -> (its input for ``feed``, energised)."""
+            out = {}
+            for shelf in shelves:
+                drv = self.rack.driver(shelf)
+                assert isinstance(drv, PowerShelf)
+                index = list(self.inventory.data.devices[shelf].feeds).index(feed)
+                readings = drv.feeds()
+                if index >= len(readings):
+                    raise DeviceError(
+                        shelf,
+                        self._address(shelf),
+                        operation,
+                        f"the shelf reports {len(readings)} input(s), feed {feed} is input {index + 1}",
+                    )
+                out[shelf] = (readings[index].name, readings[index].on is not False)
+            return out
+
+        found = inputs()
+
+        def act() -> None:
+            for shelf, (name, on) in found.items():
+                if on != up:
+                    drivers[shelf].set_feed(name, up)
+
+        def restore() -> str:
+            done = []
+            for shelf, (name, on) in inputs().items():
+                if on != found[shelf][1]:
+                    self.rack.driver(shelf).set_feed(name, found[shelf][1])
+                    done.append(f"{shelf} {name} {'on' if found[shelf][1] else 'off'}")
+            return "switched back: " + ", ".join(done) if done else f"every shelf input on feed {feed} is as found"
+
+        return self._perform(
+            device, operation, f"switch the feed {feed} input of {address} back to its found state",
+            {"feed": feed, "up": up, "found_inputs": {s: list(v) for s, v in found.items()}}, act, restore,
+        )  # fmt: skip
