@@ -50,10 +50,11 @@ HAS_GPUS = "gpu_temperature"
 
 def _unhealthy(pump: Any) -> str:
     """Why a pump does not count towards redundancy ("" when it runs healthy)."""
+    said = f"{pump.state or '?'}/{pump.health or '?'}"
     if pump.running is False or pump.state not in ("Enabled", ""):
-        return f"{pump.name} {pump.state or 'stopped'}"
+        return f"{pump.name} not running ({said})"
     if pump.health not in ("OK", ""):
-        return f"{pump.name} health {pump.health}"
+        return f"{pump.name} unhealthy ({said})"
     return ""
 
 
