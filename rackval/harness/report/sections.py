@@ -22,6 +22,7 @@ from rackval.core.errors import ConfigError
 from rackval.harness.measure import Measurement, Outcome
 from rackval.harness.report import plots, telemetry
 from rackval.harness.report.causes import group_failures, short_name
+from rackval.harness.report.equipment import cooling_section, shelves_section
 from rackval.harness.report.run_data import ResultsStore, RunData
 from rackval.harness.spec import RUN_SPEC_REVISION, revision_mismatch
 from rackval.harness.store.records import (
@@ -469,6 +470,8 @@ REPORT_SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("diagnostics", "Failure diagnostics", "diagnostics", diagnostics_section),
     ReportSection("plots", "Plots", "", plots_section),
     ReportSection("telemetry", "Telemetry", "telemetry", telemetry_section),
+    ReportSection("cooling", "Cooling loop", "cooling", cooling_section),
+    ReportSection("shelves", "Power shelves", "shelves", shelves_section),
     ReportSection("measurements", "Requirements and measurements", "", measurements_section),
     ReportSection("tests", "Tests", "", tests_section),
     ReportSection("devices", "Devices", "", devices_section),
