@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from rackval.core.errors import ConfigError, DeviceDown, DeviceError
 from rackval.drivers.capabilities import GpuNode, HostReset, OutletSwitch, PowerLimit
-from rackval.harness.safety.gate import NOT_ALLOWED, DestructiveActionRefused, GateCore
+from rackval.harness.safety.equipment import EquipmentActions
+from rackval.harness.safety.gate import NOT_ALLOWED, DestructiveActionRefused
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,12 @@ _ON_STATES = frozenset({"On", "PoweringOn"})  # Redfish PowerState values that m
 _OFF_STATES = frozenset({"Off", "PoweringOff"})
 
 
-class SafetyGate(GateCore):
+class SafetyGate(EquipmentActions):
     """The one door for destructive actions on a rack (see ``rackval.harness.safety``).
 
     Built as ``GateCore`` is (rack, inventory, store, run id, ``allow_destructive``, ...); each
-    method below is one action and returns its action id in the results store.
+    method below is one action and returns its action id in the results store (pumps,
+    rectifiers and shelf feeds: ``rackval.harness.safety.equipment.EquipmentActions``).
     """
 
     # ---- outlets ------------------------------------------------------------------------------
