@@ -21,6 +21,7 @@ from rackval.core.errors import DeviceError, DeviceProtocolError, DeviceTimeout,
 from rackval.drivers.capabilities import CoolingUnit, Device, LeakDetection, PumpControl, Sensors
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.cooling.redfish_cdu import RedfishCdu
+from tests.support.redfish_patch_http import PatchableRedfishServer, Patched
 from tests.support.scripted_peers import scripted_tcp
 from tests.support.static_http import RawBody, StaticRedfishServer
 
@@ -258,3 +259,22 @@ def test_a_refused_speed_patch_is_one_line(cdu: RedfishCdu) -> None:
     with pytest.raises(DeviceError) as info:  # the static server answers PATCH with 405
         cdu.set_pump_speed("1", 60.0)
     assert "\n" not in str(info.value) and "PATCH /redfish/v1/ThermalEquipment/CDUs/1/Pumps/1" in str(info.value)
+
+
+def test_set_pump_speed_patches_manual_control_and_reads_back() -> None:
+    server = PatchableRedfishServer(MOCKUP)
+    try:
+        driver = RedfishCdu(_config(server.host, server.port))
+        driver.set_pump_speed("1", 62.5)
+        assert server.patches == [
+            Patched(f"{CDU}/Pumps/1", {"SpeedControlPercent": {"ControlMode": "Manual", "SetPoint": 62.5}})
+        ]
+        pump = next(p for p in driver.pumps() if p.name == "1")
+        assert (pump.setpoint_pct, pump.control_mode) == (62.5, "Manual")
+        server.patch_status = 400
+        with pytest.raises(DeviceError) as info:
+            driver.set_pump_speed("1", 70.0)
+        assert "\n" not in str(info.value) and "HTTP 400" in str(info.value)
+        driver.close()
+    finally:
+        server.stop()

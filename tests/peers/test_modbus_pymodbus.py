@@ -11,6 +11,8 @@ the map does not give.
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -347,3 +349,18 @@ def test_garbage_instead_of_an_answer_is_one_line_within_the_deadline() -> None:
         assert time.monotonic() - start < 1.0 + 2.0
         assert "\n" not in str(info.value) and "cdu-modbus" in str(info.value)
         driver.close()
+
+
+def test_a_refused_connection_prints_nothing_but_the_error(tmp_path: Path) -> None:
+    """pymodbus logs "Connection ... failed" itself; outside pytest nothing may reach the terminal."""
+    with scripted_tcp(lambda peer: None) as gone:
+        port = gone.port
+    script = (
+        "from rackval.drivers.config import DeviceConfig\n"
+        "from rackval.drivers.modbus.modbus_device import ModbusCdu\n"
+        f"d = ModbusCdu(DeviceConfig(name='m', kind='cdu', driver='modbus-cdu', host='127.0.0.1', port={port},\n"
+        f"    options={{'register_map': {str(GENERIC)!r}}}, timeout_s=1.0))\n"
+        "try:\n    d.cooling_mode()\nexcept Exception as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stderr == "" and done.stdout.count("\n") == 1 and "cannot connect" in done.stdout, done

@@ -14,10 +14,16 @@ the socket down when a peer trickles or never answers), and turns every outcome 
   Device Failure*, 6 *Server Device Busy*, 10 / 11 gateway): ``DeviceError`` with its name;
 * no answer within ``timeout_s``: ``DeviceTimeout``; connection refused: ``DeviceError``;
 * an answer with fewer registers or bits than asked: ``DeviceProtocolError``.
+
+pymodbus logs what goes wrong ("Connection to ... failed") on its own loggers; with nothing
+configured, Python would print those on the terminal beside our one-line error, so the
+``pymodbus`` logger gets a NullHandler here (an application that configures logging still sees
+them).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -44,6 +50,7 @@ _ABSENT = (1, 2)
 _READ = {"holding": "read_holding_registers", "input": "read_input_registers", "coil": "read_coils",
          "discrete": "read_discrete_inputs"}  # fmt: skip
 DEFAULT_PORT = 502
+logging.getLogger("pymodbus").addHandler(logging.NullHandler())
 
 
 class ModbusTransport:

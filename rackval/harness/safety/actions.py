@@ -1,5 +1,5 @@
 """The catalogue of destructive actions: outlets, host power, power cap, GPU load and feed drops
-(pumps and rectifiers: ``rackval.harness.safety.equipment``).
+(pumps, rectifiers and one shelf feed: ``rackval.harness.safety.equipment``).
 
 Each action follows the same recipe on top of ``GateCore`` (``rackval.harness.safety.gate``):
 refuse (rack not allowed, something protected), check the driver has the capability, **measure
@@ -32,7 +32,8 @@ class SafetyGate(EquipmentActions):
     """The one door for destructive actions on a rack (see ``rackval.harness.safety``).
 
     Built as ``GateCore`` is (rack, inventory, store, run id, ``allow_destructive``, ...); each
-    method below is one action and returns its action id in the results store.
+    method below is one action and returns its action id in the results store (pumps,
+    rectifiers and shelf feeds: ``rackval.harness.safety.equipment.EquipmentActions``).
     """
 
     # ---- outlets ------------------------------------------------------------------------------
