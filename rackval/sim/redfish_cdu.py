@@ -4,8 +4,8 @@ Why a module of its own: a coolant distribution unit is reported through DMTF's 
 model, which shares nothing with a node's tree but the service around it (``redfish_equipment``).
 
 What is served, read from the model (``model.cooling``) at request time:
-``ThermalEquipment`` with ``CDUs/1`` (CoolingUnit: identity, coolant, health rolled up from pumps,
-leaks and reservoir) and its ``Pumps/{PumpN}`` (state, speed, ``SpeedControlPercent``; PATCH
+``ThermalEquipment`` with ``CDUs/1`` (CoolingUnit: identity, coolant, pump redundancy N+M, health
+rolled up from pumps, leaks and reservoir) and its ``Pumps/{PumpN}`` (state, speed, ``SpeedControlPercent``; PATCH
 ``SpeedControlPercent.SetPoint`` sets the CDU's pump speed, POST ``Pump.SetMode`` Enabled/Disabled
 starts or stops one pump), ``Filters/1``, ``Reservoirs/1`` (level), ``LeakDetection`` (groups whose detectors are the
 chassis' ``Chassis/CDU/LeakDetectors/{id}``, where DMTF now places them),
@@ -176,7 +176,18 @@ class CduTree(EquipmentTree):
             SecondaryCoolantConnectors=ref(f"{CDU}/SecondaryCoolantConnectors"),
             Pumps=ref(f"{CDU}/Pumps"), Filters=ref(f"{CDU}/Filters"), Reservoirs=ref(f"{CDU}/Reservoirs"),
             LeakDetection=ref(f"{CDU}/LeakDetection"), Links={"Chassis": [ref(self.chassis)]},
+            PumpRedundancy=[self._pump_redundancy()],
         )  # fmt: skip
+
+    def _pump_redundancy(self) -> dict[str, Any]:
+        """N+M over the pumps: OK with a spare running, Warning with none, Critical below N."""
+        r = self._r()
+        running = sum(p.status == "OK" for p in r.pumps)
+        health = "OK" if running > r.pumps_needed else "Warning" if running == r.pumps_needed else "Critical"
+        return {
+            "RedundancyType": "NPlusM", "MaxSupportedInGroup": len(r.pumps), "MinNeededInGroup": r.pumps_needed,
+            "RedundancyGroup": [ref(f"{CDU}/Pumps/{p.name}") for p in r.pumps], "Status": status_doc("Enabled", health),
+        }  # fmt: skip
 
     def pump(self, name: str) -> dict[str, Any]:
         i = self._pump_names().index(name)

@@ -6,8 +6,9 @@ which share nothing with a node's tree but the service around it (``redfish_equi
 
 What is served, read from the model (``model.shelves``) at request time:
 ``PowerEquipment/PowerShelves/1`` (identity, health, mains redundancy) with ``Mains/AC1`` and
-``AC2`` (one per feed: voltage, current, power), the chassis ``Chassis/PowerShelf`` with its
-``PowerSubsystem`` (capacity of the working rectifiers), ``PowerSupplies/{PSUn}`` (state, line
+``AC2`` (one per feed: voltage, current, power) and ``Branches/DC`` (the DC output onto the busbar),
+the chassis ``Chassis/PowerShelf`` with its ``PowerSubsystem`` (capacity of the working rectifiers,
+their N+M redundancy: half of them, one feed's, are needed), ``PowerSupplies/{PSUn}`` (state, line
 input status, rating) with their ``Metrics`` (input and output power, voltage, current),
 ``Batteries/{BBUn}`` (charge state, state of health, capacity) with their ``Metrics`` (charge
 percent, stored energy, output voltage), and ``Sensors/{id}`` for the shelf's DC output and each
@@ -94,6 +95,9 @@ class ShelfTree(EquipmentTree):
                 lambda: collection("PowerDistributionCollection", f"{PE}/PowerShelves", [SHELF])
             ),
             SHELF: Route(self.power_shelf),
+            f"{SHELF}/Branches": Route(lambda: collection("CircuitCollection", f"{SHELF}/Branches",
+                                                          [f"{SHELF}/Branches/DC"])),
+            f"{SHELF}/Branches/DC": Route(self.dc_branch),
             f"{SHELF}/Mains": Route(lambda: collection("CircuitCollection", f"{SHELF}/Mains",
                                                        [f"{SHELF}/Mains/{m}" for m in mains])),
             sub: Route(self.power_subsystem),
@@ -131,7 +135,17 @@ class ShelfTree(EquipmentTree):
                 "RedundancyGroup": mains,
                 "Status": status_doc("Enabled", redundancy),
             },
-            Mains=ref(f"{SHELF}/Mains"), Links={"Chassis": [ref(self.chassis)]},
+            Mains=ref(f"{SHELF}/Mains"), Branches=ref(f"{SHELF}/Branches"), Links={"Chassis": [ref(self.chassis)]},
+        )  # fmt: skip
+
+    def dc_branch(self) -> dict[str, Any]:
+        """The shelf's DC output onto the busbar (a Bus circuit, as in DMTF's mockup)."""
+        r = self._r()
+        return resource(
+            f"{SHELF}/Branches/DC", "Circuit", Id="DC", Name="DC Output Circuit to Busbar", CircuitType="Bus",
+            VoltageType="DC", NominalVoltage="DC48V", Status=status_doc("Enabled", "OK" if r.busbar_up else "Critical"),
+            Voltage=self.excerpt("VoltageDC"), CurrentAmps=self.excerpt("CurrentDC"),
+            PowerWatts=self.excerpt("PowerDC"),
         )  # fmt: skip
 
     def mains(self, i: int) -> dict[str, Any]:
@@ -151,9 +165,18 @@ class ShelfTree(EquipmentTree):
         return resource(
             f"{self.chassis}/PowerSubsystem", "PowerSubsystem", Id="PowerSubsystem", Name="Power Shelf Subsystem",
             Status=status_doc("Enabled", "OK", self.health()), CapacityWatts=sum(x.rated_w for x in live),
+            PowerSupplyRedundancy=[self._redundancy(len(live))],
             PowerSupplies=ref(f"{self.chassis}/PowerSubsystem/PowerSupplies"),
             Batteries=ref(f"{self.chassis}/PowerSubsystem/Batteries"),
         )  # fmt: skip
+
+    def _redundancy(self, live: int) -> dict[str, Any]:
+        """N+M over the rectifiers: half of them (one feed's) carry the shelf's rating."""
+        needed = max(len(self.psus) // 2, 1)
+        health = "OK" if live > needed else "Warning" if live == needed else "Critical"
+        group = [ref(f"{self.chassis}/PowerSubsystem/PowerSupplies/{p}") for p in self.psus]
+        return {"RedundancyType": "NPlusM", "MaxSupportedInGroup": len(self.psus), "MinNeededInGroup": needed,
+                "RedundancyGroup": group, "Status": status_doc("Enabled", health)}  # fmt: skip
 
     def power_supply(self, i: int) -> dict[str, Any]:
         x = self._r().rectifiers[i]

@@ -94,7 +94,8 @@ def test_power_shelf_passes_the_service_validator(tmp_path: Path) -> None:
         server.stop()
     chassis = "/redfish/v1/Chassis/PowerShelf"
     expected = {
-        SHELF, f"{SHELF}/Mains/AC1", f"{chassis}/PowerSubsystem", f"{chassis}/PowerSubsystem/PowerSupplies/PSU1",
+        SHELF, f"{SHELF}/Mains/AC1", f"{SHELF}/Branches/DC", f"{chassis}/PowerSubsystem",
+        f"{chassis}/PowerSubsystem/PowerSupplies/PSU1",
         f"{chassis}/PowerSubsystem/PowerSupplies/PSU1/Metrics", f"{chassis}/PowerSubsystem/Batteries/BBU1",
         f"{chassis}/PowerSubsystem/Batteries/BBU1/Metrics", f"{chassis}/Sensors/VoltageDC",
     }  # fmt: skip
@@ -122,7 +123,10 @@ def test_cdu_readings_follow_the_model_and_a_pump_failure(cdu: Any) -> None:
     healthy_flow = true.flow_lpm
     model.inject(make_fault("pump_failure", "cdu1", "Pump1"))
     assert get(server, f"{CDU}/Pumps/Pump1")["Status"]["Health"] == "Critical"
-    assert get(server, CDU)["Status"]["Health"] == "Warning"  # N+1: one pump down is a warning
+    unit = get(server, CDU)
+    assert unit["Status"]["Health"] == "Warning"  # N+1: one pump down is a warning
+    assert unit["PumpRedundancy"][0]["MinNeededInGroup"] == 1
+    assert unit["PumpRedundancy"][0]["Status"]["Health"] == "Warning"  # no spare left
     flow = get(server, f"{CDU}/SecondaryCoolantConnectors/1")["FlowLitersPerMinute"]["Reading"]
     assert flow < healthy_flow * 0.95
 
@@ -163,6 +167,11 @@ def test_shelf_readings_follow_the_model_and_the_holdup(tmp_path: Path) -> None:
         assert metrics["OutputPowerWatts"]["Reading"] == pytest.approx(true.output_w, rel=0.05)
         mains = get(server, f"{SHELF}/Mains/AC1")
         assert mains["PowerWatts"]["Reading"] > 0
+        dc = get(server, f"{SHELF}/Branches/DC")
+        assert dc["Voltage"]["Reading"] == pytest.approx(PARAMS.power_shelves.busbar_v, rel=0.05)
+        assert dc["PowerWatts"]["Reading"] == pytest.approx(model.shelves.reading("shelf1").dc_w, rel=0.05)
+        redundancy = get(server, chassis)["PowerSupplyRedundancy"][0]
+        assert (redundancy["MinNeededInGroup"], redundancy["Status"]["Health"]) == (3, "OK")
         model.set_feed("A", False)
         model.set_feed("B", False)
         battery = get(server, f"{chassis}/Batteries/BBU1")
