@@ -244,3 +244,15 @@ def test_liquid_node_bmc_reports_its_coolant_and_leak_air_node_does_not() -> Non
         assert reply.status_code == 404
     finally:
         server.stop()
+
+
+def test_protocol_faults_on_the_cdu_act_on_its_server(cdu: Any) -> None:
+    model, _, server = cdu
+    fault = model.inject(make_fault("device_silent", "cdu1"))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(f"http://{server.host}:{server.port}{CDU}", auth=(USER, PASSWORD), timeout=0.5)
+    model.clear_fault(fault)
+    model.inject(make_fault("malformed_reply", "cdu1", mode="garbage"))
+    reply = requests.get(f"http://{server.host}:{server.port}{CDU}", auth=(USER, PASSWORD), timeout=5)
+    with pytest.raises(ValueError):
+        reply.json()
