@@ -220,12 +220,12 @@ class ShelvesView(_View):
     def busbar_nodes(self) -> list[str]:
         return [n.name for n in self._s.nodes.values() if any(p.feed == BUSBAR for p in n.psus)]
 
-    def _status(self, r: Rectifier) -> str:
+    def _status(self, shelf: PowerShelf, r: Rectifier) -> str:
         if r.failed:
             return RECT_FAILED
         if not r.enabled:
             return RECT_OFF
-        return RECT_OK if self._s.feed_up.get(r.feed, False) else RECT_NO_INPUT
+        return RECT_OK if shelf.has_input(self._s.feed_up, r.feed) else RECT_NO_INPUT
 
     def reading(self, name: str) -> ShelfReading:
         def read() -> ShelfReading:
@@ -236,12 +236,13 @@ class ShelvesView(_View):
             for r in shelf.rectifiers:
                 out, inp = sh.rectifier_output_w(r), sh.rectifier_input_w(r)
                 eff = psu_efficiency(out / r.rated_w, ps.efficiency_curve) if out > 0 else 0.0
-                volts = ps.input_voltage_v if s.feed_up.get(r.feed, False) else 0.0
-                rects.append(RectifierReading(r.name, r.feed, self._status(r), m(inp), m(out), eff, r.rated_w, volts))
+                volts = ps.input_voltage_v if shelf.has_input(s.feed_up, r.feed) else 0.0
+                status = self._status(shelf, r)
+                rects.append(RectifierReading(r.name, r.feed, status, m(inp), m(out), eff, r.rated_w, volts))
             mains = []
             for feed in shelf.feeds:
                 watts = sum(x.input_w for x in rects if x.feed == feed)
-                volts = m(ps.input_voltage_v) if s.feed_up.get(feed, False) else 0.0
+                volts = m(ps.input_voltage_v) if shelf.has_input(s.feed_up, feed) else 0.0
                 mains.append((feed, volts, watts / (ps.input_voltage_v * 0.99) if watts else 0.0, watts))
             bbus = tuple(self._bbu(b) for b in shelf.bbus)
             dc_w = sum(x.output_w for x in rects) + sum(b.power_w for b in bbus)
@@ -265,6 +266,17 @@ class ShelvesView(_View):
         return self._read(self._parts.shelves.busbar_voltage_v)
 
     # ---- actions ------------------------------------------------------------------------------
+    def mains_on(self, shelf: str, feed: str) -> bool:
+        """Whether the shelf's input breaker on ``feed`` is closed."""
+        return self._read(lambda: feed not in self._s.shelves[shelf].open_mains)
+
+    def set_mains(self, shelf: str, feed: str, on: bool) -> None:
+        """Close or open the shelf's input breaker on ``feed`` (its rectifiers on it lose input)."""
+        target = self._s.shelves[shelf]
+        if feed not in target.feeds:
+            raise KeyError(f"{shelf} has no mains input on feed {feed!r} (have {', '.join(target.feeds)})")
+        self._change(lambda: target.open_mains.discard(feed) if on else target.open_mains.add(feed))
+
     def set_rectifier(self, shelf: str, psu: str, on: bool) -> None:
         """Switch one rectifier off or back on (a failed one stays failed)."""
         target = next((r for r in self._s.shelves[shelf].rectifiers if r.name == psu), None)

@@ -12,8 +12,9 @@ their N+M redundancy: half of them, one feed's, are needed), ``PowerSupplies/{PS
 input status, rating) with their ``Metrics`` (input and output power, voltage, current),
 ``Batteries/{BBUn}`` (charge state, state of health, capacity) with their ``Metrics`` (charge
 percent, stored energy, output voltage), and ``Sensors/{id}`` for the shelf's DC output and each
-mains input. Read-only: the model's rectifier switch (``model.shelves.set_rectifier``) is the
-simulator's gated action; DMTF's PowerSupply has no standard on/off action to serve it through.
+mains input. Actions (the drivers' gated controls): POST ``PowerSupply.Reset`` with ResetType On /
+ForceOff switches a rectifier, POST ``Circuit.BreakerControl`` with PowerState On / Off a mains
+input's breaker (that shelf's rectifiers on the feed lose input; the feed itself stays up).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rackval.sim.equipment_model import ShelfReading
 from rackval.sim.model import RackModel
 from rackval.sim.redfish_equipment import EquipmentTree, SensorSpec, start_equipment_redfish
 from rackval.sim.redfish_readings import worst
-from rackval.sim.redfish_schema import V1, collection, ref, resource, status_doc
+from rackval.sim.redfish_schema import V1, RedfishError, collection, ref, resource, status_doc
 from rackval.sim.redfish_server import SIM_EPOCH, RedfishService
 from rackval.sim.redfish_state import Route
 
@@ -108,8 +109,11 @@ class ShelfTree(EquipmentTree):
         }  # fmt: skip
         for i, m in enumerate(mains):
             r[f"{SHELF}/Mains/{m}"] = Route(lambda i=i: self.mains(i))
+            breaker = Route(post=lambda body, i=i: self._breaker(i, body))
+            r[f"{SHELF}/Mains/{m}/Actions/Circuit.BreakerControl"] = breaker
         for i, p in enumerate(self.psus):
             r[f"{sub}/PowerSupplies/{p}"] = Route(lambda i=i: self.power_supply(i))
+            r[f"{sub}/PowerSupplies/{p}/Actions/PowerSupply.Reset"] = Route(post=lambda body, p=p: self._reset(p, body))
             r[f"{sub}/PowerSupplies/{p}/Metrics"] = Route(lambda i=i: self.power_supply_metrics(i))
         for i, b in enumerate(self.bbus):
             r[f"{sub}/Batteries/{b}"] = Route(lambda i=i: self.battery(i))
@@ -151,10 +155,13 @@ class ShelfTree(EquipmentTree):
     def mains(self, i: int) -> dict[str, Any]:
         feed, volts, _, _ = self._r().mains[i]
         n = i + 1
+        closed = self.model.shelves.mains_on(self.shelf, feed)
+        target = f"{SHELF}/Mains/AC{n}/Actions/Circuit.BreakerControl"
         return resource(
             f"{SHELF}/Mains/AC{n}", "Circuit", Id=f"AC{n}", Name=f"Mains AC Input #{n} (feed {feed})",
             Status=status_doc("Enabled", "OK" if volts > 0 else "Warning"), CircuitType="Mains",
-            PhaseWiringType="OnePhase3Wire", NominalVoltage="AC200To240V",
+            PhaseWiringType="OnePhase3Wire", NominalVoltage="AC200To240V", PowerState="On" if closed else "Off",
+            BreakerState="Normal" if closed else "Off", Actions={"#Circuit.BreakerControl": {"target": target}},
             Voltage=self.excerpt(f"VoltageMains{n}"), CurrentAmps=self.excerpt(f"CurrentMains{n}"),
             PowerWatts=self.excerpt(f"PowerMains{n}"),
         )  # fmt: skip
@@ -190,6 +197,7 @@ class ShelfTree(EquipmentTree):
             PowerCapacityWatts=x.rated_w, InputNominalVoltageType="AC200To240V", OutputNominalVoltageType="DC48V",
             LineInputStatus="Normal" if x.input_v > 0 else "LossOfInput", HotPluggable=True,
             Metrics=ref(f"{path}/Metrics"),
+            Actions={"#PowerSupply.Reset": {"target": f"{path}/Actions/PowerSupply.Reset"}},
         )  # fmt: skip
 
     def power_supply_metrics(self, i: int) -> dict[str, Any]:
@@ -201,6 +209,18 @@ class ShelfTree(EquipmentTree):
             InputCurrentAmps={"Reading": round(x.input_w / x.input_v, 2) if x.input_v else 0.0},
             InputPowerWatts={"Reading": round(x.input_w, 1)}, OutputPowerWatts={"Reading": round(x.output_w, 1)},
         )  # fmt: skip
+
+    def _reset(self, psu: str, body: dict[str, Any]) -> None:
+        kind = body.get("ResetType")
+        if kind not in ("On", "ForceOff"):
+            raise RedfishError(400, "ActionParameterNotSupported", f"ResetType must be On or ForceOff, got {kind!r}.")
+        self.model.shelves.set_rectifier(self.shelf, psu, kind == "On")
+
+    def _breaker(self, i: int, body: dict[str, Any]) -> None:
+        state = body.get("PowerState")
+        if state not in ("On", "Off"):
+            raise RedfishError(400, "ActionParameterNotSupported", f"PowerState must be On or Off, got {state!r}.")
+        self.model.shelves.set_mains(self.shelf, self.feeds[i], state == "On")
 
     def battery(self, i: int) -> dict[str, Any]:
         b = self._r().bbus[i]

@@ -85,8 +85,10 @@ def test_power_shelf_passes_the_service_validator(tmp_path: Path) -> None:
     model, _ = liquid_rack()
     model.inject(make_fault("rectifier_failure", "shelf1", "PSU2"))
     model.inject(make_fault("bbu_capacity_reduced", "shelf1", "BBU1"))
+    model.shelves.set_mains("shelf1", "A", False)  # an open breaker: PowerState Off, BreakerState Off
     model.set_feed("A", False)
     model.set_feed("B", False)  # the BBUs discharge: every battery state is exercised
+    assert model.shelves.reading("shelf1").bbus[0].mode == "Discharging"
     server = start_shelf_redfish(model, "shelf1", username=USER, password=PASSWORD)
     try:
         validated = validate(server, tmp_path)
@@ -256,3 +258,36 @@ def test_protocol_faults_on_the_cdu_act_on_its_server(cdu: Any) -> None:
     reply = requests.get(f"http://{server.host}:{server.port}{CDU}", auth=(USER, PASSWORD), timeout=5)
     with pytest.raises(ValueError):
         reply.json()
+
+
+def test_shelf_controls_switch_a_rectifier_and_a_mains_breaker() -> None:
+    model, _ = liquid_rack()
+    server = start_shelf_redfish(model, "shelf2", username=USER, password=PASSWORD)
+    base = f"http://{server.host}:{server.port}"
+    psus = "/redfish/v1/Chassis/PowerShelf/PowerSubsystem/PowerSupplies"
+    try:
+        reply = requests.post(f"{base}{psus}/PSU3/Actions/PowerSupply.Reset", json={"ResetType": "ForceOff"},
+                              auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert reply.status_code == 204
+        assert model.shelves.reading("shelf2").rectifiers[2].status == "Off"
+        assert get(server, f"{psus}/PSU3")["Status"]["State"] == "Disabled"
+        reply = requests.post(f"{base}{psus}/PSU3/Actions/PowerSupply.Reset", json={"ResetType": "GracefulRestart"},
+                              auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert reply.status_code == 400
+        requests.post(f"{base}{psus}/PSU3/Actions/PowerSupply.Reset", json={"ResetType": "On"},
+                      auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert model.shelves.reading("shelf2").rectifiers[2].status == "OK"
+        # the breaker of mains AC1 (feed A): this shelf's feed-A rectifiers lose input, the feed stays up
+        reply = requests.post(f"{base}{SHELF}/Mains/AC1/Actions/Circuit.BreakerControl", json={"PowerState": "Off"},
+                              auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert reply.status_code == 204
+        assert [x.status for x in model.shelves.reading("shelf2").rectifiers] == ["NoInput", "OK"] * 3
+        assert model.feed_up("A") and model.shelves.reading("shelf1").rectifiers[0].status == "OK"
+        mains = get(server, f"{SHELF}/Mains/AC1")
+        assert (mains["PowerState"], mains["BreakerState"], mains["Voltage"]["Reading"]) == ("Off", "Off", 0)
+        assert model.shelves.busbar_up()  # the other shelves carry the busbar
+        requests.post(f"{base}{SHELF}/Mains/AC1/Actions/Circuit.BreakerControl", json={"PowerState": "On"},
+                      auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert get(server, f"{SHELF}/Mains/AC1")["BreakerState"] == "Normal"
+    finally:
+        server.stop()

@@ -112,3 +112,8 @@ class PowerShelf:
     rectifiers: list[Rectifier]
     bbus: list[Bbu]
     meter: Meter = field(default_factory=lambda: Meter(0.01, 0))
+    open_mains: set[str] = field(default_factory=set)  # feeds whose input breaker on this shelf is open
+
+    def has_input(self, feed_up: dict[str, bool], feed: str) -> bool:
+        """Whether the shelf's mains input on ``feed`` is live (the feed up, its breaker closed)."""
+        return feed_up.get(feed, False) and feed not in self.open_mains
