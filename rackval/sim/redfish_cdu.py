@@ -203,9 +203,14 @@ class CduTree(EquipmentTree):
         )  # fmt: skip
 
     def _patch_speed(self, body: dict[str, Any]) -> None:
-        setpoint = (body.get("SpeedControlPercent") or {}).get("SetPoint") if isinstance(body, dict) else None
+        control = body.get("SpeedControlPercent")
+        setpoint = control.get("SetPoint") if isinstance(control, dict) else None
         if set(body) != {"SpeedControlPercent"} or not isinstance(setpoint, int | float) or isinstance(setpoint, bool):
             raise RedfishError(400, "PropertyValueFormatError", "Only SpeedControlPercent.SetPoint (1-100) can be set.")
+        assert isinstance(control, dict)
+        if not set(control) <= {"SetPoint", "ControlMode"} or control.get("ControlMode", "Manual") != "Manual":
+            message = "SpeedControlPercent takes SetPoint and ControlMode Manual."
+            raise RedfishError(400, "PropertyValueNotInList", message)
         if not 1 <= setpoint <= 100:
             raise RedfishError(400, "PropertyValueOutOfRange", f"SetPoint {setpoint} is outside 1-100.")
         self.model.cooling.set_pump_speed(self.cdu, float(setpoint))

@@ -144,11 +144,16 @@ def test_cdu_leak_and_pump_control(cdu: Any) -> None:
                           auth=(USER, PASSWORD), timeout=5)  # fmt: skip
     assert reply.status_code == 204
     assert [p.status for p in model.cooling.reading("cdu1").pumps] == ["OK", "Stopped"]
-    reply = requests.patch(f"{base}{CDU}/Pumps/Pump1", json={"SpeedControlPercent": {"SetPoint": 90}},
+    body = {"SpeedControlPercent": {"ControlMode": "Manual", "SetPoint": 90}}  # as the redfish-cdu driver sends it
+    reply = requests.patch(f"{base}{CDU}/Pumps/Pump1", json=body,
                            auth=(USER, PASSWORD), timeout=5)  # fmt: skip
     assert reply.status_code == 200 and reply.json()["SpeedControlPercent"]["SetPoint"] == 90
     assert model.cooling.cdu("cdu1").speed_percent == 90.0
-    for body in ({"SpeedControlPercent": {"SetPoint": 0}}, {"SpeedControlPercent": {"SetPoint": "fast"}}, {"Id": "x"}):
+    bad = (
+        {"SpeedControlPercent": {"SetPoint": 0}}, {"SpeedControlPercent": {"SetPoint": "fast"}}, {"Id": "x"},
+        {"SpeedControlPercent": {"SetPoint": 50, "ControlMode": "Automatic"}},
+    )  # fmt: skip
+    for body in bad:
         reply = requests.patch(f"{base}{CDU}/Pumps/Pump1", json=body, auth=(USER, PASSWORD), timeout=5)
         assert reply.status_code == 400, body
     reply = requests.post(f"{base}{CDU}/Pumps/Pump2/Actions/Pump.SetMode", json={"Mode": "<b>x</b>"},
