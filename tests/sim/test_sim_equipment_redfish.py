@@ -148,7 +148,7 @@ def test_cdu_leak_and_pump_control(cdu: Any) -> None:
     reply = requests.patch(f"{base}{CDU}/Pumps/Pump1", json=body,
                            auth=(USER, PASSWORD), timeout=5)  # fmt: skip
     assert reply.status_code == 200 and reply.json()["SpeedControlPercent"]["SetPoint"] == 90
-    assert model.cooling.cdu("cdu1").speed_percent == 90.0
+    assert [p.speed_percent for p in model.cooling.cdu("cdu1").pumps] == [90.0, PARAMS.cooling.pump_speed_percent]
     bad = (
         {"SpeedControlPercent": {"SetPoint": 0}}, {"SpeedControlPercent": {"SetPoint": "fast"}}, {"Id": "x"},
         {"SpeedControlPercent": {"SetPoint": 50, "ControlMode": "Automatic"}},
@@ -159,7 +159,7 @@ def test_cdu_leak_and_pump_control(cdu: Any) -> None:
     reply = requests.post(f"{base}{CDU}/Pumps/Pump2/Actions/Pump.SetMode", json={"Mode": "<b>x</b>"},
                           auth=(USER, PASSWORD), timeout=5)  # fmt: skip
     assert reply.status_code == 400
-    assert model.cooling.cdu("cdu1").speed_percent == 90.0
+    assert model.cooling.cdu("cdu1").pumps[0].speed_percent == 90.0
 
 
 def test_shelf_readings_follow_the_model_and_the_holdup(tmp_path: Path) -> None:

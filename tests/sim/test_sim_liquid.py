@@ -98,10 +98,15 @@ def test_flow_splits_by_resistance_and_branches_add_up_to_the_loop_flow() -> Non
 def test_affinity_law_flow_scales_with_pump_speed() -> None:
     m, _ = make()
     before = m.cooling.cdu("cdu1").flow_lpm
-    m.cooling.set_pump_speed("cdu1", C.pump_speed_percent / 2)
+    for pump in ("Pump1", "Pump2"):
+        m.cooling.set_pump_speed("cdu1", pump, C.pump_speed_percent / 2)
     assert m.cooling.cdu("cdu1").flow_lpm == pytest.approx(before / 2)
+    m.cooling.set_pump_speed("cdu1", "Pump2", C.pump_speed_percent)  # one slow pump: its check valve closes
+    assert m.cooling.cdu("cdu1").pumps[0].flow_lpm == 0.0
     with pytest.raises(ValueError, match="pump speed"):
-        m.cooling.set_pump_speed("cdu1", 0.0)
+        m.cooling.set_pump_speed("cdu1", "Pump1", 0.0)
+    with pytest.raises(KeyError, match="cdu1 has no pump 'Pump7'"):
+        m.cooling.set_pump_speed("cdu1", "Pump7", 50.0)
 
 
 def test_pump_failure_with_n_plus_1_keeps_every_node_above_minimum_flow_and_cool() -> None:

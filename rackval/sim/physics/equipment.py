@@ -23,6 +23,7 @@ class Pump:
     """One CDU pump; ``head_factor`` < 1 is a degraded pump (worn impeller, air in the volute)."""
 
     name: str
+    speed_percent: float  # commanded speed (its set point)
     running: bool = True  # commanded on (a gated action may stop it)
     failed: bool = False
     head_factor: float = 1.0
@@ -64,7 +65,6 @@ class Cdu:
     info: DeviceInfo
     pumps: list[Pump]
     detectors: list[LeakDetector]
-    speed_percent: float  # commanded pump speed (every running pump)
     setpoint_c: float  # secondary supply temperature setpoint
     supply_c: float  # secondary supply temperature (first-order toward setpoint + drift)
     reservoir_l: float
