@@ -68,10 +68,13 @@ def test_params_file_errors_name_file_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"design\.yaml:4: .*pump_head"):
         load_model_params(bad)
     bad.write_text("params:\n  cooling:\n    mode: immersion\n")
-    with pytest.raises(ConfigError, match=r"design\.yaml:3: .*params\.cooling\.mode: must be one of air, liquid"):
+    with pytest.raises(ConfigError, match=r"design\.yaml:3: params\.cooling\.mode: Input should be 'air' or 'liquid'"):
         load_model_params(bad)
     bad.write_text("params:\n  cooling:\n    mode: liquid\n    pumps: 2\n    pumps_needed: 3\n")
-    with pytest.raises(ConfigError, match=r"design\.yaml:5: .*pumps_needed: must be within 1\.\.pumps"):
+    with pytest.raises(ConfigError, match=r"design\.yaml:2: params\.cooling: .*pumps_needed \(3\) must be at most"):
+        load_model_params(bad)
+    bad.write_text("params:\n  power_shelves:\n    count: 8\n    bbu_capacity_wh: -5\n")
+    with pytest.raises(ConfigError, match=r"design\.yaml:4: params\.power_shelves\.bbu_capacity_wh: .*greater than 0"):
         load_model_params(bad)
 
 
