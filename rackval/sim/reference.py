@@ -323,4 +323,3 @@ def load_model_params(path: Path) -> tuple[RackSize, ModelParams]:
     if doc.params.timing.restore_policy not in RESTORE_POLICIES:
         raise where.error(("params", "timing", "restore_policy"), f"must be one of {', '.join(RESTORE_POLICIES)}")
     return doc.size, doc.params
-
