@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from rackval.sim.physics.cooling import coolant
 from rackval.sim.physics.devices import psu_efficiency
-from rackval.sim.physics.equipment import BUSBAR, Bbu, Cdu, PowerShelf, Rectifier
+from rackval.sim.physics.equipment import BUSBAR, Bbu, Cdu, PowerShelf, Pump, Rectifier
 from rackval.sim.physics.parts import ModelParts
 
 T = TypeVar("T")
@@ -29,6 +29,7 @@ class PumpReading:
     name: str
     status: str  # OK | Failed | Stopped
     speed_percent: float  # 0 unless running
+    setpoint_percent: float
     flow_lpm: float
 
 
@@ -47,7 +48,6 @@ class CduReading:
     primary_supply_c: float
     primary_return_c: float
     primary_flow_lpm: float
-    speed_setpoint_percent: float
     pumps: tuple[PumpReading, ...]
     reservoir_l: float
     reservoir_capacity_l: float
@@ -113,16 +113,17 @@ class CoolingView(_View):
         def read() -> CduReading:
             cdu, cooling, c = self._s.cdus[name], self._parts.cooling, self._s.params.cooling
             m = cdu.meter.read
-            speed = cdu.speed_percent
             pumps = tuple(
-                PumpReading(p.name, p.status, speed if p.status == "OK" else 0.0, m(p.flow_lpm)) for p in cdu.pumps
-            )
+                PumpReading(p.name, p.status, p.speed_percent if p.status == "OK" else 0.0, p.speed_percent,
+                            m(p.flow_lpm))
+                for p in cdu.pumps
+            )  # fmt: skip
             return CduReading(
                 supply_c=m(cdu.supply_c), return_c=m(cooling.return_c()), setpoint_c=cdu.setpoint_c,
                 flow_lpm=m(cdu.flow_lpm), supply_kpa=m(cooling.supply_pressure_kpa()),
                 return_kpa=m(c.static_pressure_kpa), delta_kpa=m(cdu.head_kpa), heat_w=m(cooling.heat_w()),
                 primary_supply_c=m(c.facility_supply_c), primary_return_c=m(cooling.primary_return_c()),
-                primary_flow_lpm=m(c.primary_flow_lpm), speed_setpoint_percent=speed, pumps=pumps,
+                primary_flow_lpm=m(c.primary_flow_lpm), pumps=pumps,
                 reservoir_l=cdu.reservoir_l, reservoir_capacity_l=cdu.reservoir_capacity_l,
                 leaks=tuple((d.name, d.where, d.state) for d in cdu.detectors),
                 min_node_flow_lpm=c.min_node_flow_lpm, pumps_needed=c.pumps_needed,
@@ -154,17 +155,23 @@ class CoolingView(_View):
         return self._read(lambda: self._s.cold_plates[node].flow_lpm)
 
     # ---- actions ------------------------------------------------------------------------------
-    def set_pump(self, cdu: str, pump: str, running: bool) -> None:
-        """Start or stop one pump (a failed pump stays failed)."""
+    def _pump(self, cdu: str, pump: str) -> Pump:
         target = next((p for p in self._s.cdus[cdu].pumps if p.name == pump), None)
         if target is None:
             raise KeyError(f"{cdu} has no pump {pump!r}")
+        return target
+
+    def set_pump(self, cdu: str, pump: str, running: bool) -> None:
+        """Start or stop one pump (a failed pump stays failed)."""
+        target = self._pump(cdu, pump)
         self._change(lambda: setattr(target, "running", running))
 
-    def set_pump_speed(self, cdu: str, percent: float) -> None:
+    def set_pump_speed(self, cdu: str, pump: str, percent: float) -> None:
+        """One pump's speed set point (affinity laws: its flow ~ speed, its head ~ speed^2)."""
         if not 0.0 < percent <= 100.0:
             raise ValueError(f"pump speed must be within 0..100 %, got {percent}")
-        self._change(lambda: setattr(self._s.cdus[cdu], "speed_percent", float(percent)))
+        target = self._pump(cdu, pump)
+        self._change(lambda: setattr(target, "speed_percent", float(percent)))
 
     def set_setpoint(self, cdu: str, celsius: float) -> None:
         if not 5.0 <= celsius <= 60.0:
@@ -220,12 +227,12 @@ class ShelvesView(_View):
     def busbar_nodes(self) -> list[str]:
         return [n.name for n in self._s.nodes.values() if any(p.feed == BUSBAR for p in n.psus)]
 
-    def _status(self, r: Rectifier) -> str:
+    def _status(self, shelf: PowerShelf, r: Rectifier) -> str:
         if r.failed:
             return RECT_FAILED
         if not r.enabled:
             return RECT_OFF
-        return RECT_OK if self._s.feed_up.get(r.feed, False) else RECT_NO_INPUT
+        return RECT_OK if shelf.has_input(self._s.feed_up, r.feed) else RECT_NO_INPUT
 
     def reading(self, name: str) -> ShelfReading:
         def read() -> ShelfReading:
@@ -236,12 +243,13 @@ class ShelvesView(_View):
             for r in shelf.rectifiers:
                 out, inp = sh.rectifier_output_w(r), sh.rectifier_input_w(r)
                 eff = psu_efficiency(out / r.rated_w, ps.efficiency_curve) if out > 0 else 0.0
-                volts = ps.input_voltage_v if s.feed_up.get(r.feed, False) else 0.0
-                rects.append(RectifierReading(r.name, r.feed, self._status(r), m(inp), m(out), eff, r.rated_w, volts))
+                volts = ps.input_voltage_v if shelf.has_input(s.feed_up, r.feed) else 0.0
+                status = self._status(shelf, r)
+                rects.append(RectifierReading(r.name, r.feed, status, m(inp), m(out), eff, r.rated_w, volts))
             mains = []
             for feed in shelf.feeds:
                 watts = sum(x.input_w for x in rects if x.feed == feed)
-                volts = m(ps.input_voltage_v) if s.feed_up.get(feed, False) else 0.0
+                volts = m(ps.input_voltage_v) if shelf.has_input(s.feed_up, feed) else 0.0
                 mains.append((feed, volts, watts / (ps.input_voltage_v * 0.99) if watts else 0.0, watts))
             bbus = tuple(self._bbu(b) for b in shelf.bbus)
             dc_w = sum(x.output_w for x in rects) + sum(b.power_w for b in bbus)
@@ -265,6 +273,17 @@ class ShelvesView(_View):
         return self._read(self._parts.shelves.busbar_voltage_v)
 
     # ---- actions ------------------------------------------------------------------------------
+    def mains_on(self, shelf: str, feed: str) -> bool:
+        """Whether the shelf's input breaker on ``feed`` is closed."""
+        return self._read(lambda: feed not in self._s.shelves[shelf].open_mains)
+
+    def set_mains(self, shelf: str, feed: str, on: bool) -> None:
+        """Close or open the shelf's input breaker on ``feed`` (its rectifiers on it lose input)."""
+        target = self._s.shelves[shelf]
+        if feed not in target.feeds:
+            raise KeyError(f"{shelf} has no mains input on feed {feed!r} (have {', '.join(target.feeds)})")
+        self._change(lambda: target.open_mains.discard(feed) if on else target.open_mains.add(feed))
+
     def set_rectifier(self, shelf: str, psu: str, on: bool) -> None:
         """Switch one rectifier off or back on (a failed one stays failed)."""
         target = next((r for r in self._s.shelves[shelf].rectifiers if r.name == psu), None)

@@ -14,7 +14,7 @@ the generic layout the map format ships). Each map field is filled from the mode
 - ``filters``, ``reservoirs``, ``identity``, ``cooling_mode``: as the Redfish CDU reports them.
 
 Writes reach the model only through the map's ``writable`` points: a pump's ``run`` coil starts or
-stops that pump, its ``setpoint_pct`` sets the CDU's pump speed. Any other write, and any read of
+stops that pump, its ``setpoint_pct`` sets that pump's speed. Any other write, and any read of
 an address the map does not give, answers exception 2 (Illegal Data Address), as a device does.
 """
 
@@ -150,7 +150,7 @@ class CduRegisters:
             out |= {
                 f"pumps.{name}.state": {"OK": "Enabled", "Stopped": "Disabled"}.get(p.status, "UnavailableOffline"),
                 f"pumps.{name}.health": "Critical" if p.status == "Failed" else "OK",
-                f"pumps.{name}.speed_pct": p.speed_percent, f"pumps.{name}.setpoint_pct": r.speed_setpoint_percent,
+                f"pumps.{name}.speed_pct": p.speed_percent, f"pumps.{name}.setpoint_pct": p.setpoint_percent,
                 f"pumps.{name}.control_mode": "Manual", f"pumps.{name}.run": p.status != "Stopped",
             }  # fmt: skip
         leaks = {name: state for name, _, state in r.leaks}
@@ -186,7 +186,7 @@ class CduRegisters:
             percent = int(values[0]) * point.scale
             if not 0 < percent <= 100:
                 return False
-            self.model.cooling.set_pump_speed(self.cdu, percent)
+            self.model.cooling.set_pump_speed(self.cdu, self.pumps[member[1]], percent)
             return True
         return False
 

@@ -4,9 +4,9 @@ Why a module of its own: a coolant distribution unit is reported through DMTF's 
 model, which shares nothing with a node's tree but the service around it (``redfish_equipment``).
 
 What is served, read from the model (``model.cooling``) at request time:
-``ThermalEquipment`` with ``CDUs/1`` (CoolingUnit: identity, coolant, health rolled up from pumps,
-leaks and reservoir) and its ``Pumps/{PumpN}`` (state, speed, ``SpeedControlPercent``; PATCH
-``SpeedControlPercent.SetPoint`` sets the CDU's pump speed, POST ``Pump.SetMode`` Enabled/Disabled
+``ThermalEquipment`` with ``CDUs/1`` (CoolingUnit: identity, coolant, pump redundancy N+M, health
+rolled up from pumps, leaks and reservoir) and its ``Pumps/{PumpN}`` (state, speed, ``SpeedControlPercent``; PATCH
+``SpeedControlPercent.SetPoint`` sets that pump's speed, POST ``Pump.SetMode`` Enabled/Disabled
 starts or stops one pump), ``Filters/1``, ``Reservoirs/1`` (level), ``LeakDetection`` (groups whose detectors are the
 chassis' ``Chassis/CDU/LeakDetectors/{id}``, where DMTF now places them),
 ``PrimaryCoolantConnectors/1`` (facility water) and
@@ -155,7 +155,7 @@ class CduTree(EquipmentTree):
                 patch=self._patch_setpoint if side == "Secondary" else None,
             )
         for p in pumps:
-            r[f"{CDU}/Pumps/{p}"] = Route(lambda p=p: self.pump(p), patch=self._patch_speed)
+            r[f"{CDU}/Pumps/{p}"] = Route(lambda p=p: self.pump(p), patch=lambda body, p=p: self._patch_speed(p, body))
             r[f"{CDU}/Pumps/{p}/Actions/Pump.SetMode"] = Route(post=lambda body, p=p: self._set_mode(p, body))
         for d in detectors:
             r[f"{self.chassis}/LeakDetectors/{d}"] = Route(lambda d=d: self.leak_detector(d))
@@ -176,7 +176,18 @@ class CduTree(EquipmentTree):
             SecondaryCoolantConnectors=ref(f"{CDU}/SecondaryCoolantConnectors"),
             Pumps=ref(f"{CDU}/Pumps"), Filters=ref(f"{CDU}/Filters"), Reservoirs=ref(f"{CDU}/Reservoirs"),
             LeakDetection=ref(f"{CDU}/LeakDetection"), Links={"Chassis": [ref(self.chassis)]},
+            PumpRedundancy=[self._pump_redundancy()],
         )  # fmt: skip
+
+    def _pump_redundancy(self) -> dict[str, Any]:
+        """N+M over the pumps: OK with a spare running, Warning with none, Critical below N."""
+        r = self._r()
+        running = sum(p.status == "OK" for p in r.pumps)
+        health = "OK" if running > r.pumps_needed else "Warning" if running == r.pumps_needed else "Critical"
+        return {
+            "RedundancyType": "NPlusM", "MaxSupportedInGroup": len(r.pumps), "MinNeededInGroup": r.pumps_needed,
+            "RedundancyGroup": [ref(f"{CDU}/Pumps/{p.name}") for p in r.pumps], "Status": status_doc("Enabled", health),
+        }  # fmt: skip
 
     def pump(self, name: str) -> dict[str, Any]:
         i = self._pump_names().index(name)
@@ -186,18 +197,23 @@ class CduTree(EquipmentTree):
             f"{CDU}/Pumps/{name}", "Pump", Id=name, Name=f"CDU {name}", PumpType="Liquid",
             Status=status_doc(state, self._pump_health(i)),
             PumpSpeedPercent=self.excerpt(f"{name}Speed"),
-            SpeedControlPercent={"SetPoint": self._r().speed_setpoint_percent, "ControlMode": "Manual",
+            SpeedControlPercent={"SetPoint": p.setpoint_percent, "ControlMode": "Manual",
                                  "AllowableMin": 1, "AllowableMax": 100},
             Actions={"#Pump.SetMode": {"target": f"{CDU}/Pumps/{name}/Actions/Pump.SetMode"}},
         )  # fmt: skip
 
-    def _patch_speed(self, body: dict[str, Any]) -> None:
-        setpoint = (body.get("SpeedControlPercent") or {}).get("SetPoint") if isinstance(body, dict) else None
+    def _patch_speed(self, pump: str, body: dict[str, Any]) -> None:
+        control = body.get("SpeedControlPercent")
+        setpoint = control.get("SetPoint") if isinstance(control, dict) else None
         if set(body) != {"SpeedControlPercent"} or not isinstance(setpoint, int | float) or isinstance(setpoint, bool):
             raise RedfishError(400, "PropertyValueFormatError", "Only SpeedControlPercent.SetPoint (1-100) can be set.")
+        assert isinstance(control, dict)
+        if not set(control) <= {"SetPoint", "ControlMode"} or control.get("ControlMode", "Manual") != "Manual":
+            message = "SpeedControlPercent takes SetPoint and ControlMode Manual."
+            raise RedfishError(400, "PropertyValueNotInList", message)
         if not 1 <= setpoint <= 100:
             raise RedfishError(400, "PropertyValueOutOfRange", f"SetPoint {setpoint} is outside 1-100.")
-        self.model.cooling.set_pump_speed(self.cdu, float(setpoint))
+        self.model.cooling.set_pump_speed(self.cdu, pump, float(setpoint))
 
     def _set_mode(self, pump: str, body: dict[str, Any]) -> None:
         mode = body.get("Mode")

@@ -6,14 +6,15 @@ which share nothing with a node's tree but the service around it (``redfish_equi
 
 What is served, read from the model (``model.shelves``) at request time:
 ``PowerEquipment/PowerShelves/1`` (identity, health, mains redundancy) with ``Mains/AC1`` and
-``AC2`` (one per feed: voltage, current, power), the chassis ``Chassis/PowerShelf`` with its
-``PowerSubsystem`` (capacity of the working rectifiers), ``PowerSupplies/{PSUn}`` (state, line
+``AC2`` (one per feed: voltage, current, power) and ``Branches/DC`` (the DC output onto the busbar),
+the chassis ``Chassis/PowerShelf`` with its ``PowerSubsystem`` (capacity of the working rectifiers,
+their N+M redundancy: half of them, one feed's, are needed), ``PowerSupplies/{PSUn}`` (state, line
 input status, rating) with their ``Metrics`` (input and output power, voltage, current),
 ``Batteries/{BBUn}`` (charge state, state of health, capacity) with their ``Metrics`` (charge
 percent, stored energy, output voltage), and ``Sensors/{id}`` for the shelf's DC output and each
-mains input. Each rectifier advertises ``#PowerSupply.Reset`` (ResetType ``On`` / ``ForceOff``,
-the action DMTF's PowerSupply schema defines), which switches it through the model
-(``model.shelves.set_rectifier``): the safety gate's rectifier action on the simulated rack.
+mains input. Actions (the drivers' gated controls): POST ``PowerSupply.Reset`` with ResetType On /
+ForceOff switches a rectifier, POST ``Circuit.BreakerControl`` with PowerState On / Off a mains
+input's breaker (that shelf's rectifiers on the feed lose input; the feed itself stays up).
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ class ShelfTree(EquipmentTree):
                 lambda: collection("PowerDistributionCollection", f"{PE}/PowerShelves", [SHELF])
             ),
             SHELF: Route(self.power_shelf),
+            f"{SHELF}/Branches": Route(lambda: collection("CircuitCollection", f"{SHELF}/Branches",
+                                                          [f"{SHELF}/Branches/DC"])),
+            f"{SHELF}/Branches/DC": Route(self.dc_branch),
             f"{SHELF}/Mains": Route(lambda: collection("CircuitCollection", f"{SHELF}/Mains",
                                                        [f"{SHELF}/Mains/{m}" for m in mains])),
             sub: Route(self.power_subsystem),
@@ -105,10 +109,12 @@ class ShelfTree(EquipmentTree):
         }  # fmt: skip
         for i, m in enumerate(mains):
             r[f"{SHELF}/Mains/{m}"] = Route(lambda i=i: self.mains(i))
+            breaker = Route(post=lambda body, i=i: self._breaker(i, body))
+            r[f"{SHELF}/Mains/{m}/Actions/Circuit.BreakerControl"] = breaker
         for i, p in enumerate(self.psus):
             r[f"{sub}/PowerSupplies/{p}"] = Route(lambda i=i: self.power_supply(i))
-            r[f"{sub}/PowerSupplies/{p}/Metrics"] = Route(lambda i=i: self.power_supply_metrics(i))
             r[f"{sub}/PowerSupplies/{p}/Actions/PowerSupply.Reset"] = Route(post=lambda body, p=p: self._reset(p, body))
+            r[f"{sub}/PowerSupplies/{p}/Metrics"] = Route(lambda i=i: self.power_supply_metrics(i))
         for i, b in enumerate(self.bbus):
             r[f"{sub}/Batteries/{b}"] = Route(lambda i=i: self.battery(i))
             r[f"{sub}/Batteries/{b}/Metrics"] = Route(lambda i=i: self.battery_metrics(i))
@@ -133,16 +139,29 @@ class ShelfTree(EquipmentTree):
                 "RedundancyGroup": mains,
                 "Status": status_doc("Enabled", redundancy),
             },
-            Mains=ref(f"{SHELF}/Mains"), Links={"Chassis": [ref(self.chassis)]},
+            Mains=ref(f"{SHELF}/Mains"), Branches=ref(f"{SHELF}/Branches"), Links={"Chassis": [ref(self.chassis)]},
+        )  # fmt: skip
+
+    def dc_branch(self) -> dict[str, Any]:
+        """The shelf's DC output onto the busbar (a Bus circuit, as in DMTF's mockup)."""
+        r = self._r()
+        return resource(
+            f"{SHELF}/Branches/DC", "Circuit", Id="DC", Name="DC Output Circuit to Busbar", CircuitType="Bus",
+            VoltageType="DC", NominalVoltage="DC48V", Status=status_doc("Enabled", "OK" if r.busbar_up else "Critical"),
+            Voltage=self.excerpt("VoltageDC"), CurrentAmps=self.excerpt("CurrentDC"),
+            PowerWatts=self.excerpt("PowerDC"),
         )  # fmt: skip
 
     def mains(self, i: int) -> dict[str, Any]:
         feed, volts, _, _ = self._r().mains[i]
         n = i + 1
+        closed = self.model.shelves.mains_on(self.shelf, feed)
+        target = f"{SHELF}/Mains/AC{n}/Actions/Circuit.BreakerControl"
         return resource(
             f"{SHELF}/Mains/AC{n}", "Circuit", Id=f"AC{n}", Name=f"Mains AC Input #{n} (feed {feed})",
             Status=status_doc("Enabled", "OK" if volts > 0 else "Warning"), CircuitType="Mains",
-            PhaseWiringType="OnePhase3Wire", NominalVoltage="AC200To240V",
+            PhaseWiringType="OnePhase3Wire", NominalVoltage="AC200To240V", PowerState="On" if closed else "Off",
+            BreakerState="Normal" if closed else "Off", Actions={"#Circuit.BreakerControl": {"target": target}},
             Voltage=self.excerpt(f"VoltageMains{n}"), CurrentAmps=self.excerpt(f"CurrentMains{n}"),
             PowerWatts=self.excerpt(f"PowerMains{n}"),
         )  # fmt: skip
@@ -153,9 +172,18 @@ class ShelfTree(EquipmentTree):
         return resource(
             f"{self.chassis}/PowerSubsystem", "PowerSubsystem", Id="PowerSubsystem", Name="Power Shelf Subsystem",
             Status=status_doc("Enabled", "OK", self.health()), CapacityWatts=sum(x.rated_w for x in live),
+            PowerSupplyRedundancy=[self._redundancy(len(live))],
             PowerSupplies=ref(f"{self.chassis}/PowerSubsystem/PowerSupplies"),
             Batteries=ref(f"{self.chassis}/PowerSubsystem/Batteries"),
         )  # fmt: skip
+
+    def _redundancy(self, live: int) -> dict[str, Any]:
+        """N+M over the rectifiers: half of them (one feed's) carry the shelf's rating."""
+        needed = max(len(self.psus) // 2, 1)
+        health = "OK" if live > needed else "Warning" if live == needed else "Critical"
+        group = [ref(f"{self.chassis}/PowerSubsystem/PowerSupplies/{p}") for p in self.psus]
+        return {"RedundancyType": "NPlusM", "MaxSupportedInGroup": len(self.psus), "MinNeededInGroup": needed,
+                "RedundancyGroup": group, "Status": status_doc("Enabled", health)}  # fmt: skip
 
     def power_supply(self, i: int) -> dict[str, Any]:
         x = self._r().rectifiers[i]
@@ -172,13 +200,6 @@ class ShelfTree(EquipmentTree):
             Actions={"#PowerSupply.Reset": {"target": f"{path}/Actions/PowerSupply.Reset"}},
         )  # fmt: skip
 
-    def _reset(self, psu: str, body: dict[str, Any]) -> None:
-        reset = body.get("ResetType") if isinstance(body, dict) else None
-        if reset not in ("On", "ForceOff"):
-            message = f"ResetType must be On or ForceOff, got {reset!r}."
-            raise RedfishError(400, "ActionParameterValueNotInList", message)
-        self.model.shelves.set_rectifier(self.shelf, psu, reset == "On")
-
     def power_supply_metrics(self, i: int) -> dict[str, Any]:
         x = self._r().rectifiers[i]
         path = f"{self.chassis}/PowerSubsystem/PowerSupplies/{x.name}/Metrics"
@@ -188,6 +209,18 @@ class ShelfTree(EquipmentTree):
             InputCurrentAmps={"Reading": round(x.input_w / x.input_v, 2) if x.input_v else 0.0},
             InputPowerWatts={"Reading": round(x.input_w, 1)}, OutputPowerWatts={"Reading": round(x.output_w, 1)},
         )  # fmt: skip
+
+    def _reset(self, psu: str, body: dict[str, Any]) -> None:
+        kind = body.get("ResetType")
+        if kind not in ("On", "ForceOff"):
+            raise RedfishError(400, "ActionParameterNotSupported", f"ResetType must be On or ForceOff, got {kind!r}.")
+        self.model.shelves.set_rectifier(self.shelf, psu, kind == "On")
+
+    def _breaker(self, i: int, body: dict[str, Any]) -> None:
+        state = body.get("PowerState")
+        if state not in ("On", "Off"):
+            raise RedfishError(400, "ActionParameterNotSupported", f"PowerState must be On or Off, got {state!r}.")
+        self.model.shelves.set_mains(self.shelf, self.feeds[i], state == "On")
 
     def battery(self, i: int) -> dict[str, Any]:
         b = self._r().bbus[i]

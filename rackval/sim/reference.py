@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 # 80 PLUS Titanium-like efficiency at (load fraction, efficiency) points; interpolated linearly.
 PSU_EFFICIENCY_CURVE: tuple[tuple[float, float], ...] = (
@@ -177,6 +178,12 @@ BBU_DISCHARGE_CURVE: tuple[tuple[float, float], ...] = (
 )
 
 
+# Constraints the params file is checked against (pydantic reports file, line and field).
+_Positive = Annotated[float, Field(gt=0)]
+_Fraction = Annotated[float, Field(ge=0, le=1)]
+_Count = Annotated[int, Field(ge=0)]
+
+
 @dataclass(frozen=True)
 class CoolingParams:
     """How the rack is cooled. ``air`` (the default): every node as ``thermal``/``fans`` say.
@@ -185,31 +192,35 @@ class CoolingParams:
 
     __pydantic_config__ = _FORBID
 
-    mode: str = "air"  # air | liquid
-    coolant: str = "PG25"  # water | PG25 (COOLANTS)
-    pumps: int = 2  # CDU pumps in parallel (with check valves)
-    pumps_needed: int = 1  # redundancy: N+1 when pumps = pumps_needed + 1
-    pump_shutoff_head_kpa: float = 300.0  # pump curve at 100 % speed: H = H0 - a q^2
-    pump_curve_kpa_per_lpm2: float = 0.003  # a
-    pump_speed_percent: float = 70.0  # commanded speed of every running pump
-    loop_dp_kpa: float = 60.0  # CDU heat exchanger, filter and manifolds: dp at loop_rated_flow_lpm
-    loop_rated_flow_lpm: float = 160.0
-    cold_plate_dp_kpa: float = 50.0  # one node tray's cold-plate branch: dp at cold_plate_rated_flow_lpm
-    cold_plate_rated_flow_lpm: float = 8.0
-    cold_plate_r_c_per_w: float = 0.02  # GPU case to coolant (C/W) at the rated flow
-    cold_plate_conv_fraction: float = 0.5  # share of that resistance that is convective (~ q^-0.8)
-    liquid_fraction: float = 0.85  # of a node's heat taken by the cold plates; the rest goes to air
-    switch_trays: int = 0  # liquid-cooled switch trays on the same loop (a lumped branch)
-    switch_tray_heat_w: float = 1000.0
-    switch_tray_dp_kpa: float = 50.0
-    switch_tray_rated_flow_lpm: float = 1.5
+    mode: Literal["air", "liquid"] = "air"
+    coolant: Literal["water", "PG25"] = "PG25"  # COOLANTS
+    pumps: Annotated[int, Field(ge=1)] = 2  # CDU pumps in parallel (with check valves)
+    pumps_needed: Annotated[int, Field(ge=1)] = 1  # redundancy: N+1 when pumps = pumps_needed + 1
+    pump_shutoff_head_kpa: _Positive = 300.0  # pump curve at 100 % speed: H = H0 - a q^2
+    pump_curve_kpa_per_lpm2: _Positive = 0.003  # a
+    pump_speed_percent: Annotated[float, Field(gt=0, le=100)] = 70.0  # set point of every pump at start
+    loop_dp_kpa: _Positive = 60.0  # CDU heat exchanger, filter and manifolds: dp at loop_rated_flow_lpm
+    loop_rated_flow_lpm: _Positive = 160.0
+    cold_plate_dp_kpa: _Positive = 50.0  # one node tray's cold-plate branch: dp at cold_plate_rated_flow_lpm
+    cold_plate_rated_flow_lpm: _Positive = 8.0
+    cold_plate_r_c_per_w: _Positive = 0.02  # GPU case to coolant (C/W) at the rated flow
+    cold_plate_conv_fraction: _Fraction = 0.5  # share of that resistance that is convective (~ q^-0.8)
+    liquid_fraction: _Fraction = 0.85  # of a node's heat taken by the cold plates; the rest goes to air
+    switch_trays: _Count = 0  # liquid-cooled switch trays on the same loop (a lumped branch)
+    switch_tray_heat_w: Annotated[float, Field(ge=0)] = 1000.0
+    switch_tray_dp_kpa: _Positive = 50.0
+    switch_tray_rated_flow_lpm: _Positive = 1.5
     supply_setpoint_c: float = 30.0
-    supply_tau_s: float = 120.0  # the CDU's supply temperature control: first-order time constant
+    supply_tau_s: Annotated[float, Field(ge=0)] = 120.0  # the CDU's supply temperature control: time constant
     facility_supply_c: float = 25.0  # primary (facility water) supply temperature
-    primary_flow_lpm: float = 200.0
+    primary_flow_lpm: _Positive = 200.0
     static_pressure_kpa: float = 100.0  # return-side pressure (expansion tank precharge)
-    reservoir_l: float = 20.0
-    min_node_flow_lpm: float = 5.0  # the design's minimum flow per node tray (alarm threshold)
+    reservoir_l: _Positive = 20.0
+    min_node_flow_lpm: Annotated[float, Field(ge=0)] = 5.0  # the design's minimum flow per node tray (alarm)
+
+    def __post_init__(self) -> None:
+        if self.pumps_needed > self.pumps:
+            raise ValueError(f"pumps_needed ({self.pumps_needed}) must be at most pumps ({self.pumps})")
 
 
 @dataclass(frozen=True)
@@ -219,18 +230,18 @@ class PowerShelfParams:
 
     __pydantic_config__ = _FORBID
 
-    count: int = 0
-    psus_per_shelf: int = 6  # rectifiers; they alternate the shelf's feeds (A, B, A, ...)
-    psu_rated_w: float = 5500.0
+    count: _Count = 0
+    psus_per_shelf: Annotated[int, Field(ge=1)] = 6  # rectifiers; they alternate the shelf's feeds (A, B, A, ...)
+    psu_rated_w: _Positive = 5500.0
     efficiency_curve: tuple[tuple[float, float], ...] = RECTIFIER_EFFICIENCY_CURVE
-    input_voltage_v: float = 230.0
-    busbar_v: float = 50.0  # regulated busbar voltage while the rectifiers carry the load
-    bbus_per_shelf: int = 2
-    bbu_capacity_wh: float = 200.0  # per BBU at a new state of health
-    bbu_rated_w: float = 3000.0  # most one BBU can deliver
-    bbu_soc_floor: float = 0.05  # the BBU disconnects here: the busbar drops
-    bbu_charge_w: float = 300.0  # recharge power per BBU (from the rectifiers)
-    bbu_discharge_efficiency: float = 0.95  # cell energy to busbar energy
+    input_voltage_v: _Positive = 230.0
+    busbar_v: _Positive = 50.0  # regulated busbar voltage while the rectifiers carry the load
+    bbus_per_shelf: _Count = 2
+    bbu_capacity_wh: _Positive = 200.0  # per BBU at a new state of health
+    bbu_rated_w: _Positive = 3000.0  # most one BBU can deliver
+    bbu_soc_floor: Annotated[float, Field(ge=0, lt=1)] = 0.05  # the BBU disconnects here: the busbar drops
+    bbu_charge_w: Annotated[float, Field(ge=0)] = 300.0  # recharge power per BBU (from the rectifiers)
+    bbu_discharge_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95  # cell energy to busbar energy
     bbu_discharge_curve: tuple[tuple[float, float], ...] = BBU_DISCHARGE_CURVE
 
 
@@ -311,41 +322,4 @@ def load_model_params(path: Path) -> tuple[RackSize, ModelParams]:
     doc, where = load_yaml_model(Path(path), _ParamsFile, "simulator model parameters")
     if doc.params.timing.restore_policy not in RESTORE_POLICIES:
         raise where.error(("params", "timing", "restore_policy"), f"must be one of {', '.join(RESTORE_POLICIES)}")
-    for field_path, problem in equipment_problems(doc.params):
-        raise where.error(("params", *field_path), problem)
     return doc.size, doc.params
-
-
-def equipment_problems(params: ModelParams) -> list[tuple[tuple[str, ...], str]]:
-    """What is wrong with a design's ``cooling`` and ``power_shelves`` figures: (field path, problem)."""
-    c, ps = params.cooling, params.power_shelves
-    out: list[tuple[tuple[str, ...], str]] = []
-    if c.mode not in COOLING_MODES:
-        out.append((("cooling", "mode"), f"must be one of {', '.join(COOLING_MODES)}, got {c.mode!r}"))
-    if c.coolant not in COOLANTS:
-        out.append((("cooling", "coolant"), f"must be one of {', '.join(COOLANTS)}, got {c.coolant!r}"))
-    if c.mode == "liquid":
-        if not 1 <= c.pumps_needed <= c.pumps:
-            out.append((("cooling", "pumps_needed"), f"must be within 1..pumps ({c.pumps}), got {c.pumps_needed}"))
-        if not 0.0 <= c.liquid_fraction <= 1.0:
-            out.append((("cooling", "liquid_fraction"), f"must be within 0..1, got {c.liquid_fraction}"))
-        for name in _POSITIVE_COOLING:
-            if not getattr(c, name) > 0:
-                out.append((("cooling", name), f"must be > 0, got {getattr(c, name)}"))
-    if ps.count < 0:
-        out.append((("power_shelves", "count"), f"must be >= 0, got {ps.count}"))
-    if ps.count > 0:
-        for name in ("psus_per_shelf", "psu_rated_w", "busbar_v", "bbu_capacity_wh", "bbu_rated_w"):
-            if not getattr(ps, name) > 0:
-                out.append((("power_shelves", name), f"must be > 0, got {getattr(ps, name)}"))
-        if not 0.0 <= ps.bbu_soc_floor < 1.0:
-            out.append((("power_shelves", "bbu_soc_floor"), f"must be within 0..1, got {ps.bbu_soc_floor}"))
-    return out
-
-
-COOLING_MODES = ("air", "liquid")
-_POSITIVE_COOLING = (
-    "pump_shutoff_head_kpa", "pump_speed_percent", "loop_dp_kpa", "loop_rated_flow_lpm", "cold_plate_dp_kpa",
-    "cold_plate_rated_flow_lpm", "cold_plate_r_c_per_w", "switch_tray_dp_kpa", "switch_tray_rated_flow_lpm",
-    "primary_flow_lpm", "reservoir_l",
-)  # fmt: skip

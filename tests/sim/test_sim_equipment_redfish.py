@@ -85,8 +85,10 @@ def test_power_shelf_passes_the_service_validator(tmp_path: Path) -> None:
     model, _ = liquid_rack()
     model.inject(make_fault("rectifier_failure", "shelf1", "PSU2"))
     model.inject(make_fault("bbu_capacity_reduced", "shelf1", "BBU1"))
+    model.shelves.set_mains("shelf1", "A", False)  # an open breaker: PowerState Off, BreakerState Off
     model.set_feed("A", False)
     model.set_feed("B", False)  # the BBUs discharge: every battery state is exercised
+    assert model.shelves.reading("shelf1").bbus[0].mode == "Discharging"
     server = start_shelf_redfish(model, "shelf1", username=USER, password=PASSWORD)
     try:
         validated = validate(server, tmp_path)
@@ -94,7 +96,8 @@ def test_power_shelf_passes_the_service_validator(tmp_path: Path) -> None:
         server.stop()
     chassis = "/redfish/v1/Chassis/PowerShelf"
     expected = {
-        SHELF, f"{SHELF}/Mains/AC1", f"{chassis}/PowerSubsystem", f"{chassis}/PowerSubsystem/PowerSupplies/PSU1",
+        SHELF, f"{SHELF}/Mains/AC1", f"{SHELF}/Branches/DC", f"{chassis}/PowerSubsystem",
+        f"{chassis}/PowerSubsystem/PowerSupplies/PSU1",
         f"{chassis}/PowerSubsystem/PowerSupplies/PSU1/Metrics", f"{chassis}/PowerSubsystem/Batteries/BBU1",
         f"{chassis}/PowerSubsystem/Batteries/BBU1/Metrics", f"{chassis}/Sensors/VoltageDC",
     }  # fmt: skip
@@ -122,7 +125,10 @@ def test_cdu_readings_follow_the_model_and_a_pump_failure(cdu: Any) -> None:
     healthy_flow = true.flow_lpm
     model.inject(make_fault("pump_failure", "cdu1", "Pump1"))
     assert get(server, f"{CDU}/Pumps/Pump1")["Status"]["Health"] == "Critical"
-    assert get(server, CDU)["Status"]["Health"] == "Warning"  # N+1: one pump down is a warning
+    unit = get(server, CDU)
+    assert unit["Status"]["Health"] == "Warning"  # N+1: one pump down is a warning
+    assert unit["PumpRedundancy"][0]["MinNeededInGroup"] == 1
+    assert unit["PumpRedundancy"][0]["Status"]["Health"] == "Warning"  # no spare left
     flow = get(server, f"{CDU}/SecondaryCoolantConnectors/1")["FlowLitersPerMinute"]["Reading"]
     assert flow < healthy_flow * 0.95
 
@@ -138,17 +144,22 @@ def test_cdu_leak_and_pump_control(cdu: Any) -> None:
                           auth=(USER, PASSWORD), timeout=5)  # fmt: skip
     assert reply.status_code == 204
     assert [p.status for p in model.cooling.reading("cdu1").pumps] == ["OK", "Stopped"]
-    reply = requests.patch(f"{base}{CDU}/Pumps/Pump1", json={"SpeedControlPercent": {"SetPoint": 90}},
+    body = {"SpeedControlPercent": {"ControlMode": "Manual", "SetPoint": 90}}  # as the redfish-cdu driver sends it
+    reply = requests.patch(f"{base}{CDU}/Pumps/Pump1", json=body,
                            auth=(USER, PASSWORD), timeout=5)  # fmt: skip
     assert reply.status_code == 200 and reply.json()["SpeedControlPercent"]["SetPoint"] == 90
-    assert model.cooling.cdu("cdu1").speed_percent == 90.0
-    for body in ({"SpeedControlPercent": {"SetPoint": 0}}, {"SpeedControlPercent": {"SetPoint": "fast"}}, {"Id": "x"}):
+    assert [p.speed_percent for p in model.cooling.cdu("cdu1").pumps] == [90.0, PARAMS.cooling.pump_speed_percent]
+    bad = (
+        {"SpeedControlPercent": {"SetPoint": 0}}, {"SpeedControlPercent": {"SetPoint": "fast"}}, {"Id": "x"},
+        {"SpeedControlPercent": {"SetPoint": 50, "ControlMode": "Automatic"}},
+    )  # fmt: skip
+    for body in bad:
         reply = requests.patch(f"{base}{CDU}/Pumps/Pump1", json=body, auth=(USER, PASSWORD), timeout=5)
         assert reply.status_code == 400, body
     reply = requests.post(f"{base}{CDU}/Pumps/Pump2/Actions/Pump.SetMode", json={"Mode": "<b>x</b>"},
                           auth=(USER, PASSWORD), timeout=5)  # fmt: skip
     assert reply.status_code == 400
-    assert model.cooling.cdu("cdu1").speed_percent == 90.0
+    assert model.cooling.cdu("cdu1").pumps[0].speed_percent == 90.0
 
 
 def test_shelf_readings_follow_the_model_and_the_holdup(tmp_path: Path) -> None:
@@ -163,6 +174,11 @@ def test_shelf_readings_follow_the_model_and_the_holdup(tmp_path: Path) -> None:
         assert metrics["OutputPowerWatts"]["Reading"] == pytest.approx(true.output_w, rel=0.05)
         mains = get(server, f"{SHELF}/Mains/AC1")
         assert mains["PowerWatts"]["Reading"] > 0
+        dc = get(server, f"{SHELF}/Branches/DC")
+        assert dc["Voltage"]["Reading"] == pytest.approx(PARAMS.power_shelves.busbar_v, rel=0.05)
+        assert dc["PowerWatts"]["Reading"] == pytest.approx(model.shelves.reading("shelf1").dc_w, rel=0.05)
+        redundancy = get(server, chassis)["PowerSupplyRedundancy"][0]
+        assert (redundancy["MinNeededInGroup"], redundancy["Status"]["Health"]) == (3, "OK")
         model.set_feed("A", False)
         model.set_feed("B", False)
         battery = get(server, f"{chassis}/Batteries/BBU1")
@@ -233,5 +249,50 @@ def test_liquid_node_bmc_reports_its_coolant_and_leak_air_node_does_not() -> Non
         reply = requests.get(f"http://{server.host}:{server.port}{NODE_CHASSIS}/ThermalSubsystem/CoolantConnectors",
                              auth=(USER, PASSWORD), timeout=5)  # fmt: skip
         assert reply.status_code == 404
+    finally:
+        server.stop()
+
+
+def test_protocol_faults_on_the_cdu_act_on_its_server(cdu: Any) -> None:
+    model, _, server = cdu
+    fault = model.inject(make_fault("device_silent", "cdu1"))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(f"http://{server.host}:{server.port}{CDU}", auth=(USER, PASSWORD), timeout=0.5)
+    model.clear_fault(fault)
+    model.inject(make_fault("malformed_reply", "cdu1", mode="garbage"))
+    reply = requests.get(f"http://{server.host}:{server.port}{CDU}", auth=(USER, PASSWORD), timeout=5)
+    with pytest.raises(ValueError):
+        reply.json()
+
+
+def test_shelf_controls_switch_a_rectifier_and_a_mains_breaker() -> None:
+    model, _ = liquid_rack()
+    server = start_shelf_redfish(model, "shelf2", username=USER, password=PASSWORD)
+    base = f"http://{server.host}:{server.port}"
+    psus = "/redfish/v1/Chassis/PowerShelf/PowerSubsystem/PowerSupplies"
+    try:
+        reply = requests.post(f"{base}{psus}/PSU3/Actions/PowerSupply.Reset", json={"ResetType": "ForceOff"},
+                              auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert reply.status_code == 204
+        assert model.shelves.reading("shelf2").rectifiers[2].status == "Off"
+        assert get(server, f"{psus}/PSU3")["Status"]["State"] == "Disabled"
+        reply = requests.post(f"{base}{psus}/PSU3/Actions/PowerSupply.Reset", json={"ResetType": "GracefulRestart"},
+                              auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert reply.status_code == 400
+        requests.post(f"{base}{psus}/PSU3/Actions/PowerSupply.Reset", json={"ResetType": "On"},
+                      auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert model.shelves.reading("shelf2").rectifiers[2].status == "OK"
+        # the breaker of mains AC1 (feed A): this shelf's feed-A rectifiers lose input, the feed stays up
+        reply = requests.post(f"{base}{SHELF}/Mains/AC1/Actions/Circuit.BreakerControl", json={"PowerState": "Off"},
+                              auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert reply.status_code == 204
+        assert [x.status for x in model.shelves.reading("shelf2").rectifiers] == ["NoInput", "OK"] * 3
+        assert model.feed_up("A") and model.shelves.reading("shelf1").rectifiers[0].status == "OK"
+        mains = get(server, f"{SHELF}/Mains/AC1")
+        assert (mains["PowerState"], mains["BreakerState"], mains["Voltage"]["Reading"]) == ("Off", "Off", 0)
+        assert model.shelves.busbar_up()  # the other shelves carry the busbar
+        requests.post(f"{base}{SHELF}/Mains/AC1/Actions/Circuit.BreakerControl", json={"PowerState": "On"},
+                      auth=(USER, PASSWORD), timeout=5)  # fmt: skip
+        assert get(server, f"{SHELF}/Mains/AC1")["BreakerState"] == "Normal"
     finally:
         server.stop()

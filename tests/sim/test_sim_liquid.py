@@ -68,10 +68,13 @@ def test_params_file_errors_name_file_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"design\.yaml:4: .*pump_head"):
         load_model_params(bad)
     bad.write_text("params:\n  cooling:\n    mode: immersion\n")
-    with pytest.raises(ConfigError, match=r"design\.yaml:3: .*params\.cooling\.mode: must be one of air, liquid"):
+    with pytest.raises(ConfigError, match=r"design\.yaml:3: params\.cooling\.mode: Input should be 'air' or 'liquid'"):
         load_model_params(bad)
     bad.write_text("params:\n  cooling:\n    mode: liquid\n    pumps: 2\n    pumps_needed: 3\n")
-    with pytest.raises(ConfigError, match=r"design\.yaml:5: .*pumps_needed: must be within 1\.\.pumps"):
+    with pytest.raises(ConfigError, match=r"design\.yaml:2: params\.cooling: .*pumps_needed \(3\) must be at most"):
+        load_model_params(bad)
+    bad.write_text("params:\n  power_shelves:\n    count: 8\n    bbu_capacity_wh: -5\n")
+    with pytest.raises(ConfigError, match=r"design\.yaml:4: params\.power_shelves\.bbu_capacity_wh: .*greater than 0"):
         load_model_params(bad)
 
 
@@ -98,10 +101,15 @@ def test_flow_splits_by_resistance_and_branches_add_up_to_the_loop_flow() -> Non
 def test_affinity_law_flow_scales_with_pump_speed() -> None:
     m, _ = make()
     before = m.cooling.cdu("cdu1").flow_lpm
-    m.cooling.set_pump_speed("cdu1", C.pump_speed_percent / 2)
+    for pump in ("Pump1", "Pump2"):
+        m.cooling.set_pump_speed("cdu1", pump, C.pump_speed_percent / 2)
     assert m.cooling.cdu("cdu1").flow_lpm == pytest.approx(before / 2)
+    m.cooling.set_pump_speed("cdu1", "Pump2", C.pump_speed_percent)  # one slow pump: its check valve closes
+    assert m.cooling.cdu("cdu1").pumps[0].flow_lpm == 0.0
     with pytest.raises(ValueError, match="pump speed"):
-        m.cooling.set_pump_speed("cdu1", 0.0)
+        m.cooling.set_pump_speed("cdu1", "Pump1", 0.0)
+    with pytest.raises(KeyError, match="cdu1 has no pump 'Pump7'"):
+        m.cooling.set_pump_speed("cdu1", "Pump7", 50.0)
 
 
 def test_pump_failure_with_n_plus_1_keeps_every_node_above_minimum_flow_and_cool() -> None:

@@ -86,11 +86,11 @@ def test_writes_reach_the_model_only_through_writable_points(cdu: tuple[RackMode
     assert [p.status for p in model.cooling.reading("cdu1").pumps] == ["OK", "Stopped"]
     assert ok(client.read_coils(0, count=2)).bits[:2] == [True, False]
     ok(client.write_register(20, 900))  # pumps.P1.setpoint_pct: 90.0 %
-    assert model.cooling.cdu("cdu1").speed_percent == 90.0
+    assert [p.speed_percent for p in model.cooling.cdu("cdu1").pumps] == [90.0, PARAMS.cooling.pump_speed_percent]
     assert client.write_register(20, 0).isError()  # 0 % is no speed
     assert client.write_register(10, 250).isError()  # the supply set point is not writable in this map
     assert client.write_register(21, 1).isError()  # nor the control mode
-    assert model.cooling.cdu("cdu1").speed_percent == 90.0
+    assert model.cooling.cdu("cdu1").pumps[0].speed_percent == 90.0
 
 
 def test_an_address_the_map_lacks_is_illegal(cdu: tuple[RackModel, ModbusTcpClient]) -> None:

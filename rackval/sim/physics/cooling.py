@@ -100,9 +100,8 @@ class Cooling:
         if cdu is None:
             return
         c = self.s.params.cooling
-        s2 = (cdu.speed_percent / 100.0) ** 2
         pumps = [p for p in cdu.pumps if p.running and not p.failed] if cdu.reservoir_l > 0 else []
-        shutoff = [(p, p.head_factor * s2 * c.pump_shutoff_head_kpa) for p in cdu.pumps if p in pumps]
+        shutoff = [(p, p.head_factor * (p.speed_percent / 100.0) ** 2 * c.pump_shutoff_head_kpa) for p in pumps]
         branches = self._branches()
         k_par = 1.0 / sum(1.0 / math.sqrt(k) for _, k in branches) ** 2
         k_sys = c.loop_dp_kpa / c.loop_rated_flow_lpm**2 + k_par

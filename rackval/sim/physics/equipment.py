@@ -23,6 +23,7 @@ class Pump:
     """One CDU pump; ``head_factor`` < 1 is a degraded pump (worn impeller, air in the volute)."""
 
     name: str
+    speed_percent: float  # commanded speed (its set point)
     running: bool = True  # commanded on (a gated action may stop it)
     failed: bool = False
     head_factor: float = 1.0
@@ -64,7 +65,6 @@ class Cdu:
     info: DeviceInfo
     pumps: list[Pump]
     detectors: list[LeakDetector]
-    speed_percent: float  # commanded pump speed (every running pump)
     setpoint_c: float  # secondary supply temperature setpoint
     supply_c: float  # secondary supply temperature (first-order toward setpoint + drift)
     reservoir_l: float
@@ -112,3 +112,8 @@ class PowerShelf:
     rectifiers: list[Rectifier]
     bbus: list[Bbu]
     meter: Meter = field(default_factory=lambda: Meter(0.01, 0))
+    open_mains: set[str] = field(default_factory=set)  # feeds whose input breaker on this shelf is open
+
+    def has_input(self, feed_up: dict[str, bool], feed: str) -> bool:
+        """Whether the shelf's mains input on ``feed`` is live (the feed up, its breaker closed)."""
+        return feed_up.get(feed, False) and feed not in self.open_mains

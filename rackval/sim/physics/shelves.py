@@ -7,7 +7,8 @@ Figures are in ``ModelParams.power_shelves``.
 - Load: the busbar carries the input power of every busbar-fed node PSU (node DC / its stage's
   efficiency, ``power.node_input_w``), the liquid-cooled switch trays' constant draw
   (``cooling.switch_trays`` x ``switch_tray_heat_w``) and the BBUs' recharge.
-- Rectifiers: the working ones with input (their feed up, not failed, not switched off) share the
+- Rectifiers: the working ones with input (their feed up and the shelf's breaker on it closed, not
+  failed, not switched off) share the
   load equally (droop load sharing); each draws out / efficiency(out / rating) from its feed
   (the efficiency curve is interpolated as for node PSUs); N+1 means the load still fits in the
   ratings with one rectifier gone.
@@ -57,10 +58,10 @@ class Shelves:
     # ---- what flows -----------------------------------------------------------------------------
     def live_rectifiers(self, shelf: PowerShelf | None = None) -> list[Rectifier]:
         shelves = [shelf] if shelf is not None else list(self.s.shelves.values())
-        return [r for sh in shelves for r in sh.rectifiers if self.rectifier_live(r)]
+        return [r for sh in shelves for r in sh.rectifiers if self.rectifier_live(sh, r)]
 
-    def rectifier_live(self, r: Rectifier) -> bool:
-        return r.enabled and not r.failed and self.s.feed_up.get(r.feed, False)
+    def rectifier_live(self, shelf: PowerShelf, r: Rectifier) -> bool:
+        return r.enabled and not r.failed and shelf.has_input(self.s.feed_up, r.feed)
 
     def capacity_w(self) -> float:
         return sum(r.rated_w for r in self.live_rectifiers())

@@ -85,9 +85,8 @@ class Topology:
         s.cdus[name] = Cdu(
             name=name,
             info=DeviceInfo("SimCo", "SC-CDU150", self._serial("CDU", name), "3.2.0"),
-            pumps=[Pump(f"Pump{p}") for p in range(1, c.pumps + 1)],
+            pumps=[Pump(f"Pump{p}", c.pump_speed_percent) for p in range(1, c.pumps + 1)],
             detectors=detectors,
-            speed_percent=c.pump_speed_percent,
             setpoint_c=c.supply_setpoint_c,
             supply_c=c.supply_setpoint_c,
             reservoir_l=c.reservoir_l,
