@@ -34,12 +34,12 @@ import numpy as np
 import pytest
 
 from rackval.harness.inventory import Inventory
-from rackval.harness.liquid import busbar_channels, host_states, no_equipment_reason, power_shelves, series_min
+from rackval.harness.liquid import host_states, no_equipment_reason, power_shelves, series_min
 from rackval.harness.rack import Rack, values_or_raise
 from rackval.harness.readers import _slug  # a name as the telemetry channels spell it
 from rackval.harness.safety import SafetyGate, UndoError
 from rackval.harness.spec import Spec
-from rackval.harness.telemetry import Channel
+from rackval.harness.telemetry import Channel, shelf_channels
 
 LOAD_LEVEL = 1.0
 LOAD_SETTLE_S = 30.0  # virtual seconds of full load before the first step
@@ -106,7 +106,7 @@ def test_shelf_rides_through_one_rectifier_off(
             with safety.scoped():  # the rectifier comes back at the end of its step
                 safety.rectifier(shelf, off, False)
                 progress(f"{what}: holding the loaded rack on the other rectifiers", hold)
-                sampler = telemetry(busbar_channels(rack, shelf, ("rectifier",)))
+                sampler = telemetry(shelf_channels(rack, shelf, ("rectifier", "dc")))
                 stats = sampler.run(hold)
                 _judge_nodes(rack, bmcs, what, measure)
             measure(f"time with {what}", stats.clock_s + sampler.period, "s", limit="rectifier_loss_hold_time",
@@ -157,7 +157,7 @@ def test_bbus_hold_up_the_rack_without_feeds(
                 progress(f"{what}: the loaded rack on its BBUs", hold)
                 channels: list[Channel] = []
                 for shelf in shelves:
-                    channels += busbar_channels(rack, shelf, ("battery",))
+                    channels += shelf_channels(rack, shelf, ("battery", "dc"))
                 sampler = telemetry(channels)
                 stats = sampler.run(hold)
                 down = _judge_nodes(rack, bmcs, what, measure)

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 
 from rackval.core.errors import NotAvailable
-from rackval.drivers.capabilities import CoolingUnit, LiquidCooledNode, PowerShelf, Sensors
+from rackval.drivers.capabilities import CoolingUnit, LiquidCooledNode, PowerShelf
 from rackval.harness.inventory import Inventory
 from rackval.harness.rack import Rack
 from rackval.harness.spec import Coolant
-from rackval.harness.telemetry import Channel, shelf_channels
 
 # NVML clocks-event reasons that mean the GPU is slowed by heat or power (SwPowerCap HwSlowdown
 # SwThermal HwThermal HwPowerBrake), as the load soak judges them
@@ -111,22 +110,3 @@ def throttled_seconds(sampler: Any, host: str) -> float:
     return float(held[hit_any].sum())
 
 
-
-def busbar_channels(rack: Rack, shelf: str, lists: tuple[str, ...]) -> list[Channel]:
-    """``shelf_channels`` for ``lists`` with the busbar voltage as ``<shelf>/dc/voltage_v``: from the
-    shelf's DC output circuit, else from its DC output voltage sensor (a shelf that reports its
-    busbar only as a sensor, as the simulated one does), else none."""
-    channels = shelf_channels(rack, shelf, (*lists, "dc"))
-    name = f"{shelf}/dc/voltage_v"
-    drv = rack.driver(shelf)
-    if any(c.name == name for c in channels) or not isinstance(drv, Sensors):
-        return channels
-
-    def dc_volts(d: Any) -> float | None:
-        return next((s.value for s in d.sensors() if s.unit == "V" and "dc" in s.name.lower()), None)
-
-    try:
-        found = dc_volts(drv)
-    except NotAvailable:
-        found = None
-    return channels + ([Channel.single(name, shelf, "V", dc_volts)] if found is not None else [])
