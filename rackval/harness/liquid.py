@@ -108,5 +108,3 @@ def throttled_seconds(sampler: Any, host: str) -> float:
         return 0.0
     held = np.append(np.diff(times), sampler.period)
     return float(held[hit_any].sum())
-
-

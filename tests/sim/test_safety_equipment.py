@@ -124,3 +124,19 @@ def test_shelf_feeds_dropped_and_restored(bench: Any) -> None:
         assert b.sim.model.shelves.busbar_up()  # the BBUs hold the busbar
     assert b.sim.model.feed_up("A") and b.sim.model.feed_up("B")
     assert [a.operation for a in b.gate.actions()] == ["drop feed A", "drop feed B"]
+
+
+def test_shelf_feed_dropped_at_the_shelves_breakers_without_a_feed_switcher(bench: Any) -> None:
+    """A real rack has no simulator control channel: the feed is opened at each shelf's input breaker."""
+    b = bench(flag=True)  # no sim_feeds: no feed switcher
+    shelves = sorted(b.sim.model.shelves.shelves())
+    with b.gate.scoped():
+        b.gate.feed("A", False)
+        for shelf in shelves:
+            ac1 = next(f for f in b.rack.driver(shelf).feeds() if f.name.endswith("1"))
+            assert ac1.on is False, (shelf, ac1)
+        assert b.sim.model.feed_up("A")  # the utility feed itself stays up
+    for shelf in shelves:
+        assert all(f.on for f in b.rack.driver(shelf).feeds()), shelf
+    done = b.gate.actions()
+    assert [a.device for a in done] == shelves and all(a.undo_outcome == "done" for a in done), done

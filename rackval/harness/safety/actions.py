@@ -301,44 +301,17 @@ class SafetyGate(EquipmentActions):
         )
 
     def _shelf_breakers(self, feed: str, up: bool, shelves: list[str], operation: str) -> int:
-        """Drop or restore ``feed`` at the input breaker of every power shelf on it (``ShelfControl``)."""
-        device, address = f"feed {feed}", ", ".join(shelves)
-        drivers = {s: self._driver_with(s, ShelfControl, operation) for s in shelves}
-
-        def inputs() -> dict[str, tuple[str, bool]]:
-            """shelf -> (its input for ``feed``, energised)."""
-            out = {}
-            for shelf in shelves:
-                drv = self.rack.driver(shelf)
-                assert isinstance(drv, PowerShelf)
-                index = list(self.inventory.data.devices[shelf].feeds).index(feed)
-                readings = drv.feeds()
-                if index >= len(readings):
-                    raise DeviceError(
-                        shelf,
-                        self._address(shelf),
-                        operation,
-                        f"the shelf reports {len(readings)} input(s), feed {feed} is input {index + 1}",
-                    )
-                out[shelf] = (readings[index].name, readings[index].on is not False)
-            return out
-
-        found = inputs()
-
-        def act() -> None:
-            for shelf, (name, on) in found.items():
-                if on != up:
-                    drivers[shelf].set_feed(name, up)
-
-        def restore() -> str:
-            done = []
-            for shelf, (name, on) in inputs().items():
-                if on != found[shelf][1]:
-                    self.rack.driver(shelf).set_feed(name, found[shelf][1])
-                    done.append(f"{shelf} {name} {'on' if found[shelf][1] else 'off'}")
-            return "switched back: " + ", ".join(done) if done else f"every shelf input on feed {feed} is as found"
-
-        return self._perform(
-            device, operation, f"switch the feed {feed} input of {address} back to its found state",
-            {"feed": feed, "up": up, "found_inputs": {s: list(v) for s, v in found.items()}}, act, restore,
-        )  # fmt: skip
+        """Drop or restore ``feed`` at the input breaker of every power shelf on it: one
+        ``shelf_feed`` action each (its own undo), the shelf's n-th input being the n-th feed of its
+        rack file ``feeds``. Every shelf is checked before the first breaker opens. Returns the last
+        action's id."""
+        inputs = {}
+        for shelf in shelves:
+            self._driver_with(shelf, ShelfControl, operation)
+            readings = self._driver_with(shelf, PowerShelf, operation).feeds()
+            index = list(self.inventory.data.devices[shelf].feeds).index(feed)
+            if index >= len(readings):
+                why = f"the shelf reports {len(readings)} input(s); feed {feed} is its input {index + 1}"
+                raise DeviceError(shelf, self._address(shelf), operation, why)
+            inputs[shelf] = readings[index].name
+        return [self.shelf_feed(shelf, name, up) for shelf, name in inputs.items()][-1]
