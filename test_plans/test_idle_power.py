@@ -56,6 +56,11 @@ def test_pdus_agree_with_analyzer(rack: Rack, inventory: Inventory, measure) -> 
 
 
 def test_bmcs_agree_with_analyzer(rack: Rack, inventory: Inventory, measure) -> None:
+    if rack.names("power_shelf"):
+        pytest.skip(
+            f"{inventory.path} is busbar-fed: the analyzers measure the power shelves' AC input, which also feeds"
+            " what no node BMC reports (switch trays, rectifier losses, BBU charging); the BMC sum is not comparable"
+        )
     analyzer, reference = _analyzer_power(rack, inventory)
     bmc_total = _sum_readings(rack, rack.names("bmc"), "BMC power")
     measure("BMC total", bmc_total, "W", device="all BMCs")
