@@ -51,12 +51,13 @@ _ON = frozenset({"On"})
 
 
 def _feeds(inventory: Inventory) -> list[str]:
-    return sorted({f for n in inventory.devices_of_kind("pdu") for f in inventory.spec_of(n).feeds})
+    """The feeds the rack draws from (its PDUs' and its power shelves')."""
+    return inventory.power_feeds()
 
 
 def _feed_refusals(safety: SafetyGate, inventory: Inventory, feed: str) -> list[str]:
-    """Why dropping ``feed`` would be refused: any PDU on it or any node outlet on it."""
-    reasons: set[str] = set()
+    """Why dropping ``feed`` would be refused: any PDU or power shelf on it or any node outlet on it."""
+    reasons: set[str] = {r for s in safety.feed_shelves(feed) for r in safety.refusal(s)}
     pdus = set(safety.feed_pdus(feed))
     for pdu in pdus:
         reasons.update(safety.refusal(pdu, None) if inventory.spec_of(pdu).protected else [])
@@ -177,7 +178,7 @@ def test_rack_rides_through_feed_loss(
 ) -> None:
     feeds = _feeds(inventory)
     if len(feeds) < 2:
-        pytest.skip(f"{inventory.path} puts its PDUs on {len(feeds)} feed(s): no redundancy to test")
+        pytest.skip(f"{inventory.path} puts its PDUs and power shelves on {len(feeds)} feed(s): no redundancy to test")
     nodes = {n: s for n, s in inventory.data.nodes.items() if s.host and s.bmc}
     if not nodes:
         pytest.skip(f"no node in {inventory.path} has both a BMC and an OS device")

@@ -17,7 +17,8 @@ duration (``load_soak_duration``; on the simulator the sampler jumps virtual tim
   inlet temperature (``exhaust_inlet_delta``) and every fan's speed (``fan_speed``).
 
 Channels are chosen for cost: analyzers, BMC power and three GPU fields per node (one
-nvidia-smi per node per tick), not every PDU outlet. A rack that does not allow destructive
+nvidia-smi per node per tick), and on a liquid-cooled rack each CDU's loops and pumps (what the
+report plots as the loop over the soak), not every PDU outlet. A rack that does not allow destructive
 actions skips the plan with the gate's reasons.
 """
 
@@ -31,10 +32,11 @@ import pytest
 
 from rackval.drivers.node.parsers import decode_event_reasons
 from rackval.harness.inventory import Inventory
+from rackval.harness.liquid import cdus
 from rackval.harness.rack import Rack
 from rackval.harness.safety import SafetyGate
 from rackval.harness.spec import Spec
-from rackval.harness.telemetry import Channel, analyzer_channels, gpu_channels
+from rackval.harness.telemetry import Channel, analyzer_channels, cdu_channels, gpu_channels
 
 LOAD_LEVEL = 1.0
 # NVML clocks-event reasons that mean the GPU is slowed by heat or power (not idle, not app clocks)
@@ -161,6 +163,8 @@ def test_full_load_power_and_thermal_soak(
             channels.append(Channel.single(f"{bmc}/power_w", bmc, "W", lambda d: d.power_watts()))
         for host in hosts.values():
             channels += gpu_channels(rack, host, GPU_FIELDS)
+        for cdu in cdus(rack):  # a liquid-cooled rack: its loop temperatures, flows and pumps over the soak
+            channels += cdu_channels(rack, cdu)
         sampler = telemetry(channels, highlights=_soak_highlights(analyzers, hosts, spec))
         progress(f"full-load soak of {len(hosts)} nodes at 1 Hz", duration)
         stats = sampler.run(duration)

@@ -1,6 +1,6 @@
 """Device kinds, declared once: what each ``kind:`` of a rack file means.
 
-A rack file gives every device a kind (pdu, switch, bmc, analyzer, node). The kind decides which
+A rack file gives every device a kind (pdu, switch, bmc, analyzer, node, cdu, power_shelf). The kind decides which
 drivers fit the device (a driver declares its kind in the registry), which capability Protocols
 such a driver implements, and which test argument the pytest plugin parametrises with the
 devices of that kind. Every part of rackval that needs one of these facts reads it from
@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rackval.drivers.capabilities import Bmc, Device, GpuNode, NetSwitch, OutletSwitch, PowerMeter
+from rackval.drivers.capabilities import (
+    Bmc,
+    CoolingUnit,
+    Device,
+    GpuNode,
+    LeakDetection,
+    NetSwitch,
+    OutletSwitch,
+    PowerMeter,
+    PowerShelf,
+)
 
 DEVICES = "devices"
 """``DeviceKind.params_over``: the test argument takes the name of every device of the kind."""
@@ -49,6 +59,9 @@ DEVICE_KINDS: dict[str, DeviceKind] = {
         DeviceKind("analyzer", "power analyzer", (Device, PowerMeter), "analyzer_name"),
         # node_name names a compute node of the rack file (BMC, OS, PSUs, NICs), not only its OS
         DeviceKind("node", "GPU node operating system", (Device, GpuNode), "node_name", params_over=RACK_NODES),
+        # liquid cooling: a CDU always has leak detectors to report (an empty list when it has none)
+        DeviceKind("cdu", "coolant distribution unit", (Device, CoolingUnit, LeakDetection), "cdu_name"),
+        DeviceKind("power_shelf", "power shelf (rectifiers, DC busbar, batteries)", (Device, PowerShelf), "shelf_name"),
     )
 }
 

@@ -165,6 +165,14 @@ class ScpiOptions(DriverOptions):
     max_reply_bytes: int = Field(4 * 1024 * 1024, ge=1024)
 
 
+class ModbusOptions(DriverOptions):
+    """``rackval.drivers.modbus.modbus_device``: the register map (a YAML file, relative to the rack
+    file; format in racks/modbus-maps/README.md) and the unit id, when not the map's."""
+
+    register_map: NonEmpty = Field(description="required: the register map file")
+    unit_id: int | None = Field(None, ge=0, le=247)
+
+
 # ---- drivers -----------------------------------------------------------------------------------
 
 
@@ -195,6 +203,18 @@ class RedfishBmcOptions(RedfishOptions):
     power_source: Annotated[Literal["auto", "environment", "legacy"], BeforeValidator(_lower)] = "auto"
     expand: bool = True
     log_service: NonEmpty | None = None
+
+
+class RedfishCduOptions(RedfishOptions):
+    """``rackval.drivers.cooling.redfish_cdu.RedfishCdu``."""
+
+    cdu_id: NonEmpty | int | None = None
+
+
+class RedfishPowerShelfOptions(RedfishOptions):
+    """``rackval.drivers.power_shelf.redfish_shelf.RedfishPowerShelf``."""
+
+    shelf_id: NonEmpty | int | None = None
 
 
 class IpmiBmcOptions(IpmiOptions):

@@ -3,7 +3,7 @@
 A third-party package adds a driver with an entry point in the group ``rackval.drivers``:
 ``name = "package.module:Class"``; the class claims the ``rackval.drivers.capabilities`` Protocols
 it implements by subclassing them, and a device may use it when it claims every Protocol its kind
-requires (``rackval.drivers.kinds``: pdu, switch, bmc, analyzer, node). Classes are imported only
+requires (``rackval.drivers.kinds``: pdu, switch, bmc, analyzer, node, cdu, power_shelf). Classes are imported only
 when a rack uses them.
 """
 
@@ -45,6 +45,12 @@ BUILTIN: dict[str, DriverEntry] = {
         DriverEntry("chroma-66200", "analyzer", "rackval.drivers.instrument.chroma:Chroma66200"),
         DriverEntry("generic-scpi", "analyzer", "rackval.drivers.instrument.generic:GenericScpiInstrument"),
         DriverEntry("linux-gpu-node", "node", "rackval.drivers.node.linux:LinuxGpuNode"),
+        DriverEntry("redfish-cdu", "cdu", "rackval.drivers.cooling.redfish_cdu:RedfishCdu"),
+        DriverEntry("modbus-cdu", "cdu", "rackval.drivers.modbus.modbus_device:ModbusCdu"),
+        DriverEntry("modbus-power-shelf", "power_shelf", "rackval.drivers.modbus.modbus_device:ModbusPowerShelf"),
+        DriverEntry(
+            "redfish-power-shelf", "power_shelf", "rackval.drivers.power_shelf.redfish_shelf:RedfishPowerShelf"
+        ),
     )
 }
 

@@ -217,10 +217,16 @@ class Inventory:
         """The feeds the rack's PDUs are on."""
         return sorted({f for name in self.devices_of_kind("pdu") for f in self.data.devices[name].feeds})
 
+    def power_feeds(self) -> list[str]:
+        """The feeds the rack draws from: those of its PDUs and of its power shelves."""
+        kinds = ("pdu", "power_shelf")
+        return sorted({f for k in kinds for name in self.devices_of_kind(k) for f in self.data.devices[name].feeds})
+
     def feed_analyzers(self) -> list[str]:
-        """The analyzers that together measure every PDU feed exactly once: one on the rack feed,
-        or one per feed. ConfigError when the rack file's analyzers do not cover the feeds so."""
-        feeds = self.pdu_feeds()
+        """The analyzers that together measure every feed (of the PDUs and power shelves) exactly once:
+        one on the rack feed, or one per feed. ConfigError when the rack file's analyzers do not cover
+        the feeds so."""
+        feeds = self.power_feeds()
         chosen = [n for n in self.devices_of_kind("analyzer") if set(self.data.devices[n].feeds) <= set(feeds)]
         if sorted(f for n in chosen for f in self.data.devices[n].feeds) != feeds:
             raise ConfigError(f"{self.path}: the analyzers do not measure feeds {feeds} exactly once each")
@@ -325,9 +331,9 @@ def _credentials(name: str, spec: CredentialSpec, base: Path, where: YamlLocator
 
 
 def _resolve_paths(options: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Options that name files (known_hosts, CA bundles) are relative to the rack file."""
+    """Options that name files (known_hosts, CA bundles, Modbus register maps) are relative to the rack file."""
     out = dict(options)
-    for key in ("known_hosts", "ca_file"):
+    for key in ("known_hosts", "ca_file", "register_map"):
         if isinstance(out.get(key), str):
             out[key] = str((base / out[key]).resolve())
     if isinstance(out.get("verify"), str):

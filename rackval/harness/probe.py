@@ -15,8 +15,10 @@ do ("9 of 11 outlets metered"), or "not available on this device" when none does
 
 Probing is read-only by construction: it calls only ``identify`` and the one-shot readings of
 ``rackval.harness.readers.CAPABILITY_READERS`` (``power_watts``, ``outlets``, ``ports``,
-``lldp_neighbors``, ``power_state``, ``temperatures``, ``read``, ``gpus``); nothing that switches,
-resets, loads or configures a limit is ever called.
+``lldp_neighbors``, ``power_state``, ``temperatures``, ``read``, ``gpus``; for liquid cooling and
+power shelves ``cooling_mode``, ``pumps``, ``loops``, ``coolant_connectors``, ``leak_detectors``,
+``feeds``, ``rectifiers``, ``dc_output``, ``batteries``); nothing that switches, resets, loads,
+stops a pump or configures a limit is ever called.
 Secrets are never printed: every text that leaves this module is scrubbed of the rack's resolved
 credential values, in case a driver or library ever quotes one. Device text reaches the terminal
 escaped (``rackval.core.printable``): an identity with an ESC sequence or a newline in it cannot

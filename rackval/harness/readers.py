@@ -7,7 +7,10 @@ holding the probe's one-shot readings and the telemetry channel builder side by 
 capability gets its probe reading and its telemetry channels in one place.
 
 Only readers appear here. OutletSwitch and GpuNode also have destructive methods (switch an
-outlet, start load); nothing here calls them.
+outlet, start load), as do PumpControl and ShelfControl (stop a pump, open a feed); nothing here
+calls them. A CDU's loops and pumps, a liquid-cooled node's coolant connectors, leak detectors
+and a power shelf's feeds, rectifiers, DC output and batteries each get their own readings and
+channels: a list the device has not got (``NotAvailable``) has none, the others still do.
 
 A channel is one time series (``pdu-a/outlet3/power_w``, ``node05/gpu2/temperature_c``,
 ``tor1/Ethernet8/in_errors``). Channels that come from the same driver call share one *reader*
@@ -28,12 +31,16 @@ from typing import Any
 from rackval.core.errors import DeviceError, NotAvailable
 from rackval.drivers.capabilities import (
     Bmc,
+    CoolingUnit,
     GpuNode,
+    LeakDetection,
+    LiquidCooledNode,
     NetSwitch,
     OutletSwitch,
     PortCounterSource,
     PowerAnalyzer,
     PowerMeter,
+    PowerShelf,
 )
 
 Reader = Callable[[Any], Mapping[str, float | None]]
@@ -365,8 +372,258 @@ def _counter_channels(drv: Any, switch: str) -> list[Channel]:
 PORT_COUNTERS = CapabilityReader(PortCounterSource, channels=_counter_channels)
 
 
+# ---- liquid cooling: CDUs (CoolingUnit), nodes (LiquidCooledNode), leak detectors (LeakDetection) -------------
+LOOP_FIELDS: tuple[tuple[str, str], ...] = (
+    ("supply_temp_c", "degC"),
+    ("return_temp_c", "degC"),
+    ("flow_lpm", "L/min"),
+    ("delta_pressure_kpa", "kPa"),
+    ("heat_kw", "kW"),
+)
+
+
+def _loops_probe(connectors: Sequence[Any]) -> dict[str, Any]:
+    return {
+        (c.loop or c.name): {
+            "supply_c": _r(c.supply_temp_c, 1),
+            "return_c": _r(c.return_temp_c, 1),
+            "flow_lpm": _r(c.flow_lpm, 1),
+        }
+        for c in connectors
+    }
+
+
+def _loops_text(loops: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{name} {_fmt(v['supply_c'], 'C')}->{_fmt(v['return_c'], 'C')} {_fmt(v['flow_lpm'], 'L/min')}"
+        for name, v in loops.items()
+    )
+
+
+def _pumps_probe(pumps: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "count": len(pumps),
+        "running": sum(1 for p in pumps if p.running),
+        "speed_pct": {p.name: _r(p.speed_pct, 1) for p in pumps},
+    }
+
+
+def _pumps_text(p: dict[str, Any]) -> str:
+    speeds = ", ".join(f"{n} {_fmt(v, '%', 0)}" for n, v in p["speed_pct"].items())
+    return f"pumps {p['running']}/{p['count']} running ({speeds})"
+
+
+def _coolant_channels(connectors: Callable[[Any], Sequence[Any]], prefix: str) -> Callable[[Any, str], list[Channel]]:
+    """``<device>/<prefix><loop or connector>/<field>`` for ``LOOP_FIELDS`` the device reports now
+    (a field it does not report gets no channel, so it never reads as 0): one call per tick."""
+
+    def build(drv: Any, device: str) -> list[Channel]:
+        def key(c: Any) -> str:
+            return f"{device}/{prefix}{_slug(c.loop or c.name)}"
+
+        def read(d: Any) -> dict[str, float | None]:
+            return {f"{key(c)}/{f}": _num(getattr(c, f)) for c in connectors(d) for f, _ in LOOP_FIELDS}
+
+        return [
+            Channel(f"{key(c)}/{f}", device, u, read)
+            for c in connectors(drv)
+            for f, u in LOOP_FIELDS
+            if getattr(c, f) is not None
+        ]
+
+    return build
+
+
+def _pump_channels(drv: Any, device: str) -> list[Channel]:
+    """``<device>/pump_<name>/speed_pct`` per pump that reports a speed: one ``pumps()`` call."""
+
+    def read(d: Any) -> dict[str, float | None]:
+        return {f"{device}/pump_{_slug(p.name)}/speed_pct": _num(p.speed_pct) for p in d.pumps()}
+
+    return [
+        Channel(f"{device}/pump_{_slug(p.name)}/speed_pct", device, "%", read)
+        for p in drv.pumps()
+        if p.speed_pct is not None
+    ]
+
+
+def _leaks_probe(drv: Any) -> dict[str, Any]:
+    found = drv.leak_detectors()
+    return {
+        "count": len(found),
+        "leaking": [d.name for d in found if d.dry is False],
+        "unknown": [d.name for d in found if d.dry is None],
+    }
+
+
+def _leaks_text(leaks: dict[str, Any]) -> str:
+    text = f"leak detectors {leaks['count']}: " + (
+        f"LEAK at {', '.join(leaks['leaking'])}" if leaks["leaking"] else "dry"
+    )
+    return text + (f" ({len(leaks['unknown'])} without a state)" if leaks["unknown"] else "")
+
+
+def _leak_channels(drv: Any, device: str) -> list[Channel]:
+    """``<device>/leak_<detector>/dry``: 1 dry, 0 a leak, None no state: one ``leak_detectors()`` call."""
+
+    def read(d: Any) -> dict[str, float | None]:
+        return {
+            f"{device}/leak_{_slug(x.name)}/dry": None if x.dry is None else float(x.dry) for x in d.leak_detectors()
+        }
+
+    return [Channel(f"{device}/leak_{_slug(x.name)}/dry", device, "", read) for x in drv.leak_detectors()]
+
+
+def _cdu_channels(drv: Any, device: str) -> list[Channel]:
+    return _coolant_channels(lambda d: d.loops(), "")(drv, device) + _optional(_pump_channels, drv, device)
+
+
+def _node_channels(drv: Any, device: str) -> list[Channel]:
+    return _coolant_channels(lambda d: d.coolant_connectors(), "coolant_")(drv, device) + _optional(
+        _pump_channels, drv, device
+    )
+
+
+def _optional(build: Callable[[Any, str], list[Channel]], drv: Any, device: str) -> list[Channel]:
+    """``build``'s channels, or none when the device has not got that reading (NotAvailable)."""
+    try:
+        return build(drv, device)
+    except NotAvailable:
+        return []
+
+
+COOLING = CapabilityReader(
+    CoolingUnit,
+    probe=(
+        ProbeReading("cooling_mode", lambda d: {"mode": d.cooling_mode()}, lambda m: f"mode {m['mode']}"),
+        ProbeReading("pumps", lambda d: _pumps_probe(d.pumps()), _pumps_text),
+        ProbeReading("coolant_loops", lambda d: _loops_probe(d.loops()), _loops_text),
+    ),
+    channels=_cdu_channels,
+)
+LIQUID_NODE = CapabilityReader(
+    LiquidCooledNode,
+    probe=(
+        ProbeReading("coolant", lambda d: _loops_probe(d.coolant_connectors()), lambda c: "coolant " + _loops_text(c)),
+        ProbeReading("node_pumps", lambda d: _pumps_probe(d.pumps()), _pumps_text),
+    ),
+    channels=_node_channels,
+)
+LEAKS = CapabilityReader(
+    LeakDetection, probe=(ProbeReading("leaks", _leaks_probe, _leaks_text),), channels=_leak_channels
+)
+
+
+# ---- power shelves (PowerShelf) ------------------------------------------------------------------------------
+def _feeds_probe(drv: Any) -> dict[str, Any]:
+    return {f.name: {"v": _r(f.voltage_v, 1), "w": _r(f.power_w, 1), "on": f.on} for f in drv.feeds()}
+
+
+def _rectifiers_probe(drv: Any) -> dict[str, Any]:
+    found = drv.rectifiers()
+    working = [r for r in found if r.state == "Enabled" and r.health in ("", "OK")]
+    return {
+        "count": len(found),
+        "ok": len(working),
+        "output_w": _r(sum(r.output_power_w or 0.0 for r in found), 1)
+        if any(r.output_power_w is not None for r in found)
+        else None,
+    }
+
+
+def _dc_probe(drv: Any) -> dict[str, Any]:
+    out = drv.dc_output()
+    return {"v": _r(out.voltage_v, 2), "a": _r(out.current_a, 2), "w": _r(out.power_w, 1)}
+
+
+def _batteries_probe(drv: Any) -> dict[str, Any]:
+    return {
+        b.name: {"charge_pct": _r(b.charge_pct, 1), "state": b.charge_state, "holdup_s": _r(b.holdup_s, 0)}
+        for b in drv.batteries()
+    }
+
+
+def _feeds_text(f: dict[str, Any]) -> str:
+    return "feeds " + ", ".join(f"{n} {_fmt(v['v'], 'V')} {_fmt(v['w'], 'W')}" for n, v in f.items())
+
+
+def _rectifiers_text(r: dict[str, Any]) -> str:
+    return f"rectifiers {r['ok']}/{r['count']} ok, out {_fmt(r['output_w'], 'W')}"
+
+
+def _batteries_text(b: dict[str, Any]) -> str:
+    return "BBU " + ", ".join(f"{n} {_fmt(v['charge_pct'], '%', 0)} {v['state'] or '?'}" for n, v in b.items())
+
+
+# list -> (its reader, the fields sampled): ``<shelf>/<kind>_<name>/<field>``
+SHELF_LISTS: dict[str, tuple[Callable[[Any], Sequence[Any]], tuple[tuple[str, str], ...]]] = {
+    "feed": (lambda d: d.feeds(), (("voltage_v", "V"), ("current_a", "A"), ("power_w", "W"))),
+    "rectifier": (lambda d: d.rectifiers(), (("output_power_w", "W"), ("input_power_w", "W"))),
+    "battery": (lambda d: d.batteries(), (("charge_pct", "%"), ("holdup_s", "s"))),
+}
+DC_FIELDS = (("voltage_v", "V"), ("current_a", "A"), ("power_w", "W"))
+
+
+def _shelf_list_channels(kind: str) -> Callable[[Any, str], list[Channel]]:
+    items_of, fields = SHELF_LISTS[kind]
+
+    def build(drv: Any, shelf: str) -> list[Channel]:
+        def read(d: Any) -> dict[str, float | None]:
+            return {f"{shelf}/{kind}_{_slug(x.name)}/{f}": _num(getattr(x, f)) for x in items_of(d) for f, _ in fields}
+
+        return [
+            Channel(f"{shelf}/{kind}_{_slug(x.name)}/{f}", shelf, u, read)
+            for x in items_of(drv)
+            for f, u in fields
+            if getattr(x, f) is not None
+        ]
+
+    return build
+
+
+def _dc_channels(drv: Any, shelf: str) -> list[Channel]:
+    def read(d: Any) -> dict[str, float | None]:
+        out = d.dc_output()
+        return {f"{shelf}/dc/{f}": _num(getattr(out, f)) for f, _ in DC_FIELDS}
+
+    now = drv.dc_output()
+    return [Channel(f"{shelf}/dc/{f}", shelf, u, read) for f, u in DC_FIELDS if getattr(now, f) is not None]
+
+
+def _shelf_channels(drv: Any, shelf: str) -> list[Channel]:
+    """Per feed, rectifier and battery ``<shelf>/<kind>_<name>/<field>`` (``SHELF_LISTS``) and
+    ``<shelf>/dc/<field>``, for what the shelf reports now: one call per list per tick; a list
+    the shelf has not got (NotAvailable) has no channels, the others still do."""
+    builders = [_shelf_list_channels(kind) for kind in SHELF_LISTS] + [_dc_channels]
+    return [c for build in builders for c in _optional(build, drv, shelf)]
+
+
+SHELF = CapabilityReader(
+    PowerShelf,
+    probe=(
+        ProbeReading("feeds", _feeds_probe, _feeds_text),
+        ProbeReading("rectifiers", _rectifiers_probe, _rectifiers_text),
+        ProbeReading("dc_output", _dc_probe, lambda d: f"DC {_fmt(d['v'], 'V', 2)} {_fmt(d['w'], 'W')}"),
+        ProbeReading("batteries", _batteries_probe, _batteries_text),
+    ),
+    channels=_shelf_channels,
+)
+
+
 # ---- the table ----------------------------------------------------------------------------------------------
-CAPABILITY_READERS: tuple[CapabilityReader, ...] = (POWER, OUTLETS, NETWORK, BMC, ANALYZER, GPUS, PORT_COUNTERS)
+CAPABILITY_READERS: tuple[CapabilityReader, ...] = (
+    POWER,
+    OUTLETS,
+    NETWORK,
+    BMC,
+    ANALYZER,
+    GPUS,
+    PORT_COUNTERS,
+    COOLING,
+    LIQUID_NODE,
+    LEAKS,
+    SHELF,
+)
 """In the order the probe reads and prints them and telemetry lists a device's channels."""
 
 

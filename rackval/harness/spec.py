@@ -94,6 +94,15 @@ class NodeClass(_Strict):
     expect: list[str] = Field(default_factory=list)
 
 
+class Coolant(_Strict):
+    """The secondary loop's coolant, which turns a flow and a temperature rise into heat
+    (Q = rho q c_p dT): the design states it, the cooling plans compute with it."""
+
+    name: str = ""
+    density_kg_m3: float = Field(gt=0, allow_inf_nan=False)
+    specific_heat_j_kg_k: float = Field(gt=0, allow_inf_nan=False)
+
+
 class SpecFile(_Strict):
     spec: SpecMeta
     defaults: Defaults = Field(default_factory=Defaults)
@@ -102,6 +111,7 @@ class SpecFile(_Strict):
     # the class of a node whose rack file entry names none (required with node_classes)
     default_node_class: str | None = None
     firmware_baseline: dict[str, str] = Field(default_factory=dict)
+    coolant: Coolant | None = None  # a liquid-cooled design's coolant (the energy balance needs it)
 
 
 def _did_you_mean(name: str, known: list[str]) -> str:
@@ -191,6 +201,15 @@ class Spec:
             requirement=key,
             description=req.description,
         )
+
+    def coolant(self) -> Coolant:
+        """The design's coolant, or a ConfigError naming the spec (a plan computing heat needs it)."""
+        if self.data.coolant is None:
+            raise ConfigError(
+                f"spec {self.path}: no 'coolant' section (name, density_kg_m3, specific_heat_j_kg_k): "
+                "the heat a coolant flow carries cannot be computed without it"
+            )
+        return self.data.coolant
 
     def __getitem__(self, key: str) -> Limit:
         return self.limit(key)

@@ -32,6 +32,10 @@ _UNITS: dict[str, tuple[str, float]] = {
     "count": ("count", 1.0),
     "Wh": ("energy", 1.0),
     "kWh": ("energy", 1e3),
+    "L/min": ("volume flow", 1.0),
+    "m3/h": ("volume flow", 1000.0 / 60.0),
+    "kPa": ("pressure", 1.0),
+    "bar": ("pressure", 100.0),
 }
 
 

@@ -106,8 +106,8 @@ class Component:
 class FaultKind:
     """A catalogue entry: what the fault targets, its parameters, and (physical) its effect.
 
-    ``target``: node | pdu | switch | feed | device (any device of the rack). ``apply`` changes
-    the model and returns the undo; protocol kinds have none (servers act on them).
+    ``target``: node | pdu | switch | feed | cdu | power_shelf | device (any device of the rack).
+    ``apply`` changes the model and returns the undo; protocol kinds have none (servers act on them).
     ``check``: problems of the parameters against the rack (e.g. another port of the switch).
     """
 
@@ -126,7 +126,10 @@ class FaultKind:
     def rack_problems(self, parts: ModelParts, f: Fault) -> list[Problem]:
         """Why ``f`` cannot be injected into this rack (device kind, component, parameters)."""
         s = parts.state
-        pools: dict[str, Collection[str]] = {"node": s.nodes, "pdu": s.pdus, "switch": s.switches, "feed": s.feed_up}
+        pools: dict[str, Collection[str]] = {
+            "node": s.nodes, "pdu": s.pdus, "switch": s.switches, "feed": s.feed_up, "cdu": s.cdus,
+            "power_shelf": s.shelves,
+        }  # fmt: skip
         pool = pools.get(self.target, s.device_kind)
         if f.device not in pool:
             return [(("device",), f"no {self.target} {f.device!r} ({suggest(f.device, pool)})")]
@@ -381,6 +384,152 @@ def _feed_loss(parts: ModelParts, f: Fault) -> Undo:
     def undo() -> None:
         parts.state.feed_up[feed] = True
         parts.power.feed_restored(feed)
+
+    return undo
+
+
+# ---- liquid cooling and power shelves ---------------------------------------------------------
+def _pumps(parts: ModelParts, device: str) -> list[str]:
+    return [p.name for p in parts.state.cdus[device].pumps]
+
+
+def _rectifiers(parts: ModelParts, device: str) -> list[str]:
+    return [r.name for r in parts.state.shelves[device].rectifiers]
+
+
+def _bbus(parts: ModelParts, device: str) -> list[str]:
+    return [b.name for b in parts.state.shelves[device].bbus]
+
+
+_PUMP = Component("pump name (Pump1)", "pump", _pumps)
+
+
+def _liquid_node(parts: ModelParts, f: Fault) -> list[Problem]:
+    if f.device not in parts.state.cold_plates:
+        return [(("device",), f"{f.device} has no cold plate (the design is not liquid cooled)")]
+    return []
+
+
+def _leak_site(parts: ModelParts, f: Fault) -> list[Problem]:
+    s = parts.state
+    if f.device not in s.cold_plates and f.device not in s.cdus:
+        sites = [*s.cold_plates, *s.cdus]
+        where = _listing(sites) or "none"
+        return [(("device",), f"{f.device} has no coolant to leak (liquid-cooled nodes and CDUs: {where})")]
+    return []
+
+
+@physical("pump_failure", "cdu", "The CDU pump stops (failed); the others carry the loop through their "
+          "check valves, at the flow the remaining pump curve gives.", component=_PUMP)  # fmt: skip
+def _pump_failure(parts: ModelParts, f: Fault) -> Undo:
+    pump = next(p for p in parts.state.cdus[f.device].pumps if p.name == f.component)
+    pump.failed = True
+
+    def undo() -> None:
+        pump.failed = False
+
+    return undo
+
+
+@physical(
+    "pump_degraded", "cdu", "A weak pump (worn impeller, air in the volute): its head is scaled by "
+    "head_factor; loop flow drops, and below the others' head its check valve closes.", component=_PUMP,
+    head_factor=ParamSpec(float, 0.5, "fraction of the pump's healthy head", above=0, at_most=1),
+)  # fmt: skip
+def _pump_degraded(parts: ModelParts, f: Fault) -> Undo:
+    pump = next(p for p in parts.state.cdus[f.device].pumps if p.name == f.component)
+    factor = float(f.param("head_factor"))
+    pump.head_factor *= factor
+
+    def undo() -> None:
+        pump.head_factor /= factor
+
+    return undo
+
+
+@physical(
+    "cold_plate_clogged", "node", "The node tray's cold plates are clogged (debris, corrosion): their "
+    "hydraulic resistance is multiplied; that node's flow drops and its GPUs run hotter (and throttle).",
+    check=_liquid_node,
+    factor=ParamSpec(float, 10.0, "multiplier on the plates' hydraulic resistance", at_least=1),
+)  # fmt: skip
+def _cold_plate_clogged(parts: ModelParts, f: Fault) -> Undo:
+    plate, factor = parts.state.cold_plates[f.device], float(f.param("factor"))
+    plate.resistance_factor *= factor
+
+    def undo() -> None:
+        plate.resistance_factor /= factor
+
+    return undo
+
+
+@physical(
+    "coolant_leak", "device", "Coolant leaks at a node tray (device = the node) or in the CDU (device = "
+    "the CDU): that place's leak detector reads Critical and the reservoir drains at rate_lpm; when it is "
+    "empty the pumps run dry (no flow). Clearing it refills the reservoir.", check=_leak_site,
+    rate_lpm=ParamSpec(float, 0.5, "coolant lost (L/min)", at_least=0),
+)  # fmt: skip
+def _coolant_leak(parts: ModelParts, f: Fault) -> Undo:
+    s = parts.state
+    cdu = s.cdus.get(f.device) or next(iter(s.cdus.values()))
+    name = f"{f.device}-tray" if f.device in s.cold_plates else "CDU-Moisture"
+    detector = next(d for d in cdu.detectors if d.name == name)
+    rate = float(f.param("rate_lpm"))
+    detector.wet = True
+    cdu.leak_lpm += rate
+
+    def undo() -> None:
+        detector.wet = False
+        cdu.leak_lpm = max(cdu.leak_lpm - rate, 0.0)
+        cdu.reservoir_l = cdu.reservoir_capacity_l
+
+    return undo
+
+
+@physical(
+    "supply_temperature_drift", "cdu", "The CDU's supply temperature control drifts (a sensor offset, a "
+    "sticking valve): supply settles at setpoint + offset_c with the control's time constant, while the "
+    "setpoint reads unchanged.",
+    offset_c=ParamSpec(float, 8.0, "how far the supply settles from its setpoint (C)"),
+)  # fmt: skip
+def _supply_temperature_drift(parts: ModelParts, f: Fault) -> Undo:
+    cdu, offset = parts.state.cdus[f.device], float(f.param("offset_c"))
+    cdu.drift_c += offset
+
+    def undo() -> None:
+        cdu.drift_c -= offset
+
+    return undo
+
+
+@physical("rectifier_failure", "power_shelf", "A power-shelf rectifier (PSU) fails: the others share the "
+          "busbar load; without enough of them the BBUs discharge.",
+          component=Component("rectifier name (PSU1)", "rectifier", _rectifiers))  # fmt: skip
+def _rectifier_failure(parts: ModelParts, f: Fault) -> Undo:
+    rect = next(r for r in parts.state.shelves[f.device].rectifiers if r.name == f.component)
+    rect.failed = True
+
+    def undo() -> None:
+        rect.failed = False
+
+    return undo
+
+
+@physical(
+    "bbu_capacity_reduced", "power_shelf", "Aged BBU cells: the BBU's usable energy is its rating times "
+    "state_of_health, so holdup at a given load shrinks by that factor.",
+    component=Component("BBU name (BBU1); omitted = every BBU of the shelf", "BBU", _bbus, required=False),
+    state_of_health=ParamSpec(float, 0.3, "fraction of the rated energy left", above=0, at_most=1),
+)  # fmt: skip
+def _bbu_capacity_reduced(parts: ModelParts, f: Fault) -> Undo:
+    shelf, soh = parts.state.shelves[f.device], float(f.param("state_of_health"))
+    bbus = [b for b in shelf.bbus if f.component in (None, b.name)]
+    for b in bbus:
+        b.capacity_factor *= soh
+
+    def undo() -> None:
+        for b in bbus:
+            b.capacity_factor /= soh
 
     return undo
 

@@ -15,7 +15,10 @@ physics is (figures in ``rackval.sim.reference.ModelParams``):
 - network (``physics.network``): link state, LLDP peers, 64-bit octet, error and FEC counters;
 - inventory and events: firmware per device component (``physics.inventory``); a SEL per BMC;
 - faults: the catalogue (``rackval.sim.faults``) says what each kind does, ``physics.injected``
-  keeps the injected ones.
+  keeps the injected ones;
+- liquid cooling (``physics.cooling``: CDU pumps, cold plates, coolant temperatures, leaks) and
+  busbar power (``physics.shelves``: rectifiers, BBUs), for designs that have them, read and
+  driven through ``model.cooling`` and ``model.shelves`` (``rackval.sim.equipment_model``).
 
 Time: state advances lazily (``physics.parts``). Every public read brings the state up to
 ``clock.now()`` with exact closed-form steps, processing scheduled events at their own times, so a
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rackval.sim.clock import SimClock
+from rackval.sim.equipment_model import CoolingView, ShelvesView
 from rackval.sim.faults import Fault, Problem
 from rackval.sim.physics.devices import (
     BMC_READY,
@@ -109,6 +113,9 @@ class RackModel:
         self._power, self._thermal, self._network = parts.power, parts.thermal, parts.network
         self._faults = InjectedFaults(parts)
         self.size, self.clock, self.params, self.lock = self._s.size, self._s.clock, self._s.params, self._s.lock
+        # Liquid cooling and busbar power: what the CDU, the shelves and liquid nodes' BMCs read.
+        self.cooling = CoolingView(parts)
+        self.shelves = ShelvesView(parts)
 
     def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the state brought up to now, under the lock."""
@@ -241,6 +248,16 @@ class RackModel:
     def psu_input_power_w(self, node: str, psu_name: str) -> float:
         """AC power a PSU draws from its outlet: its share of the DC load over its efficiency."""
         return self._read(lambda: self._power.psu_input_w(self._s.nodes[node], self._s.psu(node, psu_name)))
+
+    def psu_input_voltage_v(self, node: str, psu_name: str) -> float:
+        """Nominal voltage at the PSU's input: its PDU's line voltage (callers decide what a PSU
+        without input reads), or the busbar's present voltage for a busbar-fed PSU."""
+
+        def volts() -> float:
+            psu = self._s.psu(node, psu_name)
+            return self._s.pdus[psu.pdu].voltage_v if psu.pdu else self._parts.shelves.busbar_voltage_v()
+
+        return self._read(volts)
 
     def psu_status(self, node: str, psu_name: str) -> str:
         """OK | NoInput | Failed."""

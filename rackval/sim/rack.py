@@ -1,6 +1,7 @@
 """Start and stop a whole simulated rack, and write the rack file that describes it.
 
-Every device gets a real server on a free 127.0.0.1 port; credentials are generated per start
+Every device gets a real server on a free 127.0.0.1 port (a liquid / busbar design's CDU and power
+shelves too: kinds ``cdu`` and ``power_shelf``); credentials are generated per start
 and written to files beside the rack file (mode 0600), so the rack file holds only references,
 exactly as a real site's would.
 """
@@ -26,6 +27,9 @@ from rackval.sim.model import RackModel, RackSize
 from rackval.sim.reference import REFERENCE_PARAMS, ModelParams, SimDesign
 
 HOST = "127.0.0.1"
+# Driver names of the equipment's servers (rackval.drivers.registry rows).
+CDU_DRIVERS = {"redfish": "redfish-cdu", "modbus": "modbus-cdu"}
+SHELF_DRIVER = "redfish-power-shelf"
 
 
 class _Server(Protocol):
@@ -231,9 +235,11 @@ class SimulatedRack:
                 nodes[name] = {
                     "bmc": node.bmc,
                     "host": name,
-                    "psus": {p.name: {"pdu": p.pdu, "outlet": p.outlet} for p in node.psus},
+                    # a busbar-fed node's PSUs hang on no PDU outlet
+                    "psus": {p.name: {"pdu": p.pdu, "outlet": p.outlet} for p in node.psus if p.pdu},
                     "nics": {},
                 }
+            devices |= _start_equipment(rack, model, bmc_password, state_dir)
             for sw_name, switch in model.switches.items():
                 for port in switch.ports:
                     if port.peer is not None:
@@ -290,6 +296,41 @@ class SimulatedRack:
             self.control.stop()
             self.control = None
         shutil.rmtree(self.state_dir / "secrets", ignore_errors=True)
+
+
+def _start_equipment(rack: SimulatedRack, model: RackModel, password: str, state_dir: Path) -> dict[str, Any]:
+    """Start the CDU's and the power shelves' servers (a liquid / busbar design has them); their
+    device entries for the rack file. The CDU answers Redfish and, as its second device, Modbus TCP
+    (``<cdu>-modbus``, read through the register map it serves, written beside the rack file)."""
+    from rackval.sim.modbus_cdu import start_cdu_modbus, write_register_map
+    from rackval.sim.redfish_cdu import start_cdu_redfish
+    from rackval.sim.redfish_shelf import start_shelf_redfish
+
+    devices: dict[str, Any] = {}
+    for name in model.cooling.cdus():
+        info = model.cooling.cdu(name).info
+        srv = start_cdu_redfish(model, name, host=HOST, username="admin", password=password)
+        rack.servers[name] = srv
+        devices[name] = {
+            "kind": "cdu", "driver": CDU_DRIVERS["redfish"], "host": HOST, "port": srv.port, "credentials": "bmc",
+            "expect": _expect(info), "options": {"scheme": "http"},
+        }  # fmt: skip
+        modbus = start_cdu_modbus(model, name, host=HOST)
+        rack.servers[f"{name}-modbus"] = modbus
+        register_map = write_register_map(state_dir, name)
+        devices[f"{name}-modbus"] = {
+            "kind": "cdu", "driver": CDU_DRIVERS["modbus"], "host": HOST, "port": modbus.port,
+            "options": {"register_map": register_map.name},
+        }  # fmt: skip
+    for name in model.shelves.shelves():
+        shelf = model.shelves.shelf(name)
+        srv = start_shelf_redfish(model, name, host=HOST, username="admin", password=password)
+        rack.servers[name] = srv
+        devices[name] = {
+            "kind": "power_shelf", "driver": SHELF_DRIVER, "host": HOST, "port": srv.port, "credentials": "bmc",
+            "expect": _expect(shelf.info), "options": {"scheme": "http"}, "feeds": list(shelf.feeds),
+        }  # fmt: skip
+    return devices
 
 
 def _expect(info: Any) -> dict[str, str]:

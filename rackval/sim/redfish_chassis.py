@@ -8,13 +8,15 @@ resources, which can also be written, are in ``rackval.sim.redfish_power``).
 What is served, read from the model at request time: ``Chassis/1`` (health rolled up from PSUs,
 fans and temperatures), legacy ``Thermal``, ``ThermalSubsystem`` with ``Fans/{id}`` and
 ``ThermalMetrics``, and ``Sensors/{id}`` (temperatures, total power, fan speeds, each PSU's
-input power, input voltage and output power).
+input power, input voltage and output power); a liquid-cooled node's coolant connector, leak
+detection and coolant sensors come from ``rackval.sim.redfish_coolant``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rackval.sim.redfish_coolant import CoolantResources
 from rackval.sim.redfish_readings import NodeReadings, fan_status, psu_status, threshold_health, worst
 from rackval.sim.redfish_schema import (
     CHASSIS,
@@ -46,10 +48,12 @@ class ChassisResources:
         self.state = state
         self.model = state.model
         self.readings = readings
+        self.coolant = CoolantResources(state.model, state.node)  # nothing for an air-cooled node
 
     def routes(self) -> dict[str, Route]:
         fans = range(1, self.readings.fans + 1)
         sensors = self.readings.sensor_ids()
+        coolant_sensors = self.coolant.sensor_ids()
         r = {
             f"{V1}/Chassis": Route(lambda: collection("ChassisCollection", f"{V1}/Chassis", [CHASSIS])),
             CHASSIS: Route(self.chassis),
@@ -58,8 +62,13 @@ class ChassisResources:
             FANS: Route(lambda: collection("FanCollection", FANS, [f"{FANS}/Fan{i}" for i in fans])),
             f"{CHASSIS}/ThermalSubsystem/ThermalMetrics": Route(self.thermal_metrics),
             SENSORS: Route(
-                lambda: collection("SensorCollection", SENSORS, [f"{SENSORS}/{s}" for s in self.readings.sensor_ids()])
+                lambda: collection(
+                    "SensorCollection",
+                    SENSORS,
+                    [f"{SENSORS}/{s}" for s in self.readings.sensor_ids() + coolant_sensors],
+                )
             ),
+            **self.coolant.routes(),
         }
         for i in fans:
             r[f"{FANS}/Fan{i}"] = Route(lambda i=i: self.fan(i))
@@ -80,7 +89,7 @@ class ChassisResources:
             Model=n.info.model,
             SerialNumber=n.info.serial,
             PowerState=model.host_state(node),
-            Status=status_doc("Enabled", "OK", self.readings.health_rollup()),
+            Status=status_doc("Enabled", "OK", worst([self.readings.health_rollup(), *self.coolant.health()])),
             EnvironmentMetrics=ref(f"{CHASSIS}/EnvironmentMetrics"),
             PowerSubsystem=ref(f"{CHASSIS}/PowerSubsystem"),
             ThermalSubsystem=ref(f"{CHASSIS}/ThermalSubsystem"),
@@ -94,6 +103,7 @@ class ChassisResources:
                 "ManagedBy": [ref(MANAGER)],
                 "ManagersInChassis": [ref(MANAGER)],
             },
+            **self.coolant.chassis_links(),
         )
 
     # ---- thermal ------------------------------------------------------------------------------
@@ -137,7 +147,8 @@ class ChassisResources:
             Name="Thermal Subsystem",
             Fans=ref(FANS),
             ThermalMetrics=ref(f"{CHASSIS}/ThermalSubsystem/ThermalMetrics"),
-            Status=status_doc("Enabled", "OK", worst(healths)),
+            Status=status_doc("Enabled", "OK", worst(healths + self.coolant.health())),
+            **self.coolant.thermal_links(),
         )
 
     def fan(self, number: int) -> dict[str, Any]:

@@ -12,7 +12,8 @@ resource. ``RedfishHandler`` answers one request:
   (other ``$`` query options are 501), a weak ETag on every 200 answer to GET, request bodies
   of 64 KiB at most (413), Redfish error bodies (Base registry message ids), a 500 for a
   builder's bug instead of a dead handler thread;
-- power: 503 while the BMC boots; no answer at all while its node has lost all input power;
+- power: 503 while the BMC boots; no answer at all while its node has lost all input power
+  (the tree says which: a node BMC's, a CDU's or a power shelf's, ``ServiceTree``);
 - protocol faults injected on the BMC's device name (``bmc-<node>``), acted on per request:
   ``device_silent`` (the request is held unanswered until the fault clears, the client gives up
   or ``SILENT_HOLD_S``), ``device_slow`` (the answer is delayed), ``malformed_reply`` (the body
@@ -44,8 +45,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from rackval.sim.redfish_schema import SESSIONS, V1, RedfishError, error_body, metadata_document
 from rackval.sim.redfish_service import session_doc
-from rackval.sim.redfish_state import BmcState, Session
-from rackval.sim.redfish_tree import ResourceTree
+from rackval.sim.redfish_state import BmcState, ServiceTree, Session
 
 SILENT_HOLD_S = 30.0  # a silent BMC holds a request this long at most (bounds handler threads)
 _MAX_REQUEST_BODY = 64 * 1024
@@ -194,7 +194,7 @@ class RedfishHandler(BaseHTTPRequestHandler):
 
     def _silent_now(self) -> bool:
         state = self.server.state
-        if state.model.bmc_state(state.node) == "Off":
+        if self.server.tree.power_state() == "Off":
             return True  # no input power: the BMC is dead, nothing answers
         return any(f.kind == "device_silent" for f in state.model.active_faults(state.device))
 
@@ -202,7 +202,7 @@ class RedfishHandler(BaseHTTPRequestHandler):
         """Act on this BMC's protocol faults; None when the request got no answer at all."""
         state = self.server.state
         faults = {f.kind: f for f in state.model.active_faults(state.device)}
-        if "device_silent" in faults or state.model.bmc_state(state.node) == "Off":
+        if "device_silent" in faults or self.server.tree.power_state() == "Off":
             self._hold_silent()
             return None
         slow = faults.get("device_slow")
@@ -252,7 +252,7 @@ class RedfishHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
         read = method in ("GET", "HEAD")
-        if state.model.bmc_state(state.node) == "Booting":
+        if tree.power_state() == "Booting":
             raise RedfishError(503, "ServiceTemporarilyUnavailable", "The BMC is starting.", {"Retry-After": "5"})
         if path == "/redfish" and read:
             self._send_json(200, {"v1": "/redfish/v1/"})
@@ -261,10 +261,10 @@ class RedfishHandler(BaseHTTPRequestHandler):
             self._send(200, metadata_document().encode(), "application/xml")
             return
         if path == f"{V1}/odata" and read:
-            self._send_json(200, self._odata_document())
+            self._send_json(200, self._odata_document(tree.singletons))
             return
         if path == V1 and read:
-            self._send_json(200, tree.service.service_root())
+            self._send_json(200, tree.service_root())
             return
         if path == SESSIONS and method == "POST":
             self._login(raw, faults)
@@ -326,8 +326,7 @@ class RedfishHandler(BaseHTTPRequestHandler):
         return mode
 
     @staticmethod
-    def _odata_document() -> dict[str, Any]:
-        names = ("Systems", "Chassis", "Managers", "SessionService", "UpdateService")
+    def _odata_document(names: tuple[str, ...]) -> dict[str, Any]:
         return {
             "@odata.context": f"{V1}/$metadata",
             "value": [{"name": "Service", "kind": "Singleton", "url": "/redfish/v1/"}]
@@ -386,7 +385,7 @@ class RedfishHttpd(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], state: BmcState, tree: ResourceTree) -> None:
+    def __init__(self, address: tuple[str, int], state: BmcState, tree: ServiceTree) -> None:
         self.state = state
         self.tree = tree
         self._conns: dict[threading.Thread, socket.socket] = {}

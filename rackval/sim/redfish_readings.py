@@ -102,7 +102,7 @@ class NodeReadings:
         status = model.psu_status(node, psu)
         live = [x.name for x in n.psus if model.psu_status(node, x.name) == "OK"]
         meter = n.bmc_meter
-        volts = meter.read(model.pdus[p.pdu].voltage_v) if status != "NoInput" else 0.0
+        volts = meter.read(model.psu_input_voltage_v(node, p.name)) if status != "NoInput" else 0.0
         out_w = model.node_dc_power_w(node) / len(live) if psu in live else 0.0
         in_w = model.psu_input_power_w(node, psu)
         return {

@@ -3,8 +3,9 @@
 Why a module of its own: every resource builder, the HTTP handler and the ``$metadata`` document
 must agree on the same schema versions and the same URIs, so they are kept in one table here
 (data, not logic). Versions come from the CSDL in DMTF's Redfish-Publications (csdl/), the
-newest in DMTF release 2025.4; the layout follows the public-rackmount1 mockup, so the driver
-cannot tell this BMC from a real one except by address.
+newest in DMTF release 2025.4; the layout follows the public-rackmount1 mockup (a node BMC),
+public-cooling-unit (a CDU) and public-power-shelf (a power shelf), so a driver cannot tell these
+services from real ones except by address.
 
 Also here: the few helpers that shape any document the same way (``@odata.type`` from the
 table, a resource's common annotations, references, the Status object, collections) and the
@@ -61,6 +62,21 @@ SCHEMA_VERSIONS: dict[str, str] = {
     "SoftwareInventory": "v1_13_0",
     "Manager": "v1_24_0",
     "Message": "v1_3_0",
+    # liquid cooling (CDU, node coolant connectors) and power shelves
+    "ThermalEquipment": "v1_2_0",
+    "CoolingUnit": "v1_5_0",
+    "CoolingLoop": "v1_1_0",
+    "CoolantConnector": "v1_3_0",
+    "Pump": "v1_2_0",
+    "Filter": "v1_1_0",
+    "Reservoir": "v1_0_2",
+    "LeakDetection": "v1_2_0",
+    "LeakDetector": "v1_6_0",
+    "PowerEquipment": "v1_2_3",
+    "PowerDistribution": "v1_6_0",
+    "Circuit": "v1_9_0",
+    "Battery": "v1_5_0",
+    "BatteryMetrics": "v1_1_0",
 }
 COLLECTIONS = (
     "ComputerSystemCollection",
@@ -73,6 +89,16 @@ COLLECTIONS = (
     "LogServiceCollection",
     "LogEntryCollection",
     "SoftwareInventoryCollection",
+    "CoolingUnitCollection",
+    "CoolingLoopCollection",
+    "CoolantConnectorCollection",
+    "PumpCollection",
+    "FilterCollection",
+    "ReservoirCollection",
+    "LeakDetectorCollection",
+    "PowerDistributionCollection",
+    "CircuitCollection",
+    "BatteryCollection",
 )
 PROTOCOL_FEATURES: dict[str, Any] = {
     "ExpandQuery": {"ExpandAll": True, "Levels": True, "MaxLevels": 1, "Links": True, "NoLinks": True},

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from rackval.sim.model import RackModel
 from rackval.sim.redfish_http import RedfishHttpd
-from rackval.sim.redfish_state import BmcState
+from rackval.sim.redfish_state import BmcState, ServiceTree
 from rackval.sim.redfish_tree import ResourceTree
 
 # Virtual time 0 of the model, as wall-clock time: SEL Created and DateTime are epoch + virtual
@@ -36,53 +36,29 @@ from rackval.sim.redfish_tree import ResourceTree
 SIM_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class RedfishServer:
-    """A running simulated BMC. ``host``/``port`` is where it listens; ``stop()`` ends it.
+class RedfishService:
+    """A running simulated Redfish service (a node BMC, a CDU or a power shelf controller):
+    ``host``/``port`` is where it listens, ``stop()`` ends it. ``device`` is the device name
+    protocol faults are injected on."""
 
-    ``device`` is the BMC's device name (protocol faults injected on it act on this server).
-    """
-
-    def __init__(
-        self,
-        model: RackModel,
-        node: str,
-        host: str,
-        username: str,
-        password: str,
-        max_sessions: int,
-        epoch: datetime = SIM_EPOCH,
-    ) -> None:
-        nodes = model.nodes
-        if node not in nodes:  # the BMC's own name is accepted too
-            node = next((n.name for n in nodes.values() if n.bmc == node), node)
-        if node not in nodes:
-            raise ValueError(f"no node or BMC {node!r} in the model (have {sorted(nodes)})")
-        if max_sessions < 1:
-            raise ValueError("max_sessions must be at least 1")
-        if epoch.tzinfo is None:
-            raise ValueError("epoch must be timezone-aware")
-        self.node = node
-        self.device = nodes[node].bmc
-        correction = round(model.params.timing.power_cap_correction_ms)
-        self._state = BmcState(
-            model, node, self.device, username, password, max_sessions, epoch, correction,
-            rng=random.Random(f"redfish/{self.device}"),
-        )  # fmt: skip
-        self._httpd = RedfishHttpd((host, 0), self._state, ResourceTree(self._state))
+    def __init__(self, state: BmcState, tree: ServiceTree, host: str, thread_name: str) -> None:
+        self.device = state.device
+        self._state = state
+        self._httpd = RedfishHttpd((host, 0), state, tree)
         self.host: str = self._httpd.server_address[0]
         self.port: int = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},
             daemon=True,
-            name=f"redfish-{node}",
+            name=thread_name,
         )
         self._stopped = False
         self._stop_lock = threading.Lock()
         self._thread.start()
 
     def __repr__(self) -> str:
-        return f"RedfishServer({self.node!r}, {self.host}:{self.port})"
+        return f"{type(self).__name__}({self.device!r}, {self.host}:{self.port})"
 
     @property
     def open_sessions(self) -> int:
@@ -115,6 +91,37 @@ class RedfishServer:
         self._httpd.server_close()
         self._httpd.close_connections(timeout_s=5.0)
         self._thread.join(5.0)
+
+
+class RedfishServer(RedfishService):
+    """A running simulated node BMC (``node`` is its node, ``device`` its BMC's name)."""
+
+    def __init__(
+        self,
+        model: RackModel,
+        node: str,
+        host: str,
+        username: str,
+        password: str,
+        max_sessions: int,
+        epoch: datetime = SIM_EPOCH,
+    ) -> None:
+        nodes = model.nodes
+        if node not in nodes:  # the BMC's own name is accepted too
+            node = next((n.name for n in nodes.values() if n.bmc == node), node)
+        if node not in nodes:
+            raise ValueError(f"no node or BMC {node!r} in the model (have {sorted(nodes)})")
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        if epoch.tzinfo is None:
+            raise ValueError("epoch must be timezone-aware")
+        self.node = node
+        correction = round(model.params.timing.power_cap_correction_ms)
+        state = BmcState(
+            model, node, nodes[node].bmc, username, password, max_sessions, epoch, correction,
+            rng=random.Random(f"redfish/{nodes[node].bmc}"),
+        )  # fmt: skip
+        super().__init__(state, ResourceTree(state), host, f"redfish-{node}")
 
 
 def start_bmc_redfish(

@@ -45,6 +45,36 @@ def session_doc(session: Session) -> dict[str, Any]:
     )
 
 
+def session_routes(state: BmcState) -> dict[str, Route]:
+    """The SessionService and its Sessions collection (shared by every simulated Redfish service)."""
+
+    def sessions() -> dict[str, Any]:
+        with state.lock:
+            ids = sorted((s.id for s in state.sessions.values()), key=int)
+        return collection("SessionCollection", SESSIONS, [f"{SESSIONS}/{i}" for i in ids])
+
+    def session_service() -> dict[str, Any]:
+        return resource(
+            f"{V1}/SessionService",
+            "SessionService",
+            Id="SessionService",
+            Name="Session Service",
+            Status=status_doc(),
+            ServiceEnabled=True,
+            SessionTimeout=1800,
+            Sessions=ref(SESSIONS),
+        )
+
+    return {f"{V1}/SessionService": Route(session_service), SESSIONS: Route(sessions)}
+
+
+def session_route(state: BmcState, path: str) -> Route | None:
+    """The route of an open session's URI (sessions come and go: not in the static table)."""
+    with state.lock:
+        session = next((x for x in state.sessions.values() if f"{SESSIONS}/{x.id}" == path), None)
+    return None if session is None else Route(lambda: session_doc(session))
+
+
 class ServiceResources:
     """Builds the service root, session, manager and firmware documents of one BMC."""
 
@@ -57,8 +87,7 @@ class ServiceResources:
     def routes(self) -> dict[str, Route]:
         r = {
             V1: Route(self.service_root),
-            f"{V1}/SessionService": Route(self.session_service),
-            SESSIONS: Route(self.sessions),
+            **session_routes(self.state),
             f"{V1}/Managers": Route(lambda: collection("ManagerCollection", f"{V1}/Managers", [MANAGER])),
             MANAGER: Route(self.manager),
             f"{V1}/UpdateService": Route(self.update_service),
@@ -73,10 +102,7 @@ class ServiceResources:
         return r
 
     def session_route(self, path: str) -> Route | None:
-        """The route of an open session's URI (sessions come and go: not in the static table)."""
-        with self.state.lock:
-            session = next((x for x in self.state.sessions.values() if f"{SESSIONS}/{x.id}" == path), None)
-        return None if session is None else Route(lambda: session_doc(session))
+        return session_route(self.state, path)
 
     def service_root(self) -> dict[str, Any]:
         n = self.model.nodes[self.state.node]
@@ -99,23 +125,6 @@ class ServiceResources:
                 Links={"Sessions": ref(SESSIONS)},
             )
         }
-
-    def session_service(self) -> dict[str, Any]:
-        return resource(
-            f"{V1}/SessionService",
-            "SessionService",
-            Id="SessionService",
-            Name="Session Service",
-            Status=status_doc(),
-            ServiceEnabled=True,
-            SessionTimeout=1800,
-            Sessions=ref(SESSIONS),
-        )
-
-    def sessions(self) -> dict[str, Any]:
-        with self.state.lock:
-            ids = sorted((s.id for s in self.state.sessions.values()), key=int)
-        return collection("SessionCollection", SESSIONS, [f"{SESSIONS}/{i}" for i in ids])
 
     def manager(self) -> dict[str, Any]:
         n = self.model.nodes[self.state.node]

@@ -4,7 +4,8 @@ Why a module of its own: the resource builders, the HTTP handler and the server'
 share these two things and nothing else — ``BmcState`` (open sessions, the boot override, the
 power-limit settings a real BMC keeps beside the node's cap, request counts, the stop flag, the
 random generator of protocol faults; every handler thread shares it under its lock) and
-``Route`` (the GET / PATCH / POST of one URI, built by the resource tree, called by the handler).
+``Route`` (the GET / PATCH / POST of one URI, built by the resource tree, called by the handler);
+and ``ServiceTree``, what the handler needs of any simulated Redfish service's tree.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from rackval.sim.model import RackModel
 
@@ -75,3 +76,20 @@ class Route:
         methods += ["PATCH"] if self.patch else []
         methods += ["POST"] if self.post else []
         return ", ".join(methods)
+
+
+class ServiceTree(Protocol):
+    """What the HTTP side (``redfish_http``) asks of a Redfish service's resource tree: a node BMC's
+    (``redfish_tree.ResourceTree``) or an equipment controller's (``redfish_equipment``)."""
+
+    singletons: tuple[str, ...]  # the service root's top-level resources (OData service document)
+
+    def power_state(self) -> str:
+        """Off (nothing answers) | Booting (503) | Ready."""
+        ...
+
+    def service_root(self) -> dict[str, Any]: ...
+
+    def route(self, path: str) -> Route | None: ...
+
+    def expand(self, doc: dict[str, Any], mode: str) -> dict[str, Any]: ...

@@ -9,6 +9,7 @@ builders return documents, changes raise ``RedfishError`` for bad input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rackval.sim.redfish_chassis import ChassisResources
@@ -48,23 +49,34 @@ class ResourceTree:
             return self.system.sel_entry_route(path)
         return found
 
+    singletons = ("Systems", "Chassis", "Managers", "SessionService", "UpdateService")
+
+    def power_state(self) -> str:
+        """The BMC's: Off without input power, Booting, Ready."""
+        return self.state.model.bmc_state(self.state.node)
+
+    def service_root(self) -> dict[str, Any]:
+        return self.service.service_root()
+
     def expand(self, doc: dict[str, Any], mode: str) -> dict[str, Any]:
-        """One level of $expand: references replaced by the resources they point to.
+        return expand(doc, mode, self.route)
 
-        ``*`` expands every reference, ``.`` those not under Links (subordinate resources), ``~``
-        only those under Links.
-        """
 
-        def walk(value: Any, in_links: bool) -> Any:
-            if isinstance(value, dict):
-                oid = value.get("@odata.id")
-                if len(value) == 1 and isinstance(oid, str) and "#" not in oid:
-                    wanted = mode == "*" or (mode == "." and not in_links) or (mode == "~" and in_links)
-                    route = self.route(oid.rstrip("/") or "/") if wanted else None
-                    return route.get() if route is not None and route.get is not None else value
-                return {k: walk(v, in_links or k in _NOT_SUBORDINATE) for k, v in value.items()}
-            if isinstance(value, list):
-                return [walk(v, in_links) for v in value]
-            return value
+def expand(doc: dict[str, Any], mode: str, route: Callable[[str], Route | None]) -> dict[str, Any]:
+    """One level of $expand over a tree whose URIs ``route`` resolves: references replaced by the
+    resources they point to. ``*`` expands every reference, ``.`` those not under Links
+    (subordinate resources), ``~`` only those under Links."""
 
-        return walk(doc, False)
+    def walk(value: Any, in_links: bool) -> Any:
+        if isinstance(value, dict):
+            oid = value.get("@odata.id")
+            if len(value) == 1 and isinstance(oid, str) and "#" not in oid:
+                wanted = mode == "*" or (mode == "." and not in_links) or (mode == "~" and in_links)
+                found = route(oid.rstrip("/") or "/") if wanted else None
+                return found.get() if found is not None and found.get is not None else value
+            return {k: walk(v, in_links or k in _NOT_SUBORDINATE) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, in_links) for v in value]
+        return value
+
+    return walk(doc, False)

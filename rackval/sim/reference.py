@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 # 80 PLUS Titanium-like efficiency at (load fraction, efficiency) points; interpolated linearly.
 PSU_EFFICIENCY_CURVE: tuple[tuple[float, float], ...] = (
@@ -149,6 +150,101 @@ class NetworkParams:
     uncorrectable_fraction: float = 1.0e-3  # of bit errors FEC cannot correct (each drops a frame)
 
 
+# Coolant properties at 30-40 C: (density kg/m^3, specific heat J/(kg K)). Water: Incropera & DeWitt,
+# Fundamentals of Heat and Mass Transfer, Table A.6 (saturated water, 305-310 K: 995 kg/m^3, 4178
+# J/(kg K)). PG25 (25 % propylene glycol by volume): ASHRAE Handbook - Fundamentals (2021) ch. 31,
+# Tables 10-11 (about 1020 kg/m^3, 3.90 kJ/(kg K) at 35 C); DMTF's public-cooling-unit mockup states
+# 1030 kg/m^3 and 3.974 kJ/(kg K) for a 20 % glycol mix.
+COOLANTS: dict[str, tuple[float, float]] = {"water": (995.0, 4178.0), "PG25": (1020.0, 3900.0)}
+
+# Rectifier (power-shelf PSU) efficiency at (load fraction, efficiency): an 80 PLUS Titanium-class
+# 5.5 kW ORv3 PSU peaks near 97.5 % at half load (OCP Open Rack V3 PSU specification targets).
+RECTIFIER_EFFICIENCY_CURVE: tuple[tuple[float, float], ...] = (
+    (0.0, 0.85),
+    (0.10, 0.93),
+    (0.20, 0.96),
+    (0.50, 0.975),
+    (1.00, 0.965),
+)
+
+# BBU terminal voltage (V) against state of charge (0..1): a 14S Li-ion pack's discharge curve
+# (3.2-3.8 V per cell), flat in the middle, steep near empty.
+BBU_DISCHARGE_CURVE: tuple[tuple[float, float], ...] = (
+    (0.0, 44.8),
+    (0.10, 48.0),
+    (0.50, 50.4),
+    (0.90, 52.0),
+    (1.00, 53.2),
+)
+
+
+# Constraints the params file is checked against (pydantic reports file, line and field).
+_Positive = Annotated[float, Field(gt=0)]
+_Fraction = Annotated[float, Field(ge=0, le=1)]
+_Count = Annotated[int, Field(ge=0)]
+
+
+@dataclass(frozen=True)
+class CoolingParams:
+    """How the rack is cooled. ``air`` (the default): every node as ``thermal``/``fans`` say.
+    ``liquid``: every node tray has cold plates on an in-rack CDU's secondary loop (figures:
+    ``rackval.sim.physics.cooling``; a design file states where its numbers come from)."""
+
+    __pydantic_config__ = _FORBID
+
+    mode: Literal["air", "liquid"] = "air"
+    coolant: Literal["water", "PG25"] = "PG25"  # COOLANTS
+    pumps: Annotated[int, Field(ge=1)] = 2  # CDU pumps in parallel (with check valves)
+    pumps_needed: Annotated[int, Field(ge=1)] = 1  # redundancy: N+1 when pumps = pumps_needed + 1
+    pump_shutoff_head_kpa: _Positive = 300.0  # pump curve at 100 % speed: H = H0 - a q^2
+    pump_curve_kpa_per_lpm2: _Positive = 0.003  # a
+    pump_speed_percent: Annotated[float, Field(gt=0, le=100)] = 70.0  # set point of every pump at start
+    loop_dp_kpa: _Positive = 60.0  # CDU heat exchanger, filter and manifolds: dp at loop_rated_flow_lpm
+    loop_rated_flow_lpm: _Positive = 160.0
+    cold_plate_dp_kpa: _Positive = 50.0  # one node tray's cold-plate branch: dp at cold_plate_rated_flow_lpm
+    cold_plate_rated_flow_lpm: _Positive = 8.0
+    cold_plate_r_c_per_w: _Positive = 0.02  # GPU case to coolant (C/W) at the rated flow
+    cold_plate_conv_fraction: _Fraction = 0.5  # share of that resistance that is convective (~ q^-0.8)
+    liquid_fraction: _Fraction = 0.85  # of a node's heat taken by the cold plates; the rest goes to air
+    switch_trays: _Count = 0  # liquid-cooled switch trays on the same loop (a lumped branch)
+    switch_tray_heat_w: Annotated[float, Field(ge=0)] = 1000.0
+    switch_tray_dp_kpa: _Positive = 50.0
+    switch_tray_rated_flow_lpm: _Positive = 1.5
+    supply_setpoint_c: float = 30.0
+    supply_tau_s: Annotated[float, Field(ge=0)] = 120.0  # the CDU's supply temperature control: time constant
+    facility_supply_c: float = 25.0  # primary (facility water) supply temperature
+    primary_flow_lpm: _Positive = 200.0
+    static_pressure_kpa: float = 100.0  # return-side pressure (expansion tank precharge)
+    reservoir_l: _Positive = 20.0
+    min_node_flow_lpm: Annotated[float, Field(ge=0)] = 5.0  # the design's minimum flow per node tray (alarm)
+
+    def __post_init__(self) -> None:
+        if self.pumps_needed > self.pumps:
+            raise ValueError(f"pumps_needed ({self.pumps_needed}) must be at most pumps ({self.pumps})")
+
+
+@dataclass(frozen=True)
+class PowerShelfParams:
+    """Power shelves feeding a DC busbar. ``count`` 0 (the default): nodes draw from PDU outlets.
+    Otherwise every node's PSUs are DC-DC stages on the busbar and the rack has no PDUs."""
+
+    __pydantic_config__ = _FORBID
+
+    count: _Count = 0
+    psus_per_shelf: Annotated[int, Field(ge=1)] = 6  # rectifiers; they alternate the shelf's feeds (A, B, A, ...)
+    psu_rated_w: _Positive = 5500.0
+    efficiency_curve: tuple[tuple[float, float], ...] = RECTIFIER_EFFICIENCY_CURVE
+    input_voltage_v: _Positive = 230.0
+    busbar_v: _Positive = 50.0  # regulated busbar voltage while the rectifiers carry the load
+    bbus_per_shelf: _Count = 2
+    bbu_capacity_wh: _Positive = 200.0  # per BBU at a new state of health
+    bbu_rated_w: _Positive = 3000.0  # most one BBU can deliver
+    bbu_soc_floor: Annotated[float, Field(ge=0, lt=1)] = 0.05  # the BBU disconnects here: the busbar drops
+    bbu_charge_w: Annotated[float, Field(ge=0)] = 300.0  # recharge power per BBU (from the rectifiers)
+    bbu_discharge_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95  # cell energy to busbar energy
+    bbu_discharge_curve: tuple[tuple[float, float], ...] = BBU_DISCHARGE_CURVE
+
+
 @dataclass(frozen=True)
 class ModelParams:
     """All the figures of the simulated rack that are not physics."""
@@ -164,6 +260,8 @@ class ModelParams:
     fans: FanParams = field(default_factory=FanParams)
     timing: TimingParams = field(default_factory=TimingParams)
     network: NetworkParams = field(default_factory=NetworkParams)
+    cooling: CoolingParams = field(default_factory=CoolingParams)
+    power_shelves: PowerShelfParams = field(default_factory=PowerShelfParams)
 
     def quasi_static(self) -> ModelParams:
         """The same figures with every delay and time constant zero: changes apply at once."""
@@ -171,6 +269,7 @@ class ModelParams:
             self,
             psu=dataclasses.replace(self.psu, inrush_tau_s=0.0),
             thermal=dataclasses.replace(self.thermal, gpu_tau_s=0.0),
+            cooling=dataclasses.replace(self.cooling, supply_tau_s=0.0),
             timing=dataclasses.replace(
                 self.timing,
                 bmc_boot_s=0.0,

@@ -150,7 +150,9 @@ def test_dead_bmc_and_wrong_community_fail_alone(sim: SimProcess, broken_rack, c
     assert dead["errors"][0]["message"].startswith(f"{bmc} (127.0.0.1:{dead_port}): ")
     assert "refused" in dead["errors"][0]["message"].lower()
     # every reading attempted all the same (a refused connection costs nothing), each no answer
-    assert dead["steps"] == dict.fromkeys(["identify", "power", "power_state", "temperatures"], "no_answer")
+    # (the Redfish BMC also reads a liquid-cooled node's coolant, pumps and leak detectors)
+    readings = ["identify", "power", "power_state", "temperatures", "coolant", "node_pumps", "leaks"]
+    assert dead["steps"] == dict.fromkeys(readings, "no_answer")
     assert dead["status"] == "no_answer" and dead["readings"] == {}
     for name, d in devices.items():
         if name not in (pdu, bmc):

@@ -383,7 +383,7 @@ def test_unknown_device_or_feed_is_a_config_error(bench: Callable[..., Bench]) -
         b.gate.outlet("pdu-z", 1, False)
     with pytest.raises(ConfigError, match="is a bmc, not a pdu"):
         b.gate.outlet("bmc-node01", 1, False)
-    with pytest.raises(ConfigError, match="no PDU lists feed 'C'"):
+    with pytest.raises(ConfigError, match="no PDU or power shelf lists feed 'C'"):
         b.gate.feed("C", False)
     with pytest.raises(DeviceError, match="reports no outlet 9"):
         b.gate.outlet("pdu-a", 9, False)

@@ -365,7 +365,15 @@ OBSERVE: dict[str, tuple[dict[str, str], Callable[[RackModel], object]]] = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(PHYSICAL_KINDS))
+# Faults of liquid-cooling and power-shelf equipment need a design that has it: observed the same
+# way on the liquid reference design in tests/sim/test_sim_liquid.py.
+EQUIPMENT_KINDS = frozenset({
+    "pump_failure", "pump_degraded", "cold_plate_clogged", "coolant_leak", "supply_temperature_drift",
+    "rectifier_failure", "bbu_capacity_reduced",
+})  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(PHYSICAL_KINDS - EQUIPMENT_KINDS))
 def test_each_physical_fault_kind_is_observable_and_clears(kind: str) -> None:
     m, clock = make()
     args, observe = OBSERVE[kind]
@@ -391,7 +399,7 @@ def test_catalogue_has_every_kind_and_protocol_faults_are_recorded_per_device() 
     physical = {
         "psu_failure", "fan_failure", "gpu_overheat", "outlet_relay_stuck", "link_down",
         "miscabled_port", "link_errors", "firmware_off_baseline", "feed_loss", "power_cap_slow",
-        "bmc_slow_boot",
+        "bmc_slow_boot", *EQUIPMENT_KINDS,
     }  # fmt: skip
     protocol = {
         "device_silent", "device_slow", "malformed_reply", "auth_failure", "session_exhaustion",
@@ -477,7 +485,9 @@ def test_faults_are_checked_against_the_rack_when_injected() -> None:
 def test_every_physical_kind_declares_its_effect_and_every_parameter_a_valid_default() -> None:
     for kind in CATALOGUE.values():
         assert (kind.apply is not None) == (kind.name in PHYSICAL_KINDS), kind.name
-        assert kind.description and kind.target in ("node", "pdu", "switch", "feed", "device"), kind.name
+        assert kind.description and kind.target in ("node", "pdu", "switch", "feed", "cdu", "power_shelf", "device"), (
+            kind.name
+        )
         for name, spec in kind.params.items():
             assert spec.required or spec.problem(spec.default) is None, (kind.name, name)
 

@@ -30,6 +30,13 @@ GROUP_B_PLANS = (
     "test_plans/test_power_capping.py",
 )
 SPEC = REPO / "specs" / "sim-reference.yaml"
+LIQUID_PARAMS = REPO / "racks" / "sim-liquid-params.yaml"
+LIQUID_SPEC = REPO / "specs" / "sim-liquid.yaml"
+LIQUID_PLANS = (
+    "test_plans/test_liquid_cooling.py",
+    "test_plans/test_pump_redundancy.py",
+    "test_plans/test_power_shelves.py",
+)
 # The reference spec soaks 30 minutes (1,800 ticks); CI judges the same plan on a 5-minute soak
 # (still ~10 GPU thermal time constants, so the steady figures settle) to keep its run bounded.
 CI_SOAK = {"load_soak_duration": {"min": 300}}
@@ -83,10 +90,11 @@ def control_of(rack_file: Path) -> ControlClient:
     return ControlClient(sim["control"], token)
 
 
-def spec_variant(path: Path, **limits: dict[str, float]) -> Path:
-    """A copy of the simulated design's spec with some requirements' limits replaced (and the
-    soak shortened to ``CI_SOAK`` unless ``load_soak_duration`` is given)."""
-    doc = yaml.safe_load(SPEC.read_text())
+def spec_variant(path: Path, base: Path = SPEC, **limits: dict[str, float]) -> Path:
+    """A copy of a simulated design's spec (``base``, the reference by default) with some
+    requirements' limits replaced (and the soak shortened to ``CI_SOAK`` unless
+    ``load_soak_duration`` is given)."""
+    doc = yaml.safe_load(base.read_text())
     for key, fields in {**CI_SOAK, **limits}.items():
         assert key in doc["requirements"], key
         doc["requirements"][key].update(fields)

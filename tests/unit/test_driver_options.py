@@ -85,8 +85,10 @@ def test_every_builtin_driver_declares_typed_options(name):
     """A built-in driver without a model would let a misspelt option through unseen."""
     model = registry.options_model(name)
     assert model is not None and issubclass(model, o.DriverOptions), name
-    # every option has a default but the host keys an SSH device trusts, which the rack file decides
-    minimal = {"known_hosts": "kh"} if "known_hosts" in model.model_fields else {}
+    # every option has a default but the host keys an SSH device trusts, which the rack file decides,
+    # and a Modbus device's register map (the driver knows nothing of the device without it)
+    required = {"known_hosts": "kh", "register_map": "map.yaml"}
+    minimal = {k: v for k, v in required.items() if k in model.model_fields}
     assert model.model_validate(minimal).model_dump() is not None
 
 

@@ -190,3 +190,29 @@ def test_plugin_driver_must_claim_what_its_kind_needs(tmp_path: Path, monkeypatc
     with pytest.raises(ConfigError, match=r"rack.yaml:\d+: devices.tor1.driver: driver 'acme-switch' .* does not "
                                           r"claim Device, NetSwitch, which a switch needs"):  # fmt: skip
         load_inventory(write(tmp_path, GOOD.replace("nodes:\n", switch + "nodes:\n")))
+
+
+def test_cdu_and_shelf_devices_load_with_a_map_beside_the_rack_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kind cdu / power_shelf; a Modbus register map is relative to the rack file; a wrong option is one line."""
+    monkeypatch.setenv("TEST_BMC_PASSWORD", "pw")
+    (tmp_path / "site").mkdir()
+    devices = (
+        "  cdu-1:\n    kind: cdu\n    driver: modbus-cdu\n    host: 10.0.3.1\n"
+        "    options: {register_map: maps/cdu.yaml, unit_id: 2}\n"
+        "  shelf-a:\n    kind: power_shelf\n    driver: redfish-power-shelf\n    host: 10.0.3.2\n    credentials: bmc\n"
+    )
+    rack = write(tmp_path / "site", GOOD.replace("nodes:\n", devices + "nodes:\n"))
+    monkeypatch.chdir(tmp_path)
+    inv = load_inventory(Path("site") / "rack.yaml")
+    assert inv.configs["cdu-1"].options["register_map"] == str(rack.parent / "maps" / "cdu.yaml")
+    assert (inv.configs["cdu-1"].kind, inv.configs["shelf-a"].kind) == ("cdu", "power_shelf")
+    wrong = write(tmp_path, GOOD.replace("nodes:\n", devices.replace("unit_id: 2", "unit_id: 300") + "nodes:\n"))
+    with pytest.raises(ConfigError, match=r"rack.yaml:\d+: devices.cdu-1.options.unit_id: "):
+        load_inventory(wrong)
+    shelf_as_pdu = write(
+        tmp_path, GOOD.replace("nodes:\n", devices.replace("kind: power_shelf", "kind: pdu") + "nodes:\n")
+    )
+    with pytest.raises(ConfigError, match=r"devices.shelf-a.driver: .*redfish-power-shelf"):
+        load_inventory(shelf_as_pdu)

@@ -23,6 +23,7 @@ from typing import Any
 
 from rackval.core.errors import DeviceError, DeviceProtocolError, NotAvailable, protocol_errors
 from rackval.drivers.bmc import redfish_payloads as payloads
+from rackval.drivers.bmc.redfish_liquid import RedfishNodeCooling
 from rackval.drivers.capabilities import (
     Bmc,
     Device,
@@ -52,6 +53,7 @@ _MAX_LOG_PAGES = 50  # bounds paging through a log whose nextLink never ends (or
 
 
 class RedfishBmc(
+    RedfishNodeCooling,  # LiquidCooledNode, LeakDetection: coolant connectors, pumps, leak detectors
     Device,
     Bmc,
     PowerMeter,
@@ -84,6 +86,10 @@ class RedfishBmc(
     or, when the chassis has no Thermal resource, from its ``Sensors`` (those in Cel, keyed by
     Name), or from ``ThermalSubsystem/ThermalMetrics``. Sensors without a reading (disabled,
     absent) are left out. ``identify()`` fields a BMC does not report are empty strings.
+
+    A liquid-cooled node's ``ThermalSubsystem`` links ``CoolantConnectors``, ``Pumps`` and
+    ``LeakDetection`` (read as the CDU driver reads them: ``rackval.drivers.cooling``); an
+    air-cooled node has none of them, and those readings are ``NotAvailable``.
     """
 
     options_model = RedfishBmcOptions

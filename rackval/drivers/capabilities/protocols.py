@@ -7,12 +7,17 @@ Capability)`` and then call. A driver claims each Protocol it implements by subc
 list of what the driver can do, and ``tests/unit/test_capabilities_conformance.py`` checks that
 every claimed method exists there with the Protocol's parameter names, kinds and defaults.
 
-A kind of device (pdu, switch, bmc, analyzer, node) has the Protocols every driver of that kind
+A kind of device (pdu, switch, bmc, analyzer, node, cdu, power_shelf) has the Protocols every driver of that kind
 must claim (``Device`` plus one per kind, see ``tests/unit/test_registry.py``); the others are
 optional and a caller that needs one checks for it. Every method may raise
 ``rackval.core.errors.DeviceError`` naming device, address and operation; methods that change
 the rack (switching outlets, resetting hosts, capping power, loading GPUs) are called only
 through ``rackval.harness.safety.SafetyGate``.
+
+The per-capability rule: a driver tries each reading on its own, and a reading the device does
+not have raises ``rackval.core.errors.NotAvailable`` (a whole list: no filters, no batteries) or is
+``None`` in its record (one field: a pump without a speed sensor), never 0, so one missing
+reading never hides the others.
 """
 
 from __future__ import annotations
@@ -22,15 +27,25 @@ from typing import Protocol, runtime_checkable
 
 from rackval.drivers.capabilities.records import (
     AnalyzerReading,
+    BatteryState,
+    CoolantReading,
+    DcOutput,
     DiagResult,
+    FeedReading,
+    FilterState,
     GpuTelemetry,
     Identity,
+    LeakDetectorState,
     LldpNeighbor,
     LogEntry,
     OutletReading,
     PortCounters,
     PortStatus,
     PowerSupplyState,
+    PumpState,
+    RectifierState,
+    RedundancyGroup,
+    ReservoirState,
     SensorReading,
     SensorThresholds,
 )
@@ -245,3 +260,97 @@ class GpuNode(Protocol):
 
     def run_diag(self, level: int) -> DiagResult:
         """Run the vendor GPU diagnostic at ``level`` and return every test's result."""
+
+
+# ---- liquid cooling: CDUs, leak detection, liquid-cooled nodes ---------------------------------------
+
+
+@runtime_checkable
+class CoolingUnit(Protocol):
+    """A coolant distribution unit (CDU): its mode, pumps, filters, reservoirs and the two loops.
+
+    Each method raises NotAvailable when the CDU has none of the thing (a CDU without a reservoir
+    it reports); a list never comes back empty for that reason.
+    """
+
+    def cooling_mode(self) -> str:
+        """The unit's operating mode in Redfish Status.State words (Enabled, Disabled, StandbyOffline, ...)."""
+
+    def pumps(self) -> list[PumpState]:
+        """Every pump: state, health, speed in percent, speed set point and control mode."""
+
+    def pump_redundancy(self) -> RedundancyGroup:
+        """How many pumps the CDU needs of how many (NotAvailable when it does not say)."""
+
+    def filters(self) -> list[FilterState]:
+        """Every coolant filter: health and service hours."""
+
+    def reservoirs(self) -> list[ReservoirState]:
+        """Every reservoir: fluid level status and percent, capacity."""
+
+    def loops(self) -> list[CoolantReading]:
+        """The primary (facility) and secondary (rack) loop readings, primary first."""
+
+
+@runtime_checkable
+class PumpControl(Protocol):
+    """A CDU whose pumps can be stopped, started and set to a speed. Destructive: go through the gate."""
+
+    def set_pump(self, pump: str, on: bool) -> None:
+        """Enable (start) or disable (stop) the pump named as in ``CoolingUnit.pumps()``."""
+
+    def set_pump_speed(self, pump: str, percent: float) -> None:
+        """Run ``pump`` at ``percent`` (0..100) of full speed under manual control; read ``pumps()`` back."""
+
+
+@runtime_checkable
+class LeakDetection(Protocol):
+    """A device with leak detectors (a CDU, a liquid-cooled node's chassis, a rack manifold)."""
+
+    def leak_detectors(self) -> list[LeakDetectorState]:
+        """Every leak detector and its state (OK: dry; Warning / Critical: a leak)."""
+
+
+@runtime_checkable
+class LiquidCooledNode(Protocol):
+    """A node BMC whose chassis reports its liquid cooling: coolant connectors and pumps."""
+
+    def coolant_connectors(self) -> list[CoolantReading]:
+        """Every coolant connector of the node: flow, supply / return temperature, pressures."""
+
+    def pumps(self) -> list[PumpState]:
+        """Every pump under the node's chassis (NotAvailable: the node has none it reports)."""
+
+
+# ---- power shelves: feeds, rectifiers, DC busbar, batteries ------------------------------------------------
+
+
+@runtime_checkable
+class PowerShelf(Protocol):
+    """A power shelf: AC feeds in, rectifiers, a DC output to the busbar, battery backup units."""
+
+    def feeds(self) -> list[FeedReading]:
+        """Every input feed: voltage, current, power (and frequency, energised) as reported."""
+
+    def rectifiers(self) -> list[RectifierState]:
+        """Every rectifier / PSU bay: state, input, output power and efficiency."""
+
+    def rectifier_redundancy(self) -> RedundancyGroup:
+        """How many rectifiers the shelf needs of how many (NotAvailable when it does not say)."""
+
+    def dc_output(self) -> DcOutput:
+        """The DC output to the busbar: voltage, current, power."""
+
+    def batteries(self) -> list[BatteryState]:
+        """Every battery backup unit: state of charge and health, charge state, holdup estimate."""
+
+
+@runtime_checkable
+class ShelfControl(Protocol):
+    """A power shelf whose rectifiers and feeds can be switched. Destructive: go through the gate."""
+
+    def set_rectifier(self, rectifier: str, on: bool) -> None:
+        """Switch the rectifier named as in ``PowerShelf.rectifiers()`` on or off."""
+
+    def set_feed(self, feed: str, on: bool) -> None:
+        """Open (off) or close (on) the input breaker of the feed named as in ``PowerShelf.feeds()``."""

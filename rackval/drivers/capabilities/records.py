@@ -233,3 +233,184 @@ class DiagResult:
     @property
     def failures(self) -> tuple[DiagTestResult, ...]:
         return tuple(t for t in self.tests if t.status == "fail")
+
+
+# ---- liquid cooling: CDUs and liquid-cooled nodes --------------------------------------------------
+# States use the Redfish vocabulary whatever the protocol (a Modbus map's enum maps onto it):
+# ``state`` is a Status.State word (Enabled, Disabled, StandbyOffline, UnavailableOffline, Absent,
+# ...), ``health`` a Status.Health word (OK, Warning, Critical); "" when the device does not say.
+
+
+@dataclass(frozen=True)
+class RedundancyGroup:
+    """A redundancy set as the device reports it (pumps of a CDU, rectifiers or feeds of a shelf).
+
+    ``min_needed`` of the ``members`` must work for the group to carry its load; ``kind`` is the
+    Redfish RedundancyType (NPlusM, Sharing, Failover, ...); None / "" when not reported.
+    """
+
+    kind: str
+    min_needed: int | None
+    max_supported: int | None
+    members: tuple[str, ...]
+    state: str = ""
+    health: str = ""
+
+
+@dataclass(frozen=True)
+class PumpState:
+    """One coolant pump: its state, speed now and the speed it is told to run at.
+
+    ``speed_pct`` is the measured speed in percent of full speed; ``setpoint_pct`` and
+    ``control_mode`` (Automatic, Manual, Override, Disabled) its speed control.
+    """
+
+    name: str
+    state: str
+    health: str
+    speed_pct: float | None
+    setpoint_pct: float | None = None
+    control_mode: str = ""
+
+    @property
+    def running(self) -> bool | None:
+        """True when the pump turns; None when neither a speed nor a state says."""
+        if self.speed_pct is not None:
+            return self.speed_pct > 0 and self.state not in ("Disabled", "UnavailableOffline", "Absent")
+        return None if not self.state else self.state == "Enabled"
+
+
+@dataclass(frozen=True)
+class FilterState:
+    """One coolant filter: health and how long it has served of its rated service life."""
+
+    name: str
+    state: str
+    health: str
+    service_hours: float | None
+    rated_service_hours: float | None
+
+
+@dataclass(frozen=True)
+class ReservoirState:
+    """One coolant reservoir: ``level_status`` (Redfish FluidLevelStatus: OK, Warning, Critical),
+    ``level_pct`` (FluidLevelPercent), capacity in litres and internal pressure in kPa."""
+
+    name: str
+    state: str
+    health: str
+    level_status: str
+    level_pct: float | None
+    capacity_l: float | None
+    pressure_kpa: float | None = None
+
+
+@dataclass(frozen=True)
+class CoolantReading:
+    """One coolant connection: a CDU's primary (facility) or secondary (rack) loop, or a node's
+    coolant connector (Redfish CoolantConnector). SI-ish units as the industry states them:
+    temperatures in C, flow in L/min, pressures in kPa, heat in kW.
+
+    ``loop`` is "primary", "secondary" (CDU) or "" (a node's connector). ``supply_setpoint_c`` is
+    the supply temperature the CDU regulates to, when it says.
+    """
+
+    name: str
+    loop: str
+    state: str
+    health: str
+    supply_temp_c: float | None
+    return_temp_c: float | None
+    delta_temp_c: float | None
+    flow_lpm: float | None
+    supply_pressure_kpa: float | None
+    return_pressure_kpa: float | None
+    delta_pressure_kpa: float | None
+    heat_kw: float | None
+    supply_setpoint_c: float | None = None
+
+
+@dataclass(frozen=True)
+class LeakDetectorState:
+    """One leak detector: ``detector_state`` is Redfish DetectorState (OK, Warning, Critical:
+    a leak), "" when the detector gives no state (absent, unavailable)."""
+
+    name: str
+    detector_state: str
+    health: str = ""
+    detector_type: str = ""
+    location: str = ""
+
+    @property
+    def dry(self) -> bool | None:
+        """True: no leak; False: a leak (Warning or Critical); None: the detector does not say."""
+        return None if not self.detector_state else self.detector_state == "OK"
+
+
+# ---- power shelves: feeds, rectifiers, DC busbar, batteries ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedReading:
+    """One AC (or DC) input feed of a power shelf (Redfish Mains circuit). ``on`` is whether the
+    feed is energised / its breaker closed (None: not said)."""
+
+    name: str
+    state: str
+    health: str
+    voltage_v: float | None
+    current_a: float | None
+    power_w: float | None
+    frequency_hz: float | None = None
+    on: bool | None = None
+
+
+@dataclass(frozen=True)
+class RectifierState:
+    """One rectifier / PSU of a power shelf.
+
+    ``input_ok`` as in ``PowerSupplyState``; ``efficiency_pct`` is what the device reports, or
+    output / input power x 100 when it reports both (then ``efficiency_measured`` is False).
+    """
+
+    name: str
+    state: str
+    health: str
+    input_ok: bool | None
+    input_power_w: float | None
+    output_power_w: float | None
+    efficiency_pct: float | None
+    capacity_w: float | None = None
+    output_voltage_v: float | None = None
+    output_current_a: float | None = None
+    efficiency_measured: bool = True
+
+
+@dataclass(frozen=True)
+class DcOutput:
+    """The shelf's DC output to the busbar: voltage, current, power (None: not reported)."""
+
+    name: str
+    voltage_v: float | None
+    current_a: float | None
+    power_w: float | None
+
+
+@dataclass(frozen=True)
+class BatteryState:
+    """One battery backup unit (BBU).
+
+    ``charge_state`` is Redfish ChargeState (Idle, Charging, Discharging; "" not said);
+    ``holdup_s`` how long it carries the present load (the device's estimate, or stored energy /
+    present DC load when it reports those: then ``holdup_estimated`` is True).
+    """
+
+    name: str
+    state: str
+    health: str
+    charge_pct: float | None
+    health_pct: float | None
+    charge_state: str
+    holdup_s: float | None
+    stored_energy_wh: float | None = None
+    holdup_estimated: bool = False

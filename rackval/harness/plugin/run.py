@@ -161,7 +161,7 @@ class RackvalRun:
     @property
     def spec(self) -> Spec:
         if self._spec is None:
-            path = self.config.rootpath / DEFAULT_SIM_SPEC
+            path = default_sim_spec(self.config.rootpath, self.config.getoption("sim_params"))
             if not path.exists():
                 raise ConfigError(f"no --spec given and the default {path} does not exist")
             self._spec = load_spec(path)
@@ -401,6 +401,18 @@ def mark_dead_runs_incomplete(store: Store, exclude: str = "") -> list[str]:
             store.finish_run(info.run_id, Verdict.INCOMPLETE.stored)
             marked.append(info.run_id)
     return marked
+
+
+def default_sim_spec(root: Path, sim_params: str | Path | None) -> Path:
+    """The spec that judges a simulated rack when no --spec is given: the design's own spec named
+    after its params file (``racks/sim-liquid-params.yaml`` -> ``specs/sim-liquid.yaml``) when
+    the repository has one, else the reference spec (``specs/sim-reference.yaml``)."""
+    if sim_params:
+        stem = Path(sim_params).name.removesuffix(".yaml").removesuffix(".yml").removesuffix("-params")
+        own = root / "specs" / f"{stem}.yaml"
+        if own.exists():
+            return own
+    return root / DEFAULT_SIM_SPEC
 
 
 def check_sim_files(config: pytest.Config) -> None:

@@ -23,6 +23,7 @@ from rackval.harness.measure import Measurement, Outcome, limit_reference
 from rackval.harness.report import plots
 from rackval.harness.report.causes import group_failures, short_name
 from rackval.harness.report.display import Shown, shown
+from rackval.harness.report.equipment import cooling_section, shelves_section
 from rackval.harness.report.requirements import requirements_section
 from rackval.harness.report.run_data import RunData
 from rackval.harness.report.telemetry_figures import Plot, telemetry_figures
@@ -403,6 +404,8 @@ REPORT_SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("diagnostics", "Failure diagnostics", "diagnostics", diagnostics_section),
     ReportSection("plots", "Plots", "plots", plots_section),
     ReportSection("telemetry", "Telemetry", "telemetry", telemetry_section),
+    ReportSection("cooling", "Cooling loop", "cooling", cooling_section),
+    ReportSection("shelves", "Power shelves", "shelves", shelves_section),
     ReportSection("measurements", "Requirements and measurements", "all-measurements", measurements_section),
     ReportSection("tests", "Tests", "tests", tests_section),
     ReportSection("devices", "Devices", "device-list", devices_section),

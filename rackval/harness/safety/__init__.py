@@ -27,7 +27,8 @@ actions ``pending`` in the store; the report shows them, and the engineer restor
 
 Where things are: ``gate`` (``GateCore``: permissions, refusals, the action path, the undo stack
 and teardown; the errors and undo records), ``actions`` (``SafetyGate``: the catalogue of
-actions, each measuring what it finds and defining its undo), ``feeds`` (dropping a whole feed
+actions, each measuring what it finds and defining its undo; pumps, rectifiers and shelf feeds
+in ``equipment``), ``feeds`` (dropping a whole feed
 at the feed: ``FeedSwitcher``, ``SimFeedSwitcher`` for the simulated rack), ``undo_messages``
 (undo messages for people: a script quoted in many of them is shown once).
 """

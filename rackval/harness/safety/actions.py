@@ -1,4 +1,5 @@
-"""The catalogue of destructive actions: outlets, host power, power cap, GPU load and feed drops.
+"""The catalogue of destructive actions: outlets, host power, power cap, GPU load and feed drops
+(pumps, rectifiers and one shelf feed: ``rackval.harness.safety.equipment``).
 
 Each action follows the same recipe on top of ``GateCore`` (``rackval.harness.safety.gate``):
 refuse (rack not allowed, something protected), check the driver has the capability, **measure
@@ -16,8 +17,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from rackval.core.errors import ConfigError, DeviceDown, DeviceError
-from rackval.drivers.capabilities import GpuNode, HostReset, OutletSwitch, PowerLimit
-from rackval.harness.safety.gate import NOT_ALLOWED, DestructiveActionRefused, GateCore
+from rackval.drivers.capabilities import GpuNode, HostReset, OutletSwitch, PowerLimit, PowerShelf, ShelfControl
+from rackval.harness.safety.equipment import EquipmentActions
+from rackval.harness.safety.gate import NOT_ALLOWED, DestructiveActionRefused
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +28,12 @@ _ON_STATES = frozenset({"On", "PoweringOn"})  # Redfish PowerState values that m
 _OFF_STATES = frozenset({"Off", "PoweringOff"})
 
 
-class SafetyGate(GateCore):
+class SafetyGate(EquipmentActions):
     """The one door for destructive actions on a rack (see ``rackval.harness.safety``).
 
     Built as ``GateCore`` is (rack, inventory, store, run id, ``allow_destructive``, ...); each
-    method below is one action and returns its action id in the results store.
+    method below is one action and returns its action id in the results store (pumps,
+    rectifiers and shelf feeds: ``rackval.harness.safety.equipment.EquipmentActions``).
     """
 
     # ---- outlets ------------------------------------------------------------------------------
@@ -198,19 +201,26 @@ class SafetyGate(GateCore):
         """The PDUs the rack file puts on ``feed`` (their ``feeds`` list names it)."""
         return [n for n, d in self.inventory.data.devices.items() if d.kind == "pdu" and feed in d.feeds]
 
+    def feed_shelves(self, feed: str) -> list[str]:
+        """The power shelves the rack file puts on ``feed`` (their ``feeds`` list names it)."""
+        return [n for n, d in self.inventory.data.devices.items() if d.kind == "power_shelf" and feed in d.feeds]
+
     def feed(self, feed: str, up: bool) -> int:
         """Drop (``up=False``) or restore a whole power feed; the undo returns it to the state found.
 
         Refused as a whole if any PDU on the feed is protected, or any of their outlets is
-        protected or powers a protected device. With a ``feed_switcher`` (simulated rack) the
-        feed itself is switched; otherwise every outlet of the feed's PDUs is switched and the
-        undo restores each outlet to the state found.
+        protected or powers a protected device, or a power shelf on it is protected. With a
+        ``feed_switcher`` (simulated rack) the feed itself is switched; otherwise every outlet of
+        the feed's PDUs is switched, and every power shelf on it opens that feed's input breaker
+        (``ShelfControl``; the shelf's n-th input is the n-th feed of its rack file ``feeds``); the
+        undo restores each outlet and breaker to the state found.
         """
-        pdus = self.feed_pdus(feed)
+        pdus, shelves = self.feed_pdus(feed), self.feed_shelves(feed)
         operation = f"{'restore' if up else 'drop'} feed {feed}"
-        if not pdus:
-            raise ConfigError(f"rack {self.inventory.path}: no PDU lists feed {feed!r} under 'feeds'")
-        reasons: list[str] = []
+        if not pdus and not shelves:
+            raise ConfigError(f"rack {self.inventory.path}: no PDU or power shelf lists feed {feed!r} under 'feeds'")
+        reasons: list[str] = [f"device {s} is protected in the rack file" for s in shelves
+                              if self.inventory.data.devices[s].protected]  # fmt: skip
         for pdu in pdus:
             spec = self.inventory.data.devices[pdu]
             if spec.protected:
@@ -221,7 +231,7 @@ class SafetyGate(GateCore):
             for outlet in sorted(outlets):
                 reasons += [r for r in self._outlet_reasons(pdu, outlet) if not r.startswith(f"device {pdu} ")]
         device = f"feed {feed}"
-        address = ", ".join(pdus)
+        address = ", ".join(pdus + shelves)
         if not self.allow_destructive:
             reasons = [NOT_ALLOWED, *reasons]
         if reasons:
@@ -244,10 +254,15 @@ class SafetyGate(GateCore):
                 device,
                 operation,
                 f"bring feed {feed} back {was} (as found)",
-                {"feed": feed, "up": up, "found_up": found, "pdus": pdus},
+                {"feed": feed, "up": up, "found_up": found, "pdus": pdus, "shelves": shelves},
                 lambda: switcher.set_feed(feed, up),
                 restore_feed,
             )
+        if shelves:
+            if pdus:
+                raise DeviceError(device, address, operation, "a feed with both PDUs and power shelves needs a feed "
+                                  "switcher (a breaker controller) to drop it at once")  # fmt: skip
+            return self._shelf_breakers(feed, up, shelves, operation)
         drivers = {pdu: self._driver_with(pdu, OutletSwitch, operation) for pdu in pdus}
         found_outlets = {pdu: {r.outlet: bool(r.on) for r in drv.outlets()} for pdu, drv in drivers.items()}
 
@@ -284,3 +299,19 @@ class SafetyGate(GateCore):
             act,
             restore_outlets,
         )
+
+    def _shelf_breakers(self, feed: str, up: bool, shelves: list[str], operation: str) -> int:
+        """Drop or restore ``feed`` at the input breaker of every power shelf on it: one
+        ``shelf_feed`` action each (its own undo), the shelf's n-th input being the n-th feed of its
+        rack file ``feeds``. Every shelf is checked before the first breaker opens. Returns the last
+        action's id."""
+        inputs = {}
+        for shelf in shelves:
+            self._driver_with(shelf, ShelfControl, operation)
+            readings = self._driver_with(shelf, PowerShelf, operation).feeds()
+            index = list(self.inventory.data.devices[shelf].feeds).index(feed)
+            if index >= len(readings):
+                why = f"the shelf reports {len(readings)} input(s); feed {feed} is its input {index + 1}"
+                raise DeviceError(shelf, self._address(shelf), operation, why)
+            inputs[shelf] = readings[index].name
+        return [self.shelf_feed(shelf, name, up) for shelf, name in inputs.items()][-1]

@@ -20,9 +20,12 @@ from rackval.harness.telemetry.channels import (
     KINDS,
     analyzer_channels,
     bmc_channels,
+    cdu_channels,
     gpu_channels,
+    node_coolant_channels,
     pdu_channels,
     rack_channels,
+    shelf_channels,
     switch_counter_channels,
 )
 from rackval.harness.telemetry.sampler import Progress, Sampler, SamplerStats, print_progress, sampler_factory
@@ -35,10 +38,13 @@ __all__ = [
     "SamplerStats",
     "analyzer_channels",
     "bmc_channels",
+    "cdu_channels",
     "gpu_channels",
+    "node_coolant_channels",
     "pdu_channels",
     "print_progress",
     "rack_channels",
     "sampler_factory",
+    "shelf_channels",
     "switch_counter_channels",
 ]

@@ -19,10 +19,14 @@ from rackval.harness.rack import DeviceResult, Rack, values_or_raise
 from rackval.harness.readers import (
     ANALYZER,
     BMC,
+    COOLING,
     GPU_FIELDS,
+    LEAKS,
+    LIQUID_NODE,
     OUTLETS,
     PORT_COUNTERS,
     POWER,
+    SHELF,
     Channel,
     channels_of,
     gpu_field_channels,
@@ -66,6 +70,29 @@ def switch_counter_channels(rack: Rack, switch: str) -> list[Channel]:
     """Per port ``<switch>/<port>/<counter>`` for ``COUNTER_FIELDS``, raw cumulative values with
     their wrap width: one ``counters()`` call per tick."""
     return channels_of(rack.driver(switch), switch, (PORT_COUNTERS,))
+
+
+def cdu_channels(rack: Rack, cdu: str) -> list[Channel]:
+    """The CDU's loops ``<cdu>/<loop>/<field>`` (supply and return temperature, flow, differential
+    pressure, heat), ``<cdu>/pump_<name>/speed_pct`` and ``<cdu>/leak_<detector>/dry``, for what it
+    reports now: one call per reading per tick."""
+    return channels_of(rack.driver(cdu), cdu, (COOLING, LEAKS))
+
+
+def node_coolant_channels(rack: Rack, bmc: str) -> list[Channel]:
+    """A liquid-cooled node's ``<bmc>/coolant_<connector>/<field>`` (flow, supply and return
+    temperature, ...) from its BMC; none for an air-cooled node."""
+    return channels_of(rack.driver(bmc), bmc, (LIQUID_NODE,))
+
+
+def shelf_channels(
+    rack: Rack, shelf: str, lists: Sequence[str] = ("feed", "rectifier", "battery", "dc")
+) -> list[Channel]:
+    """A power shelf's ``<shelf>/<list>_<name>/<field>`` for the ``lists`` asked (feeds, rectifiers,
+    batteries: charge and holdup) and ``<shelf>/dc/<field>`` (``dc`` in ``lists``): a list not
+    asked for is never read, so a long holdup samples only batteries and the busbar."""
+    wanted = tuple(f"{shelf}/{k}_" for k in lists if k != "dc") + ((f"{shelf}/dc/",) if "dc" in lists else ())
+    return [c for c in channels_of(rack.driver(shelf), shelf, (SHELF,)) if c.name.startswith(wanted)]
 
 
 # ---- the whole rack --------------------------------------------------------------------------------

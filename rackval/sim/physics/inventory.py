@@ -13,7 +13,10 @@ from typing import Any
 from rackval.sim.physics.state import RackState
 
 # The component holding each kind's main firmware ("AOS" names a PDU's, whatever its make).
-MAIN_FIRMWARE = {"node": "BIOS", "bmc": "BMC", "pdu": "AOS", "switch": "SONiC", "analyzer": "firmware"}
+MAIN_FIRMWARE = {
+    "node": "BIOS", "bmc": "BMC", "pdu": "AOS", "switch": "SONiC", "analyzer": "firmware",
+    "cdu": "firmware", "power_shelf": "firmware",
+}  # fmt: skip
 
 
 class Inventory:
@@ -45,5 +48,7 @@ class Inventory:
             n = next(x for x in s.nodes.values() if x.bmc == device)
             n.bmc_info = dataclasses.replace(n.bmc_info, firmware=version)
         else:
-            table: dict[str, Any] = {"pdu": s.pdus, "switch": s.switches, "analyzer": s.analyzers}[kind]
+            table: dict[str, Any] = {
+                "pdu": s.pdus, "switch": s.switches, "analyzer": s.analyzers, "cdu": s.cdus, "power_shelf": s.shelves,
+            }[kind]  # fmt: skip
             table[device].info = dataclasses.replace(table[device].info, firmware=version)

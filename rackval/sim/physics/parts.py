@@ -13,10 +13,12 @@ from __future__ import annotations
 import heapq
 
 from rackval.sim.clock import SimClock
+from rackval.sim.physics.cooling import Cooling
 from rackval.sim.physics.inventory import Inventory
 from rackval.sim.physics.network import Network
 from rackval.sim.physics.power import Power
 from rackval.sim.physics.sequencing import Sequencing
+from rackval.sim.physics.shelves import Shelves
 from rackval.sim.physics.state import RackState
 from rackval.sim.physics.thermal import Thermal
 from rackval.sim.physics.topology import Topology
@@ -35,6 +37,9 @@ class ModelParts:
         self.power = Power(self.state, self.thermal)
         self.sequencing = Sequencing(self.state, self.power)
         self.network = Network(self.state)
+        self.cooling = Cooling(self.state, self.power.dc_w)
+        self.shelves = Shelves(self.state, self.power.psu_input_w)
+        self.power.feed_loads.append(self.shelves.feed_input_w)
         Topology(self.state, self.inventory).build()
         with self.state.lock:  # start settled: every GPU at its steady temperature
             self.reconcile(log=False)
@@ -42,13 +47,31 @@ class ModelParts:
             self.integrate(0.0)
 
     def reconcile(self, log: bool = True) -> None:
-        """Derived states after a change at the present time: sequencing, then link power."""
+        """Derived states after a change at the present time: the busbar, sequencing, link power,
+        then the coolant loop (its heat follows the nodes' new states)."""
+        self.shelves.reconcile()
         self.sequencing.reconcile(log)
         self.network.update_peer_power()
+        self.cooling.reconcile()
 
     def integrate(self, dt: float) -> None:
+        """Advance by ``dt``, in steps short enough for the coolant's supply-temperature lag (one
+        step when it is settled or the rack has no CDU)."""
+        s = self.state
+        step = self.cooling.max_step_s()
+        while dt > step:
+            self._integrate_step(step)
+            s.t += step
+            dt -= step
+            step = self.cooling.max_step_s()
+        self._integrate_step(dt)
+
+    def _integrate_step(self, dt: float) -> None:
+        self.cooling.begin_step(dt)
         for n in self.state.nodes.values():
             self.power.integrate_node(n, dt)
+        self.cooling.end_step(dt)
+        self.shelves.integrate(dt)
         self.network.integrate(dt)
 
     def update(self) -> None:

@@ -18,6 +18,7 @@ Physics (figures in ``ModelParams.power`` and ``.psu``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from rackval.sim.physics.devices import HOST_OFF, HOST_ON, HOST_POWERING_ON, SEV_OK, Node, Outlet, Psu, psu_efficiency
 from rackval.sim.physics.state import RackState
@@ -30,6 +31,8 @@ class Power:
     def __init__(self, state: RackState, thermal: Thermal) -> None:
         self.s = state
         self.thermal = thermal
+        # Other loads on the feeds than PDUs (feed -> W): the power shelves of a busbar design.
+        self.feed_loads: list[Callable[[str], float]] = []
 
     # ---- node -----------------------------------------------------------------------------------
     def gpu_power_w(self, n: Node, i: int, has_input: bool | None = None) -> float:
@@ -122,7 +125,8 @@ class Power:
 
     def feed_w(self, feed: str) -> float:
         memo: dict[int, float] = {}
-        return sum(self.pdu_w(name, memo) for name, d in self.s.pdus.items() if d.feed == feed)
+        own = sum(self.pdu_w(name, memo) for name, d in self.s.pdus.items() if d.feed == feed)
+        return own + sum(load(feed) for load in self.feed_loads)
 
     def analyzer_reading(self, analyzer: str) -> tuple[float, float, float, float]:
         """(voltage V, current A, active power W, power factor) on the analyzer's feeds, as read."""
@@ -130,6 +134,7 @@ class Power:
         a = s.analyzers[analyzer]
         memo: dict[int, float] = {}
         power = sum(self.pdu_w(name, memo) for name, d in s.pdus.items() if d.feed in a.feeds)
+        power += sum(load(feed) for load in self.feed_loads for feed in a.feeds)
         pf = self.pf(power / max(len(s.nodes), 1))
         live = any(s.feed_up[f] for f in a.feeds)
         voltage = a.meter.read(a.voltage_v) if live else 0.0

@@ -28,6 +28,7 @@ from rackval.sim.physics.devices import (
     SelEntry,
     Switch,
 )
+from rackval.sim.physics.equipment import BUSBAR, Cdu, ColdPlate, PowerShelf
 from rackval.sim.reference import ModelParams, RackSize
 
 
@@ -47,7 +48,12 @@ class RackState:
         self.feed_up: dict[str, bool] = {}
         self.firmware: dict[str, dict[str, str]] = {}
         self.baseline: dict[str, dict[str, str]] = {}
-        self.device_kind: dict[str, str] = {}  # device name -> node | bmc | pdu | switch | analyzer
+        self.device_kind: dict[str, str] = {}  # device name -> node | bmc | pdu | switch | analyzer | cdu | ...
+        # Liquid cooling and power shelves: empty unless the design has them (``physics.equipment``).
+        self.cdus: dict[str, Cdu] = {}
+        self.cold_plates: dict[str, ColdPlate] = {}  # by node name: the liquid-cooled node trays
+        self.shelves: dict[str, PowerShelf] = {}
+        self.busbar_up = True  # the DC busbar the shelves feed (busbar PSUs have input while it is up)
         self.events: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self.t = clock.now()
@@ -70,6 +76,8 @@ class RackState:
 
     # ---- questions every part asks ----------------------------------------------------------
     def psu_has_input(self, psu: Psu) -> bool:
+        if psu.feed == BUSBAR:
+            return self.busbar_up
         return self.feed_up[psu.feed] and self.pdus[psu.pdu].outlets[psu.outlet].on
 
     def psu_status(self, psu: Psu) -> str:

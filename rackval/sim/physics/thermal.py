@@ -10,12 +10,16 @@ Physics (figures in ``ModelParams.thermal`` and ``.fans``):
   Critical). The clocks-event mask also reports GpuIdle 0x1 and SwPowerCap 0x4.
 - Fans follow a curve of the hottest GPU (100 % while powering on or with a failed fan);
   exhaust = inlet + P / (airflow x rho c_p), airflow from the duty and the working fans.
+- On a liquid-cooled node (a cold plate in the state, ``physics.cooling``) the GPU's lag aims at
+  coolant supply + R_cold_plate(flow) x P instead, fan failures leave R alone, and only the heat
+  the plates do not take reaches the exhaust air.
 """
 
 from __future__ import annotations
 
 import math
 
+from rackval.sim.physics.cooling import gpu_r_th
 from rackval.sim.physics.devices import (
     HOST_OFF,
     HOST_ON,
@@ -44,12 +48,21 @@ class Thermal:
         self.s = state
 
     def r_th(self, n: Node, g: GpuState) -> float:
+        plate = self.s.cold_plates.get(n.name)
+        if plate is not None:  # liquid cooled: the cold plate, not the fans
+            return gpu_r_th(self.s.params, plate, n.gpus) * g.r_th_factor
         th = self.s.params.thermal
         return th.gpu_r_th_c_per_w * g.r_th_factor * (1.0 + th.r_th_increase_per_failed_fan * len(n.failed_fans))
 
+    def base_c(self, n: Node, g: GpuState) -> float:
+        """What the GPU's temperature rises above: inlet air, or the coolant on a cold-plate node."""
+        if n.name in self.s.cold_plates:
+            return next(iter(self.s.cdus.values())).supply_for_plates_c() + g.delta_c
+        return self.s.ambient_c + g.delta_c
+
     def p_thermal_w(self, n: Node, g: GpuState) -> float:
         """The GPU power that holds the GPU exactly at its slowdown limit."""
-        return (self.s.params.thermal.gpu_slowdown_c - self.s.ambient_c - g.delta_c) / self.r_th(n, g)
+        return (self.s.params.thermal.gpu_slowdown_c - self.base_c(n, g)) / self.r_th(n, g)
 
     def throttled_power(self, n: Node, g: GpuState, demand: float) -> float:
         floor = min(self.s.params.power.gpu_min_w, demand)
@@ -60,7 +73,7 @@ class Thermal:
         s = self.s
         for n in s.nodes.values():
             for i, g in enumerate(n.gpu_state):
-                g.temp_c = s.ambient_c + g.delta_c + self.r_th(n, g) * s.gpu_demand_w(n, i)
+                g.temp_c = self.base_c(n, g) + self.r_th(n, g) * s.gpu_demand_w(n, i)
 
     def hottest_c(self, n: Node) -> float:
         return max((g.temp_c for g in n.gpu_state), default=self.s.ambient_c)
@@ -73,7 +86,7 @@ class Thermal:
         tau, limit = th.gpu_tau_s, th.gpu_slowdown_c
         for i, g in enumerate(n.gpu_state):
             r = self.r_th(n, g)
-            base = s.ambient_c + g.delta_c
+            base = self.base_c(n, g)
             d = s.gpu_demand_w(n, i) * factor if on else 0.0
             t_ss = base + r * d
             if not on or t_ss <= limit:
@@ -143,7 +156,10 @@ class Thermal:
         return round(self.s.params.fans.max_rpm * self.fan_duty(n) / 100.0)
 
     def exhaust_c(self, n: Node, dc_w: float) -> float:
-        """Exhaust air: inlet + P / (airflow x rho x c_p), airflow from the fan duty."""
+        """Exhaust air: inlet + P / (airflow x rho x c_p), airflow from the fan duty (on a cold-plate
+        node only the heat the plates do not take, 1 - liquid_fraction, goes to the air)."""
+        if n.name in self.s.cold_plates:
+            dc_w *= 1.0 - self.s.params.cooling.liquid_fraction
         fp = self.s.params.fans
         working = (n.fans - len(n.failed_fans)) / max(n.fans, 1)
         airflow = max(fp.max_airflow_m3_s * self.fan_duty(n) / 100.0 * working, fp.standby_airflow_m3_s)

@@ -5,8 +5,9 @@ PSU p of every node goes to feed A when p is odd, B when even; a feed gets as ma
 filled in node order; outlets are named after the PSU they feed. NIC i of every node is cabled to
 switch i % switches (tor1, tor2 ...), in node order on its free ports. A PDU is a typical unit of
 its feed's make (``size.pdu_vendor_a`` / ``_b``, see ``rackval.sim.pdu_vendors``). One analyzer measures both
-feeds, or one per feed. Serial numbers and meter seeds derive from the size's seed and the device
-name, so a rack is the same in every process.
+feeds, or one per feed. A busbar design (power shelves) has shelves on both feeds instead of PDUs;
+a liquid design one CDU with a cold plate and a leak detector per node tray. Serial numbers and
+meter seeds derive from the size's seed and the device name, so a rack is the same in every process.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rackval.sim.physics.devices import (
     Switch,
     stable_seed,
 )
+from rackval.sim.physics.equipment import BUSBAR, Bbu, Cdu, ColdPlate, LeakDetector, PowerShelf, Pump, Rectifier
 from rackval.sim.physics.inventory import Inventory
 from rackval.sim.physics.state import RackState
 
@@ -45,10 +47,55 @@ class Topology:
         return Meter(accuracy, stable_seed(self.s.size.seed, "meter", name))
 
     def build(self) -> None:
-        pdus_by_feed = self._pdus()
+        busbar = self.s.params.power_shelves.count > 0
+        pdus_by_feed = self._shelves() if busbar else self._pdus()
         self._nodes(pdus_by_feed)
         self._switches()
         self._analyzers()
+        if self.s.params.cooling.mode == "liquid":
+            self._cdu()
+
+    def _shelves(self) -> dict[str, list[str]]:
+        """A busbar design: power shelves on both feeds (rectifier r on feed A when odd, B when
+        even), BBUs in every shelf, and no PDUs (nodes draw from the busbar)."""
+        s, ps = self.s, self.s.params.power_shelves
+        for feed in FEEDS:
+            s.feed_up[feed] = True
+        for i in range(1, ps.count + 1):
+            name = f"shelf{i}"
+            s.shelves[name] = PowerShelf(
+                name=name,
+                info=DeviceInfo("SimCo", "SC-PS33", self._serial("PS", name), "1.2.1"),
+                feeds=FEEDS,
+                rectifiers=[
+                    Rectifier(f"PSU{r}", FEEDS[(r - 1) % 2], ps.psu_rated_w) for r in range(1, ps.psus_per_shelf + 1)
+                ],
+                bbus=[Bbu(f"BBU{b}", ps.bbu_capacity_wh) for b in range(1, ps.bbus_per_shelf + 1)],
+                meter=self._meter(0.01, name),
+            )
+            self.inventory.add(name, "power_shelf", {"firmware": "1.2.1"})
+        return {}
+
+    def _cdu(self) -> None:
+        """A liquid design: one in-rack CDU, a cold plate and a leak detector per node tray."""
+        s, c = self.s, self.s.params.cooling
+        name = "cdu1"
+        detectors = [LeakDetector(f"{node}-tray", node) for node in s.nodes]
+        detectors += [LeakDetector("CDU-Moisture", name), LeakDetector("CDU-Overflow", name)]
+        s.cdus[name] = Cdu(
+            name=name,
+            info=DeviceInfo("SimCo", "SC-CDU150", self._serial("CDU", name), "3.2.0"),
+            pumps=[Pump(f"Pump{p}", c.pump_speed_percent) for p in range(1, c.pumps + 1)],
+            detectors=detectors,
+            setpoint_c=c.supply_setpoint_c,
+            supply_c=c.supply_setpoint_c,
+            reservoir_l=c.reservoir_l,
+            reservoir_capacity_l=c.reservoir_l,
+            meter=self._meter(0.02, name),
+        )
+        for node in s.nodes:
+            s.cold_plates[node] = ColdPlate(node)
+        self.inventory.add(name, "cdu", {"firmware": "3.2.0"})
 
     def _pdus(self) -> dict[str, list[str]]:
         s, size, prm = self.s, self.s.size, self.s.params
@@ -88,6 +135,9 @@ class Topology:
             node_name = f"node{n:02d}"
             psus = []
             for p in range(1, size.psus_per_node + 1):
+                if not pdus_by_feed:  # a busbar design: the node's PSUs are DC-DC stages on the busbar
+                    psus.append(Psu(name=f"PSU{p}", feed=BUSBAR, pdu="", outlet=0, rated_w=prm.psu.rated_w))
+                    continue
                 feed = FEEDS[(p - 1) % 2]
                 slot = next_outlet[feed] - 1
                 next_outlet[feed] += 1

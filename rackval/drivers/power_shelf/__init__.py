@@ -1,0 +1,1 @@
+"""Power shelf drivers: rectifiers feeding a DC busbar, with battery backup units."""
