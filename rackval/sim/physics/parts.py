@@ -57,7 +57,7 @@ class ModelParts:
     def integrate(self, dt: float) -> None:
         """Advance by ``dt``, in steps short enough for the coolant's supply-temperature lag (one
         step when it is settled or the rack has no CDU)."""
-        s = self.state
+        s, t0, total = self.state, self.state.t, dt
         step = self.cooling.max_step_s()
         while dt > step:
             self._integrate_step(step)
@@ -65,6 +65,8 @@ class ModelParts:
             dt -= step
             step = self.cooling.max_step_s()
         self._integrate_step(dt)
+        s.t = t0
+        self.network.integrate(total)  # link counters do not depend on the coolant: one exact step
 
     def _integrate_step(self, dt: float) -> None:
         self.cooling.begin_step(dt)
@@ -72,7 +74,6 @@ class ModelParts:
             self.power.integrate_node(n, dt)
         self.cooling.end_step(dt)
         self.shelves.integrate(dt)
-        self.network.integrate(dt)
 
     def update(self) -> None:
         """Bring the state up to ``clock.now()``: due events at their own times, then integrate."""

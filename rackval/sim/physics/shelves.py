@@ -108,14 +108,18 @@ class Shelves:
         """AC power the shelves draw from ``feed`` (what an analyzer on that feed measures)."""
         return sum(self.rectifier_input_w(r) for sh in self.s.shelves.values() for r in sh.rectifiers if r.feed == feed)
 
-    def bbu_power_w(self, b: Bbu) -> float:
-        """Positive: discharging onto the busbar; negative: charging."""
+    def bbu_powers(self) -> dict[int, float]:
+        """Every BBU's power by ``id``, from one computation of the flows. Positive: discharging
+        onto the busbar (the deficit shared by the BBUs above their floor); negative: charging."""
         _, discharge, charge = self.flows()
         if discharge > 0:
             avail = self.available_bbus()
-            return discharge / len(avail) if b in avail else 0.0
+            return {id(b): discharge / len(avail) if b in avail else 0.0 for b in self.bbus()}
         wanting = [x for x in self.bbus() if x.soc < 1.0 - SOC_EPS and x.capacity_factor > 0]
-        return -charge / len(wanting) if b in wanting else 0.0
+        return {id(b): -charge / len(wanting) if b in wanting else 0.0 for b in self.bbus()}
+
+    def bbu_power_w(self, b: Bbu) -> float:
+        return self.bbu_powers()[id(b)]
 
     def busbar_voltage_v(self) -> float:
         if not self.s.busbar_up:
@@ -156,13 +160,14 @@ class Shelves:
         if s.busbar_up and load > capacity + len(avail) * ps.bbu_rated_w + 1e-9:
             s.busbar_up = False
             self._tripped_capacity = capacity
+        powers = self.bbu_powers()
         for b in self.bbus():
-            power = self.bbu_power_w(b)
+            power = powers[id(b)]
             b.mode = "Discharging" if power > 0 else "Charging" if power < 0 else "Idle"
         # The next moment a BBU reaches its floor (discharging) or full (charging): the flows change.
         times = []
         for b in self.bbus():
-            power, energy_wh = self.bbu_power_w(b), b.capacity_wh * b.capacity_factor
+            power, energy_wh = powers[id(b)], b.capacity_wh * b.capacity_factor
             if power > 0:
                 times.append((b.soc - ps.bbu_soc_floor) * energy_wh * ps.bbu_discharge_efficiency * 3600.0 / power)
             elif power < 0:
@@ -177,8 +182,9 @@ class Shelves:
         if not self.s.shelves or dt <= 0:
             return
         ps = self.s.params.power_shelves
+        powers = self.bbu_powers()
         for b in self.bbus():
-            power = self.bbu_power_w(b)
+            power = powers[id(b)]
             energy_wh = b.capacity_wh * b.capacity_factor
             if power > 0:
                 b.soc = max(b.soc - power * dt / 3600.0 / (ps.bbu_discharge_efficiency * energy_wh), ps.bbu_soc_floor)
