@@ -474,7 +474,7 @@ def test_traceability_actions_diagnostics_and_telemetry(any_store: Any, tmp_path
 
     # Telemetry: one figure per kind of channel (device kind + name with numbers folded), each in one
     # unit, with the envelope of all its channels; the limit borrowed from the measurement.
-    tel = _section(text, 'id="telemetry"', "<h2>Requirements and measurements</h2>")
+    tel = _section(text, 'id="telemetry"', "<h2>Measurements</h2>")
     assert "1,200 samples on 12 channels" in tel
     assert tel.count("<svg") == 3  # GPU temperature, outlet power, and the oddly named channel on its own
     assert 'aria-label="node/gpu#.temp: 1 channel"' in tel and 'aria-label="pdu/outlet#.power: 10 channels"' in tel
@@ -595,7 +595,7 @@ def test_many_channels_report_is_bounded(store: SqliteStore, tmp_path: Path) -> 
     store.finish_run("run-wide", "passed", T0 + 400)
     first = render_report(store, "run-wide", tmp_path / "a")
     text = first.read_text(encoding="utf-8")
-    tel = _section(text, 'id="telemetry"', "<h2>Requirements and measurements</h2>")
+    tel = _section(text, 'id="telemetry"', "<h2>Measurements</h2>")
     assert tel.count("<svg") == 8  # MAX_TELEMETRY_PLOTS of the 10 units
     assert "120,000 samples on 300 channels" in tel
     assert _section(text, 'id="channels"', "</table>").count("<tr") == 301

@@ -405,3 +405,27 @@ def test_summaries_mid_soak_read_closed_and_open_segments_and_memory_stays_flat(
         assert last == 2.0 * k and missing == len(range(0, k + 1, 7))
     assert held[0] == held[-1]  # the sampler's own arrays: the same size after 10 and 2,000 ticks
     assert sampler.stats.stored == 4000
+
+
+def test_a_second_sampler_on_the_same_channels_sees_only_its_own_ticks(store: object) -> None:
+    """A plan samples feed power twice in one run (feed A dropped, then feed B): the second
+    sampler's series and summaries are its own ticks, not the first one's as well, although both
+    write the same channels of the same run (the report still sees both)."""
+    clock = FakeClock(start=0.0)
+    level = {"now": 100.0}
+    dev = FakeDevice("an-a", clock, lambda t: {"power_w": level["now"]})
+    channels = channels_of(dev, {"power_w": "W"})
+    first = Sampler(FakeRack([dev]), clock, store, "run-1", channels, virtual=True)
+    first.run(1000.0)  # closes a 900 s segment and folds the rest at the end
+    level["now"] = 5.0
+    second = Sampler(FakeRack([dev]), clock, store, "run-1", channels, virtual=True)
+    mid: list[tuple[int, float | None]] = []
+    second.run(20.0, on_tick=lambda k, t: mid.append((second.summary("an-a/power_w").count,
+                                                       second.summary("an-a/power_w").max)) if k == 9 else None)
+    times, values = second.series("an-a/power_w")
+    assert times.tolist() == [1000.0 + i for i in range(20)] and set(values.tolist()) == {5.0}
+    s = second.summary("an-a/power_w")
+    assert (s.count, s.max, s.mean) == (20, 5.0, 5.0)
+    assert mid == [(10, 5.0)]  # mid-run: its open segment only, not the first sampler's segments
+    assert first.summary("an-a/power_w").count == 1000  # the first one's summaries still reach back
+    assert len(store.samples("run-1", "an-a/power_w")) == 1020  # type: ignore[attr-defined]

@@ -406,7 +406,7 @@ REPORT_SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("telemetry", "Telemetry", "telemetry", telemetry_section),
     ReportSection("cooling", "Cooling loop", "cooling", cooling_section),
     ReportSection("shelves", "Power shelves", "shelves", shelves_section),
-    ReportSection("measurements", "Requirements and measurements", "all-measurements", measurements_section),
+    ReportSection("measurements", "Measurements", "all-measurements", measurements_section),
     ReportSection("tests", "Tests", "tests", tests_section),
     ReportSection("devices", "Devices", "device-list", devices_section),
     ReportSection("actions", "Action log", "actions", actions_section),

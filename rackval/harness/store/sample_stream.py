@@ -62,6 +62,8 @@ class SampleStream:
         self._folding: Future[None] | None = None
         self._kept: list[journals.Journal] = []  # journals whose fold failed: replayed at the next open
         self.folded = 0  # samples committed as segments so far
+        self._first_t: float | None = None  # this stream's first and last tick: its history's span
+        self._last_t = 0.0
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray, int]:
         return np.empty(self.capacity), np.empty((self.capacity, len(self.keys))), 0
@@ -87,6 +89,9 @@ class SampleStream:
             raise ValueError(f"telemetry: a tick of {len(self.keys)} channels, not of shape {row.shape}")
         if self._journal is not None:
             self._journal.append(marshal.dumps((float(t), row.tobytes()), journals.MARSHAL_VERSION))
+        if self._first_t is None:
+            self._first_t = float(t)
+        self._last_t = float(t)
         k = self._ticks
         self._times[k] = t
         self._values[k] = row
@@ -118,20 +123,31 @@ class SampleStream:
     def history(self, index: int) -> Arrays:
         """(t, values) of the stream's channel ``index`` so far: its committed segments, then the
         open ones (for the sampler's summaries; call from the thread that appends, or hold its
-        lock)."""
+        lock). Only this stream's ticks: another sampler of the same run on the same channel, before
+        or after this one (a plan sampling feed power in two steps), wrote segments outside this
+        stream's span, and those are left out. (Two samplers of one channel at the same time
+        would share a span: the plans never do that.)"""
         self._wait()
+        if self._first_t is None:
+            return np.zeros(0), np.zeros(0)
         run_id, channel, device, unit = self.keys[index]
-        t, v = self.store.sample_arrays(run_id, channel, device=device, unit=unit)
+        t, v = self.store.sample_arrays(run_id, channel, device=device, unit=unit, start=self._first_t,
+                                        end=self._last_t)
         k = self._ticks
         if not k:
             return t, v
         return np.concatenate((t, self._times[:k])), np.concatenate((v, self._values[:k, index]))
 
     def history_values(self, index: int) -> np.ndarray:
-        """The values alone of ``history(index)``, in time order (their times not decoded)."""
+        """The values alone of ``history(index)``, in time order (their times not decoded): the
+        segments this stream wrote begin within its span."""
         self._wait()
+        if self._first_t is None:
+            return np.zeros(0)
         run_id, channel, device, unit = self.keys[index]
-        parts = [v for _, v in self.store.sample_values(run_id, channel, device=device, unit=unit)]
+        found = self.store.sample_values(run_id, channel, device=device, unit=unit,
+                                        segments_within=(self._first_t, self._last_t))
+        parts = [v for _, v in found]
         parts.append(self._values[: self._ticks, index])
         return np.concatenate(parts)
 

@@ -212,14 +212,26 @@ class SampleSegments(JournalReplay):
         yield from self._series_arrays(run_id, None, None, None, None, None)
 
     def sample_values(
-        self, run_id: str, channel: str | None = None, *, device: str | None = None, unit: str | None = None
+        self,
+        run_id: str,
+        channel: str | None = None,
+        *,
+        device: str | None = None,
+        unit: str | None = None,
+        segments_within: tuple[float, float] | None = None,
     ) -> Iterator[tuple[tuple[str, str, str], np.ndarray]]:
         """((channel, device, unit), values) of every series of a run (or of the filter), in that
         order, NaN where missing; the values in their segments' order (time order for a series
         written by one stream), their times not decoded: for statistics such as a percentile.
-        One query; memory: the value blobs and one series decoded."""
+        ``segments_within``: only segments that begin within that clock span (a stream's own
+        segments; whole segments, as no time is decoded). One query; memory: the value blobs and
+        one series decoded."""
         where, args = ["s.run_id = ?"], [run_id]
-        for clause, value in (("s.channel = ?", channel), ("s.device = ?", device), ("s.unit = ?", unit)):
+        for clause, value in (
+            ("s.channel = ?", channel), ("s.device = ?", device), ("s.unit = ?", unit),
+            ("g.t_first >= ?", segments_within and segments_within[0]),
+            ("g.t_first <= ?", segments_within and segments_within[1]),
+        ):  # fmt: skip
             if value is not None:
                 where.append(clause)
                 args.append(value)
