@@ -260,7 +260,7 @@ def test_a_power_shelf_map_is_not_served_as_a_cdu(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_missing_cdu_is_one_line(tmp_path: Path) -> None:
+def test_missing_cdu_is_one_line_and_the_served_map_is_copied(tmp_path: Path) -> None:
     air = RackModel(RackSize(nodes=1), SimClock(time_scale=0.0), REFERENCE_PARAMS)
     with pytest.raises(ValueError, match=r"no CDU 'cdu1' in the model \(have none\)"):
         start_cdu_modbus(air, "cdu1")
