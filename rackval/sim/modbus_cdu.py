@@ -4,18 +4,24 @@ Why a module of its own: facility equipment often speaks Modbus rather than Redf
 ``modbus-cdu`` driver reads it through a register map (YAML, format in racks/modbus-maps/README.md).
 This server is the other side: it serves the same CDU as ``redfish_cdu`` — the one model, read at
 request time — laid out as a register map says (by default ``racks/modbus-maps/generic-cdu.yaml``,
-the generic layout the map format ships). Each map field is filled from the model:
+the generic layout the map format ships). The format is the driver's
+(``rackval.drivers.modbus.register_map``): the map is loaded and checked by ``load_register_map``
+(a wrong map is the driver's error, naming file:line: field), served words are ``to_words`` of a
+field's value and written words are read with ``decode``, so the two sides cannot disagree on an
+encoding, a word order, a scale, a unit or an invalid marker. What this module owns is which model
+quantity fills which map field, in the field's unit (the unit its name ends in):
 
-- ``loops.primary.*`` / ``loops.secondary.*``: the CDU's readings (``model.cooling.reading``), in
-  the point's unit (C, L/min, kPa or bar, kW or W); a field the model has no value for (primary
-  pressures) is served as the point's ``invalid`` marker, or not at all (exception 2);
+- ``loops.primary.*`` / ``loops.secondary.*``: the CDU's readings (``model.cooling.reading``);
+  a field the model has no value for (primary pressures) is served as the point's ``invalid``
+  marker, or not at all (exception 2);
 - ``pumps.<name>``: the map's n-th pump is the CDU's n-th (state, health, speed, set point, run);
 - ``leak_detectors.<name>``: the map's n-th detector is the CDU's n-th own detector;
 - ``filters``, ``reservoirs``, ``identity``, ``cooling_mode``: as the Redfish CDU reports them.
 
-Writes reach the model only through the map's ``writable`` points: a pump's ``run`` coil starts or
-stops that pump, its ``setpoint_pct`` sets that pump's speed. Any other write, and any read of
-an address the map does not give, answers exception 2 (Illegal Data Address), as a device does.
+Writes reach the model only through the map's ``writable`` points: a pump's ``run`` point starts or
+stops that pump, its ``setpoint_pct`` sets that pump's speed (above 0, at most 100 %). Any other
+write, and any read of an address the map does not give (or of a value its point cannot hold),
+answers exception 2 (Illegal Data Address), as a device does.
 """
 
 from __future__ import annotations
@@ -23,108 +29,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.server import ModbusTcpServer
 
+from rackval.core.errors import ConfigError
+from rackval.drivers.modbus.register_map import BIT_TABLES, CONTROL, RegisterMap, decode, load_register_map, to_words
 from rackval.sim.equipment_model import CduReading
 from rackval.sim.model import RackModel
 
 DEFAULT_MAP = Path(__file__).resolve().parents[2] / "racks" / "modbus-maps" / "generic-cdu.yaml"
+# Modbus function code -> the table it reads or writes (the protocol's, not the map's)
 _TABLES = {1: "coil", 2: "discrete", 3: "holding", 4: "input", 5: "coil", 15: "coil", 6: "holding", 16: "holding"}
-_WIDTH = {"u16": 1, "s16": 1, "bool": 1, "u32": 2, "s32": 2, "f32": 2}
-# the point's unit per unit of the model's (temperatures C, flows L/min, pressures kPa, heat kW ...)
-_FROM_MODEL = {"C": 1.0, "L/min": 1.0, "kPa": 1.0, "bar": 0.01, "kW": 1.0, "W": 1000.0, "%": 1.0, "h": 1.0, "L": 1.0}
-
-
-@dataclass(frozen=True)
-class Point:
-    """One point of a register map (the fields the server needs)."""
-
-    field: str
-    table: str
-    address: int
-    type: str
-    big_endian_words: bool
-    scale: float = 1.0
-    unit: str | None = None
-    invalid: tuple[int, ...] = ()
-    enum: dict[int, str] = field(default_factory=dict)
-    writable: bool = False
-
-
-def load_points(path: Path) -> list[Point]:
-    """The points of a register map file; a malformed one raises ValueError naming file and point."""
-    doc = yaml.safe_load(Path(path).read_text())
-    if not isinstance(doc, dict) or not isinstance(doc.get("points"), list):
-        raise ValueError(f"{path}: not a register map (no points: list)")
-    offset, order = int(doc.get("address_offset", 0)), doc.get("word_order", "big")
-    points = []
-    for i, p in enumerate(doc["points"]):
-        try:
-            table = p["table"]
-            kind = p.get("type", "bool" if table in ("coil", "discrete") else "u16")
-            if kind not in _WIDTH or table not in ("coil", "discrete", "holding", "input"):
-                raise ValueError(f"type {kind!r} / table {table!r}")
-            points.append(Point(
-                p["field"], table, int(p["register"]) - offset, kind, p.get("word_order", order) == "big",
-                float(p.get("scale", 1.0)), p.get("unit"), tuple(p.get("invalid", ())),
-                {int(k): str(v) for k, v in (p.get("enum") or {}).items()}, bool(p.get("writable", False)),
-            ))  # fmt: skip
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: points.{i}: cannot serve this point ({exc})") from None
-    return points
-
-
-def _members(points: list[Point], group: str) -> list[str]:
-    """Member names of ``group`` (pumps, leak_detectors) in the map's order."""
-    seen: list[str] = []
-    for p in points:
-        parts = p.field.split(".")
-        if parts[0] == group and parts[1] not in seen:
-            seen.append(parts[1])
-    return seen
-
-
-def _words(p: Point, value: Any) -> list[int] | None:
-    """The raw words (or bit) of ``value`` as ``p`` encodes it; None when it cannot be served."""
-    if value is None:
-        return [p.invalid[0]] if p.invalid else None
-    if p.enum:
-        raw = next((k for k, word in p.enum.items() if word == value), None)
-        return None if raw is None else [raw]
-    if p.type == "bool":
-        return [1 if value else 0]
-    v = float(value) * _FROM_MODEL.get(p.unit or "", 1.0) / p.scale
-    if p.type == "f32":
-        hi, lo = struct.unpack(">HH", struct.pack(">f", v))
-    elif p.type in ("u32", "s32"):
-        n = round(v) & 0xFFFFFFFF
-        hi, lo = n >> 16, n & 0xFFFF
-    else:
-        return [round(v) & 0xFFFF]
-    return [hi, lo] if p.big_endian_words else [lo, hi]
 
 
 class CduRegisters:
     """The CDU's registers as a map lays them out, read from (and written to) the model."""
 
-    def __init__(self, model: RackModel, cdu: str, points: list[Point]) -> None:
-        self.model, self.cdu, self.points = model, cdu, points
-        self.pumps = dict(zip(_members(points, "pumps"), [p.name for p in model.cooling.cdu(cdu).pumps], strict=False))
+    def __init__(self, model: RackModel, cdu: str, register_map: RegisterMap) -> None:
+        self.model, self.cdu, self.map = model, cdu, register_map
+        pumps = [p.name for p in model.cooling.cdu(cdu).pumps]
+        self.pumps = dict(zip(register_map.members("pumps"), pumps, strict=False))
         own = [d.name for d in model.cooling.cdu(cdu).detectors if d.where == cdu]
-        self.detectors = dict(zip(_members(points, "leak_detectors"), own, strict=False))
+        self.detectors = dict(zip(register_map.members("leak_detectors"), own, strict=False))
 
     def values(self) -> dict[str, Any]:
-        """Every field the model can fill, in the model's units (states as Redfish words)."""
+        """Every field the model can fill, in the field's unit (states as Redfish words, None: no reading)."""
         r: CduReading = self.model.cooling.reading(self.cdu)
         info = self.model.cooling.cdu(self.cdu).info
         level = 100.0 * r.reservoir_l / r.reservoir_capacity_l
@@ -151,7 +86,7 @@ class CduRegisters:
                 f"pumps.{name}.state": {"OK": "Enabled", "Stopped": "Disabled"}.get(p.status, "UnavailableOffline"),
                 f"pumps.{name}.health": "Critical" if p.status == "Failed" else "OK",
                 f"pumps.{name}.speed_pct": p.speed_percent, f"pumps.{name}.setpoint_pct": p.setpoint_percent,
-                f"pumps.{name}.control_mode": "Manual", f"pumps.{name}.run": p.status != "Stopped",
+                f"pumps.{name}.control_mode": "Manual", f"pumps.{name}.{CONTROL}": p.status != "Stopped",
             }  # fmt: skip
         leaks = {name: state for name, _, state in r.leaks}
         for name, detector in self.detectors.items():
@@ -162,31 +97,35 @@ class CduRegisters:
         """``count`` words (bits) from ``address``; None when any of them is not served."""
         values = self.values()
         served: dict[int, int] = {}
-        for p in self.points:
+        for p in self.map.points:
             if p.table == table and p.field in values:
-                words = _words(p, values[p.field])
-                if words is not None:
-                    served.update({p.address + i: w for i, w in enumerate(words)})
+                try:
+                    words = to_words(p, self.map.order(p), values[p.field])
+                except ValueError:  # a value the point cannot hold (no invalid marker, no enum word): not served
+                    continue
+                served.update({self.map.address(p) + i: w for i, w in enumerate(words)})
         if any(a not in served for a in range(address, address + count)):
             return None
         return [served[a] for a in range(address, address + count)]
 
-    def write(self, table: str, address: int, values: Sequence[int | bool]) -> bool:
+    def write(self, table: str, address: int, words: Sequence[int | bool]) -> bool:
         """Apply a write to the model through the map's writable points; False: refused."""
-        point = next((p for p in self.points if p.table == table and p.address == address and p.writable), None)
-        if point is None or len(values) != 1:
+        m = self.map
+        point = next((p for p in m.points if p.table == table and m.address(p) == address and p.writable), None)
+        if point is None or len(words) != point.words:
             return False
-        member = point.field.split(".")
-        if member[0] != "pumps" or member[1] not in self.pumps:
+        collection, member, leaf = point.field.split(".")  # a writable point is <list>.<name>.run / .setpoint_pct
+        if collection != "pumps" or member not in self.pumps:
             return False
-        if member[2] == "run":
-            self.model.cooling.set_pump(self.cdu, self.pumps[member[1]], bool(values[0]))
+        try:
+            value = decode(point, m.order(point), words)
+        except ValueError:  # a state value the point's enum does not list
+            return False
+        if leaf == CONTROL and isinstance(value, bool):
+            self.model.cooling.set_pump(self.cdu, self.pumps[member], value)
             return True
-        if member[2] == "setpoint_pct":
-            percent = int(values[0]) * point.scale
-            if not 0 < percent <= 100:
-                return False
-            self.model.cooling.set_pump_speed(self.cdu, self.pumps[member[1]], percent)
+        if leaf == "setpoint_pct" and isinstance(value, float) and 0 < value <= 100:
+            self.model.cooling.set_pump_speed(self.cdu, self.pumps[member], value)
             return True
         return False
 
@@ -204,7 +143,7 @@ class _LiveContext(ModbusServerContext):
         words = self.registers.read(table, address, count) if table else None
         if words is None:
             return ExcCodes.ILLEGAL_ADDRESS
-        return [bool(w) for w in words] if table in ("coil", "discrete") else words
+        return [bool(w) for w in words] if table in BIT_TABLES else words
 
     async def async_setValues(self, device_id: int, func_code: int, address: int, values: Any) -> Any:
         table = _TABLES.get(func_code)
@@ -228,7 +167,10 @@ class ModbusCduServer:
     def __init__(self, model: RackModel, cdu: str, host: str, map_path: Path) -> None:
         self.device = f"{cdu}-modbus"
         self.host = host
-        self.registers = CduRegisters(model, cdu, load_points(map_path))
+        register_map = load_register_map(map_path)
+        if register_map.kind != "cdu":
+            raise ConfigError(f"{map_path}: a {register_map.kind} register map, not a cdu map: a CDU cannot serve it")
+        self.registers = CduRegisters(model, cdu, register_map)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -1,8 +1,11 @@
 """The simulated Modbus TCP CDU, read and written with pymodbus's own client (a third party), laid
 out as the generic register map (racks/modbus-maps/generic-cdu.yaml) says: readings follow the
 model and its faults, writes reach it only through writable points, unknown addresses and bad
-maps are refused. Last, the whole liquid rack started as ``rackval sim`` starts it: its rack file
-lists the CDU (Redfish and Modbus) and the power shelves with the drivers that read them."""
+maps are refused. The server speaks the driver's register map format: every point it serves
+decodes (``register_map.decode``) to the model's value, in any encoding and unit a map may give,
+the ``modbus-cdu`` driver's writes reach the model, and a map the driver refuses the server refuses
+with the same message. Last, the whole liquid rack started as ``rackval sim`` starts it: its rack
+file lists the CDU (Redfish and Modbus) and the power shelves with the drivers that read them."""
 
 from __future__ import annotations
 
@@ -15,9 +18,13 @@ from typing import Any
 import pytest
 from pymodbus.client import ModbusTcpClient
 
+from rackval.core.errors import ConfigError
+from rackval.drivers.config import DeviceConfig
+from rackval.drivers.modbus.modbus_device import ModbusCdu
+from rackval.drivers.modbus.register_map import Point, RegisterMap, decode, load_register_map
 from rackval.sim.clock import SimClock
 from rackval.sim.faults import make_fault
-from rackval.sim.modbus_cdu import DEFAULT_MAP, load_points, start_cdu_modbus, write_register_map
+from rackval.sim.modbus_cdu import DEFAULT_MAP, ModbusCduServer, start_cdu_modbus, write_register_map
 from rackval.sim.model import REFERENCE_PARAMS, RackModel, RackSize
 from rackval.sim.reference import load_model_params
 
@@ -25,13 +32,48 @@ REPO = Path(__file__).resolve().parents[2]
 SIZE, PARAMS = load_model_params(REPO / "racks" / "sim-liquid-params.yaml")
 
 
-@pytest.fixture
-def cdu() -> Iterator[tuple[RackModel, ModbusTcpClient]]:
+# The encodings and units the generic map does not use: word-swapped 32-bit values, F, gpm, psi, a
+# 32-bit invalid marker, a run point in a holding register whose words are not 0 / 1, a float set point.
+ODD_MAP = """\
+kind: cdu
+name: odd encodings
+source: a test
+word_order: little
+address_offset: 40001
+points:
+  - {field: loops.secondary.supply_temp_c, table: input, register: 40001, type: f32, unit: F}
+  - {field: loops.secondary.return_temp_c, table: input, register: 40003, type: s32, scale: 0.01, unit: K}
+  - {field: loops.secondary.flow_lpm, table: input, register: 40005, type: u32, scale: 0.01, unit: gpm}
+  - {field: loops.secondary.supply_pressure_kpa, table: input, register: 40007, type: s16, scale: 0.1, unit: psi}
+  - {field: loops.secondary.heat_kw, table: input, register: 40008, type: u32, word_order: big, unit: W}
+  - {field: loops.primary.supply_pressure_kpa, table: input, register: 40010, type: u32, invalid: [4294967295]}
+  - {field: pumps.A.state, table: input, register: 40012, enum: {5: Disabled, 6: Enabled, 7: UnavailableOffline}}
+  - {field: pumps.A.setpoint_pct, table: holding, register: 40013, type: f32, writable: true}
+  - {field: pumps.A.run, table: holding, register: 40015, writable: true, enum: {1: off, 2: on}}
+  - {field: pumps.B.run, table: coil, register: 40001, writable: true}
+  - {field: leak_detectors.Tray.detector_state, table: discrete, register: 40001, enum: {0: OK, 1: Critical}}
+"""
+
+
+def _model() -> RackModel:
     clock = SimClock(time_scale=0.0)
     model = RackModel(SIZE, clock, PARAMS)
     for n in model.nodes:
         model.set_utilization(n, 0.8)
     clock.advance(300.0)
+    return model
+
+
+def _driver(server: ModbusCduServer, register_map: Path) -> ModbusCdu:
+    return ModbusCdu(DeviceConfig(
+        name=server.device, kind="cdu", driver="modbus-cdu", host=server.host, port=server.port,
+        options={"register_map": str(register_map)}, timeout_s=3.0,
+    ))  # fmt: skip
+
+
+@pytest.fixture
+def cdu() -> Iterator[tuple[RackModel, ModbusTcpClient]]:
+    model = _model()
     server = start_cdu_modbus(model, "cdu1")
     client = ModbusTcpClient(server.host, port=server.port, timeout=3, retries=0)
     assert client.connect()
@@ -100,11 +142,125 @@ def test_an_address_the_map_lacks_is_illegal(cdu: tuple[RackModel, ModbusTcpClie
     assert client.read_input_registers(128, count=3).isError()  # runs past the last served register (129)
 
 
-def test_bad_map_and_missing_cdu_are_one_line(tmp_path: Path) -> None:
+def _read(client: ModbusTcpClient, m: RegisterMap, point: Point) -> list[int]:
+    """The point's words (or bit) as pymodbus's client reads them from the server."""
+    address, n = m.address(point), point.words
+    if point.table == "coil":
+        return [int(b) for b in ok(client.read_coils(address, count=1)).bits[:1]]
+    if point.table == "discrete":
+        return [int(b) for b in ok(client.read_discrete_inputs(address, count=1)).bits[:1]]
+    read = client.read_holding_registers if point.table == "holding" else client.read_input_registers
+    return list(ok(read(address, count=n)).registers)
+
+
+def _step(m: RegisterMap, point: Point) -> float:
+    """The value of one raw step of ``point`` in the field's unit (0 for a float or a state)."""
+    if point.kind == "f32" or point.enum or point.table in ("coil", "discrete"):
+        return 0.0
+    one, zero = [0] * (point.words - 1) + [1], [0] * point.words
+    return abs(float(decode(point, "big", one) or 0) - float(decode(point, "big", zero) or 0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("which", ["generic", "odd"])
+def test_every_point_served_decodes_to_the_models_value(
+    which: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = DEFAULT_MAP if which == "generic" else tmp_path / "odd.yaml"
+    if which == "odd":
+        path.write_text(ODD_MAP)
+    m = load_register_map(path)
+    model = _model()
+    model.inject(make_fault("pump_failure", "cdu1", "Pump1"))  # a state beyond Enabled / Disabled
+    server = start_cdu_modbus(model, "cdu1", map_path=path)
+    want = server.registers.values()  # one instant: each reading carries its meter's noise
+    monkeypatch.setattr(server.registers, "values", lambda: want)
+    client = ModbusTcpClient(server.host, port=server.port, timeout=3, retries=0)
+    try:
+        assert client.connect()
+        for point in m.points:
+            got = decode(point, m.order(point), _read(client, m, point))
+            value = want[point.field]
+            if isinstance(value, float):
+                assert got == pytest.approx(value, rel=1e-6, abs=_step(m, point) / 2 + 1e-9), point.field
+            else:
+                assert got == value, point.field
+    finally:
+        client.close()
+        server.stop()
+    true = model.cooling.cdu("cdu1")
+    assert want["loops.secondary.supply_temp_c"] == pytest.approx(true.supply_c, rel=0.05)
+    assert want["loops.secondary.flow_lpm"] == pytest.approx(true.flow_lpm, rel=0.05)
+    assert want["loops.secondary.heat_kw"] == pytest.approx(model._parts.cooling.heat_w() / 1000, rel=0.05)
+    assert want["loops.primary.supply_pressure_kpa"] is None  # the model has no primary pressures
+    first = m.members("pumps")[0]
+    assert (want[f"pumps.{first}.state"], want[f"pumps.{first}.run"]) == ("UnavailableOffline", True)
+
+
+def test_the_drivers_reads_and_writes_reach_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "odd.yaml"
+    path.write_text(ODD_MAP)
+    model = _model()
+    server = start_cdu_modbus(model, "cdu1", map_path=path)
+    reading = model.cooling.reading("cdu1")  # one instant: each reading carries its meter's noise
+    monkeypatch.setattr(model.cooling, "reading", lambda cdu: reading)
+    driver = _driver(server, path)
+    try:
+        primary, secondary = driver.loops()
+        assert (primary.loop, primary.supply_pressure_kpa, secondary.loop) == ("primary", None, "secondary")
+        assert secondary.supply_temp_c == pytest.approx(reading.supply_c, rel=1e-6)
+        assert secondary.return_temp_c == pytest.approx(reading.return_c, abs=0.006)  # hundredths of K
+        assert secondary.flow_lpm == pytest.approx(reading.flow_lpm, abs=0.03)  # hundredths of a gpm
+        assert secondary.supply_pressure_kpa == pytest.approx(reading.supply_kpa, abs=0.35)  # tenths of a psi
+        assert secondary.heat_kw == pytest.approx(reading.heat_w / 1000, abs=0.0006)  # whole W
+        assert [p.name for p in driver.pumps()] == ["A", "B"]
+        pumps = model.cooling.cdu("cdu1").pumps
+        driver.set_pump("A", False)  # holding register 40015 := 1 (off)
+        assert [p.running for p in pumps] == [False, True]
+        driver.set_pump("A", True)  # := 2 (on)
+        driver.set_pump_speed("A", 55.0)  # a word-swapped float
+        driver.set_pump("B", False)  # a coil
+        assert [(p.running, p.speed_percent) for p in pumps] == [
+            (True, 55.0),
+            (False, PARAMS.cooling.pump_speed_percent),
+        ]
+    finally:
+        driver.close()
+        server.stop()
+
+
+BAD_MAPS = {
+    "unknown type": "  - {field: cooling_mode, table: input, register: 1, type: u64, enum: {1: Enabled}}\n",
+    "missing register": "  - {field: loops.secondary.flow_lpm, table: input}\n",
+    "unit that cannot fill the field": "  - {field: loops.secondary.flow_lpm, table: input, register: 1, unit: bar}\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MAPS))
+def test_a_map_the_driver_refuses_the_server_refuses_alike(case: str, tmp_path: Path) -> None:
     bad = tmp_path / "map.yaml"
-    bad.write_text("kind: cdu\npoints:\n  - {field: cooling_mode, table: input}\n")
-    with pytest.raises(ValueError, match=r"map\.yaml: points\.0: cannot serve this point"):
-        load_points(bad)
+    good = "  - {field: loops.secondary.supply_temp_c, table: input, register: 0}\n"
+    bad.write_text("kind: cdu\nname: bad\nsource: a test\npoints:\n" + good + BAD_MAPS[case])
+    with pytest.raises(ConfigError) as driver_error:
+        ModbusCdu(DeviceConfig(name="m", kind="cdu", driver="modbus-cdu", host="127.0.0.1", port=1,
+                               options={"register_map": str(bad)}))  # fmt: skip
+    with pytest.raises(ConfigError) as server_error:
+        start_cdu_modbus(_model(), "cdu1", map_path=bad)
+    assert str(server_error.value) == str(driver_error.value)
+    header, *problems = str(server_error.value).splitlines()
+    assert header == "invalid modbus map file:"
+    assert len(problems) == 1 and problems[0].startswith(f"  {bad}:6: points.1."), problems
+
+
+def test_a_power_shelf_map_is_not_served_as_a_cdu(tmp_path: Path) -> None:
+    shelf = tmp_path / "shelf.yaml"
+    shelf.write_text("kind: power_shelf\nname: s\nsource: a test\npoints:\n"
+                     "  - {field: feeds.A.voltage_v, table: input, register: 1}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"shelf\.yaml: a power_shelf register map, not a cdu map") as info:
+        start_cdu_modbus(_model(), "cdu1", map_path=shelf)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_cdu_is_one_line_and_the_served_map_is_copied(tmp_path: Path) -> None:
     air = RackModel(RackSize(nodes=1), SimClock(time_scale=0.0), REFERENCE_PARAMS)
     with pytest.raises(ValueError, match=r"no CDU 'cdu1' in the model \(have none\)"):
         start_cdu_modbus(air, "cdu1")

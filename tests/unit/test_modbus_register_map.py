@@ -158,6 +158,46 @@ def test_to_words_is_what_decode_reads_back() -> None:
         to_words(m.find("pumps.P1.state"), "big", "Broken")  # type: ignore[arg-type]
 
 
+def test_what_encode_writes_decode_reads_back_as_the_value() -> None:
+    """The other side of a write (the simulator's Modbus CDU): controls read back as on = True."""
+    setpoints = (
+        ({"type": "u16", "scale": 0.1}, 45.5),
+        ({"type": "f32"}, 72.25),
+        ({"type": "s32", "scale": 0.01, "word_order": "little"}, 99.99),
+    )
+    for kw, value in setpoints:
+        p = Point.model_validate(
+            {"field": "pumps.P1.setpoint_pct", "table": "holding", "register": 0, "writable": True, **kw}
+        )
+        order = p.word_order or "big"
+        written = encode(p, order, value)
+        assert isinstance(written, list) and len(written) == p.words
+        assert decode(p, order, written) == pytest.approx(value), kw
+    run = Point.model_validate(
+        {"field": "pumps.P1.run", "table": "holding", "register": 1, "writable": True, "enum": {2: "On", 1: "Off"}}
+    )
+    coil = Point.model_validate({"field": "pumps.P1.run", "table": "coil", "register": 1, "writable": True})
+    for word, on in (("on", True), ("off", False)):
+        assert decode(run, "big", encode(run, "big", word)) is on  # type: ignore[arg-type]
+        assert decode(coil, "big", [encode(coil, "big", word)]) is on  # type: ignore[list-item]
+        assert decode(run, "big", to_words(run, "big", on)) is on
+    with pytest.raises(ValueError, match="holds 3, which its enum does not list"):
+        decode(run, "big", [3])  # a word the device would refuse
+
+
+def test_to_words_of_no_reading_is_the_invalid_marker() -> None:
+    p = _point(type="u32", word_order="little", invalid=[0xFFFFFFFE])
+    assert to_words(p, "little", None) == [0xFFFE, 0xFFFF]
+    assert decode(p, "little", to_words(p, "little", None)) is None
+    s = _point(type="s16", invalid=[-32768])
+    assert to_words(s, "big", None) == [0x8000]
+    with pytest.raises(ValueError, match=r"loops.primary.supply_temp_c: the map gives no invalid marker"):
+        to_words(_point(type="s16"), "big", None)
+    for hopeless in (math.inf, math.nan, 1e300):
+        with pytest.raises(ValueError, match="does not fit a"):
+            to_words(_point(type="s16" if hopeless != 1e300 else "f32"), "big", hopeless)
+
+
 def test_yaml_on_and_off_in_an_enum_are_the_words(tmp_path: Path) -> None:
     m = load_register_map(_write(tmp_path, "  - {field: pumps.P1.run, table: holding, register: 1, writable: true, "
                                            "enum: {1: on, 0: off}}\n"))  # fmt: skip

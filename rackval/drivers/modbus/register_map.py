@@ -4,9 +4,10 @@ Facility equipment (CDUs, power shelves, chillers) often speaks Modbus instead o
 every make numbers its registers differently. rackval has no vendor code for them: a user writes
 the vendor's register table as a YAML map (format documented in ``racks/modbus-maps/README.md``)
 and the Modbus drivers (``rackval.drivers.modbus.modbus_device``) read and write through it. The
-simulator's Modbus CDU serves the same maps. This module owns the format: its models, the
-checks that make a wrong map one line naming ``file:line: field``, and the conversion between
-raw register words and values in the capability records' units.
+simulator's Modbus CDU (``rackval.sim.modbus_cdu``) serves the same maps through this module
+(``to_words`` what it serves, ``decode`` what it is written). This module owns the format: its
+models, the checks that make a wrong map one line naming ``file:line: field``, and the conversion
+between raw register words and values in the capability records' units, both ways.
 
 A point says where a value lives (``table``: holding, input, coil, discrete; ``register``:
 the protocol address, less the map's ``address_offset``), how it is encoded (``type``: u16,
@@ -341,8 +342,9 @@ def raw_value(point: Point, order: str, words: Sequence[int]) -> float | int:
 
 
 def decode(point: Point, order: str, words: Sequence[int]) -> float | str | bool | None:
-    """The field's value from the register words: scaled and converted, an enum word, a bool, or
-    None when the raw value is one of the point's ``invalid`` markers or not a finite number.
+    """The field's value from the register words: scaled and converted, an enum word, a bool (a
+    bool field, or a control point: on is True), or None when the raw value is one of the point's
+    ``invalid`` markers or not a finite number. A server reads what ``encode`` wrote with it.
 
     ValueError (naming the point) for a raw state value the enum does not list.
     """
@@ -357,10 +359,10 @@ def decode(point: Point, order: str, words: Sequence[int]) -> float | str | bool
         if word is None:
             raise ValueError(f"{point.field}: {point.table} register {point.reg} holds {raw!r}, "
                              f"which its enum does not list ({sorted(point.enum)})")  # fmt: skip
-        if kind == "bool":
+        if kind in ("bool", "control"):
             return word.strip().lower() in _TRUE
         return word
-    if kind == "bool":
+    if kind in ("bool", "control"):
         return bool(raw)
     value = float(raw) * point.scale
     target = field_unit(point.field)
@@ -375,15 +377,11 @@ def _pack(point: Point, order: str, raw: float | int) -> list[int]:
     kind = point.kind
     if kind == "bool":
         return [1 if raw else 0]
-    if kind == "f32":
-        data = struct.pack(">f", float(raw))
-    else:
-        number = round(raw)
-        fmt = {"u16": ">H", "s16": ">h", "u32": ">I", "s32": ">i"}[kind]
-        try:
-            data = struct.pack(fmt, number)
-        except struct.error:
-            raise ValueError(f"{point.field}: {raw!r} does not fit a {kind} register (raw {number})") from None
+    fmt = {"u16": ">H", "s16": ">h", "u32": ">I", "s32": ">i", "f32": ">f"}[kind]
+    try:  # struct.error: out of range; OverflowError / ValueError: an infinite or NaN number
+        data = struct.pack(fmt, float(raw) if kind == "f32" else round(raw))
+    except (struct.error, OverflowError, ValueError):
+        raise ValueError(f"{point.field}: {raw!r} does not fit a {kind} register") from None
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     return words if order == "big" else list(reversed(words))
 
@@ -405,12 +403,17 @@ def encode(point: Point, order: str, value: float | bool | str) -> list[int] | b
     return _pack(point, order, raw)
 
 
-def to_words(point: Point, order: str, value: float | bool | str) -> list[int]:
+def to_words(point: Point, order: str, value: float | bool | str | None) -> list[int]:
     """The register words (or the bit, as [0] / [1]) that ``decode`` reads back as ``value``: what
     a server serving the map holds for a field's value in the field's unit (the simulator's and
-    the tests' Modbus devices)."""
-    if isinstance(value, str):
-        raw: float | int = _raw_of_word(point, value)
+    the tests' Modbus devices); None (no reading) is the point's first ``invalid`` marker.
+    ValueError when the point cannot hold the value."""
+    if value is None:
+        if not point.invalid:
+            raise ValueError(f"{point.field}: the map gives no invalid marker to say 'no reading'")
+        raw: float | int = point.invalid[0]
+    elif isinstance(value, str):
+        raw = _raw_of_word(point, value)
     elif isinstance(value, bool) and point.enum:
         word = next((w for w in point.enum.values() if (w.strip().lower() in _TRUE) == value), None)
         if word is None:
