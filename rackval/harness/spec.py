@@ -33,13 +33,10 @@ RUN_SPEC_REVISION = "spec_design_revision"
 """The run metadata key (``RunInfo.metadata``) under which a run keeps its spec's design revision."""
 RUN_SPEC_REQUIREMENTS = "spec_requirements"
 """The run metadata key of the spec's requirements as the run was judged by (``Spec.run_record``):
-the report's requirement rollup and coverage, and compare's tolerances, read them from the run,
-so they do not depend on the spec file still being where it was."""
+the report's requirement rollup, coverage and units, and compare's tolerances, read them from the
+run, so they do not depend on the spec file still being where it was."""
 DEFAULT_TOLERANCE_PCT = 2.0
 """A margin change smaller than this % of the limit reference is "unchanged" (``defaults.tolerance_pct``)."""
-RUN_SPEC_UNITS = "spec_units"
-"""The run metadata key under which a run keeps each requirement's unit ({key: unit}), so its
-report shows values in the spec's units even when the spec file has moved."""
 
 IMPLICIT_NODE_EXPECT = ("inlet_temperature", "gpu_temperature")
 """What every node expects when the spec has no ``node_classes``."""
@@ -181,11 +178,6 @@ class Spec:
     @property
     def design_revision(self) -> str:
         return self.data.spec.design_revision
-
-    @property
-    def units(self) -> dict[str, str]:
-        """Each requirement's unit, by key."""
-        return {key: req.unit for key, req in self.data.requirements.items()}
 
     def limit(self, key: str) -> Limit:
         req = self.data.requirements.get(key)

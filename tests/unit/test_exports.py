@@ -18,6 +18,9 @@ from rackval.harness.report.exports import add_parser, export_run
 from rackval.harness.store import RunInfo, Sample, SqliteStore, open_store
 
 T0 = 1_700_000_000.0
+HOSTILE_DETAIL = "mean of the last \"449\" s\x00\x1b[2J\r\n<script>alert('x')</script> & \u202e\x7f,;\t"
+"""A measurement's free text as a hostile device could make it: NUL, an ESC sequence, CR LF, markup,
+quotes of both kinds, a bidi override, DEL, CSV separators and a tab."""
 SAMPLES = [
     Sample("node-1.gpu0.temp", "node-1", 0.5, 61.25, "degC"),
     Sample("node-1.gpu0.temp", "node-1", 1.0, None, "degC"),  # the device did not answer
@@ -35,7 +38,8 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
                         design_revision="rev-B", station="bench-2"))  # fmt: skip
     tid = s.start_test("run-1", "test_plans/test_power.py::test_outlets", T0 + 1)
     s.record_measurement("run-1", tid, Measurement.judged("outlet_power", 512.25, "W", Limit(high=1000.0, unit="W"),
-                                                          device="pdu-a", channel="3", clock_s=1.0))  # fmt: skip
+                                                          device="pdu-a", channel="3", clock_s=1.0,
+                                                          detail=HOSTILE_DETAIL))  # fmt: skip
     s.record_measurement("run-1", None, Measurement.judged("fw_age", 12.0, "d"))
     s.record_measurement("run-1", tid, Measurement.judged("lost", math.nan, "W", Limit(high=1.0, unit="W")))
     s.finish_test(tid, "failed", 1.0, "boom")
@@ -183,3 +187,19 @@ def test_measurements_carry_utc_times_and_run_identity(store: SqliteStore, tmp_p
     assert frames["parquet"]["value"].dtype == "float64" and frames["parquet"]["test_id"].dtype == "float64"
     both = pd.concat(frames.values())  # files of several runs (or formats) concatenate into one frame
     assert str(both["recorded_at"].dtype).endswith("UTC]")
+
+
+def test_detail_round_trips_unchanged(store: SqliteStore, tmp_path: Path) -> None:
+    """The free text beside the key is a column of its own, next to ``channel``, and comes back
+    byte for byte from both formats: exports hold data, escaping is for whatever displays it."""
+    export_run(store, "run-1", tmp_path)
+    frames = {
+        "parquet": pd.read_parquet(tmp_path / "measurements.parquet"),
+        "csv": pd.read_csv(tmp_path / "measurements.csv", dtype={"detail": str}, keep_default_na=False),
+    }
+    for fmt, frame in frames.items():
+        columns = frame.columns.tolist()
+        assert columns[columns.index("channel") + 1] == "detail", fmt
+        assert list(frame["detail"]) == [HOSTILE_DETAIL, "", ""], fmt  # none is '', not NaN or None
+        assert list(frame["name"]) == ["outlet_power", "fw_age", "lost"], fmt  # the CR LF split no row
+    assert str(frames["parquet"]["detail"].dtype) in ("object", "str", "string")

@@ -17,7 +17,7 @@ from rackval.harness.report import sections
 from rackval.harness.report.display import readable, shown
 from rackval.harness.report.html import render_report
 from rackval.harness.report.telemetry_figures import _broken, channel_kind, is_discrete, quantity_of
-from rackval.harness.spec import RUN_SPEC_UNITS
+from rackval.harness.spec import RUN_SPEC_REQUIREMENTS, load_spec
 from rackval.harness.store import DeviceRecord, RunInfo, SqliteStore, open_store
 
 T0 = 1_767_225_600.0
@@ -76,26 +76,67 @@ def _run(store: SqliteStore, run_id: str = "r", **meta: object) -> None:
     store.finish_run(run_id, "fail", T0 + 10)
 
 
+def _spec_file(tmp_path: Path, requirements: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(f"spec: {{name: s, version: '1'}}\nrequirements:\n{requirements}")
+    return path
+
+
 def test_rack_power_in_kw_when_the_spec_says_so(store: SqliteStore, tmp_path: Path) -> None:
-    _run(store, **{RUN_SPEC_UNITS: {"full_load_rack_peak_power": "kW"}})
+    """The units come from the spec as the run recorded it (the plugin's ``Spec.run_record``), not
+    from a spec file: this run names none."""
+    spec = load_spec(_spec_file(tmp_path, "  full_load_rack_peak_power: {max: 225, unit: kW}\n"))
+    _run(store, **{RUN_SPEC_REQUIREMENTS: spec.run_record()})
+    (tmp_path / "spec.yaml").unlink()
     text = render_report(store, "r", tmp_path).read_text(encoding="utf-8")
     rows = _section(text, 'id="measurements-passed"', "</table>")
     row = next(r for r in rows.split("<tr") if "full_load_rack_peak_power" in r)
     assert ">202.38</td><td>kW</td>" in row and ">≤ 225<" in row and ">+22.621<" in row and ">+10.1 %<" in row
     assert "202379" not in row and "e+0" not in text
-    assert RUN_SPEC_UNITS not in _section(text, 'id="run"', "</table>")  # used, not listed as metadata
+    assert RUN_SPEC_REQUIREMENTS not in _section(text, 'id="run"', "</table>")  # used, not listed as metadata
 
 
 def test_spec_units_from_the_spec_file_of_an_older_run(store: SqliteStore, tmp_path: Path) -> None:
     """A run recorded before units were kept: its spec file, if still there, gives them."""
-    spec = tmp_path / "spec.yaml"
-    spec.write_text("spec: {name: s, version: '1'}\nrequirements:\n  feed_current: {max: 32000, unit: mA}\n")
+    spec = _spec_file(tmp_path, "  feed_current: {max: 32000, unit: mA}\n")
     store.start_run(RunInfo(run_id="old", started_at=T0, spec_file=str(spec)))
     amps = Limit(high=32.0, unit="A", requirement="feed_current")
     store.record_measurement("old", None, Measurement.judged("i", 20.0, "A", amps))
     store.finish_run("old", "pass", T0 + 1)
     text = render_report(store, "old", tmp_path / "out").read_text(encoding="utf-8")
     assert ">20000</td><td>mA</td>" in text
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "feed_current: mA",  # not a dict
+        ["feed_current"],
+        {"requirements": ["feed_current"]},
+        {"requirements": {"feed_current": "mA"}},
+        {"requirements": {"feed_current": {"max": 32000, "unit": 5}}},  # unit not a string
+        {"requirements": {"feed_current": {"max": 32000, "unit": None}}},
+        {"requirements": {"feed_current": {"max": 32000, "unit": ["mA"]}}},
+    ],
+    ids=["text", "list", "requirements-list", "requirement-text", "unit-number", "unit-null", "unit-list"],
+)
+def test_a_malformed_spec_record_falls_back(store: SqliteStore, tmp_path: Path, record: object) -> None:
+    """A run whose recorded spec is damaged (hand-edited, another tool's) still renders: with its
+    spec file's units and requirements while that file is there, as measured once it is gone."""
+    spec = _spec_file(tmp_path, "  feed_current: {max: 32000, unit: mA}\n")
+    amps = Limit(high=32.0, unit="A", requirement="feed_current")
+    for run_id, spec_file in (("with-file", spec), ("file-gone", tmp_path / "moved.yaml")):
+        store.start_run(RunInfo(run_id=run_id, started_at=T0, spec_file=str(spec_file),
+                                metadata={RUN_SPEC_REQUIREMENTS: record}))  # fmt: skip
+        store.record_measurement(run_id, None, Measurement.judged("i", 20.0, "A", amps))
+        store.finish_run(run_id, "pass", T0 + 1)
+    text = render_report(store, "with-file", tmp_path / "a").read_text(encoding="utf-8")
+    assert ">20000</td><td>mA</td>" in text
+    coverage = _section(text, 'id="coverage"', "</p>")
+    assert "Coverage: 1/1" in coverage and "read now; the run&#39;s record of it is malformed" in coverage
+    text = render_report(store, "file-gone", tmp_path / "b").read_text(encoding="utf-8")
+    assert ">20</td><td>A</td>" in text and "mA" not in text
+    assert "Coverage unknown" in _section(text, 'id="coverage"', "</p>")
 
 
 def test_failures_first_passes_collapsed_and_a_table_of_contents(store: SqliteStore, tmp_path: Path) -> None:

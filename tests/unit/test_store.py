@@ -69,7 +69,8 @@ def test_round_trip_and_junit_properties(tmp_path: Path) -> None:
     props = {p.get("name"): p.get("value") for p in suite.findall("testcase[@name='test_bad']/properties/property")}
     assert props == {"p[pdu-a][outlet 3].value": "7.0", "p[pdu-a][outlet 3].unit": "kW",
                      "p[pdu-a][outlet 3].low": "", "p[pdu-a][outlet 3].high": "6.0",
-                     "p[pdu-a][outlet 3].margin": "-1.0", "p[pdu-a][outlet 3].outcome": "fail"}  # fmt: skip
+                     "p[pdu-a][outlet 3].margin": "-1.0", "p[pdu-a][outlet 3].outcome": "fail",
+                     "p[pdu-a][outlet 3].detail": ""}  # fmt: skip
     store.close()
 
 

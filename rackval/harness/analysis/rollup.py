@@ -81,30 +81,44 @@ class SpecRecord:
 
 
 def spec_record(run: RunInfo) -> SpecRecord:
-    """The spec record of ``run``: from its metadata, else from its spec file if still readable."""
+    """The spec record of ``run``: from its metadata, else from its spec file if still readable.
+    A recorded value of the wrong shape (``_well_formed``) counts as none recorded, so a damaged or
+    hand-edited run still renders, with the spec file's requirements or none."""
     record = run.metadata.get(RUN_SPEC_REQUIREMENTS)
     source = "recorded with the run"
-    if not isinstance(record, dict) and run.spec_file and Path(run.spec_file).is_file():
-        from rackval.harness.spec import load_spec
+    if not _well_formed(record):
+        damaged = record is not None
+        record = None
+        if run.spec_file and Path(run.spec_file).is_file():
+            from rackval.harness.spec import load_spec
 
-        try:
-            record, source = load_spec(run.spec_file).run_record(), f"spec file {run.spec_file} (read now)"
-        except ConfigError:
-            record = None
+            try:
+                record = load_spec(run.spec_file).run_record()
+            except (ConfigError, OSError):
+                record = None
+            source = f"spec file {run.spec_file} (read now" + ("; the run's record of it is malformed)" if damaged
+                                                                else ")")  # fmt: skip
     if not isinstance(record, dict):
         return SpecRecord()
     plans = run.metadata.get(RUN_REQUIREMENT_PLANS)
     plans = plans if isinstance(plans, dict) else {}
     reqs = {}
-    for key, r in (record.get("requirements") or {}).items():
-        if not isinstance(r, dict):
-            continue
+    for key, r in record["requirements"].items():
+        named = plans.get(key)
         reqs[key] = RequirementInfo(
-            key, str(r.get("unit", "")), _num(r.get("min")), _num(r.get("max")), str(r.get("description") or ""),
-            _num(r.get("tolerance")), tuple(str(p) for p in plans.get(key, ())),
+            key, r.get("unit", ""), _num(r.get("min")), _num(r.get("max")), str(r.get("description") or ""),
+            _num(r.get("tolerance")), tuple(str(p) for p in named) if isinstance(named, list | tuple) else (),
         )  # fmt: skip
     pct = _num(record.get("tolerance_pct"))
     return SpecRecord(reqs, DEFAULT_TOLERANCE_PCT if pct is None else pct, True, source)
+
+
+def _well_formed(record: Any) -> bool:
+    """``record`` has the shape ``Spec.run_record`` writes: {"requirements": {key: {..., "unit": str}}}."""
+    if not isinstance(record, dict) or not isinstance(record.get("requirements"), dict):
+        return False
+    return all(isinstance(key, str) and isinstance(r, dict) and isinstance(r.get("unit", ""), str)
+               for key, r in record["requirements"].items())  # fmt: skip
 
 
 def _num(value: Any) -> float | None:

@@ -38,7 +38,6 @@ from rackval.harness.safety import SafetyGate, SimFeedSwitcher
 from rackval.harness.spec import (
     RUN_SPEC_REQUIREMENTS,
     RUN_SPEC_REVISION,
-    RUN_SPEC_UNITS,
     Spec,
     load_spec,
     revision_mismatch,
@@ -271,7 +270,6 @@ class RackvalRun:
                         plan_files(self.collected_files), spec.data.requirements, self.config.rootpath
                     ),
                     **sim_params,
-                    RUN_SPEC_UNITS: spec.units,
                 },
             )
         )

@@ -5,11 +5,14 @@ smaller and faster for pandas/polars/DuckDB on a 10 M-sample soak. The files are
 the store, so any run (finished, live or killed) can be exported again later.
 
 Every measurement row carries the run's identity (``run_id``, ``rack``, ``serial``, ``revision``,
-``station``), so files of many runs concatenate into one frame; ``recorded_at`` is a UTC
-timestamp (Parquet ``timestamp[us, UTC]``, CSV ISO 8601 with ``+00:00``) and ``clock_s`` the run
-clock (the simulator's virtual time; on a real rack monotonic seconds), the time base of the
-samples' ``t``. ``samples.parquet`` also carries ``run_id``; ``samples.csv`` does not (its
-directory names the run, and 10 M rows of a repeated id would add ~200 MB of text).
+``station``), so files of many runs concatenate into one frame. Beside the measurement's key
+(``requirement`` or ``name``, ``device``, ``channel``) is its free text (``detail``: "mean of the
+last 449 s"), written as stored: a reader gets the text unchanged, control characters and all
+(escaping is the job of whatever displays it). ``recorded_at`` is a UTC timestamp (Parquet
+``timestamp[us, UTC]``, CSV ISO 8601 with ``+00:00``) and ``clock_s`` the run clock (the
+simulator's virtual time; on a real rack monotonic seconds), the time base of the samples' ``t``.
+``samples.parquet`` also carries ``run_id``; ``samples.csv`` does not (its directory names the
+run, and 10 M rows of a repeated id would add ~200 MB of text).
 
 Exports are optional (``pytest --export``, or this command after the run): a 30-minute soak's
 samples.csv is ~90 MB.
@@ -43,8 +46,8 @@ FORMATS = ("csv", "parquet")
 
 RUN_COLUMNS = ("run_id", "rack", "serial", "revision", "station")
 MEASUREMENT_COLUMNS = (
-    *RUN_COLUMNS, "test_id", "test", "name", "requirement", "device", "channel", "value", "unit", "low", "high",
-    "margin", "outcome", "recorded_at", "clock_s",
+    *RUN_COLUMNS, "test_id", "test", "name", "requirement", "device", "channel", "detail", "value", "unit", "low",
+    "high", "margin", "outcome", "recorded_at", "clock_s",
 )  # fmt: skip
 SAMPLE_COLUMNS = ("channel", "device", "t", "value", "unit")
 PARQUET_ROW_GROUP = 250_000
@@ -83,7 +86,7 @@ def _measurement_rows(store: Any, run_id: str) -> list[dict[str, Any]]:
             {
                 **identity, "test_id": test_id, "test": labels.get(test_id, "") if test_id is not None else "",
                 "name": m.name, "requirement": m.requirement, "device": m.device, "channel": m.channel,
-                "value": m.value, "unit": m.unit, "low": m.low, "high": m.high, "margin": m.margin,
+                "detail": m.detail, "value": m.value, "unit": m.unit, "low": m.low, "high": m.high, "margin": m.margin,
                 "outcome": m.outcome.value, "recorded_at": datetime.fromtimestamp(m.recorded_at, tz=UTC),
                 "clock_s": m.clock_s,
             }

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rackval.harness.analysis.rollup import coverage, rollup_run, significant, spec_record
+from rackval.harness.analysis.rollup import coverage, rollup_run, significant
 from rackval.harness.report.run_data import RunData
 
 
 def requirements_section(data: RunData) -> dict[str, Any] | None:
     """One row per requirement of the run's spec (measured or not) and per other judged measurement,
     failures and marginals first, with coverage as covered / total; None when there is neither."""
-    spec = spec_record(data.run)
+    spec = data.spec
     rollups = rollup_run(data.measurements, spec)
     if not rollups:
         return None

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from rackval.core.errors import ConfigError
+from rackval.harness.analysis.rollup import SpecRecord, spec_record
 from rackval.harness.measure import Measurement
 from rackval.harness.safety.undo_messages import UndoMessages, short_undo_messages
-from rackval.harness.spec import RUN_SPEC_UNITS, load_spec
 from rackval.harness.store.records import (
     ActionRecord,
     ArtifactRecord,
@@ -130,18 +128,16 @@ class RunData:
         return self.store.causes(self.run_id)
 
     @cached_property
+    def spec(self) -> SpecRecord:
+        """The requirements the run was judged by (``rackval.harness.analysis.rollup.spec_record``):
+        as the run recorded them, else from its spec file if that is still there (runs recorded
+        before, or whose record is malformed), else none known."""
+        return spec_record(self.run)
+
+    @cached_property
     def spec_units(self) -> dict[str, str]:
-        """Each requirement's unit in the run's spec: as the run recorded it, else read from its spec
-        file if that is still there (runs recorded before units were kept), else none known."""
-        recorded = self.run.metadata.get(RUN_SPEC_UNITS)
-        if isinstance(recorded, dict):
-            return {str(k): str(v) for k, v in recorded.items()}
-        if self.run.spec_file and Path(self.run.spec_file).is_file():
-            try:
-                return load_spec(self.run.spec_file).units
-            except (ConfigError, OSError):
-                return {}
-        return {}
+        """Each requirement's unit in the run's spec, by key (none for a requirement without one)."""
+        return {key: req.unit for key, req in self.spec.requirements.items() if req.unit}
 
     @cached_property
     def verdict(self) -> Verdict:

@@ -27,7 +27,7 @@ from rackval.harness.report.equipment import cooling_section, shelves_section
 from rackval.harness.report.requirements import requirements_section
 from rackval.harness.report.run_data import RunData
 from rackval.harness.report.telemetry_figures import Plot, telemetry_figures
-from rackval.harness.spec import RUN_SPEC_REVISION, RUN_SPEC_UNITS, revision_mismatch
+from rackval.harness.spec import RUN_SPEC_REQUIREMENTS, RUN_SPEC_REVISION, revision_mismatch
 from rackval.harness.store.records import (
     ActionRecord,
     DeviceRecord,
@@ -39,8 +39,9 @@ from rackval.harness.verdict import FAILED_TEST_OUTCOMES, UNDO_FLAGGED
 
 TEST_OUTCOME_ORDER = ("passed", "failed", "error", "skipped")
 MEASUREMENT_OUTCOME_ORDER = (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL, Outcome.INFO)
-HIDDEN_METADATA = frozenset({RUN_SPEC_UNITS})
-"""Run metadata the run section does not list (it is shown as what it is used for)."""
+HIDDEN_METADATA = frozenset({RUN_SPEC_REQUIREMENTS})
+"""Run metadata the run section does not list (it is shown as what it is used for: the spec's
+requirements are the requirement rollup, its units the units of every value)."""
 MAX_DIAGNOSTIC_MEASUREMENTS = 50
 """Failing measurements listed per failed test; the requirement table has every one."""
 MAX_SUMMARY_FINDINGS = 10
