@@ -51,7 +51,7 @@ def test_marginal_run_says_pass_with_marginals_and_warns_about_the_revision(tmp_
     for device in ("bmc-node01", "bmc-node02"):
         assert any(re.fullmatch(
             rf"  MARGINAL idle_node_power: node idle power on {device} = 11\d\d(\.\d+)? W vs <= 1200 W"
-            r" \(margin \+\d+(\.\d+)? W, \+\d\.\d %\)", line) for line in findings), findings  # fmt: skip
+            r" \(margin \+\d+(\.\d+)? W, \+\d(\.\d+)? %\)", line) for line in findings), findings  # fmt: skip
     assert any("idle_rack_power: idle rack power on analyzer-a+analyzer-b" in line for line in findings), findings
     assert "WARNING: design revision mismatch: the spec is for design revision 'sim-rev-B', the rack file says" \
            " 'sim-rev-A'" in block  # fmt: skip

@@ -1,11 +1,14 @@
-"""The segment codec gives back every value bit for bit and every time to the microsecond, and
+"""The segment codec gives back every value bit for bit and every time to the millisecond, and
 refuses a blob it did not write with one line."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
+from rackval.harness.store import sample_codec as codec
 from rackval.harness.store.sample_codec import (
     CodecError,
     decode_times,
@@ -15,6 +18,7 @@ from rackval.harness.store.sample_codec import (
     encode_times,
     encode_values,
     segments_of,
+    stamp,
 )
 
 AWKWARD = [
@@ -48,20 +52,36 @@ def test_values_come_back_bit_for_bit(values: list[float]) -> None:
         [0.0],
         [],
         [1765000000.0 + k for k in range(10)],
-        [0.0, 0.1, 0.300001, 7.5, 7.5, 1e6 + 0.000001, 86400.25],  # irregular, a repeat, a gap
+        [0.0, 0.1, 0.301, 7.5, 7.5, 1e6 + 0.001, 86400.25],  # irregular, a repeat, a gap
         [5.0, -3.25, 2.0],  # out of order: kept as given
         # 1 Hz with jitter
-        list((1765000000123456 + np.cumsum(np.random.default_rng(3).integers(900_000, 1_100_000, 300))) / 1e6),
+        list((1765000000123 + np.cumsum(np.random.default_rng(3).integers(900, 1_100, 300))) / 1e3),
     ],
 )
-def test_times_with_microseconds_come_back_exactly(times: list[float]) -> None:
+def test_times_with_milliseconds_come_back_exactly(times: list[float]) -> None:
     t = np.array(times, dtype=np.float64)
     assert decode_times(encode_times(t)).tolist() == t.tolist()
 
 
-def test_times_finer_than_a_microsecond_are_rounded_to_it() -> None:
-    back = decode_times(encode_times(np.array([10.0000004, 10.0000006])))
-    assert back.tolist() == [10.0, 10.000001]
+def test_times_finer_than_a_millisecond_are_rounded_to_it() -> None:
+    back = decode_times(encode_times(np.array([10.0004, 10.0006, 10.000001])))
+    assert back.tolist() == [10.0, 10.001, 10.0]
+    assert [stamp(t) for t in (10.0004, 10.0006)] == back[:2].tolist()  # an open segment holds the same
+
+
+def test_segments_written_with_microsecond_times_still_decode() -> None:
+    """The first stores kept microseconds (blob kind 1): their segments read back unchanged."""
+    ticks = np.array([10_000_001, 11_000_003, 12_000_002], dtype=np.int64)
+    dod = np.diff(np.diff(ticks), prepend=0)
+    blob = struct.pack("<BIq", 1, 3, int(ticks[0])) + codec._compress(codec._pack_ints(dod))
+    assert decode_times(blob).tolist() == [10.000001, 11.000003, 12.000002]
+
+
+def test_jittered_ticks_cost_under_half_a_byte_a_sample() -> None:
+    """A sampler's real stamps: ~1 s apart with sub-millisecond jitter (as the reference run)."""
+    rng = np.random.default_rng(4)
+    t = 1765000000.0 + np.cumsum(1.0 + rng.normal(0, 0.0006, 1024))
+    assert len(encode_times(t)) / 1024 < 0.5
 
 
 def test_segment_statistics_skip_missing_values_and_segments_are_cut_in_time_order() -> None:

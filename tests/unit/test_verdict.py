@@ -106,7 +106,7 @@ def test_findings_are_failures_then_marginals_worst_first_once_each() -> None:
 
 # ---- the terminal summary's parts -----------------------------------------------------------------------
 def _run(**fields: Any) -> Any:
-    base = {"findings": [], "left_changed": [], "warnings": [], "verdict": None}
+    base = {"findings": [], "left_changed": [], "warnings": [], "verdict": None, "spec_units": {}}
     return SimpleNamespace(**{**base, **fields})
 
 
@@ -127,11 +127,27 @@ def test_findings_block_names_device_value_and_limit_worst_first_capped() -> Non
     assert texts[0] == "1 failed requirement, 1 marginal requirement; worst first:"
     assert texts[1] == "  FAIL     inlet temp on node\\x1b[31m7 = 41 degC vs <= 35 degC (margin -6 degC, -17.1 %)"
     assert texts[2] == (
-        "  MARGINAL feed_current: feed current on pdu-11 = 30.61 A vs <= 32 A (margin +1.39 A, +4.3 %)"
+        "  MARGINAL feed_current: feed current on pdu-11 = 30.61 A vs <= 32 A (margin +1.39 A, +4.34 %)"
     )
     assert len(texts) == 1 + summary.MAX_FINDINGS + 1 and texts[-1] == "  ... and 3 more in the report"
     assert lines[1][1] == {"red": True} and lines[2][1] == {"yellow": True}
     assert all("\x1b" not in t for t in texts)
+
+
+def test_findings_read_in_the_specs_unit_with_readable_digits() -> None:
+    """An analyzer answers in W, the spec states kW: the terminal says kW, never 1.043e+04."""
+    kw = Limit(high=220_000.0, unit="W", requirement="full_load_rack_power", marginal=0.05)
+    rack = Measurement.judged("full-load rack steady power", 215_252.0, "W", kw, device="analyzer-a+analyzer-b")
+    feed = Measurement.judged("remaining feed power", 219_574.0, "W", Limit(high=230_000.0, unit="W",
+                              requirement="single_feed_power", marginal=0.05), device="analyzer-b")  # fmt: skip
+    run = _run(findings=findings([rack, feed]), spec_units={"full_load_rack_power": "kW"})
+    texts = [t for t, _ in summary.finding_lines(run)]
+    assert "  MARGINAL full_load_rack_power: full-load rack steady power on analyzer-a+analyzer-b = 215.25 kW vs" \
+           " <= 220 kW (margin +4.748 kW, +2.16 %)" in texts[1:]  # fmt: skip
+    # no spec unit recorded: large watts still read as kW, and no exponent anywhere
+    assert "  MARGINAL single_feed_power: remaining feed power on analyzer-b = 219.57 kW vs <= 230 kW (margin" \
+           " +10.426 kW, +4.53 %)" in texts[1:]  # fmt: skip
+    assert not any("e+" in t for t in texts)
 
 
 def test_verdict_line_is_the_word_in_its_own_colour() -> None:

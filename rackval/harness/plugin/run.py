@@ -113,6 +113,7 @@ class RackvalRun:
         # never ran (inside a test's scope or at the end): what the terminal summary shows.
         self.verdict: Verdict | None = None
         self.findings: list[Measurement] = []
+        self.spec_units: dict[str, str] = {}  # each requirement's unit: the terminal shows findings in it
         self.left_changed: list[ActionRecord] = []
         self.warnings: list[str] = []
         self.collected_files: list[Path] = []  # test modules of the session (requirement coverage)
@@ -334,6 +335,8 @@ class RackvalRun:
         self.verdict = run_verdict("interrupted" if interrupted else "", tests, measured, actions)
         self.outcome = self.verdict.stored
         self.findings = findings(m for _, m in measured)
+        if self._spec is not None:
+            self.spec_units = {key: req.unit for key, req in self._spec.data.requirements.items()}
         self.left_changed = [a for a in actions if a.undo_outcome in UNDO_FLAGGED]
 
     def record_clock_figure(self) -> None:

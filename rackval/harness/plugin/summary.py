@@ -17,7 +17,6 @@ part (failures grouped by cause, say) is one more function in ``_PARTS``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,8 +24,9 @@ from typing import Any
 from rackval.harness.measure import Measurement, Outcome
 from rackval.harness.plugin.run import RackvalRun, RunClockFigure
 from rackval.harness.report.causes import short_name
+from rackval.harness.report.display import shown
 from rackval.harness.safety.undo_messages import short_undo_messages
-from rackval.harness.verdict import Verdict, relative_margin
+from rackval.harness.verdict import Verdict
 
 MAX_FINDINGS = 10
 """Failed and marginal requirements listed, worst first; the report lists every one."""
@@ -126,7 +126,7 @@ def finding_lines(run: RackvalRun) -> list[Line]:
     lines: list[Line] = [(f"{counts}; worst first:", {"bold": True})]
     for m in found[:MAX_FINDINGS]:
         markup = {"red": True} if m.outcome == Outcome.FAIL else {"yellow": True}
-        lines.append((f"  {m.outcome.value.upper():<8} {describe_finding(m)}", markup))
+        lines.append((f"  {m.outcome.value.upper():<8} {describe_finding(m, run.spec_units)}", markup))
     if len(found) > MAX_FINDINGS:
         lines.append((f"  ... and {len(found) - MAX_FINDINGS} more in the report", {}))
     return lines
@@ -184,23 +184,17 @@ def _requirement(m: Measurement) -> str:
     return m.requirement or m.name
 
 
-def _limits(m: Measurement) -> str:
-    if m.low is not None and m.high is not None:
-        return f"{m.low:g} .. {m.high:g}"
-    if m.high is not None:
-        return f"<= {m.high:g}"
-    return f">= {m.low:g}"
-
-
-def describe_finding(m: Measurement) -> str:
-    """``requirement: name on device [channel] = value unit vs limit unit (margin ..., ... %)``."""
-    unit = f" {terminal_text(m.unit)}" if m.unit else ""
+def describe_finding(m: Measurement, spec_units: dict[str, str]) -> str:
+    """``requirement: name on device [channel] = value unit vs limit unit (margin ..., ... %)``, in
+    the requirement's spec unit with readable digits (as the report shows it)."""
+    s = shown(m, spec_units)
+    unit = f" {terminal_text(s.unit)}" if s.unit else ""
     where = f" on {terminal_text(m.device)}" if m.device else ""
     channel = f" [{terminal_text(m.channel)}]" if m.channel else ""
     requirement = f"{terminal_text(m.requirement)}: " if m.requirement and m.requirement != m.name else ""
-    relative = relative_margin(m)
-    margin = "" if m.margin is None or math.isnan(m.margin) else f"margin {m.margin:+.4g}{unit}"
-    if margin and math.isfinite(relative):
-        margin += f", {100 * relative:+.1f} %"
+    margin = f"margin {s.margin}{unit}" if s.margin and s.margin != "NaN" else ""
+    if margin and s.margin_pct:
+        margin += f", {s.margin_pct}"
     tail = f" ({margin})" if margin else ""
-    return f"{requirement}{terminal_text(m.name)}{where}{channel} = {m.value:.6g}{unit} vs {_limits(m)}{unit}{tail}"
+    limits = s.limits.replace("≤", "<=").replace("≥", ">=")
+    return f"{requirement}{terminal_text(m.name)}{where}{channel} = {s.value}{unit} vs {limits}{unit}{tail}"

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from rackval.harness.store import journal as journals
-from rackval.harness.store.sample_codec import SEGMENT_SAMPLES, encode_block
+from rackval.harness.store.sample_codec import SEGMENT_SAMPLES, encode_block, stamp
 from rackval.harness.store.segment_rows import SeriesKey
 from rackval.harness.store.segments import Arrays, SampleSegments
 from rackval.harness.store.sql import StoreError
@@ -87,11 +87,12 @@ class SampleStream:
         row = np.ascontiguousarray(values, dtype=np.float64)
         if row.shape != (len(self.keys),):
             raise ValueError(f"telemetry: a tick of {len(self.keys)} channels, not of shape {row.shape}")
+        t = stamp(t)
         if self._journal is not None:
-            self._journal.append(marshal.dumps((float(t), row.tobytes()), journals.MARSHAL_VERSION))
+            self._journal.append(marshal.dumps((t, row.tobytes()), journals.MARSHAL_VERSION))
         if self._first_t is None:
-            self._first_t = float(t)
-        self._last_t = float(t)
+            self._first_t = t
+        self._last_t = t
         k = self._ticks
         self._times[k] = t
         self._values[k] = row
