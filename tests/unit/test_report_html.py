@@ -506,17 +506,21 @@ def test_telemetry_stats_agree_across_paths(store: SqliteStore) -> None:
     assert [(c.key, c.count) for c in fast.stats if c.channel == "mixed"] == [
         (("mixed", "node-1", ""), 1), (("mixed", "node-1", "W"), 9)]  # fmt: skip
     # the grid (min/max per time bucket) agrees with bucketing the public samples by hand
+    # every channel, sharing a time axis or not, with gaps or not (the summary reuses the bucket
+    # boundaries of an axis it has seen; a channel with gaps gets its own)
+    for channel, device, unit in (c.key for c in fast.stats):
+        grid = fast.grid
+        assert grid is not None and (grid.t0, grid.width) == (0.0, 9.9)
+        by_bucket: dict[int, list[float]] = {}
+        for sample in store.samples("run-tel", channel, device=device):
+            if sample.value is not None and sample.unit == unit:
+                by_bucket.setdefault(min(int(sample.t / grid.width), 9), []).append(sample.value)
+        key = (channel, device, unit)
+        for b in range(10):
+            found = by_bucket.get(b)
+            assert (math.isnan(grid.low[key][b]) if not found else grid.low[key][b] == min(found)), (key, b)
+            assert (math.isnan(grid.high[key][b]) if not found else grid.high[key][b] == max(found)), (key, b)
     key = ("node-1.gpu0.temp", "node-1", "degC")
-    grid = fast.grid
-    assert grid is not None and (grid.t0, grid.width) == (0.0, 9.9)
-    by_bucket: dict[int, list[float]] = {}
-    for sample in store.samples("run-tel", key[0], device=key[1]):
-        if sample.value is not None:
-            by_bucket.setdefault(min(int(sample.t / grid.width), 9), []).append(sample.value)
-    for b in range(10):
-        found = by_bucket.get(b)
-        assert (math.isnan(grid.low[key][b]) if not found else grid.low[key][b] == min(found)), b
-        assert (math.isnan(grid.high[key][b]) if not found else grid.high[key][b] == max(found)), b
     assert grid.low[key][0] == 60.0 and grid.high[key][-1] == pytest.approx(89.7) and grid.interval[key] == 1.0
 
 

@@ -95,17 +95,34 @@ def channel_stats(store: Any, run_id: str) -> list[ChannelStats]:
     return sorted(out, key=lambda c: c.key)
 
 
-def _bucketed(t: np.ndarray, v: np.ndarray, t0: float, width: float, buckets: int) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of ``v`` per bucket (NaN where a bucket has no value); ``t`` in time order."""
+SHARED_AXES = 64  # time axes whose bucket boundaries one summary keeps (a sampler's channels share one)
+
+
+def _bucketed(
+    t: np.ndarray, v: np.ndarray, t0: float, width: float, buckets: int, slots: dict[bytes, tuple[np.ndarray, ...]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of ``v`` per bucket (NaN where a bucket has no value); ``t`` in time order.
+    ``slots``: the bucket boundaries of time axes seen before (a sampler's channels share one)."""
     low, high = np.full(buckets, np.nan), np.full(buckets, np.nan)
-    keep = ~np.isnan(v)
-    t, v = t[keep], v[keep]
+    missing = np.isnan(v)
+    if missing.any():
+        t, v = t[~missing], v[~missing]
+        found = None
+    else:
+        found = slots.get(t.tobytes())
     if not t.size:
         return low, high
-    slot = np.clip(((t - t0) / width).astype(np.int64), 0, buckets - 1)
-    starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
-    low[slot[starts]] = np.minimum.reduceat(v, starts)
-    high[slot[starts]] = np.maximum.reduceat(v, starts)
+    if found is None:
+        slot = np.clip(((t - t0) / width).astype(np.int64), 0, buckets - 1)
+        starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
+        found = (slot[starts], starts)
+        if not missing.any():
+            if len(slots) >= SHARED_AXES:
+                slots.clear()
+            slots[t.tobytes()] = found
+    where, starts = found
+    low[where] = np.minimum.reduceat(v, starts)
+    high[where] = np.maximum.reduceat(v, starts)
     return low, high
 
 
@@ -122,11 +139,12 @@ def summarise(store: Any, run_id: str, buckets: int = 500) -> Telemetry:
     low: dict[ChannelKey, np.ndarray] = {}
     high: dict[ChannelKey, np.ndarray] = {}
     interval: dict[ChannelKey, float] = {}
+    slots: dict[bytes, tuple[np.ndarray, ...]] = {}
     for key, t, v in store.sample_series(run_id):
         if key not in channels:
             continue
         stats.append(_stats(channels[key], _p99(v)))
-        low[key], high[key] = _bucketed(t, v, t0, width, buckets)
+        low[key], high[key] = _bucketed(t, v, t0, width, buckets, slots)
         steps = np.diff(t)
         interval[key] = float(np.median(steps)) if steps.size else math.nan
     stats.sort(key=lambda c: c.key)

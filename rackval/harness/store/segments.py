@@ -49,6 +49,9 @@ def _sample_row(row: SampleRow) -> tuple[str, str, str, float, float]:
     return str(channel), str(device), str(unit), float(t), math.nan if value is None else float(value)
 
 
+SHARED_TIME_BLOBS = 256  # decoded time blobs one read keeps for the channels that share them
+
+
 class SampleSegments(JournalReplay):
     """Writing and reading telemetry segments (both backends)."""
 
@@ -148,13 +151,14 @@ class SampleSegments(JournalReplay):
     ) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]:  # fmt: skip
         """Each matching series' (key, t, values) in time order, cut to [start, end]."""
         rows = self._segments(run_id, channel, device, unit, start, end)
+        shared: dict[bytes, np.ndarray] = {}  # a stream's channels share each fold's time blob
         i = 0
         while i < len(rows):
             key = rows[i][:3]
             j = i
             while j < len(rows) and rows[j][:3] == key:
                 j += 1
-            t, v = self._decode(rows[i:j])
+            t, v = self._decode(rows[i:j], shared)
             if j - i > 1 and np.any(np.diff(t) < 0):  # overlapping segments (separate writes)
                 order = np.argsort(t, kind="stable")
                 t, v = t[order], v[order]
@@ -168,11 +172,21 @@ class SampleSegments(JournalReplay):
             yield key, t, v
             i = j
 
-    def _decode(self, rows: list[tuple[Any, ...]]) -> Arrays:
+    def _decode(self, rows: list[tuple[Any, ...]], shared: dict[bytes, np.ndarray] | None = None) -> Arrays:
+        """The rows' segments decoded and joined (copies). ``shared``: time blobs decoded so far
+        in this read; every channel a stream folded at once has the same one, decoded once."""
         times, values = [], []
         for channel, device, _, t_blob, v_blob, t_first in rows:
             try:
-                times.append(decode_times(bytes(t_blob)))
+                blob = bytes(t_blob)
+                decoded = None if shared is None else shared.get(blob)
+                if decoded is None:
+                    decoded = decode_times(blob)
+                    if shared is not None:
+                        if len(shared) >= SHARED_TIME_BLOBS:
+                            shared.clear()
+                        shared[blob] = decoded
+                times.append(decoded)
                 values.append(decode_values(bytes(v_blob)))
             except CodecError as exc:
                 raise StoreError(
