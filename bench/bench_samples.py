@@ -17,7 +17,8 @@
 3. ``soak``: a virtual soak of ``--soak-hours`` of a 2-node-like rack (120 channels on in-process
    fake devices, a frozen virtual clock) through the real ``Sampler`` into a SQLite store, with
    an hourly ``summary`` of 20 channels (their whole history: what a plan's highlights ask) unless
-   ``--no-summaries``; reported: RSS after the first hour and at the end (target: within +10 %).
+   ``--no-summaries``; reported: RSS after the first hour and at the end (target: within +10 %),
+   then the soak run's report rendered in a process of its own: its peak RSS (target < 300 MB).
    Run it in a process of its own (``--parts soak``): the other parts raise the baseline.
 
 The 30,000-channel real-time figure is ``bench/bench_telemetry.py --fake-channels 30000
@@ -32,6 +33,7 @@ import os
 import resource
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -301,6 +303,28 @@ def bench_soak(workdir: Path, hours: float, summaries: bool) -> None:
     print(f"  RSS after 1 h {first:.1f} MB, at the end {end:.1f} MB: {growth:+.1f} % (target <= +10 %: {verdict})")
 
 
+_RENDER = """
+import resource, sys, time
+from pathlib import Path
+from rackval.harness.report.html import render_report
+from rackval.harness.store import open_store
+store = open_store(Path(sys.argv[1]))
+started = time.perf_counter()
+out = render_report(store, "soak", Path(sys.argv[2]))
+took = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"  its report: {took:.2f} s render, {out.stat().st_size / 1e6:.2f} MB, process peak RSS {peak:.0f} MB"
+      f" (target < 300 MB: {'ok' if peak < 300 else 'OVER TARGET'})")
+"""
+
+
+def bench_soak_report(workdir: Path) -> None:
+    """The soak's report, rendered in a process of its own so its peak RSS is the render's."""
+    done = subprocess.run([sys.executable, "-c", _RENDER, str(workdir / "soak.sqlite"), str(workdir / "report")],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)  # fmt: skip
+    print(done.stdout.rstrip() or f"  its report: failed: {done.stderr.strip().splitlines()[-1:]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="bytes,ingest,soak")
@@ -327,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_ingest(workdir, args.repeats)
         if "soak" in parts:
             bench_soak(workdir, args.soak_hours, not args.no_summaries)
+            bench_soak_report(workdir)
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} at the end")
     return 0
 
