@@ -9,6 +9,7 @@ fan moving by its noise is not a regression.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,28 @@ def test_compare_markdown_stays_a_pr_comment_however_much_regressed(tmp_path: Pa
     assert "**New failures: 30**" in md and "- ... and 24 more (compare.html)" in md
     assert "`req-00` on d0 and 9 more: 50 W → 120 W (pass → fail)" in md
     assert "**Top regressions** (10 of 60:" in md
+
+
+def test_a_requirement_lists_its_worst_device_rows_and_points_to_the_rest(spec_file: Path, tmp_path: Path) -> None:
+    """192 fan rows are not printed twice: the disclosure has the worst ten, Measurements every one."""
+    from rackval.harness.report.requirements import DEVICE_ROWS
+
+    fans = {f"fan{i:02d}": 5000.0 + 100 * i for i in range(25)}
+    fans["fan17"] = 1500.0  # the one that fails
+    with open_store(f"sqlite:///{tmp_path / 'results.sqlite'}") as store:
+        store.start_run(RunInfo("r1", T0, rack_name="sim", metadata=_metadata(spec_file, tmp_path)))
+        tid = store.start_test("r1", "test_plans/test_plan.py::test_fans")
+        for m in _measurements(spec_file, 202_379.0, fans):
+            store.record_measurement("r1", tid, m)
+        store.finish_test(tid, "failed", 1.0)
+        store.finish_run("r1", "failed", T0 + 10)
+        html = render_report(store, "r1", tmp_path / "report").read_text()
+    start = html.index('id="requirement-rollup"')
+    rollup = html[start : html.index("</table>\n</section>", start)]
+    fan_row = rollup[rollup.index("<code>fan_speed</code>") : rollup.index("</details>", rollup.index("fan_speed"))]
+    listed = re.findall(r"<td>bmc-node01/(fan\d\d)</td>", fan_row)
+    assert len(listed) == DEVICE_ROWS == 10 and listed[0] == "fan17"  # the failing one first
+    assert listed[1:] == [f"fan{i:02d}" for i in range(DEVICE_ROWS - 1)]  # then the least margin
+    assert f"The {DEVICE_ROWS} worst of 25 rows; every one is in <a href=\"#all-measurements\">" in fan_row
+    measured = html[html.index('id="all-measurements"') :]
+    assert len(re.findall(r"<td>fan\d\d</td>", measured)) == 25
