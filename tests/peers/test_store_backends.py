@@ -40,21 +40,7 @@ from rackval.harness.store.schema import META_DDL, POSTGRESQL, SQLITE, STEPS
 from tests.support.store_pg import PASSWORD, PostgresServer
 from tests.support.store_v1 import write_v1_store
 
-
-@pytest.fixture(autouse=True)
-def journal_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """PostgreSQL stores keep their measurement journals on the station: here, not in ~ (the
-    environment variable reaches the killed-run subprocesses too)."""
-    path = tmp_path / "journals"
-    monkeypatch.setenv("RACKVAL_JOURNAL_DIR", str(path))
-    return path
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'results.sqlite'}"
-    return request.getfixturevalue("pg_server").create_database()
+pytestmark = pytest.mark.usefixtures("journal_dir")  # tests/conftest.py: journals under tmp_path
 
 
 def _set_schema_version(url: str, version: int) -> None:

@@ -42,18 +42,7 @@ SOAK = textwrap.dedent(
 ).replace("CHANNELS", str(CHANNELS))
 
 
-@pytest.fixture(autouse=True)
-def journal_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "journals"
-    monkeypatch.setenv("RACKVAL_JOURNAL_DIR", str(path))
-    return path
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'results.sqlite'}"
-    return request.getfixturevalue("pg_server").create_database()
+pytestmark = pytest.mark.usefixtures("journal_dir")  # tests/conftest.py: journals under tmp_path
 
 
 def _soak_then_kill(url: str, mode: str, ticks: int, run_id: str = "soak") -> int:

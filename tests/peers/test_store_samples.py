@@ -16,19 +16,7 @@ from rackval.harness.store import SCHEMA_VERSION, RunInfo, Sample, StoreError, o
 from rackval.harness.store import segments as segments_module
 from rackval.harness.store.schema import META_DDL, POSTGRESQL, SQLITE, STEPS
 
-
-@pytest.fixture(autouse=True)
-def journal_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "journals"
-    monkeypatch.setenv("RACKVAL_JOURNAL_DIR", str(path))
-    return path
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'results.sqlite'}"
-    return request.getfixturevalue("pg_server").create_database()
+pytestmark = pytest.mark.usefixtures("journal_dir")  # tests/conftest.py: journals under tmp_path
 
 
 def _execute(url: str, statements: list[str], args: list[tuple[object, ...]] | None = None) -> None:

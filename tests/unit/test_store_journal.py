@@ -30,19 +30,7 @@ from rackval.harness.store import journal as journals
 LIMIT = Limit(low=0.0, high=5000.0, unit="W", requirement="p")
 
 
-@pytest.fixture(autouse=True)
-def journal_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """PostgreSQL journals go here (the killed subprocesses inherit the variable)."""
-    path = tmp_path / "pg-journals"
-    monkeypatch.setenv("RACKVAL_JOURNAL_DIR", str(path))
-    return path
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'results.sqlite'}"
-    return request.getfixturevalue("pg_server").create_database()
+pytestmark = pytest.mark.usefixtures("journal_dir")  # tests/conftest.py: journals under tmp_path
 
 
 def journal_files(url: str, journal_dir: Path) -> list[str]:
