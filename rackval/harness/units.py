@@ -43,6 +43,11 @@ def known_units() -> list[str]:
     return sorted(_UNITS)
 
 
+def convert_optional(value: float | None, from_unit: str, to_unit: str) -> float | None:
+    """``convert`` for a figure that may be absent (a one-sided limit, a margin not stored): None stays None."""
+    return None if value is None else convert(value, from_unit, to_unit)
+
+
 def convert(value: float, from_unit: str, to_unit: str) -> float:
     """Convert ``value`` between two units of the same quantity, or raise ConfigError."""
     if from_unit == to_unit:

@@ -38,7 +38,7 @@ from rackval.harness.measure import Measurement, Outcome, measurement_margin, re
 from rackval.harness.plan_keys import RUN_REQUIREMENT_PLANS
 from rackval.harness.spec import DEFAULT_TOLERANCE_PCT, RUN_SPEC_REQUIREMENTS
 from rackval.harness.store.records import RunInfo
-from rackval.harness.units import convert
+from rackval.harness.units import convert, convert_optional
 
 NOT_COVERED = "not covered"
 _SEVERITY = {Outcome.FAIL: 3, Outcome.MARGINAL: 2, Outcome.PASS: 1, Outcome.INFO: 0}
@@ -125,12 +125,6 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _to(value: float | None, unit: str, target: str) -> float | None:
-    if value is None or unit == target:
-        return value
-    return convert(value, unit, target)
-
-
 # ---- one run ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DeviceFigure:
@@ -189,8 +183,9 @@ def _figure(records: list[Measurement], info: RequirementInfo | None) -> DeviceF
     unit, low, high, margin = worst.unit, worst.low, worst.high, measurement_margin(worst)
     if info is not None and info.unit and info.unit != unit:
         try:
-            value, margin = convert(value, unit, info.unit), _to(margin, unit, info.unit)
-            low, high, unit = _to(low, worst.unit, info.unit), _to(high, worst.unit, info.unit), info.unit
+            value, margin = convert(value, unit, info.unit), convert_optional(margin, unit, info.unit)
+            low, high = convert_optional(low, worst.unit, info.unit), convert_optional(high, worst.unit, info.unit)
+            unit = info.unit
         except ConfigError:
             pass  # a quantity the spec's unit cannot express: shown as measured
     reference = reference_of(low, high)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rackval.core.errors import ConfigError
 from rackval.harness.measure import Measurement, reference_of
-from rackval.harness.units import convert
+from rackval.harness.units import convert, convert_optional
 
 SIGNIFICANT = 5
 AUTO_UNITS: dict[str, tuple[float, str]] = {"W": (10_000.0, "kW"), "Wh": (10_000.0, "kWh"), "VA": (10_000.0, "kVA")}
@@ -63,12 +63,6 @@ def display_unit(unit: str, magnitude: float | None, spec_unit: str = "") -> str
     return unit
 
 
-def in_unit(value: float | None, unit: str, to: str) -> float | None:
-    if value is None or unit == to:
-        return value
-    return convert(value, unit, to)
-
-
 @dataclass(frozen=True)
 class Shown:
     """A measurement as the report shows it: every number in ``unit``, ready-formatted."""
@@ -100,10 +94,10 @@ def shown(m: Measurement, spec_units: dict[str, str]) -> Shown:
     reference = reference_of(m.low, m.high)
     pct = None if m.margin is None or not reference else 100.0 * m.margin / reference
     return Shown(
-        value=readable(in_unit(value, m.unit, unit)),
-        low=readable(in_unit(m.low, m.unit, unit)),
-        high=readable(in_unit(m.high, m.unit, unit)),
-        margin=readable(in_unit(m.margin, m.unit, unit), sign=True),
+        value=readable(convert_optional(value, m.unit, unit)),
+        low=readable(convert_optional(m.low, m.unit, unit)),
+        high=readable(convert_optional(m.high, m.unit, unit)),
+        margin=readable(convert_optional(m.margin, m.unit, unit), sign=True),
         margin_pct="" if pct is None else f"{readable(pct, 3, sign=True)} %",
         unit=unit,
     )
