@@ -16,7 +16,8 @@ from rackval.harness.measure import Limit, Measurement
 from rackval.harness.report import sections
 from rackval.harness.report.display import readable, shown
 from rackval.harness.report.html import render_report
-from rackval.harness.report.telemetry_figures import _broken, channel_kind, is_discrete, quantity_of
+from rackval.harness.report.plots import broken_at_gaps
+from rackval.harness.report.telemetry_figures import channel_kind, is_discrete, quantity_of
 from rackval.harness.spec import RUN_SPEC_REQUIREMENTS, load_spec
 from rackval.harness.store import DeviceRecord, RunInfo, SqliteStore, open_store
 
@@ -190,9 +191,12 @@ def test_channel_kinds_and_discrete_channels() -> None:
 def test_gaps_break_lines() -> None:
     t = np.array([0.0, 1.0, 2.0, 10.0, 11.0])
     v = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    t2, v2 = _broken(t, v, gap=2.0)
+    t2, v2 = broken_at_gaps(t, v, gap=2.0)
     assert t2.tolist()[:4] == [0.0, 1.0, 2.0, 6.0] and math.isnan(v2[3]) and v2[4] == 4.0 and len(t2) == 6
-    assert [a.tolist() for a in _broken(t[:3], v[:3], gap=2.0)] == [t[:3].tolist(), v[:3].tolist()]
+    assert [a.tolist() for a in broken_at_gaps(t[:3], v[:3], gap=2.0)] == [t[:3].tolist(), v[:3].tolist()]
+    # no gap given: GAP_FACTOR times the median interval (1 s here), as the cooling and shelf figures use it
+    t3, v3 = broken_at_gaps(t, v)
+    assert t3.tolist() == t2.tolist() and math.isnan(v3[3]) and len(v3) == 6
 
 
 def test_telemetry_one_kind_per_figure_bitmasks_left_out(store: SqliteStore, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from markupsafe import Markup
 from matplotlib.figure import Figure
 
 from rackval.harness.measure import Measurement
-from rackval.harness.report.plots import GAP_FACTOR, LIMIT_COLOUR, figure_to_svg, label_text
+from rackval.harness.report.plots import LIMIT_COLOUR, broken_at_gaps, figure_to_svg, label_text
 from rackval.harness.report.run_data import RunData
 
 MAX_LINES = 12  # channels drawn per chart (a 72-BBU rack draws the lowest ones)
@@ -38,17 +38,10 @@ class Chart:
     svg: Markup
 
 
-def _series(data: RunData, channel: str, device: str, unit: str) -> tuple[np.ndarray, np.ndarray]:
-    """One channel's samples over the run clock, with a NaN wherever the sampling paused for more
-    than ``GAP_FACTOR`` of its usual interval, so a gap is drawn as a gap, not a ramp."""
-    t, v = data.store.sample_arrays(data.run_id, channel, device=device, unit=unit)
-    if t.size < 3:
-        return t, v
-    steps = np.diff(t)
-    breaks = np.flatnonzero(steps > GAP_FACTOR * float(np.median(steps)))
-    if not breaks.size:
-        return t, v
-    return np.insert(t, breaks + 1, t[breaks] + steps[breaks] / 2), np.insert(v, breaks + 1, np.nan)
+def _series(data: RunData, channel: str, device: str, unit: str) -> tuple[np.ndarray, ...]:
+    """One channel's samples over the run clock, broken where the sampling paused (a gap is drawn
+    as a gap, not a ramp)."""
+    return broken_at_gaps(*data.store.sample_arrays(data.run_id, channel, device=device, unit=unit))
 
 
 def _chart(

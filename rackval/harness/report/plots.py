@@ -15,12 +15,12 @@ through matplotlib, which XML-escapes it; before that it is cleaned of control c
 from __future__ import annotations
 
 import io
-import itertools
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -210,21 +210,24 @@ def time_series_groups(measurements: Sequence[Measurement]) -> dict[str, list[Me
     return {name: qualifying[name] for _, name in ordered}
 
 
-def _with_gaps(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
-    """A NaN point wherever consecutive samples are more than ``GAP_FACTOR`` times the median
-    interval apart, so the line stops at a gap instead of drawing a ramp across it."""
-    if len(xs) < 3:
-        return xs, ys
-    steps = sorted(b - a for a, b in itertools.pairwise(xs))
-    nominal = steps[len(steps) // 2]
-    out_x, out_y = [xs[0]], [ys[0]]
-    for (a, b), y in zip(itertools.pairwise(xs), ys[1:], strict=True):
-        if nominal > 0 and b - a > GAP_FACTOR * nominal:
-            out_x.append((a + b) / 2)
-            out_y.append(math.nan)
-        out_x.append(b)
-        out_y.append(y)
-    return out_x, out_y
+def broken_at_gaps(t: np.ndarray, *series: np.ndarray, gap: float | None = None) -> tuple[np.ndarray, ...]:
+    """``t`` and ``series`` with a NaN inserted wherever consecutive times are more than ``gap``
+    apart (default: ``GAP_FACTOR`` times the median interval of ``t``), so lines and bands stop
+    at a gap instead of drawing a ramp across it."""
+    t = np.asarray(t, dtype=float)
+    series = tuple(np.asarray(s, dtype=float) for s in series)
+    if t.size < 2 or (gap is None and t.size < 3):
+        return (t, *series)
+    steps = np.diff(t)
+    if gap is None:
+        gap = GAP_FACTOR * float(np.median(steps))
+        if gap <= 0:
+            return (t, *series)
+    cut = np.flatnonzero(steps > gap) + 1
+    if cut.size == 0:
+        return (t, *series)
+    t_out = np.insert(t, cut, (t[cut - 1] + t[cut]) / 2.0)
+    return (t_out, *(np.insert(s, cut, np.nan) for s in series))
 
 
 def time_series_chart(name: str, group: Sequence[Measurement], run_started_at: float, id_prefix: str) -> TimeSeriesPlot:
@@ -252,7 +255,7 @@ def time_series_chart(name: str, group: Sequence[Measurement], run_started_at: f
     for key, samples in shown:
         samples = sorted(samples, key=_x)
         label = label_text("/".join(p for p in key if p) or "value", 32)
-        xs, ys = _with_gaps([_x(m) for m in samples], [m.value for m in samples])
+        xs, ys = broken_at_gaps(np.array([_x(m) for m in samples]), np.array([m.value for m in samples]))
         ax.plot(xs, ys, marker=".", linewidth=1.2, label=label)
         for outcome in (Outcome.MARGINAL, Outcome.FAIL):
             flagged = [m for m in samples if m.outcome == outcome]

@@ -201,18 +201,6 @@ def _pick(members: list[_Channel]) -> list[tuple[_Channel, str]]:
     return chosen
 
 
-def _broken(t: np.ndarray, *series: np.ndarray, gap: float) -> tuple[np.ndarray, ...]:
-    """``t`` and ``series`` with a NaN inserted wherever consecutive times are more than ``gap``
-    apart, so lines and bands stop at a gap instead of bridging it."""
-    if t.size < 2:
-        return (t, *series)
-    cut = np.flatnonzero(np.diff(t) > gap) + 1
-    if cut.size == 0:
-        return (t, *series)
-    t_out = np.insert(t, cut, (t[cut - 1] + t[cut]) / 2.0)
-    return (t_out, *(np.insert(s.astype(float), cut, np.nan) for s in series))
-
-
 def _figure(grid: telemetry.Grid, kind: str, members: list[_Channel], spec_units: dict[str, str],
             index: int) -> tuple[Plot, set[telemetry.ChannelKey]] | None:  # fmt: skip
     keys = [m.stats.key for m in members if m.stats.key in grid.low]
@@ -238,7 +226,9 @@ def _figure(grid: telemetry.Grid, kind: str, members: list[_Channel], spec_units
     minutes = span > 600
     x_scale = 60.0 if minutes else 1.0
     centres = grid.centres()
-    t_env, low, high, median = _broken(centres[present], low * scale, high * scale, median * scale, gap=gap)
+    t_env, low, high, median = plots.broken_at_gaps(
+        centres[present], low * scale, high * scale, median * scale, gap=gap
+    )
     highlights = []
     picked = _pick(members)
     for m, why in picked:
@@ -246,7 +236,7 @@ def _figure(grid: telemetry.Grid, kind: str, members: list[_Channel], spec_units
             continue
         row_low, row_high = grid.low[m.stats.key], grid.high[m.stats.key]
         has = ~np.isnan(row_low)
-        t_ch, lo_ch, hi_ch = _broken(centres[has], row_low[has] * scale, row_high[has] * scale, gap=gap)
+        t_ch, lo_ch, hi_ch = plots.broken_at_gaps(centres[has], row_low[has] * scale, row_high[has] * scale, gap=gap)
         label = m.stats.channel if not m.stats.device or m.stats.channel.startswith(m.stats.device) else (
             f"{m.stats.device}/{m.stats.channel}")  # fmt: skip
         highlights.append(plots.ChannelTrace(f"{label} ({why})", ((t_ch - t0) / x_scale).tolist(), lo_ch.tolist(),
