@@ -17,6 +17,7 @@ part (failures grouped by cause, say) is one more function in ``_PARTS``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -192,9 +193,9 @@ def describe_finding(m: Measurement, spec_units: dict[str, str]) -> str:
     where = f" on {terminal_text(m.device)}" if m.device else ""
     channel = f" [{terminal_text(m.channel)}]" if m.channel else ""
     requirement = f"{terminal_text(m.requirement)}: " if m.requirement and m.requirement != m.name else ""
-    margin = f"margin {s.margin}{unit}" if s.margin and s.margin != "NaN" else ""
+    margin = "" if m.margin is None or math.isnan(m.margin) else f"margin {s.margin}{unit}"
     if margin and s.margin_pct:
         margin += f", {s.margin_pct}"
     tail = f" ({margin})" if margin else ""
-    limits = s.limits.replace("≤", "<=").replace("≥", ">=")
+    limits = s.bounds("<=", ">=")
     return f"{requirement}{terminal_text(m.name)}{where}{channel} = {s.value}{unit} vs {limits}{unit}{tail}"

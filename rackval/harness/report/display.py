@@ -76,13 +76,17 @@ class Shown:
 
     @property
     def limits(self) -> str:
-        """``low .. high``, ``<= high`` or ``>= low``; '' without limits."""
+        """``low .. high``, ``≤ high`` or ``≥ low``; '' without limits."""
+        return self.bounds()
+
+    def bounds(self, at_most: str = "≤", at_least: str = "≥") -> str:
+        """``limits`` with other signs (the terminal writes ``<=`` and ``>=``)."""
         if self.low and self.high:
             return f"{self.low} .. {self.high}"
         if self.high:
-            return f"≤ {self.high}"
+            return f"{at_most} {self.high}"
         if self.low:
-            return f"≥ {self.low}"
+            return f"{at_least} {self.low}"
         return ""
 
 
