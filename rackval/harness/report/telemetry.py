@@ -104,22 +104,22 @@ def _bucketed(
     """Min and max of ``v`` per bucket (NaN where a bucket has no value); ``t`` in time order.
     ``slots``: the bucket boundaries of time axes seen before (a sampler's channels share one)."""
     low, high = np.full(buckets, np.nan), np.full(buckets, np.nan)
-    missing = np.isnan(v)
-    if missing.any():
-        t, v = t[~missing], v[~missing]
-        found = None
-    else:
-        found = slots.get(t.tobytes())
+    keep = ~np.isnan(v)
+    whole = bool(keep.all())  # no gap: the axis may be shared with other channels
+    if not whole:
+        t, v = t[keep], v[keep]
     if not t.size:
         return low, high
+    axis = t.tobytes() if whole else b""
+    found = slots.get(axis) if whole else None
     if found is None:
         slot = np.clip(((t - t0) / width).astype(np.int64), 0, buckets - 1)
         starts = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
         found = (slot[starts], starts)
-        if not missing.any():
+        if whole:
             if len(slots) >= SHARED_AXES:
                 slots.clear()
-            slots[t.tobytes()] = found
+            slots[axis] = found
     where, starts = found
     low[where] = np.minimum.reduceat(v, starts)
     high[where] = np.maximum.reduceat(v, starts)
