@@ -62,8 +62,8 @@ def test_channel_statistics_come_from_segments_without_decoding(
     values = [None if i % 10 == 3 else float(i % 17) - 4.0 for i in range(3000)]  # spans several segments
     store.record_samples("r", [("pdu/power_w", "pdu", float(i), v, "W") for i, v in enumerate(values)])
     store.record_samples("r", [("pdu/power_w", "pdu", 5000.0, 1000.0, "kW")])  # same channel, other unit
-    monkeypatch.setattr(segments_module, "decode_values", _forbidden)
-    monkeypatch.setattr(segments_module, "decode_times", _forbidden)
+    for name in ("decode_values", "decode_values_many", "decode_times"):
+        monkeypatch.setattr(segments_module, name, _forbidden)
     (w, kw) = sorted(store.sample_channels("r"), key=lambda c: c.unit)  # "W" < "kW"
     present = [v for v in values if v is not None]
     assert (w.count, w.missing, w.minimum, w.maximum, w.t_first, w.t_last) == (3000, 300, -4.0, 12.0, 0.0, 2999.0)
@@ -72,7 +72,7 @@ def test_channel_statistics_come_from_segments_without_decoding(
     store.close()
 
 
-def _forbidden(blob: bytes) -> np.ndarray:
+def _forbidden(blob: object) -> np.ndarray:
     raise AssertionError("decoded a segment")
 
 
@@ -82,14 +82,14 @@ def test_a_time_range_decodes_only_the_segments_it_meets(store_url: str, monkeyp
     store.record_samples("r", [(f"ch{c}", "d", float(i), float(i), "V") for i in range(5000) for c in range(3)],
                          batch_size=100_000)  # fmt: skip
     decoded: list[int] = []
-    real = segments_module.decode_values
+    real = segments_module.decode_values_many
 
-    def counting(blob: bytes) -> np.ndarray:
-        out = real(blob)
-        decoded.append(out.size)
+    def counting(blobs: list[bytes]) -> list[np.ndarray]:
+        out = real(blobs)
+        decoded.extend(a.size for a in out)
         return out
 
-    monkeypatch.setattr(segments_module, "decode_values", counting)
+    monkeypatch.setattr(segments_module, "decode_values_many", counting)
     t, v = store.sample_arrays("r", "ch1", start=2000.0, end=2010.0)
     assert t.tolist() == v.tolist() == [float(i) for i in range(2000, 2011)]
     assert len(decoded) == 1  # one segment of one channel, of 15

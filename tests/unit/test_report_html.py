@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from rackval.harness.measure import Limit, Measurement, Outcome
@@ -442,6 +443,8 @@ def test_traceability_actions_diagnostics_and_telemetry(any_store: Any, tmp_path
     assert _external_references(text) == []
     ids = re.findall(r'\bid="([^"]+)"', text)
     assert len(ids) == len(set(ids))
+    references = re.findall(r'(?:href="#|url\(#)([^")]+)', text)  # glyphs, clip paths of the 4 figures
+    assert references and set(references) <= set(ids)
 
     # The pending and the failed undo are shouted about at the top; the done one is not.
     banner = _section(text, 'id="undo-banner"', "</div>")
@@ -522,6 +525,44 @@ def test_telemetry_stats_agree_across_paths(store: SqliteStore) -> None:
             assert (math.isnan(grid.high[key][b]) if not found else grid.high[key][b] == max(found)), (key, b)
     key = ("node-1.gpu0.temp", "node-1", "degC")
     assert grid.low[key][0] == 60.0 and grid.high[key][-1] == pytest.approx(89.7) and grid.interval[key] == 1.0
+
+
+def test_channels_summarised_together_agree_with_each_summarised_by_hand(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Channels sharing ticks are summarised as one matrix, flushed every ``BLOCK_VALUES``
+    samples; each channel's p99, bucket minima and maxima and interval are what numpy gives for
+    that channel alone: with missing samples, infinities, a channel of its own ticks, and
+    several blocks."""
+    from rackval.harness.report import telemetry
+
+    monkeypatch.setattr(telemetry, "BLOCK_VALUES", 700)  # a block every ~3 channels
+    rng = np.random.default_rng(11)
+    store.start_run(_run_info("blocks"))
+    ticks = np.arange(0.0, 250.0, 1.0)
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for i in range(10):
+        v = np.round(rng.normal(50 + i, 4, ticks.size), 2)
+        if i == 3:
+            v[[5, 77]] = np.nan  # missing samples: summarised alone
+        if i == 4:
+            v[9] = np.inf
+        values[f"ch{i}"] = (ticks, v)
+    values["own"] = (np.arange(0.0, 250.0, 2.5), np.round(rng.normal(10, 1, 100), 1))
+    rows = [(ch, "dev", float(t), None if np.isnan(x) else float(x), "W")
+            for ch, (ts, vs) in values.items() for t, x in zip(ts, vs, strict=True)]  # fmt: skip
+    store.record_samples("blocks", rows)
+    summary = telemetry.summarise(store, "blocks", 20)
+    assert summary.grid is not None and [c.channel for c in summary.stats] == sorted(values)
+    for c in summary.stats:
+        t, v = values[c.channel]
+        finite = np.sort(v[~np.isnan(v)])
+        assert c.p99 == finite[math.ceil(finite.size * 0.99) - 1], c.channel
+        slot = np.minimum(((t - summary.grid.t0) / summary.grid.width).astype(int), 19)
+        for b in range(20):
+            here = v[(slot == b) & ~np.isnan(v)]
+            assert summary.grid.low[c.key][b] == here.min() and summary.grid.high[c.key][b] == here.max()
+        assert summary.grid.interval[c.key] == (2.5 if c.channel == "own" else 1.0)
 
 
 def test_no_actions_no_banner_and_empty_sections(store: SqliteStore, tmp_path: Path) -> None:
@@ -685,3 +726,43 @@ def test_revision_mismatch_is_a_visible_warning_in_traceability(store: SqliteSto
     assert "rack <code>rev-C</code>, spec <code>rev-&lt;b&gt;A&lt;/b&gt;</code>" in trace
     for run_id, same in (("run-rev-c", "rev-C"), ("run-rev-none", "")):
         assert 'id="revision-warning"' not in render(run_id, same)
+
+
+def test_templates_compile_once_and_a_cache_that_fails_is_no_cache(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compiled templates come from jinja's on-disk cache on the next render; a cache directory
+    that cannot be written, or no safe one at all, still renders the same report."""
+    from jinja2 import Environment
+
+    from rackval.harness.report import html as html_module
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    where = {"dir": str(cache)}
+
+    def cache_dir(self: object) -> str:
+        if where["dir"] is None:
+            raise RuntimeError("Cannot determine safe temp directory.")
+        return where["dir"]
+
+    monkeypatch.setattr(html_module._QuietBytecodeCache, "_get_default_cache_dir", cache_dir)
+    compiled: list[str] = []
+    real = Environment.compile
+
+    def counting(self: Environment, source: str, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(str(name))
+        return real(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    _write_failing_run(store)
+    first = render_report(store, "run-fail", tmp_path / "a").read_bytes()
+    assert compiled and list(cache.iterdir())
+    compiled.clear()
+    assert render_report(store, "run-fail", tmp_path / "b").read_bytes() == first
+    assert compiled == []  # every template from the cache
+    where["dir"] = str(tmp_path / "no-such-dir")  # writes fail
+    assert render_report(store, "run-fail", tmp_path / "c").read_bytes() == first
+    where["dir"] = None  # jinja finds no safe directory
+    assert render_report(store, "run-fail", tmp_path / "d").read_bytes() == first
+    assert compiled  # compiled again, as without a cache

@@ -96,7 +96,21 @@ def test_segment_statistics_skip_missing_values_and_segments_are_cut_in_time_ord
     assert (none.n_values, none.vmin, none.vmax, none.vsum) == (0, None, None, None)
 
 
-BAD_BLOBS = [b"", b"\x09\x00\x00\x00\x00", b"\x01\x05\x00\x00\x00garbage", b"\x02\x01\x00\x00\x00"]
+def test_segments_compressed_by_the_first_stores_still_decode() -> None:
+    """The first stores compressed with the stdlib-style ``compression.zstd`` API
+    (backports.zstd); their frames read back unchanged (these two were written by it)."""
+    values = bytes.fromhex("010600000028b52ffd201ef100000200000000021c4201002800000077000000dc000000a7420100c1010000")
+    times = bytes.fromhex("0206000000102700000000000028b52ffd200b59000001d007020003000200e803")
+    assert decode_values(values).tolist() == [412.3, 412.5, 411.9, 413.0, 0.0, -2.25]
+    assert codec.decode_values_many([values])[0].tolist() == [412.3, 412.5, 411.9, 413.0, 0.0, -2.25]
+    assert decode_times(times).tolist() == [10.0, 11.0, 12.001, 13.0, 14.0, 15.5]
+
+
+_GOOD = encode_values(np.round(np.linspace(0, 50, 300), 2))
+BAD_BLOBS = [
+    b"", b"\x09\x00\x00\x00\x00", b"\x01\x05\x00\x00\x00garbage", b"\x02\x01\x00\x00\x00",
+    _GOOD[:-3], _GOOD[:9],  # a truncated frame; a frame header cut short
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("blob", BAD_BLOBS)
@@ -130,3 +144,28 @@ def test_a_block_of_channels_encodes_as_each_channel_alone() -> None:
         alone = encode_segment(t, block[:, j])
         assert segment == alone, j
         assert _bits(decode_values(segment.values)) == _bits(block[:, j])
+
+
+def test_many_blobs_decode_as_each_alone() -> None:
+    """The batched decode (one vector pass over many segments) gives each segment's values bit
+    for bit, whatever the mix: every awkward case, every integer width, repeats of one blob."""
+    rng = np.random.default_rng(9)
+    arrays = [np.array(a, dtype=np.float64) for a in AWKWARD]
+    arrays += [np.round(rng.normal(60, 3, 1024), k) for k in range(4)]  # 1-byte and 2-byte deltas
+    arrays += [np.cumsum(rng.integers(0, 2**40, 300)).astype(float), np.full(10, 2.0**52)]  # 8-byte deltas
+    arrays += [np.array([-(2.0**52), 2.0**52, -(2.0**52)])]  # deltas near the int64 edge
+    blobs = [encode_values(a) for a in arrays]
+    blobs = blobs + blobs[::-1]
+    expected = [decode_values(b) for b in blobs]
+    got = codec.decode_values_many(blobs)
+    assert [_bits(g) for g in got] == [_bits(e) for e in expected]
+    assert codec.decode_values_many([]) == []
+
+
+@pytest.mark.parametrize("blob", [*BAD_BLOBS, struct.pack("<BI", 1, 3) + codec._compress(b"\x09" + bytes(5))])
+def test_a_bad_blob_among_many_is_one_codec_error(blob: bytes) -> None:
+    good = encode_values(np.arange(5.0))
+    with pytest.raises(CodecError):
+        codec.decode_values_many([good, blob, good])
+    with pytest.raises(CodecError):
+        decode_values(blob)

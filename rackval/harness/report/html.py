@@ -15,13 +15,22 @@ here are shared by every HTML document rackval writes (report, compare, trend).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BytecodeCache,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+from jinja2.bccache import Bucket
 
 from rackval.harness.report.run_data import ResultsStore, RunData
 from rackval.harness.report.sections import REPORT_SECTIONS, frame
@@ -94,13 +103,32 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+class _QuietBytecodeCache(FileSystemBytecodeCache):
+    """Jinja's own per-user cache of compiled templates (in the system temp directory, owner-only,
+    checked by jinja), so a render does not compile its 16 templates again (~0.12 s of a report
+    of ~2 s). A cache that cannot be written is no cache: never a failed report."""
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> BytecodeCache | None:
+    try:
+        return _QuietBytecodeCache()
+    except (OSError, RuntimeError):  # no safe temp directory of our own: compile every time
+        return None
+
+
 def html_environment(template_dir: Path = TEMPLATE_DIR) -> Environment:
     """A fresh environment per render for every HTML rackval writes (report, compare, trend): no
-    module-level state, autoescape on for .html/.j2 templates (and for strings: every store
-    string may be hostile), StrictUndefined so a template typo fails loudly instead of printing
-    an empty cell, and the number/margin/time filters the documents share."""
+    module-level state (compiled templates are cached by jinja on disk, keyed by their source),
+    autoescape on for .html/.j2 templates (and for strings: every store string may be hostile),
+    StrictUndefined so a template typo fails loudly instead of printing an empty cell, and the
+    number/margin/time filters the documents share."""
     env = Environment(
         loader=FileSystemLoader(str(template_dir)),
+        bytecode_cache=_bytecode_cache(),
         autoescape=select_autoescape(
             enabled_extensions=("html", "htm", "xml", "j2"), default_for_string=True, default=True
         ),

@@ -33,11 +33,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-
-try:  # the standard library's from Python 3.14; the backport before
-    from compression import zstd  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the Python version
-    from backports import zstd  # type: ignore[import-not-found,no-redef]
+import zstandard
 
 CODEC_VERSION = 1
 TIME_RESOLUTION_S = 1e-3
@@ -60,20 +56,23 @@ _local = threading.local()
 
 
 def _compress(data: bytes) -> bytes:
-    """zstd with a compressor kept per thread (a new one per call costs 6x the compression)."""
+    """zstd with a compressor kept per thread (a new one per call costs 6x the compression); the
+    frame records its content size, which ``_decompress`` relies on."""
     compressor = getattr(_local, "compressor", None)
     if compressor is None:
-        compressor = _local.compressor = zstd.ZstdCompressor(level=ZSTD_LEVEL)
-    return compressor.compress(data, zstd.ZstdCompressor.FLUSH_FRAME)
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return compressor.compress(data)
 
 
 def _decompress(data: bytes) -> bytes:
-    """One zstd frame (what ``_compress`` writes), without the multi-frame loop of ``zstd.decompress``."""
-    decompressor = zstd.ZstdDecompressor()
-    out = decompressor.decompress(data)
-    if not decompressor.eof:
-        raise CodecError("truncated zstd frame")
-    return out
+    """One zstd frame, with a decompression context kept per thread: creating one costs twice the
+    decompression of a segment (a report decompresses ~12,000). Any zstd frame with its content
+    size in the header reads, as every frame rackval wrote has (also those of the stdlib-style
+    ``compression.zstd`` module the first stores used)."""
+    decompressor = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor.decompress(data)
 
 
 class CodecError(ValueError):
@@ -134,7 +133,7 @@ def decode_times(blob: bytes) -> np.ndarray:
         if per_s is None:
             raise CodecError(f"unknown timestamp encoding {kind}")
         dod = _unpack_ints(_decompress(blob[13:]), max(n - 1, 0))
-    except (struct.error, zstd.ZstdError, ValueError) as exc:
+    except (struct.error, zstandard.ZstdError, ValueError) as exc:
         raise CodecError(f"corrupt timestamp blob: {exc}") from exc
     ticks = np.empty(n, dtype=np.int64)
     if n:
@@ -189,21 +188,68 @@ def decode_values(blob: bytes) -> np.ndarray:
     try:
         kind, n = struct.unpack_from("<BI", blob)
         data = _decompress(blob[5:])
+    except (struct.error, zstandard.ZstdError, ValueError) as exc:
+        raise CodecError(f"corrupt value blob: {exc}") from exc
+    return _values_of(kind, n, data)
+
+
+def _values_of(kind: int, n: int, data: bytes) -> np.ndarray:
+    """The values of a blob whose header said ``kind`` and ``n`` and whose payload is ``data``."""
+    try:
         if kind == _VALUES_XOR:
             xor = np.frombuffer(data, dtype=np.uint8, count=8 * n).reshape(8, n).T.copy().view("<u8").ravel()
             return np.bitwise_xor.accumulate(xor).view(np.float64) if n else np.zeros(0)
         if kind != _VALUES_DECIMAL:
             raise CodecError(f"unknown value encoding {kind}")
         k, odd = struct.unpack_from("<BI", data)
+        if k > MAX_DECIMALS:
+            raise CodecError(f"bad decimal scale {k}")
         at = 5 + 4 * odd
         where = np.frombuffer(data, dtype="<u4", count=odd, offset=5).astype(np.int64)
         raw = np.frombuffer(data, dtype="<u8", count=odd, offset=at)
         ints = np.cumsum(_unpack_ints(data[at + 8 * odd :], n))
-    except (struct.error, zstd.ZstdError, ValueError) as exc:
+    except (struct.error, zstandard.ZstdError, ValueError) as exc:
         raise CodecError(f"corrupt value blob: {exc}") from exc
     values = ints / _SCALES[k]
     values[where] = raw.view(np.float64)
     return values
+
+
+def decode_values_many(blobs: list[bytes]) -> list[np.ndarray]:
+    """``decode_values`` of each blob, the same arrays bit for bit, with the vector work done once.
+
+    Why: a report reads ~12,000 segments of ~1,000 samples; per segment, a dozen small numpy
+    calls cost more than their arithmetic (~60 us a segment, most of a 10 M-sample read). Here
+    the common blobs (decimal values, no odd ones) are grouped by integer width and undone as one
+    array: one zigzag, one running sum over all of them (each segment's start subtracted back:
+    int64 wraps, and the difference is exact modulo 2**64, so no segment sees another's sum),
+    one division. Anything else goes through ``decode_values``. CodecError as it would raise."""
+    out: list[np.ndarray | None] = [None] * len(blobs)
+    by_width: dict[int, list[tuple[int, int, int, bytes]]] = {}
+    for i, blob in enumerate(blobs):
+        try:
+            kind, n = struct.unpack_from("<BI", blob)
+            data = _decompress(blob[5:]) if kind == _VALUES_DECIMAL and n else b""
+        except (struct.error, zstandard.ZstdError, ValueError) as exc:
+            raise CodecError(f"corrupt value blob: {exc}") from exc
+        code = data[5] if len(data) > 5 and data[1:5] == b"\0\0\0\0" else 4  # 4: not the common form
+        if code > 3 or data[0] > MAX_DECIMALS or len(data) < 6 + n * _WIDTHS[code].itemsize:
+            out[i] = _values_of(kind, n, data) if data else decode_values(blob)
+            continue
+        by_width.setdefault(code, []).append((i, data[0], n, data))
+    for code, group in by_width.items():
+        size = _WIDTHS[code].itemsize
+        joined = b"".join(memoryview(data)[6 : 6 + n * size] for _, _, n, data in group)
+        sums = np.cumsum(_unzigzag(np.frombuffer(joined, dtype=_WIDTHS[code]).astype(np.uint64)))
+        counts = np.array([n for _, _, n, _ in group], dtype=np.int64)
+        ends = np.cumsum(counts)
+        before = np.zeros(len(group), dtype=np.int64)
+        before[1:] = sums[ends[:-1] - 1]
+        scales = np.array([_SCALES[k] for _, k, _, _ in group])
+        values = (sums - np.repeat(before, counts)) / np.repeat(scales, counts)
+        for (i, _, _, _), end, n in zip(group, ends.tolist(), counts.tolist(), strict=True):
+            out[i] = values[end - n : end]
+    return out  # type: ignore[return-value]  # every slot filled above
 
 
 def segment_stats(v: np.ndarray) -> tuple[int, float | None, float | None, float | None]:

@@ -26,7 +26,14 @@ import numpy as np
 
 from rackval.harness.store.records import Sample, SampleChannel
 from rackval.harness.store.replay import JournalReplay
-from rackval.harness.store.sample_codec import CodecError, EncodedSegment, decode_times, decode_values, segments_of
+from rackval.harness.store.sample_codec import (
+    CodecError,
+    EncodedSegment,
+    decode_times,
+    decode_values,
+    decode_values_many,
+    segments_of,
+)
 from rackval.harness.store.segment_rows import INSERT_SEGMENT, SeriesKey, segment_rows, series_id
 from rackval.harness.store.sql import UPSERT_META, StoreError
 
@@ -50,6 +57,7 @@ def _sample_row(row: SampleRow) -> tuple[str, str, str, float, float]:
 
 
 SHARED_TIME_BLOBS = 256  # decoded time blobs one read keeps for the channels that share them
+DECODE_BATCH = 256  # value segments decoded in one vector pass (~2 MB of samples at 1,024 a segment)
 
 
 class SampleSegments(JournalReplay):
@@ -149,19 +157,19 @@ class SampleSegments(JournalReplay):
         self, run_id: str, channel: str | None, device: str | None, unit: str | None,
         start: float | None, end: float | None,
     ) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]:  # fmt: skip
-        """Each matching series' (key, t, values) in time order, cut to [start, end]."""
+        """Each matching series' (key, t, values) in time order, cut to [start, end]. Uncut, series
+        with the same time blobs (a stream's channels) get the same ``t`` array, read-only."""
         rows = self._segments(run_id, channel, device, unit, start, end)
-        shared: dict[bytes, np.ndarray] = {}  # a stream's channels share each fold's time blob
-        i = 0
-        while i < len(rows):
-            key = rows[i][:3]
-            j = i
-            while j < len(rows) and rows[j][:3] == key:
-                j += 1
-            t, v = self._decode(rows[i:j], shared)
-            if j - i > 1 and np.any(np.diff(t) < 0):  # overlapping segments (separate writes)
-                order = np.argsort(t, kind="stable")
-                t, v = t[order], v[order]
+        blobs: dict[bytes, np.ndarray] = {}  # a stream's channels share each fold's time blob
+        axes: dict[tuple[bytes, ...], tuple[np.ndarray, np.ndarray | None]] = {}  # and so their joined times
+        for key, part, v in self._values_by_series(rows, 4):
+            t, order = self._axis(part, blobs, axes)
+            if t.size != v.size:
+                channel, device, *_, t_first = part[0]
+                raise StoreError(f"results store {self.path}: read telemetry {channel!r} of {device!r}: the"
+                                 f" segments from t={t_first} have {t.size} times for {v.size} values")
+            if order is not None:  # overlapping segments (separate writes)
+                v = v[order]
             if start is not None or end is not None:
                 keep = np.ones(t.size, dtype=bool)
                 if start is not None:
@@ -170,33 +178,78 @@ class SampleSegments(JournalReplay):
                     keep &= t <= end
                 t, v = t[keep], v[keep]
             yield key, t, v
+
+    def _values_by_series(
+        self, rows: list[tuple[Any, ...]], at: int
+    ) -> Iterator[tuple[tuple[str, str, str], list[tuple[Any, ...]], np.ndarray]]:
+        """(key, its rows, its values joined) per series of ``rows`` (ordered by series; each row
+        (channel, device, unit, ...) with its values blob at ``at`` and its t_first last). Values
+        are decoded ``DECODE_BATCH`` segments at a time (``decode_values_many``), so memory holds
+        one batch, not the run."""
+        i = 0
+        while i < len(rows):
+            series: list[tuple[tuple[str, str, str], int, int]] = []
+            j = i
+            while j < len(rows) and (j - i < DECODE_BATCH or not series):
+                key, k = rows[j][:3], j
+                while k < len(rows) and rows[k][:3] == key:
+                    k += 1
+                series.append((key, j, k))
+                j = k
+            decoded = self._decode_values(rows[i:j], at)
+            for key, first, stop in series:
+                parts = decoded[first - i : stop - i]
+                yield key, rows[first:stop], parts[0] if len(parts) == 1 else np.concatenate(parts)
             i = j
 
-    def _decode(self, rows: list[tuple[Any, ...]], shared: dict[bytes, np.ndarray] | None = None) -> Arrays:
-        """The rows' segments decoded and joined (copies). ``shared``: time blobs decoded so far
-        in this read; every channel a stream folded at once has the same one, decoded once."""
-        times, values = [], []
-        for channel, device, _, t_blob, v_blob, t_first in rows:
-            try:
-                blob = bytes(t_blob)
-                decoded = None if shared is None else shared.get(blob)
-                if decoded is None:
+    def _decode_values(self, rows: list[tuple[Any, ...]], at: int) -> list[np.ndarray]:
+        try:
+            return decode_values_many([bytes(r[at]) for r in rows])
+        except CodecError:  # name the segment: decode one at a time up to the one that fails
+            for r in rows:
+                try:
+                    decode_values(bytes(r[at]))
+                except CodecError as exc:
+                    raise StoreError(f"results store {self.path}: read telemetry {r[0]!r} of {r[1]!r}: the"
+                                     f" segment from t={r[-1]} is unreadable ({exc})") from exc  # fmt: skip
+            raise
+
+    def _axis(
+        self, rows: list[tuple[Any, ...]], blobs: dict[bytes, np.ndarray],
+        axes: dict[tuple[bytes, ...], tuple[np.ndarray, np.ndarray | None]],
+    ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+        """The rows' times decoded, joined and in order (read-only), and the order that sorted
+        them (None: already in order). ``blobs`` and ``axes``: what this read decoded so far;
+        every channel a stream folded at once has the same time blobs, decoded and joined once."""
+        key = tuple(bytes(r[3]) for r in rows)
+        found = axes.get(key)
+        if found is not None:
+            return found
+        times = []
+        for (channel, device, _, _, _, t_first), blob in zip(rows, key, strict=True):
+            decoded = blobs.get(blob)
+            if decoded is None:
+                try:
                     decoded = decode_times(blob)
-                    if shared is not None:
-                        if len(shared) >= SHARED_TIME_BLOBS:
-                            shared.clear()
-                        shared[blob] = decoded
-                times.append(decoded)
-                values.append(decode_values(bytes(v_blob)))
-            except CodecError as exc:
-                raise StoreError(
-                    f"results store {self.path}: read telemetry {channel!r} of {device!r}: the segment from"
-                    f" t={t_first} is unreadable ({exc})"
-                ) from exc
-            if times[-1].size != values[-1].size:
-                raise StoreError(f"results store {self.path}: read telemetry {channel!r} of {device!r}: the segment"
-                                 f" from t={t_first} has {times[-1].size} times for {values[-1].size} values")
-        return np.concatenate(times), np.concatenate(values)
+                except CodecError as exc:
+                    raise StoreError(
+                        f"results store {self.path}: read telemetry {channel!r} of {device!r}: the segment from"
+                        f" t={t_first} is unreadable ({exc})"
+                    ) from exc
+                if len(blobs) >= SHARED_TIME_BLOBS:
+                    blobs.clear()
+                blobs[blob] = decoded
+            times.append(decoded)
+        t = times[0].copy() if len(times) == 1 else np.concatenate(times)
+        order = None
+        if len(times) > 1 and np.any(np.diff(t) < 0):
+            order = np.argsort(t, kind="stable")
+            t = t[order]
+        t.flags.writeable = False
+        if len(axes) >= SHARED_TIME_BLOBS:
+            axes.clear()
+        axes[key] = (t, order)
+        return t, order
 
     def sample_arrays(
         self,
@@ -214,7 +267,8 @@ class SampleSegments(JournalReplay):
         if not found:
             return np.zeros(0), np.zeros(0)
         if len(found) == 1:
-            return found[0]
+            t, v = found[0]
+            return (t.copy() if not t.flags.writeable else t), v  # the caller's to change
         t = np.concatenate([f[0] for f in found])
         v = np.concatenate([f[1] for f in found])
         order = np.argsort(t, kind="stable")
@@ -222,7 +276,8 @@ class SampleSegments(JournalReplay):
 
     def sample_series(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]:
         """((channel, device, unit), t, values) of every series of a run in time order, ordered by
-        key: one query, one series decoded at a time (the report's figures bucket them all)."""
+        key: one query, one series decoded at a time (the report's figures bucket them all).
+        Series sampled together share one read-only ``t`` (the same array object)."""
         yield from self._series_arrays(run_id, None, None, None, None, None)
 
     def sample_values(
@@ -257,19 +312,8 @@ class SampleSegments(JournalReplay):
             "read telemetry values",
             tuples=True,
         )
-        i = 0
-        while i < len(rows):
-            key = rows[i][:3]
-            parts = []
-            while i < len(rows) and rows[i][:3] == key:
-                channel, device, _, blob, t_first = rows[i]
-                try:
-                    parts.append(decode_values(bytes(blob)))
-                except CodecError as exc:
-                    raise StoreError(f"results store {self.path}: read telemetry {channel!r} of {device!r}: the"
-                                     f" segment from t={t_first} is unreadable ({exc})") from exc  # fmt: skip
-                i += 1
-            yield key, np.concatenate(parts)
+        for key, _, values in self._values_by_series(rows, 3):
+            yield key, values
 
     def samples(
         self,
