@@ -148,7 +148,7 @@ def _bucketed(
     return low, high, interval
 
 
-BLOCK_VALUES = 2_000_000  # samples summarised in one vector pass at most (16 MB)
+BLOCK_VALUES = 500_000  # samples summarised in one vector pass at most (4 MB)
 
 
 def summarise(store: Any, run_id: str, buckets: int = 500) -> Telemetry:
