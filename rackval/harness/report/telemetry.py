@@ -11,8 +11,9 @@ statistics (``rackval.harness.store.segments``), so the report reads:
 * ``summarise`` - those statistics and the **grid**: every channel's minimum and maximum per
   time bucket (``buckets`` equal slices of the run's telemetry span, one per horizontal pixel of
   a figure) and its median sampling interval, from one pass over the decoded series
-  (``store.sample_series``: one series in memory at a time). The report's figures draw from the
-  grid alone, so a figure of 256 channels costs no further read of the store.
+  (``store.sample_series``; channels sampled together are summarised as one matrix of at most
+  ``BLOCK_VALUES`` samples, so memory holds one block, not the run). The report's figures draw
+  from the grid alone, so a figure of 256 channels costs no further read of the store.
 
 p99 is nearest-rank (numpy ``inverted_cdf``): a value that was actually recorded.
 """

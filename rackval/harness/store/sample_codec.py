@@ -2,7 +2,9 @@
 
 A soak stores millions of samples; as rows they cost ~145 bytes each. A segment holds up to
 ``SEGMENT_SAMPLES`` consecutive samples of one channel as two zstd-compressed blobs, the way
-time-series databases (Prometheus, Gorilla, TimescaleDB) do it, with numpy doing the vector work:
+time-series databases (Prometheus, Gorilla, TimescaleDB) do it, with numpy doing the vector work
+and python-zstandard the compression (its contexts can be reused, which the stdlib-style
+``compression.zstd`` API cannot: a new context per segment cost more than the decompression):
 
 * **Timestamps** are kept to the millisecond (``TIME_RESOLUTION_S``, as Prometheus keeps them) as
   integers, delta-of-delta encoded: a sampler ticking on its grid gives a run of zeros, which zstd
