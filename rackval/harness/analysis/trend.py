@@ -342,7 +342,7 @@ def plot_svg(result: Trend) -> str:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from rackval.harness.report.plots import LIMIT_COLOUR, figure_to_svg, label_text
+    from rackval.harness.report.plots import LIMIT_COLOUR, figure_to_svg, label_text, set_title
 
     pts = result.points
     when = [datetime.fromtimestamp(t, tz=UTC).replace(tzinfo=None) for t in pts["started_at"]]
@@ -397,7 +397,7 @@ def plot_svg(result: Trend) -> str:
         handles.append(Line2D([], [], color=LIMIT_COLOUR, linestyle="--"))
         labels.append("spec limit")
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
-    ax.set_title(label_text(f"{result.name}: {result.where}", 100), fontsize=10)
+    set_title(ax, label_text(f"{result.name}: {result.where}", 100))
     ax.set_xlabel("run start (UTC)")
     ax.set_ylabel(label_text(result.unit, 16) or "value")
     ax.grid(True, alpha=0.3)

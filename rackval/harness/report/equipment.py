@@ -25,7 +25,7 @@ from markupsafe import Markup
 from matplotlib.figure import Figure
 
 from rackval.harness.measure import Measurement
-from rackval.harness.report.plots import LIMIT_COLOUR, broken_at_gaps, figure_to_svg, label_text
+from rackval.harness.report.plots import LIMIT_COLOUR, broken_at_gaps, figure_to_svg, label_text, set_title
 from rackval.harness.report.run_data import RunData
 
 MAX_LINES = 12  # channels drawn per chart (a 72-BBU rack draws the lowest ones)
@@ -59,7 +59,7 @@ def _chart(
         ax.plot(t, v, linewidth=1.0, label=label_text(channel, 40))
     for value in sorted(set(limits)):
         ax.axhline(value, color=LIMIT_COLOUR, linewidth=1.0, linestyle="--")
-    ax.set_title(label_text(title, 80), fontsize=10)
+    set_title(ax, label_text(title, 80))
     ax.set_xlabel("run clock (s)")
     ax.set_ylabel(f"{label_text(title, 40)} ({unit})")
     ax.grid(True, alpha=0.3)
