@@ -147,3 +147,19 @@ def test_real_rack_without_spec_is_refused(tmp_path: Path) -> None:
     result = run_plans(tmp_path, "--rack", str(REPO / "racks" / "example-site.yaml"), env=secrets)
     assert result.returncode == 4
     assert "--spec is required with a real rack" in result.stderr
+
+
+def test_simulator_options_with_a_rack_file_are_refused_not_ignored(tmp_path: Path) -> None:
+    """A fault file given with --rack would never be injected (rackval starts no simulator then):
+    the run is refused before anything is read from a device."""
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {fault: feed_loss, target: A}\n")
+    secrets = {name: "x" for name in EXAMPLE_SITE_SECRETS}
+    rack = str(REPO / "racks" / "example-site.yaml")
+    result = run_plans(tmp_path, "--rack", rack, "--sim-faults", str(faults), env=secrets)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"--sim-faults shapes the simulated rack rackval starts without --rack; with --rack {rack}" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_plans(tmp_path, "--rack", rack, "--sim-nodes", "4", "--sim-params", str(faults), env=secrets)
+    assert result.returncode == 4 and "--sim-nodes and --sim-params shape the simulated rack" in result.stderr
+    assert not (tmp_path / "reports" / "results.sqlite").exists()

@@ -129,6 +129,7 @@ class RackvalRun:
         spec_opt = config.getoption("spec")
         # Validate files given on the command line now, before any device is touched.
         if rack_opt:
+            refuse_sim_options(config, rack_opt)
             self._inventory = load_inventory(rack_opt)
         if spec_opt:
             self._spec = load_spec(spec_opt)
@@ -414,6 +415,22 @@ def default_sim_spec(root: Path, sim_params: str | Path | None) -> Path:
         if own.exists():
             return own
     return root / DEFAULT_SIM_SPEC
+
+
+SIM_OPTIONS = (("--sim-nodes", "sim_nodes"), ("--sim-params", "sim_params"), ("--sim-faults", "sim_faults"))
+"""Options that shape the simulator rackval starts when no ``--rack`` is given."""
+
+
+def refuse_sim_options(config: pytest.Config, rack: str) -> None:
+    """With ``--rack``, rackval starts no simulator: a simulator option would be silently ignored
+    (a fault file that is never injected makes a rehearsal pass for the wrong reason)."""
+    given = [flag for flag, dest in SIM_OPTIONS if config.getoption(dest) is not None]
+    if given:
+        raise ConfigError(
+            f"{' and '.join(given)} shape{'s' if len(given) == 1 else ''} the simulated rack rackval starts without"
+            f" --rack; with --rack {rack} nothing would use {'it' if len(given) == 1 else 'them'} (for a simulator of"
+            " your own, give them to `rackval sim`: --nodes, --params, --faults)"
+        )
 
 
 def check_sim_files(config: pytest.Config) -> None:
