@@ -24,6 +24,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rackval.core.errors import ConfigError
+
 # 80 PLUS Titanium-like efficiency at (load fraction, efficiency) points; interpolated linearly.
 PSU_EFFICIENCY_CURVE: tuple[tuple[float, float], ...] = (
     (0.0, 0.80),
@@ -42,6 +44,8 @@ FAN_CURVE: tuple[tuple[float, float], ...] = (
 )
 
 _FORBID = ConfigDict(extra="forbid")
+Positive = Annotated[int, Field(ge=1)]  # a count of things the rack has: a file saying 0 or -2 is refused
+NonNegative = Annotated[int, Field(ge=0)]
 
 
 @dataclass(frozen=True)
@@ -50,17 +54,17 @@ class RackSize:
 
     __pydantic_config__ = _FORBID
 
-    nodes: int = 4
-    psus_per_node: int = 2
-    gpus_per_node: int = 8
-    switch_ports: int = 32
+    nodes: Positive = 4
+    psus_per_node: Positive = 2
+    gpus_per_node: Positive = 8
+    switch_ports: Positive = 32
     seed: int = 1
     # Topology. PSUs alternate feeds A/B; each feed gets as many PDUs of ``outlets_per_pdu`` as
     # its PSUs need (named pdu-a, or pdu-a1, pdu-a2 ... when a feed needs more than one).
-    outlets_per_pdu: int = 48
+    outlets_per_pdu: Positive = 48
     # ToR switches; NIC i of every node is cabled to switch i % switches (tor1, tor2 ...).
-    switches: int = 1
-    nics_per_node: int = 1
+    switches: Positive = 1
+    nics_per_node: Positive = 1
     # One analyzer measuring both feeds ("analyzer"), or one per feed ("analyzer-a", "analyzer-b").
     analyzer_per_feed: bool = False
     # PDU make per feed: "apc" (PowerNet-MIB rPDU2), "raritan" (PDU2-MIB), "servertech" (Sentry4),
@@ -69,7 +73,7 @@ class RackSize:
     pdu_vendor_a: str = "apc"
     pdu_vendor_b: str = "apc"
     # The last N switches are managed over SNMP (IF-MIB, LLDP-MIB) instead of the SONiC CLI.
-    snmp_switches: int = 0
+    snmp_switches: NonNegative = 0
 
 
 @dataclass(frozen=True)
@@ -354,7 +358,9 @@ def sim_design(params_file: Path | str | None, *, nodes: int | None = None, seed
     what devices exist."""
     design = load_sim_design(Path(params_file)) if params_file else SimDesign(REFERENCE_SIZE, REFERENCE_PARAMS)
     changes: dict[str, int] = {}
-    if nodes:
+    if nodes is not None:
+        if nodes < 1:
+            raise ConfigError(f"simulated rack: the node count must be at least 1, not {nodes}")
         changes["nodes"] = nodes
     if seed is not None:
         changes["seed"] = seed

@@ -163,3 +163,10 @@ def test_simulator_options_with_a_rack_file_are_refused_not_ignored(tmp_path: Pa
     result = run_plans(tmp_path, "--rack", rack, "--sim-nodes", "4", "--sim-params", str(faults), env=secrets)
     assert result.returncode == 4 and "--sim-nodes and --sim-params shape the simulated rack" in result.stderr
     assert not (tmp_path / "reports" / "results.sqlite").exists()
+
+
+def test_a_node_count_below_one_is_one_usage_line(tmp_path: Path) -> None:
+    result = run_plans(tmp_path, "--sim-nodes", "0")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "simulated rack: the node count must be at least 1, not 0" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and "ERROR collecting" not in result.stdout

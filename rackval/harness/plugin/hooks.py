@@ -48,8 +48,8 @@ class RunHooks:
                     inventory = inventory or self.run.inventory
                     names = _param_values(inventory, kind)
                     metafunc.parametrize(argname, names, ids=names)
-        except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        except ConfigError as exc:  # the rack is unusable (a simulator that would not start): stop, once
+            pytest.exit(f"rackval: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # the plans this session collected: the run records which requirement each would measure

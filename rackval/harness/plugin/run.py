@@ -438,13 +438,14 @@ def check_sim_files(config: pytest.Config) -> None:
     the rack the simulator would build (same size and parameters; in-process, no server started):
     a bad file is one ConfigError naming file, line and field, and the simulator never starts."""
     faults, params = config.getoption("sim_faults"), config.getoption("sim_params")
-    if not faults and not params:
+    nodes = config.getoption("sim_nodes")
+    if not faults and not params and nodes is None:
         return
     from rackval.sim.fault_file import load_faults
     from rackval.sim.model import RackModel
     from rackval.sim.reference import sim_design
 
-    design = sim_design(params, nodes=config.getoption("sim_nodes"))
+    design = sim_design(params, nodes=nodes)
     if faults:
         load_faults(faults, rack=RackModel(design.size, params=design.params))
 
