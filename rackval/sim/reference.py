@@ -56,7 +56,7 @@ class RackSize:
 
     nodes: Positive = 4
     psus_per_node: Positive = 2
-    gpus_per_node: Positive = 8
+    gpus_per_node: NonNegative = 8  # 0: management or storage nodes
     switch_ports: Positive = 32
     seed: int = 1
     # Topology. PSUs alternate feeds A/B; each feed gets as many PDUs of ``outlets_per_pdu`` as

@@ -72,10 +72,10 @@ def test_seed_given_twice_differently_is_an_error_naming_line_and_field(tmp_path
 def test_counts_below_what_a_rack_can_have_are_refused_naming_line_and_field(tmp_path: Path) -> None:
     """A rack of 0 or -2 nodes used to start (an empty or nonsense rack that every plan skipped)."""
     bad = tmp_path / "size.yaml"
-    bad.write_text("size:\n  nodes: -2\n  gpus_per_node: 0\n  snmp_switches: -1\n")
+    bad.write_text("size:\n  nodes: -2\n  psus_per_node: 0\n  snmp_switches: -1\n")
     with pytest.raises(ConfigError) as err:
         load_sim_design(bad)
-    for line, field in ((2, "size.nodes"), (3, "size.gpus_per_node"), (4, "size.snmp_switches")):
+    for line, field in ((2, "size.nodes"), (3, "size.psus_per_node"), (4, "size.snmp_switches")):
         assert f"{bad}:{line}: {field}: Input should be greater than or equal to" in str(err.value), err.value
     with pytest.raises(ConfigError, match=r"node count must be at least 1, not 0"):
         sim_design(None, nodes=0)
