@@ -149,6 +149,65 @@ def test_the_vendor_map_reads_a_chiller_and_says_what_it_lacks() -> None:
         srv.stop()
 
 
+def _counting(driver: ModbusCdu) -> list[tuple[str, int, int]]:
+    """The read requests ``driver`` sends from now on, as (table, address, count)."""
+    sent: list[tuple[str, int, int]] = []
+    real = driver._transport.read
+
+    def read(table: str, address: int, count: int) -> list[int]:
+        sent.append((table, address, count))
+        return real(table, address, count)
+
+    driver._transport.read = read  # type: ignore[method-assign]
+    return sent
+
+
+def _poll(cdu: ModbusCdu) -> list[Any]:
+    return [cdu.loops(), cdu.pumps(), cdu.filters(), cdu.reservoirs(), cdu.leak_detectors()]
+
+
+def test_a_poll_asks_for_neighbouring_registers_together(server: PymodbusServer) -> None:
+    """The generic map's 35 loop, pump, filter, reservoir and leak points: a request per table
+    block, not per point; the same records as one request per point (read_gap 0, max_read 1)."""
+    batched = ModbusCdu(_config(server.host, server.port, GENERIC))
+    sent = _counting(batched)
+    records = _poll(batched)
+    polled = ("loops", "pumps", "filters", "reservoirs", "leak_detectors")
+    points = sum(1 for p in batched.map.points if p.field.split(".")[0] in polled and not p.field.endswith(".run"))
+    assert points >= 30 and len(sent) <= 10, sent
+    assert all(count <= 125 for _, _, count in sent)
+    one_by_one = ModbusCdu(_config(server.host, server.port, GENERIC))
+    object.__setattr__(one_by_one.map, "read_gap", 0)
+    object.__setattr__(one_by_one.map, "max_read", 1)
+    singles = _counting(one_by_one)
+    assert _poll(one_by_one) == records
+    assert len(singles) > 3 * len(sent) and all(count <= 2 for _, _, count in singles)  # f32 / u32: two words
+    batched.close()
+    one_by_one.close()
+
+
+def test_a_span_the_device_refuses_is_read_point_by_point_from_then_on(tables: Tables) -> None:
+    """A device without register 103 (inside the primary loop's block) refuses the block with
+    exception 2: its other points still read, and the next poll does not ask for the block again."""
+    srv = PymodbusServer(_served(tables, input={103: None}))
+    try:
+        driver = ModbusCdu(_config(srv.host, srv.port, GENERIC))
+        sent = _counting(driver)
+        primary, secondary = driver.loops()
+        assert primary.flow_lpm is None  # its second word is gone: that field only
+        assert primary.supply_temp_c == pytest.approx(28.5) and primary.heat_kw == pytest.approx(25.25)
+        assert secondary.return_temp_c == pytest.approx(45.5)
+        block = ("input", 100, 8)  # the primary loop's registers 100..107, 103 among them
+        assert sent.count(block) == 1 and ("input", 102, 2) in sent  # refused, then point by point
+        first = list(sent)
+        sent.clear()
+        assert driver.loops() == [primary, secondary]
+        assert block not in sent and sorted(sent) == sorted(r for r in first if r != block)
+        driver.close()
+    finally:
+        srv.stop()
+
+
 # ---- the device that fails ---------------------------------------------------------------------------------
 
 

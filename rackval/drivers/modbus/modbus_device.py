@@ -1,8 +1,9 @@
 """CDUs and power shelves over Modbus TCP, read and controlled through a register map (data).
 
 The map (``rackval.drivers.modbus.register_map``, written from the vendor's manual) says which
-register fills which capability field; these drivers ask for each field on its own and build the
-capability records from what came back. A field the map does not give, or that the device
+register fills which capability field; these drivers read the fields of a call (every pump's,
+say) in as few requests as the map's layout allows (``rackval.drivers.modbus.read_plan``) and
+build the capability records from what came back. A field the map does not give, or that the device
 answers with exception 1 / 2 (it lacks the register), is None in its record ("" for a state),
 never 0; a list (pumps, feeds, ...) the map gives no member of is ``NotAvailable``, as is a
 single reading (the cooling mode, the DC output) the device cannot give. Every other failure
@@ -43,9 +44,11 @@ from rackval.drivers.capabilities import (
     ShelfControl,
 )
 from rackval.drivers.config import DeviceConfig
+from rackval.drivers.modbus.read_plan import plan_reads
 from rackval.drivers.modbus.register_map import (
     CONTROL,
     LOOPS,
+    Point,
     RegisterMap,
     decode,
     encode,
@@ -76,6 +79,7 @@ class ModbusEquipment:
                 f"not a {self.KIND} map"
             )
         self._transport = ModbusTransport(config, opts.unit_id if opts.unit_id is not None else self.map.unit_id)
+        self._split: set[tuple[str, int, int]] = set()  # spans the device refused: read point by point
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self._config.address!r}, {self.map.name!r})"
@@ -86,17 +90,37 @@ class ModbusEquipment:
     # ---- reading ---------------------------------------------------------------------------------
     def _value(self, field: str) -> Any:
         """The field's value, or None when the map or the device lacks it."""
-        point = self.map.find(field)
-        if point is None:
-            return None
-        try:
-            words = self._transport.read(point.table, self.map.address(point), point.words)
-        except NotAvailable:
-            return None
+        return self._values([field])[field]
+
+    def _values(self, wanted: list[str]) -> dict[str, Any]:
+        """Each field's value (None when the map or the device lacks it), neighbouring registers
+        read in one request. A span the device refuses as absent (exception 1 / 2) is read point
+        by point, now and on every later call (``_split``), so a register it lacks costs only itself."""
+        out: dict[str, Any] = dict.fromkeys(wanted)
+        points = [(p, self.map.address(p)) for p in (self.map.find(f) for f in wanted) if p is not None]
+        for span in plan_reads(points, max_registers=self.map.max_read, max_gap=self.map.read_gap):
+            words = None
+            if len(span.points) > 1 and (span.table, span.start, span.count) not in self._split:
+                try:
+                    words = self._transport.read(span.table, span.start, span.count)
+                except NotAvailable:
+                    self._split.add((span.table, span.start, span.count))
+            for point, address in span.points:
+                if words is not None:
+                    out[point.field] = self._decoded(point, span.words_of(words, point, address))
+                    continue
+                try:
+                    alone = self._transport.read(point.table, address, point.words)
+                except NotAvailable:
+                    continue
+                out[point.field] = self._decoded(point, alone)
+        return out
+
+    def _decoded(self, point: Point, words: list[int]) -> Any:
         try:
             return decode(point, self.map.order(point), words)
         except ValueError as exc:
-            raise self._err(DeviceProtocolError, f"read {field}", str(exc)) from None
+            raise self._err(DeviceProtocolError, f"read {point.field}", str(exc)) from None
 
     def _members(self, collection: str, operation: str) -> list[str]:
         names = self.map.members(collection)
@@ -104,25 +128,34 @@ class ModbusEquipment:
             raise self._err(NotAvailable, operation, f"the register map {self.map.name!r} gives no {collection}")
         return names
 
-    def _record(self, record: type[R], collection: str, member: str, **given: Any) -> R:
-        values: dict[str, Any] = {"name": member, **given}
-        for f in dataclass_fields(record):  # type: ignore[arg-type]
-            if f.name in values or f.name in _FROM_MAP_ONLY:
-                continue
-            value = self._value(f"{collection}.{member}.{f.name}")
-            kind = field_kind(f.name)
-            values[f.name] = ("" if value is None else value) if kind == "text" else value
-        return record(**values)
+    def _read_records(
+        self, record: type[R], collection: str, members: list[str], given: dict[str, dict[str, Any]] | None = None
+    ) -> list[R]:
+        """One record per member, every member's fields read together (``_values``); ``given``:
+        fields per member that do not come from registers."""
+        given = given or {}
+        names = [f.name for f in dataclass_fields(record)]  # type: ignore[arg-type]
+        wanted = {m: [n for n in names if n not in _FROM_MAP_ONLY and n not in given.get(m, {})] for m in members}
+        read = self._values([f"{collection}.{m}.{n}" for m in members for n in wanted[m]])
+        out = []
+        for m in members:
+            values: dict[str, Any] = {"name": m, **given.get(m, {})}
+            for n in wanted[m]:
+                value = read[f"{collection}.{m}.{n}"]
+                values[n] = ("" if value is None else value) if field_kind(n) == "text" else value
+            out.append(record(**values))
+        return out
 
     def _records(self, record: type[R], collection: str) -> list[R]:
-        return [self._record(record, collection, m) for m in self._members(collection, f"read {collection}")]
+        return self._read_records(record, collection, self._members(collection, f"read {collection}"))
 
     @protocol_errors("identify")
     def identify(self) -> Identity:
         """The map's identity text, with the registers it names (serial, firmware) read."""
         out = []
+        read = self._values([f"identity.{key}" for key in ("vendor", "model", "serial", "firmware")])
         for key in ("vendor", "model", "serial", "firmware"):
-            value = self._value(f"identity.{key}")
+            value = read[f"identity.{key}"]
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             out.append(str(value) if value is not None else getattr(self.map.identity, key))
@@ -179,7 +212,8 @@ class ModbusCdu(ModbusEquipment, Device, CoolingUnit, PumpControl, LeakDetection
     @protocol_errors("read coolant loops")
     def loops(self) -> list[CoolantReading]:
         names = self._members("loops", "read coolant loops")
-        return [self._record(CoolantReading, "loops", loop, loop=loop) for loop in LOOPS if loop in names]
+        loops = [loop for loop in LOOPS if loop in names]
+        return self._read_records(CoolantReading, "loops", loops, {loop: {"loop": loop} for loop in loops})
 
     @protocol_errors("read leak detectors")
     def leak_detectors(self) -> list[LeakDetectorState]:
@@ -213,8 +247,9 @@ class ModbusPowerShelf(ModbusEquipment, Device, PowerMeter, PowerShelf, ShelfCon
     @protocol_errors("read rectifiers")
     def rectifiers(self) -> list[RectifierState]:
         out = []
-        for member in self._members("rectifiers", "read rectifiers"):
-            r = self._record(RectifierState, "rectifiers", member, efficiency_measured=True)
+        members = self._members("rectifiers", "read rectifiers")
+        measured = {m: {"efficiency_measured": True} for m in members}
+        for r in self._read_records(RectifierState, "rectifiers", members, measured):
             if r.efficiency_pct is None and r.input_power_w and r.output_power_w is not None:
                 ratio = round(100 * r.output_power_w / r.input_power_w, 3)
                 r = RectifierState(**{**r.__dict__, "efficiency_pct": ratio, "efficiency_measured": False})
@@ -226,7 +261,8 @@ class ModbusPowerShelf(ModbusEquipment, Device, PowerMeter, PowerShelf, ShelfCon
 
     @protocol_errors("read the DC output")
     def dc_output(self) -> DcOutput:
-        values = {k: self._value(f"dc_output.{k}") for k in ("voltage_v", "current_a", "power_w")}
+        read = self._values([f"dc_output.{k}" for k in ("voltage_v", "current_a", "power_w")])
+        values = {k.removeprefix("dc_output."): v for k, v in read.items()}
         if all(v is None for v in values.values()):
             raise self._err(NotAvailable, "read the DC output", "the map or the device gives no dc_output reading")
         return DcOutput(name="dc", **values)
@@ -241,8 +277,7 @@ class ModbusPowerShelf(ModbusEquipment, Device, PowerMeter, PowerShelf, ShelfCon
             except NotAvailable:
                 load_w = None
         out = []
-        for name in names:
-            b = self._record(BatteryState, "batteries", name, holdup_estimated=False)
+        for b in self._read_records(BatteryState, "batteries", names, {n: {"holdup_estimated": False} for n in names}):
             if b.holdup_s is None and b.stored_energy_wh is not None and load_w:
                 estimate = round(b.stored_energy_wh * 3600 / (load_w / len(names)), 1)
                 b = BatteryState(**{**b.__dict__, "holdup_s": estimate, "holdup_estimated": True})

@@ -226,6 +226,8 @@ class RegisterMap(_Strict):
     unit_id: int = Field(1, ge=0, le=247)
     word_order: Literal["big", "little"] = "big"
     address_offset: int = Field(0, ge=0)
+    max_read: int = Field(125, ge=1, le=125)  # registers one request may ask (125: the protocol's limit)
+    read_gap: int = Field(4, ge=0, le=124)  # unlisted registers a request may read through to the next point
     identity: Identity = Identity()
     points: tuple[Point, ...] = Field(min_length=1)
 
