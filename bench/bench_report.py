@@ -134,7 +134,8 @@ def store_is_complete(path: Path) -> bool:
         try:
             (n,) = db.execute(
                 "SELECT SUM(n_samples) FROM sample_segments g JOIN sample_series s ON s.series_id = g.series_id"
-                " WHERE run_id = ?", (RUN_ID,)
+                " WHERE run_id = ?",
+                (RUN_ID,),
             ).fetchone()
         finally:
             db.close()

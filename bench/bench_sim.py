@@ -59,8 +59,10 @@ def poll_once(driver: object) -> int:
 
 
 def bench_startup(nodes: int, repeats: int) -> None:
-    size = REFERENCE_SIZE if nodes == REFERENCE_SIZE.nodes else REFERENCE_SIZE.__class__(
-        **{**REFERENCE_SIZE.__dict__, "nodes": nodes}
+    size = (
+        REFERENCE_SIZE
+        if nodes == REFERENCE_SIZE.nodes
+        else REFERENCE_SIZE.__class__(**{**REFERENCE_SIZE.__dict__, "nodes": nodes})
     )
     in_process, as_process = [], []
     for _ in range(repeats):

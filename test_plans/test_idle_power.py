@@ -37,8 +37,6 @@ def _sum_readings(rack: Rack, names: list[str], what: str) -> float:
     return sum(values_or_raise(results, "read power").values())
 
 
-
-
 def test_idle_rack_power_within_budget(rack: Rack, inventory: Inventory, measure) -> None:
     analyzer, watts = _analyzer_power(rack, inventory)
     measure("idle rack power", watts, "W", limit="idle_rack_power", device=analyzer)

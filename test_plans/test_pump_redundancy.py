@@ -104,9 +104,7 @@ def test_rack_stays_cooled_with_one_pump_stopped(
                 clock.sleep(RESTORE_SETTLE_S)
 
 
-def _judge_step(
-    sampler: Any, cdu: str, pump: str, nodes: dict[str, str], hosts: dict[str, str], measure: Any
-) -> None:
+def _judge_step(sampler: Any, cdu: str, pump: str, nodes: dict[str, str], hosts: dict[str, str], measure: Any) -> None:
     what = f"{cdu} {pump} stopped"
     lowest: tuple[float, str] | None = None
     for node, bmc in nodes.items():

@@ -272,7 +272,9 @@ class GenericScpiOptions(ScpiOptions):
 class YokogawaOptions(ScpiOptions):
     """``rackval.drivers.instrument.yokogawa.YokogawaWtAnalyzer``: input element 1..7 or SIGMA."""
 
-    element: int | Annotated[Literal["SIGMA"], BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v)] = 1  # noqa: E501
+    element: (
+        int | Annotated[Literal["SIGMA"], BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v)]
+    ) = 1
 
     @field_validator("element")
     @classmethod

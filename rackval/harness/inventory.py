@@ -58,6 +58,7 @@ class CredentialSpec(_Strict):
     @classmethod
     def _priv(cls, value: str | None) -> str | None:
         return snmp_protocol(value, SNMP_PRIV_PROTOCOLS)
+
     priv_key: SecretRef | None = None
     key_file: str | None = None
 
@@ -263,8 +264,7 @@ def _check_references(data: RackFile, where: YamlLocator) -> None:
         if entry.kind is None and (missing := registry.missing_for_kind(dev.driver, dev.kind)):
             raise where.error(  # a plugin driver: its claims say which kinds it can serve
                 ("devices", name, "driver"),
-                f"driver {dev.driver!r} ({entry.target}) does not claim {', '.join(missing)}, "
-                f"which a {dev.kind} needs",
+                f"driver {dev.driver!r} ({entry.target}) does not claim {', '.join(missing)}, which a {dev.kind} needs",
             )
         if dev.credentials is not None and dev.credentials not in data.credentials:
             raise where.error(

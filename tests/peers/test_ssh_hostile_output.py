@@ -25,8 +25,6 @@ HUGE = "head -c 134217728 /dev/zero"
 TRICKLE = "while :; do echo tick; sleep 0.1; done"
 
 
-
-
 @pytest.fixture
 def transport(shell_host: ShellHost) -> Iterator[SshTransport]:
     t = SshTransport(shell_host.config(timeout_s=TIMEOUT_S, max_output_bytes=1_000_000))

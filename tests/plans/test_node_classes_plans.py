@@ -77,8 +77,7 @@ def test_unknown_class_stops_the_run_naming_the_rack_file_line(tmp_path: Path, g
     assert result.returncode != 0 and "passed" not in result.stdout, out
     line = next((n for n, text in enumerate(rack.read_text().splitlines(), 1) if "class: managment" in text), 0)
     assert (
-        f"{rack}:{line}: nodes.node01.class: unknown node class 'managment' (did you mean 'management'? the spec"
-        in out
+        f"{rack}:{line}: nodes.node01.class: unknown node class 'managment' (did you mean 'management'? the spec" in out
     ), out
     assert "Traceback" not in out, out
 

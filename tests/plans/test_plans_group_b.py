@@ -63,7 +63,6 @@ def run_plans(report_dir, *args, plans=plan_runs.GROUP_B_PLANS, timeout=300):
     return plan_runs.run_plans(report_dir, *args, plans=plans, timeout=timeout)
 
 
-
 def test_healthy_rack_passes_and_is_left_as_found(tmp_path: Path) -> None:
     spec = spec_variant(tmp_path / "ci-spec.yaml")  # the reference limits, with CI's shorter soak
     result = run_plans(tmp_path / "reports", "--sim-nodes", "4", "--spec", str(spec))

@@ -58,9 +58,7 @@ def test_device_readings_within_their_accuracy_and_reproducible() -> None:
 
     # same seed, same readings (runs are reproducible); another seed, other serials and noise
     c, d = RackModel(RackSize(seed=7)), RackModel(RackSize(seed=8))
-    assert [c.bmc_reading_power_w("node02") for _ in range(5)] == [
-        b.bmc_reading_power_w("node02") for _ in range(5)
-    ]
+    assert [c.bmc_reading_power_w("node02") for _ in range(5)] == [b.bmc_reading_power_w("node02") for _ in range(5)]
     assert c.nodes["node02"].info.serial == b.nodes["node02"].info.serial != d.nodes["node02"].info.serial
     assert c.bmc_reading_power_w("node03") != d.bmc_reading_power_w("node03")
 

@@ -56,5 +56,3 @@ def sim_ssh(
         yield SimSsh(server, known_hosts, device)
     finally:
         server.stop()
-
-

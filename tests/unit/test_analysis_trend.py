@@ -84,7 +84,7 @@ def test_command_prints_outlier_serial_and_writes_csv_and_html(
 
     html = read(tmp_path / "trend.html")
     assert '<td class="num" id="lcl"></td>' in html and 'id="control-limits-refused">7 value(s): no control' in html
-    assert '<strong>requirement IDLE-1; device an1</strong>' in html
+    assert "<strong>requirement IDLE-1; device an1</strong>" in html
     assert "serial <strong>S-203</strong>" in html
     assert html.count("<svg") == 1 and 'aria-label="trend of idle power by station"' in html
     assert external_references(html) == []

@@ -75,7 +75,7 @@ def test_option_errors_lists_every_problem_once_per_option():
 
 
 def test_unknown_option_without_close_match_lists_the_known_ones():
-    (loc, text), = o.option_errors(o.SnmpOptions, {"zzz": 1})
+    ((loc, text),) = o.option_errors(o.SnmpOptions, {"zzz": 1})
     known = "max_walk_bytes, max_walk_rows, retries, walk_timeout_s"
     assert loc == ("zzz",) and text.startswith(f"unknown option (known options: {known})")
 

@@ -254,6 +254,7 @@ def test_mark_up_and_a_success_started_after_the_mark() -> None:
     health.mark_down("node07", "lost power")
     health.mark_up("node07")
     assert health.call("node07", "gpus", lambda: 1) == 1
+
     # a mark made while an operation was running stands (the plan may know better than the reply)
     def slow() -> int:
         now.t += 1.0

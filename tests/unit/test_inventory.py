@@ -76,10 +76,18 @@ def test_good_rack_loads_and_resolves_secrets(tmp_path: Path, monkeypatch: pytes
         ("    password: {env: TEST_BMC_PASSWORD}", "    password: plaintext", 7, "credentials.bmc.password"),
         ("    driver: redfish\n", "    driver: redfsh\n", 19, "(did you mean 'redfish'? available:"),
         # driver options are typed: checked at load, before any device is touched
-        (BMC_HOST, BMC_HOST + "    options: {schem: http}\n", 21,
-         "devices.bmc-n1.options.schem: unknown option (did you mean 'scheme'?)"),
-        (BMC_HOST, BMC_HOST + "    options: {scheme: gopher}\n", 21,
-         "devices.bmc-n1.options.scheme: must be 'https' or 'http', got 'gopher'"),
+        (
+            BMC_HOST,
+            BMC_HOST + "    options: {schem: http}\n",
+            21,
+            "devices.bmc-n1.options.schem: unknown option (did you mean 'scheme'?)",
+        ),
+        (
+            BMC_HOST,
+            BMC_HOST + "    options: {scheme: gopher}\n",
+            21,
+            "devices.bmc-n1.options.scheme: must be 'https' or 'http', got 'gopher'",
+        ),
         (BMC_HOST, BMC_HOST + "    options:\n      verify: 5\n", 22, "bmc-n1.options.verify: must be true or false"),
         (BMC_HOST, BMC_HOST + "    options: {retries_503: true}\n", 21, "retries_503: must be an integer, got True"),
         ("    feeds: [A]\n", "    feeds: [A]\n    options: {device_index: x}\n", 17, "device_index: must be an"),
@@ -88,15 +96,25 @@ def test_good_rack_loads_and_resolves_secrets(tmp_path: Path, monkeypatch: pytes
         (BMC_HOST, '    host: ""\n', 20, "devices.bmc-n1.host: String should have at least 1 character"),
         (BMC_HOST, BMC_HOST + "    timeout_s: .nan\n", 21, "devices.bmc-n1.timeout_s: Input should be a finite number"),
         # credential vocabularies: a typo is caught at load, with a did-you-mean
-        ("    community: {file: secrets/community}\n",
-         "    community: {file: secrets/community}\n    snmp_version: '3'\n    auth_protocol: SHA265\n", 11,
-         "credentials.pdu.auth_protocol: Value error, unknown protocol 'SHA265' (did you mean 'SHA256'?"),
-        ("    community: {file: secrets/community}\n",
-         "    community: {file: secrets/community}\n    priv_protocol: aes-129\n", 10,
-         "credentials.pdu.priv_protocol: Value error, unknown protocol 'aes-129' (did you mean"),
+        (
+            "    community: {file: secrets/community}\n",
+            "    community: {file: secrets/community}\n    snmp_version: '3'\n    auth_protocol: SHA265\n",
+            11,
+            "credentials.pdu.auth_protocol: Value error, unknown protocol 'SHA265' (did you mean 'SHA256'?",
+        ),
+        (
+            "    community: {file: secrets/community}\n",
+            "    community: {file: secrets/community}\n    priv_protocol: aes-129\n",
+            10,
+            "credentials.pdu.priv_protocol: Value error, unknown protocol 'aes-129' (did you mean",
+        ),
         # a device given twice: the second would silently replace the first
-        ("  bmc-n1:\n", "  pdu-a:\n    kind: pdu\n    driver: apc-rpdu2\n    host: 10.0.0.11\n  bmc-n1:\n", 17,
-         "'pdu-a' is given twice (first on line 11)"),
+        (
+            "  bmc-n1:\n",
+            "  pdu-a:\n    kind: pdu\n    driver: apc-rpdu2\n    host: 10.0.0.11\n  bmc-n1:\n",
+            17,
+            "'pdu-a' is given twice (first on line 11)",
+        ),
     ],
 )
 def test_bad_rack_names_file_line_and_field(

@@ -53,12 +53,12 @@ def test_liquid_run_shows_the_loop_the_nodes_and_the_bbus(store: SqliteStore, tm
     store.finish_run("liquid", "failed", T0 + 100)
 
     html = render_report(store, "liquid", tmp_path / "out").read_text()
-    cooling = html[html.index('id="cooling"'):html.index('id="shelves"')]
+    cooling = html[html.index('id="cooling"') : html.index('id="shelves"')]
     assert "CDU secondary loop temperatures" in cooling and "<svg" in cooling
     assert "cdu1/secondary/supply_temp_c" in cooling
     assert "bmc-node01" in cooling and "3.9 L/min" in cooling and "82.5 %" in cooling
     assert "row-fail" in cooling  # the starved node's row is marked failed
-    shelves = html[html.index('id="shelves"'):]
+    shelves = html[html.index('id="shelves"') :]
     assert "BBU state of charge" in shelves and "shelf1/battery_bbu1/charge_pct" in shelves
     assert "busbar voltage (feeds A+B dropped)" in shelves
     assert HOSTILE not in html and "&lt;script&gt;" in html

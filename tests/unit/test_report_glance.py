@@ -183,7 +183,8 @@ def test_channel_kinds_and_discrete_channels() -> None:
     assert channel_kind("analyzer-a/power_w", "analyzer-a", kinds) == "analyzer/power_w"
     assert channel_kind("rack/total", "", kinds) == "rack/total"
     assert quantity_of("node/gpu#/temperature_c") == "temperature" and quantity_of("analyzer/power_factor") == (
-        "power factor")
+        "power factor"
+    )
     assert is_discrete("node/gpu#/event_reasons", "") and is_discrete("x/state", "enum")
     assert not is_discrete("analyzer/power_factor", "") and not is_discrete("node/gpu#/power_w", "W")
 
@@ -247,7 +248,10 @@ def test_telemetry_borrows_the_limit_of_a_measurement_naming_its_component() -> 
                              device="node01", channel="GPU0")  # fmt: skip
     limited = _limits_by_channel([gpu])
     assert _channel_limits(("node01/gpu0/temperature_c", "node01", "degC"), limited) == (
-        [], [83.0], {"full_load_gpu_temperature"})
+        [],
+        [83.0],
+        {"full_load_gpu_temperature"},
+    )
     assert _channel_limits(("node01/gpu0/power_w", "node01", "W"), limited) == ([], [], set())
     assert _channel_limits(("node01/gpu0/event_reasons", "node01", ""), limited) == ([], [], set())
     assert _channel_limits(("node02/gpu0/temperature_c", "node02", "degC"), limited) == ([], [], set())

@@ -345,8 +345,6 @@ def test_unknown_run_raises(store: SqliteStore, tmp_path: Path) -> None:
     assert not (tmp_path / "report.html").exists()
 
 
-
-
 def test_normalised_margin() -> None:
     two_sided = Measurement.judged("v", 230.0, "V", Limit(low=200.0, high=260.0, unit="V"))
     assert normalised_margin(two_sided) == pytest.approx(50.0)
@@ -521,8 +519,8 @@ def test_telemetry_stats_agree_across_paths(store: SqliteStore) -> None:
         key = (channel, device, unit)
         for b in range(10):
             found = by_bucket.get(b)
-            assert (math.isnan(grid.low[key][b]) if not found else grid.low[key][b] == min(found)), (key, b)
-            assert (math.isnan(grid.high[key][b]) if not found else grid.high[key][b] == max(found)), (key, b)
+            assert math.isnan(grid.low[key][b]) if not found else grid.low[key][b] == min(found), (key, b)
+            assert math.isnan(grid.high[key][b]) if not found else grid.high[key][b] == max(found), (key, b)
     key = ("node-1.gpu0.temp", "node-1", "degC")
     assert grid.low[key][0] == 60.0 and grid.high[key][-1] == pytest.approx(89.7) and grid.interval[key] == 1.0
 

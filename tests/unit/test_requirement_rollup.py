@@ -216,6 +216,6 @@ def test_a_requirement_lists_its_worst_device_rows_and_points_to_the_rest(spec_f
     listed = re.findall(r"<td>bmc-node01/(fan\d\d)</td>", fan_row)
     assert len(listed) == DEVICE_ROWS == 10 and listed[0] == "fan17"  # the failing one first
     assert listed[1:] == [f"fan{i:02d}" for i in range(DEVICE_ROWS - 1)]  # then the least margin
-    assert f"The {DEVICE_ROWS} worst of 25 rows; every one is in <a href=\"#all-measurements\">" in fan_row
+    assert f'The {DEVICE_ROWS} worst of 25 rows; every one is in <a href="#all-measurements">' in fan_row
     measured = html[html.index('id="all-measurements"') :]
     assert len(re.findall(r"<td>fan\d\d</td>", measured)) == 25

@@ -420,8 +420,12 @@ def test_a_second_sampler_on_the_same_channels_sees_only_its_own_ticks(store: ob
     level["now"] = 5.0
     second = Sampler(FakeRack([dev]), clock, store, "run-1", channels, virtual=True)
     mid: list[tuple[int, float | None]] = []
-    second.run(20.0, on_tick=lambda k, t: mid.append((second.summary("an-a/power_w").count,
-                                                       second.summary("an-a/power_w").max)) if k == 9 else None)
+    second.run(
+        20.0,
+        on_tick=lambda k, t: (
+            mid.append((second.summary("an-a/power_w").count, second.summary("an-a/power_w").max)) if k == 9 else None
+        ),
+    )
     times, values = second.series("an-a/power_w")
     assert times.tolist() == [1000.0 + i for i in range(20)] and set(values.tolist()) == {5.0}
     s = second.summary("an-a/power_w")

@@ -176,8 +176,11 @@ class IpmiTransport:
             raise self._late(operation) from exc
         finally:
             _reap(proc)
-        return status, out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace"), (
-            time.monotonic() - start
+        return (
+            status,
+            out.decode("utf-8", errors="replace"),
+            err.decode("utf-8", errors="replace"),
+            (time.monotonic() - start),
         )
 
     def _late(self, operation: str) -> DeviceError:

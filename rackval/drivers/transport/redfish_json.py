@@ -114,4 +114,3 @@ def link(doc: Mapping[str, Any], key: str) -> str | None:
     if isinstance(value, dict) and isinstance(value.get("@odata.id"), str):
         return value["@odata.id"]
     return None
-

@@ -46,9 +46,7 @@ def command_line(cmd: str, marker: str) -> str:
     return f"{{ {body}; }} </dev/null; printf '\\n%s %d\\n' {marker} \"$?\"; printf '%s\\n' {marker} >&2\n"
 
 
-def read_result(
-    chan: paramiko.Channel, marker: str, deadline: float, max_bytes: int
-) -> tuple[bytes, bytes, bytes]:
+def read_result(chan: paramiko.Channel, marker: str, deadline: float, max_bytes: int) -> tuple[bytes, bytes, bytes]:
     """stdout, stderr and the exit status text of the command that ``marker`` ends.
 
     Raises SessionEnded, SessionSilent or SessionTooLarge (more than ``max_bytes`` of output);

@@ -27,8 +27,8 @@ _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 def environment() -> Environment:
     """The report's Jinja2 environment (autoescaped, StrictUndefined, shared number/time filters)
-    over this package's templates, plus ``signed`` for deltas in a design review and ``num4``/``pct``
-for the requirement rollup."""
+        over this package's templates, plus ``signed`` for deltas in a design review and ``num4``/``pct``
+    for the requirement rollup."""
     from rackval.harness.report.html import format_number, html_environment
 
     env = html_environment(TEMPLATE_DIR)

@@ -42,6 +42,7 @@ class _Track(Protocol):
     test_id: int
     outcome: str
 
+
 FAILED = frozenset({"failed", "error"})
 
 

@@ -91,8 +91,9 @@ def run_section(data: RunData) -> dict[str, Any]:
         "finished": data.finished,
         "ended_at": data.ended_at if data.finished else None,
         "duration": end - run.started_at,
-        "metadata": sorted(((str(k), v) for k, v in run.metadata.items() if k not in HIDDEN_METADATA),
-                           key=lambda kv: kv[0]),
+        "metadata": sorted(
+            ((str(k), v) for k, v in run.metadata.items() if k not in HIDDEN_METADATA), key=lambda kv: kv[0]
+        ),
     }
 
 

@@ -132,8 +132,9 @@ class SampleStream:
         if self._first_t is None:
             return np.zeros(0), np.zeros(0)
         run_id, channel, device, unit = self.keys[index]
-        t, v = self.store.sample_arrays(run_id, channel, device=device, unit=unit, start=self._first_t,
-                                        end=self._last_t)
+        t, v = self.store.sample_arrays(
+            run_id, channel, device=device, unit=unit, start=self._first_t, end=self._last_t
+        )
         k = self._ticks
         if not k:
             return t, v
@@ -146,8 +147,9 @@ class SampleStream:
         if self._first_t is None:
             return np.zeros(0)
         run_id, channel, device, unit = self.keys[index]
-        found = self.store.sample_values(run_id, channel, device=device, unit=unit,
-                                        segments_within=(self._first_t, self._last_t))
+        found = self.store.sample_values(
+            run_id, channel, device=device, unit=unit, segments_within=(self._first_t, self._last_t)
+        )
         parts = [v for _, v in found]
         parts.append(self._values[: self._ticks, index])
         return np.concatenate(parts)

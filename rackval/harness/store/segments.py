@@ -171,8 +171,10 @@ class SampleSegments(JournalReplay):
             t, order = self._axis(part, blobs, axes)
             if t.size != v.size:
                 channel, device, *_, t_first = part[0]
-                raise StoreError(f"results store {self.path}: read telemetry {channel!r} of {device!r}: the"
-                                 f" segments from t={t_first} have {t.size} times for {v.size} values")
+                raise StoreError(
+                    f"results store {self.path}: read telemetry {channel!r} of {device!r}: the"
+                    f" segments from t={t_first} have {t.size} times for {v.size} values"
+                )
             if order is not None:  # overlapping segments (separate writes)
                 v = v[order]
             if start is not None or end is not None:
@@ -407,4 +409,3 @@ class SampleSegments(JournalReplay):
                 )
             )  # fmt: skip
         return out
-

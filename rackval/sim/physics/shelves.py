@@ -78,9 +78,7 @@ class Shelves:
         if not self.s.shelves or not self.s.busbar_up:
             return 0.0
         memo: dict[int, float] = {}
-        nodes = sum(
-            self.psu_input_w(n, p, memo) for n in self.s.nodes.values() for p in n.psus if p.feed == BUSBAR
-        )
+        nodes = sum(self.psu_input_w(n, p, memo) for n in self.s.nodes.values() for p in n.psus if p.feed == BUSBAR)
         return nodes + switch_trays_w(self.s)
 
     def flows(self) -> tuple[float, float, float]:
