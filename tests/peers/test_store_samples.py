@@ -112,6 +112,36 @@ def test_a_corrupt_segment_is_one_line_naming_the_channel(store_url: str) -> Non
     store.close()
 
 
+def test_a_read_of_every_series_can_go_on_past_a_bad_segment(store_url: str) -> None:
+    """A damaged values blob (one channel) and a damaged time blob (another): told of, left out,
+    every other series read in full; without a handler the read stops with the one line."""
+    store = open_store(store_url)
+    store.start_run(RunInfo("r", 1.0))
+    rows = [(f"ch{c}", "node1", float(i), float(i + c), "W") for i in range(3000) for c in range(6)]
+    store.record_samples("r", rows, batch_size=100_000)  # ch2 and ch4 get their own time blobs below
+    store.record_samples("r", [("ch4", "node2", float(i), 1.0, "W") for i in range(5)])
+    store.close()
+    _execute(store_url, [
+        "UPDATE sample_segments SET vals = ? WHERE t_first = 1024.0 AND series_id IN"
+        " (SELECT series_id FROM sample_series WHERE channel = 'ch2')",
+        "UPDATE sample_segments SET times = ? WHERE series_id IN"
+        " (SELECT series_id FROM sample_series WHERE channel = 'ch4' AND device = 'node2')",
+    ], [(b"\x01\x0a\x00\x00\x00not zstd",), (b"\x02garbage",)])  # fmt: skip
+    store = open_store(store_url)
+    told: list[tuple[tuple[str, str, str], str]] = []
+    read = {key: (t, v) for key, t, v in store.sample_series("r", lambda key, message: told.append((key, message)))}
+    assert [key for key, _ in told] == [("ch2", "node1", "W"), ("ch4", "node2", "W")]
+    assert all("\n" not in m and "unreadable" in m for _, m in told)
+    assert "t=1024.0" in told[0][1]
+    assert sorted(read) == [(f"ch{c}", "node1", "W") for c in (0, 1, 3, 4, 5)]
+    for c in (0, 1, 3, 4, 5):
+        t, v = read[(f"ch{c}", "node1", "W")]
+        assert t.tolist() == [float(i) for i in range(3000)] and v.tolist() == [float(i + c) for i in range(3000)]
+    with pytest.raises(StoreError, match="'ch2' of 'node1'"):
+        list(store.sample_series("r"))
+    store.close()
+
+
 def _write_v3_store_with_samples(url: str) -> list[tuple[object, ...]]:
     """A store as schema version 3 left it, with telemetry rows in its ``samples`` table."""
     dialect = SQLITE if url.startswith("sqlite:///") else POSTGRESQL

@@ -69,3 +69,25 @@ def test_air_cooled_run_has_neither_section(store: SqliteStore, tmp_path: Path) 
     store.finish_run("air", "passed", T0 + 10)
     html = render_report(store, "air", tmp_path / "out").read_text()
     assert "Cooling loop" not in html and "Power shelves" not in html
+
+
+def test_a_damaged_loop_channel_leaves_its_line_out_not_the_report(store: SqliteStore, tmp_path: Path) -> None:
+    import sqlite3
+
+    test = _run(store, "liquid", ("cdu1", "cdu"), ("shelf1", "power_shelf"))
+    supply = Limit(low=20.0, high=35.0, unit="degC", requirement="cdu_supply_temperature")
+    _m(store, "liquid", test, "CDU secondary supply temperature under full load", 30.0, "degC", supply, "cdu1")
+    rows = [("cdu1/secondary/supply_temp_c", "cdu1", T0 + t, 30.0 + t / 100, "degC") for t in range(60)]
+    rows += [("cdu1/secondary/return_temp_c", "cdu1", T0 + t, 40.0 + t / 100, "degC") for t in range(60)]
+    store.record_samples("liquid", rows)
+    store.finish_run("liquid", "passed", T0 + 100)
+    db = sqlite3.connect(store.path, isolation_level=None)
+    db.execute("UPDATE sample_segments SET times = ? WHERE series_id IN (SELECT series_id FROM sample_series"
+               " WHERE channel = 'cdu1/secondary/supply_temp_c')", (b"\x02damaged",))  # fmt: skip
+    db.close()
+    html = render_report(store, "liquid", tmp_path / "out").read_text()
+    start = html.index('id="cooling"')
+    cooling = html[start : html.index("</section>", start)]
+    assert "<svg" in cooling and "cdu1/secondary/return_temp_c" in cooling  # the readable line is drawn
+    assert "cdu1/secondary/supply_temp_c" not in cooling.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert 'id="telemetry-unreadable"' in html and "cdu1/secondary/supply_temp_c" in html

@@ -563,6 +563,33 @@ def test_channels_summarised_together_agree_with_each_summarised_by_hand(
         assert summary.grid.interval[c.key] == (2.5 if c.channel == "own" else 1.0)
 
 
+def test_a_damaged_segment_costs_its_channel_p99_and_line_not_the_report(store: SqliteStore, tmp_path: Path) -> None:
+    """One channel's samples cannot be decoded (a damaged blob, or a newer rackval's codec): the
+    report still renders, says which channel in one line, keeps that channel's row with the
+    statistics the store kept beside the samples, and draws the others."""
+    import sqlite3
+
+    _write_traced_run(store)
+    db = sqlite3.connect(store.path, isolation_level=None)
+    db.execute(
+        "UPDATE sample_segments SET vals = ? WHERE series_id IN"
+        " (SELECT series_id FROM sample_series WHERE channel = 'pdu-a.outlet3.power')",
+        (b"\x07\x0a\x00\x00\x00from a newer rackval",),
+    )
+    db.close()
+    text = render_report(store, "run-tel", tmp_path).read_text(encoding="utf-8")
+    _parse(text)
+    warning = _section(text, 'id="telemetry-unreadable"', "</div>")
+    assert "1 channel" in warning and "&#39;pdu-a.outlet3.power&#39; of &#39;pdu-a&#39;" in warning
+    assert "unknown value encoding 7" in warning
+    table = _section(text, 'id="channels"', "</table>")
+    row = next(r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", table, flags=re.S) if "pdu-a.outlet3.power" in r)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+    assert cells[:5] == ["100", "0", "300", format(300 + sum(i % 7 for i in range(100)) / 100, ".6g"), "306"]
+    assert cells[5] == ""  # no p99 without the samples
+    assert table.count("<tr") == 13 and 'aria-label="pdu/outlet#.power: 10 channels"' in text
+
+
 def test_no_actions_no_banner_and_empty_sections(store: SqliteStore, tmp_path: Path) -> None:
     store.start_run(_run_info("run-plain"))
     aid = store.record_action("run-plain", ActionRecord("pdu-a", "switch outlet 1 off", "switch outlet 1 on"))

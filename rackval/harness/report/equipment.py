@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from rackval.harness.measure import Measurement
 from rackval.harness.report.plots import LIMIT_COLOUR, broken_at_gaps, figure_to_svg, label_text, set_title
 from rackval.harness.report.run_data import RunData
+from rackval.harness.store.sql import StoreError
 
 MAX_LINES = 12  # channels drawn per chart (a 72-BBU rack draws the lowest ones)
 
@@ -40,8 +41,12 @@ class Chart:
 
 def _series(data: RunData, channel: str, device: str, unit: str) -> tuple[np.ndarray, ...]:
     """One channel's samples over the run clock, broken where the sampling paused (a gap is drawn
-    as a gap, not a ramp)."""
-    return broken_at_gaps(*data.store.sample_arrays(data.run_id, channel, device=device, unit=unit))
+    as a gap, not a ramp). A channel a damaged segment makes unreadable draws nothing here: the
+    telemetry section names it."""
+    try:
+        return broken_at_gaps(*data.store.sample_arrays(data.run_id, channel, device=device, unit=unit))
+    except StoreError:
+        return np.zeros(0), np.zeros(0)
 
 
 def _chart(

@@ -9,7 +9,7 @@ needs without reading the store twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Protocol
 
@@ -45,7 +45,9 @@ class ResultsStore(Protocol):
     def causes(self, run_id: str) -> list[CauseRecord]: ...
     def sample_channels(self, run_id: str) -> list[SampleChannel]: ...
     def sample_values(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray]]: ...
-    def sample_series(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]: ...
+    def sample_series(
+        self, run_id: str, unreadable: Callable[[tuple[str, str, str], str], None] | None = None
+    ) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]: ...
     def sample_arrays(
         self,
         run_id: str,

@@ -263,10 +263,11 @@ def plots_section(data: RunData) -> dict[str, Any]:
 # ---- telemetry ---------------------------------------------------------------------------------------
 def telemetry_section(data: RunData) -> dict[str, Any]:
     """Telemetry figures (one per kind of channel) and the table of every channel sampled."""
-    figures, rows, n_samples = telemetry_figures(
+    figures, rows, n_samples, unreadable = telemetry_figures(
         data.store, data.run_id, data.measurements, data.devices, data.spec_units
     )
     return {
+        "telemetry_unreadable": unreadable,
         "telemetry_plots": figures,
         "channel_rows": rows,
         "n_channels": len(rows),

@@ -74,6 +74,7 @@ class Telemetry:
 
     stats: list[ChannelStats]
     grid: Grid | None
+    unreadable: tuple[str, ...] = ()  # one line per channel a bad segment kept out of the grid and p99
 
 
 def _p99(values: np.ndarray) -> float | None:
@@ -188,7 +189,14 @@ def summarise(store: Any, run_id: str, buckets: int = 500) -> Telemetry:
                 low[key], high[key], interval[key] = lows[i], highs[i], axis.interval
         pending.clear()
 
-    for key, t, v in store.sample_series(run_id):
+    unreadable: dict[ChannelKey, str] = {}
+
+    def skip(key: ChannelKey, message: str) -> None:
+        unreadable[key] = message
+        if key in channels:  # its statistics from the segments' columns still stand; no p99, no grid row
+            stats.append(_stats(channels[key], None))
+
+    for key, t, v in store.sample_series(run_id, skip):
         if key not in channels:
             continue
         if not t.size or np.isnan(v).any():
@@ -202,4 +210,4 @@ def summarise(store: Any, run_id: str, buckets: int = 500) -> Telemetry:
             held = 0
     flush()
     stats.sort(key=lambda c: c.key)
-    return Telemetry(stats, Grid(t0, width, buckets, low, high, interval))
+    return Telemetry(stats, Grid(t0, width, buckets, low, high, interval), tuple(unreadable.values()))

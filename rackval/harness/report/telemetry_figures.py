@@ -269,13 +269,14 @@ def _figure(grid: telemetry.Grid, kind: str, members: list[_Channel], spec_units
 
 def telemetry_figures(
     store: Any, run_id: str, measurements: list[Measurement], devices: list[DeviceRecord], spec_units: dict[str, str]
-) -> tuple[list[Plot], list[ChannelRow], int]:
-    """Figures (one per kind, most relevant kinds first, capped), the row of every channel, and
-    the total sample count."""
+) -> tuple[list[Plot], list[ChannelRow], int, tuple[str, ...]]:
+    """Figures (one per kind, most relevant kinds first, capped), the row of every channel, the
+    total sample count, and a line per channel whose samples could not be read back (a bad
+    segment: the channel keeps its row, from the segments' statistics, but no p99 and no line)."""
     summary = telemetry.summarise(store, run_id, plots.TELEMETRY_BUCKETS)
     stats, grid = summary.stats, summary.grid
     if not stats or grid is None:
-        return [], [], sum(c.count for c in stats)
+        return [], [], sum(c.count for c in stats), summary.unreadable
     device_kinds = {d.name: d.kind for d in devices}
     limited = _limits_by_channel(measurements)
     channels: list[_Channel] = []
@@ -310,4 +311,4 @@ def telemetry_figures(
         for ch in channels
     ]  # fmt: skip
     rows.sort(key=lambda r: (not r.beyond, r.kind, r.stats.key))
-    return figures, rows, sum(c.count for c in stats)
+    return figures, rows, sum(c.count for c in stats), summary.unreadable

@@ -189,6 +189,8 @@ def encode_values(v: np.ndarray) -> bytes:
 def decode_values(blob: bytes) -> np.ndarray:
     try:
         kind, n = struct.unpack_from("<BI", blob)
+        if kind not in (_VALUES_DECIMAL, _VALUES_XOR):
+            raise CodecError(f"unknown value encoding {kind} (a newer rackval's, or damaged)")
         data = _decompress(blob[5:])
     except (struct.error, zstandard.ZstdError, ValueError) as exc:
         raise CodecError(f"corrupt value blob: {exc}") from exc

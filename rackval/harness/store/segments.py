@@ -23,7 +23,7 @@ streams them through a journal instead (``rackval.harness.store.sample_stream``)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from typing import Any
 
@@ -45,6 +45,7 @@ from rackval.harness.store.sql import UPSERT_META, StoreError
 SAMPLE_BATCH = 5000  # samples per record_samples transaction at most
 
 SampleRow = Sample | tuple[Any, ...]
+Unreadable = Callable[[tuple[str, str, str], str], None]  # (series key, one-line message)
 Arrays = tuple[np.ndarray, np.ndarray]  # (t, value): float64, NaN where a value is missing
 
 
@@ -160,21 +161,29 @@ class SampleSegments(JournalReplay):
 
     def _series_arrays(
         self, run_id: str, channel: str | None, device: str | None, unit: str | None,
-        start: float | None, end: float | None,
+        start: float | None, end: float | None, unreadable: Unreadable | None = None,
     ) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]:  # fmt: skip
         """Each matching series' (key, t, values) in time order, cut to [start, end]. Uncut, series
-        with the same time blobs (a stream's channels) get the same ``t`` array, read-only."""
+        with the same time blobs (a stream's channels) get the same ``t`` array, read-only.
+        ``unreadable``: told of each series a bad segment makes unreadable, which is then left
+        out (without it, the read stops there with a StoreError)."""
         rows = self._segments(run_id, channel, device, unit, start, end)
         blobs: dict[bytes, np.ndarray] = {}  # a stream's channels share each fold's time blob
         axes: dict[tuple[bytes, ...], tuple[np.ndarray, np.ndarray | None]] = {}  # and so their joined times
-        for key, part, v in self._values_by_series(rows, 4):
-            t, order = self._axis(part, blobs, axes)
-            if t.size != v.size:
-                channel, device, *_, t_first = part[0]
-                raise StoreError(
-                    f"results store {self.path}: read telemetry {channel!r} of {device!r}: the"
-                    f" segments from t={t_first} have {t.size} times for {v.size} values"
-                )
+        for key, part, v in self._values_by_series(rows, 4, unreadable):
+            try:
+                t, order = self._axis(part, blobs, axes)
+                if t.size != v.size:
+                    channel, device, *_, t_first = part[0]
+                    raise StoreError(
+                        f"results store {self.path}: read telemetry {channel!r} of {device!r}: the"
+                        f" segments from t={t_first} have {t.size} times for {v.size} values"
+                    )
+            except StoreError as exc:
+                if unreadable is None:
+                    raise
+                unreadable(key, str(exc))
+                continue
             if order is not None:  # overlapping segments (separate writes)
                 v = v[order]
             if start is not None or end is not None:
@@ -187,12 +196,13 @@ class SampleSegments(JournalReplay):
             yield key, t, v
 
     def _values_by_series(
-        self, rows: list[tuple[Any, ...]], at: int
+        self, rows: list[tuple[Any, ...]], at: int, unreadable: Unreadable | None = None
     ) -> Iterator[tuple[tuple[str, str, str], list[tuple[Any, ...]], np.ndarray]]:
         """(key, its rows, its values joined) per series of ``rows`` (ordered by series; each row
         (channel, device, unit, ...) with its values blob at ``at`` and its t_first last). Values
         are decoded ``DECODE_BATCH`` segments at a time (``decode_values_many``), so memory holds
-        one batch, not the run."""
+        one batch, not the run. A batch with a bad segment: a StoreError, or with ``unreadable``,
+        its series decoded one at a time and the bad ones reported and left out."""
         i = 0
         while i < len(rows):
             series: list[tuple[tuple[str, str, str], int, int]] = []
@@ -203,11 +213,25 @@ class SampleSegments(JournalReplay):
                     k += 1
                 series.append((key, j, k))
                 j = k
-            decoded = self._decode_values(rows[i:j], at)
-            for key, first, stop in series:
-                parts = decoded[first - i : stop - i]
-                yield key, rows[first:stop], parts[0] if len(parts) == 1 else np.concatenate(parts)
+            try:
+                decoded: list[list[np.ndarray] | None] = []
+                batch = self._decode_values(rows[i:j], at)
+                decoded = [batch[first - i : stop - i] for _, first, stop in series]
+            except StoreError:
+                if unreadable is None:
+                    raise
+                decoded = [self._decode_series(rows[first:stop], at, unreadable) for _, first, stop in series]
+            for (key, first, stop), parts in zip(series, decoded, strict=True):
+                if parts is not None:
+                    yield key, rows[first:stop], parts[0] if len(parts) == 1 else np.concatenate(parts)
             i = j
+
+    def _decode_series(self, rows: list[tuple[Any, ...]], at: int, unreadable: Unreadable) -> list[np.ndarray] | None:
+        try:
+            return self._decode_values(rows, at)
+        except StoreError as exc:
+            unreadable(rows[0][:3], str(exc))
+            return None
 
     def _decode_values(self, rows: list[tuple[Any, ...]], at: int) -> list[np.ndarray]:
         try:
@@ -281,11 +305,15 @@ class SampleSegments(JournalReplay):
         order = np.argsort(t, kind="stable")
         return t[order], v[order]
 
-    def sample_series(self, run_id: str) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]:
+    def sample_series(
+        self, run_id: str, unreadable: Unreadable | None = None
+    ) -> Iterator[tuple[tuple[str, str, str], np.ndarray, np.ndarray]]:
         """((channel, device, unit), t, values) of every series of a run in time order, ordered by
         key: one query, one series decoded at a time (the report's figures bucket them all).
-        Series sampled together share one read-only ``t`` (the same array object)."""
-        yield from self._series_arrays(run_id, None, None, None, None, None)
+        Series sampled together share one read-only ``t`` (the same array object).
+        ``unreadable(key, message)``: told of a series a bad segment (corrupt, or written by a
+        newer rackval) makes unreadable, and the read goes on without it; without it, StoreError."""
+        yield from self._series_arrays(run_id, None, None, None, None, None, unreadable)
 
     def sample_values(
         self,
