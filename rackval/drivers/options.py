@@ -209,12 +209,14 @@ class RedfishCduOptions(RedfishOptions):
     """``rackval.drivers.cooling.redfish_cdu.RedfishCdu``."""
 
     cdu_id: NonEmpty | int | None = None
+    expand: bool = True
 
 
 class RedfishPowerShelfOptions(RedfishOptions):
     """``rackval.drivers.power_shelf.redfish_shelf.RedfishPowerShelf``."""
 
     shelf_id: NonEmpty | int | None = None
+    expand: bool = True
 
 
 class IpmiBmcOptions(IpmiOptions):

@@ -296,3 +296,62 @@ def test_shelf_controls_switch_a_rectifier_and_a_mains_breaker() -> None:
         assert get(server, f"{SHELF}/Mains/AC1")["BreakerState"] == "Normal"
     finally:
         server.stop()
+
+
+# ---- how many requests a poll takes ------------------------------------------------------------
+def _driver(cls: Any, server: RedfishService, name: str, kind: str, **options: Any) -> Any:
+    from rackval.drivers.config import Credentials, DeviceConfig, Secret
+
+    config = DeviceConfig(
+        name=name, kind=kind, driver="x", host=server.host, port=server.port,
+        credentials=Credentials(username=USER, password=Secret(PASSWORD)),
+        options={"scheme": "http", **options}, timeout_s=5.0,
+    )  # fmt: skip
+    driver = cls(config)
+    sent: list[str] = []
+    real = driver._transport.get
+
+    def get(path: str) -> dict[str, Any]:
+        sent.append(path)
+        return real(path)
+
+    driver._transport.get = get
+    return driver, sent
+
+
+def _shape(polled: list[Any]) -> list[Any]:
+    """Every record's type, name and which of its fields have a value (text fields in full)."""
+    records = [r for part in polled for r in (part if isinstance(part, list) else [part])]
+    return [
+        (type(r).__name__, [(k, v if isinstance(v, str | bool) else v is None) for k, v in vars(r).items()])
+        for r in records
+    ]
+
+
+def test_a_poll_expands_member_collections_where_the_service_offers_it() -> None:
+    """Pumps, filters, reservoirs and loops (CDU), feeds, the DC output and batteries (shelf): one
+    ``$expand`` GET per collection instead of one GET per member, the same records; with option
+    ``expand: false`` one GET per member, as before."""
+    from rackval.drivers.cooling.redfish_cdu import RedfishCdu
+    from rackval.drivers.power_shelf.redfish_shelf import RedfishPowerShelf
+
+    model, _ = liquid_rack()
+    servers = [start_cdu_redfish(model, "cdu1", username=USER, password=PASSWORD),
+               start_shelf_redfish(model, "shelf1", username=USER, password=PASSWORD)]  # fmt: skip
+    try:
+        polls = {
+            (RedfishCdu, "cdu1", "cdu"): lambda d: [d.pumps(), d.filters(), d.reservoirs(), d.loops()],
+            (RedfishPowerShelf, "shelf1", "power_shelf"): lambda d: [d.feeds(), d.dc_output(), d.batteries()],
+        }
+        for server, ((cls, name, kind), poll) in zip(servers, polls.items(), strict=True):
+            expanding, with_expand = _driver(cls, server, name, kind)
+            one_by_one, without = _driver(cls, server, name, kind, expand=False)
+            poll(expanding), poll(one_by_one)  # the service root and the member paths, found once
+            with_expand.clear(), without.clear()
+            assert _shape(poll(expanding)) == _shape(poll(one_by_one))  # the meters are noisy between reads
+            assert any("$expand" in p for p in with_expand) and not any("$expand" in p for p in without)
+            assert len(with_expand) < len(without), (name, with_expand, without)
+            expanding.close(), one_by_one.close()
+    finally:
+        for server in servers:
+            server.stop()

@@ -45,6 +45,7 @@ from rackval.drivers.config import DeviceConfig
 from rackval.drivers.options import RedfishBmcOptions, parse_options
 from rackval.drivers.transport.redfish import RedfishHttpError, RedfishTransport
 from rackval.drivers.transport.redfish_json import WrongType, link, member_text, reading
+from rackval.drivers.transport.redfish_resources import expand_advertised
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class RedfishBmc(
 
     def _supports_expand(self) -> bool:
         if self._expand_ok is None:
-            self._expand_ok = self._use_expand and payloads.expand_advertised(self._transport.get("/redfish/v1"))
+            self._expand_ok = self._use_expand and expand_advertised(self._transport.get("/redfish/v1"))
         return self._expand_ok
 
     def _sensor_temperatures(self, path: str) -> dict[str, float]:

@@ -58,13 +58,6 @@ def _put_unique(out: dict[str, float], name: str, value: float, member_id: Any) 
     out[key] = value
 
 
-def expand_advertised(service_root: Mapping[str, Any]) -> bool:
-    """True when the service root's ProtocolFeaturesSupported.ExpandQuery offers $expand."""
-    features = service_root.get("ProtocolFeaturesSupported")
-    expand = features.get("ExpandQuery") if isinstance(features, dict) else None
-    return isinstance(expand, dict) and bool(expand.get("Levels") or expand.get("ExpandAll"))
-
-
 # ---- temperatures -------------------------------------------------------------------------------
 def legacy_temperatures(thermal: Mapping[str, Any]) -> dict[str, float]:
     """``Chassis/{id}/Thermal`` Temperatures[] -> {Name: ReadingCelsius}."""

@@ -66,7 +66,7 @@ class RedfishCdu(RedfishEquipment, Device, CoolingUnit, PumpControl, LeakDetecti
 
     def __init__(self, config: DeviceConfig) -> None:
         opts = parse_options(self.options_model, config.options, config.name)
-        super().__init__(config, opts.cdu_id)
+        super().__init__(config, opts.cdu_id, opts.expand)
 
     # ---- CoolingUnit -------------------------------------------------------------------------
     @protocol_errors("read the cooling mode (Status.State)")
@@ -79,9 +79,8 @@ class RedfishCdu(RedfishEquipment, Device, CoolingUnit, PumpControl, LeakDetecti
 
     @protocol_errors("read pumps")
     def pumps(self) -> list[PumpState]:
-        """Every pump of the unit's Pumps collection (one GET each)."""
-        _, paths = self._list("Pumps", "read pumps")
-        return [payloads.pump(self._transport.get(p), p) for p in paths]
+        """Every pump of the unit's Pumps collection (one ``$expand`` GET where offered, else one each)."""
+        return [payloads.pump(doc, p) for p, doc in self._list_docs("Pumps", "read pumps")]
 
     @protocol_errors("read pump redundancy")
     def pump_redundancy(self) -> RedundancyGroup:
@@ -93,13 +92,11 @@ class RedfishCdu(RedfishEquipment, Device, CoolingUnit, PumpControl, LeakDetecti
 
     @protocol_errors("read filters")
     def filters(self) -> list[FilterState]:
-        _, paths = self._list("Filters", "read filters")
-        return [payloads.filter_state(self._transport.get(p), p) for p in paths]
+        return [payloads.filter_state(doc, p) for p, doc in self._list_docs("Filters", "read filters")]
 
     @protocol_errors("read reservoirs")
     def reservoirs(self) -> list[ReservoirState]:
-        _, paths = self._list("Reservoirs", "read reservoirs")
-        return [payloads.reservoir(self._transport.get(p), p) for p in paths]
+        return [payloads.reservoir(doc, p) for p, doc in self._list_docs("Reservoirs", "read reservoirs")]
 
     @protocol_errors("read coolant loops")
     def loops(self) -> list[CoolantReading]:
@@ -108,10 +105,10 @@ class RedfishCdu(RedfishEquipment, Device, CoolingUnit, PumpControl, LeakDetecti
         out: list[CoolantReading] = []
         for loop, key in _LOOPS:
             try:
-                _, paths = self._list(key, f"read the {loop} loop")
+                docs = self._list_docs(key, f"read the {loop} loop")
             except NotAvailable:
                 continue
-            out += [payloads.coolant(self._transport.get(p), p, loop) for p in paths]
+            out += [payloads.coolant(doc, p, loop) for p, doc in docs]
         if not out:
             raise self._err(NotAvailable, f"read coolant loops (GET {self._equipment()})", "no coolant connectors")
         return out

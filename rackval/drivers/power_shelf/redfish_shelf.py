@@ -102,7 +102,7 @@ class RedfishPowerShelf(RedfishEquipment, Device, PowerMeter, PowerShelf, ShelfC
 
     def __init__(self, config: DeviceConfig) -> None:
         opts = parse_options(self.options_model, config.options, config.name)
-        super().__init__(config, opts.shelf_id)
+        super().__init__(config, opts.shelf_id, opts.expand)
 
     # ---- the chassis PowerSubsystem ------------------------------------------------------------
     def _subsystem(self, operation: str) -> tuple[str, dict[str, Any]]:
@@ -126,8 +126,7 @@ class RedfishPowerShelf(RedfishEquipment, Device, PowerMeter, PowerShelf, ShelfC
     @protocol_errors("read feeds")
     def feeds(self) -> list[FeedReading]:
         """Every Mains circuit: voltage, current, power, frequency and whether it is energised."""
-        _, paths = self._list("Mains", "read feeds")
-        return [self._feed(self._transport.get(p), p) for p in paths]
+        return [self._feed(doc, p) for p, doc in self._list_docs("Mains", "read feeds")]
 
     def _feed(self, doc: Mapping[str, Any], path: str) -> FeedReading:
         state, health = status(doc, path)
@@ -187,11 +186,10 @@ class RedfishPowerShelf(RedfishEquipment, Device, PowerMeter, PowerShelf, ShelfC
         """The first DC circuit among the shelf's Branches, then Subfeeds."""
         for key in ("Branches", "Subfeeds"):
             try:
-                _, paths = self._list(key, "read the DC output")
+                docs = self._list_docs(key, "read the DC output")
             except NotAvailable:
                 continue
-            for path in paths:
-                doc = self._transport.get(path)
+            for path, doc in docs:
                 if doc.get("VoltageType") == "DC":
                     return DcOutput(
                         name=name_of(doc, path),
@@ -207,12 +205,12 @@ class RedfishPowerShelf(RedfishEquipment, Device, PowerMeter, PowerShelf, ShelfC
         collection = link(subsystem, "Batteries")
         if collection is None:
             raise self._err(NotAvailable, f"read batteries (GET {path})", "the PowerSubsystem has no Batteries")
-        paths = members(self._transport, collection)
+        docs = self._member_docs(collection)
         load_w: float | None = None
         with contextlib.suppress(NotAvailable):  # no DC reading: no holdup estimate, the rest still read
             load_w = self.dc_output().power_w
-        share = load_w / len(paths) if load_w and paths else None
-        return [self._battery(self._transport.get(p), p, share) for p in paths]
+        share = load_w / len(docs) if load_w and docs else None
+        return [self._battery(doc, p, share) for p, doc in docs]
 
     def _battery(self, doc: Mapping[str, Any], path: str, share_w: float | None) -> BatteryState:
         state, health = status(doc, path)

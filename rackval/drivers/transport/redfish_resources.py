@@ -86,6 +86,27 @@ def members(transport: RedfishTransport, collection: str, extra: Iterable[str] =
     return out
 
 
+def expand_advertised(service_root: Mapping[str, Any]) -> bool:
+    """True when the service root's ProtocolFeaturesSupported.ExpandQuery offers $expand."""
+    features = service_root.get("ProtocolFeaturesSupported")
+    expand = features.get("ExpandQuery") if isinstance(features, dict) else None
+    return isinstance(expand, dict) and bool(expand.get("Levels") or expand.get("ExpandAll"))
+
+
+def expanded_members(collection: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]] | None:
+    """(path, resource) of each member of a ``$expand``-ed collection, or None when the service
+    answered links instead (it ignored the query, as a static mockup server does)."""
+    found = collection.get("Members")
+    if not isinstance(found, list) or not found:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for m in found:
+        if not isinstance(m, dict) or not isinstance(m.get("@odata.id"), str) or len(m) < 2:
+            return None
+        out.setdefault(m["@odata.id"], m)
+    return list(out.items())
+
+
 def status(doc: Mapping[str, Any], where: str) -> tuple[str, str]:
     """(Status.State, Status.Health) as text, "" for what the resource leaves out."""
     block = doc.get("Status")
@@ -159,12 +180,14 @@ class RedfishEquipment:
     COLLECTION = ""
     WHAT = "equipment"
 
-    def __init__(self, config: DeviceConfig, member_id: str | int | None) -> None:
+    def __init__(self, config: DeviceConfig, member_id: str | int | None, expand: bool = True) -> None:
         self.name = config.name
         self._config = config
         self._member_id = member_id
         self._transport = RedfishTransport(config)
         self._path: str | None = None
+        self._use_expand = expand
+        self._expand_ok: bool | None = None  # the service root, read once
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self._config.address!r})"
@@ -188,14 +211,33 @@ class RedfishEquipment:
     def _doc(self) -> dict[str, Any]:
         return self._transport.get(self._equipment())
 
-    def _list(self, key: str, operation: str) -> tuple[str, list[str]]:
+    def _list(self, key: str, operation: str, read_members: bool = True) -> tuple[str, list[str]]:
         """(collection path, member paths) of the collection the equipment links under ``key``, or
-        at its canonical URI; NotAvailable when it has neither."""
+        at its canonical URI; NotAvailable when it has neither. ``read_members`` false: the
+        collection's path only (its members left to ``_member_docs``)."""
         base = self._equipment()
         found = linked(self._transport, self._doc(), key, f"{base}/{key}", "Members")
         if found is None:
             raise self._err(NotAvailable, f"{operation} (GET {base})", f"the {self.WHAT} has no {key}")
-        return found[0], members(self._transport, found[0])
+        return found[0], members(self._transport, found[0]) if read_members else []
+
+    def _member_docs(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
+        """(path, resource) of each member of ``collection``: in one GET with ``$expand`` where
+        the service root offers it (and option ``expand`` is not false), else one GET each.
+        Why: a CDU poll reads pumps, filters, reservoirs and loops; one GET per member made it
+        ~20 requests, each a round trip to an embedded web server."""
+        if self._expand_ok is None:
+            self._expand_ok = self._use_expand and expand_advertised(self._transport.get("/redfish/v1"))
+        if self._expand_ok:
+            found = expanded_members(self._transport.get(f"{collection}?$expand=.($levels=1)"))
+            if found is not None:
+                return found
+        return [(p, self._transport.get(p)) for p in members(self._transport, collection)]
+
+    def _list_docs(self, key: str, operation: str) -> list[tuple[str, dict[str, Any]]]:
+        """(path, resource) of each member of the collection the equipment links under ``key``."""
+        collection, _ = self._list(key, operation, read_members=False)
+        return self._member_docs(collection)
 
     def _chassis(self, operation: str) -> str:
         """The chassis the equipment links (Links.Chassis[0]); NotAvailable when it links none."""
