@@ -278,3 +278,22 @@ def test_set_pump_speed_patches_manual_control_and_reads_back() -> None:
         driver.close()
     finally:
         server.stop()
+
+
+def test_a_service_that_fails_the_expand_it_advertises_is_read_member_by_member(
+    server: StaticRedfishServer, cdu: RedfishCdu
+) -> None:
+    """The mockup's service root advertises ``$expand``. A service that ignores the query (this
+    static server) or answers it with 400 still gives every pump, filter and loop, one GET each;
+    after a 400 it is not asked to expand again."""
+    expected = (cdu.pumps(), cdu.filters(), cdu.loops())
+    assert any("$expand" in s.query for s in server.seen())  # asked, answered with links: read one by one
+    server.requests.clear()
+    server.query_status = 400
+    driver = RedfishCdu(_config(server.host, server.port))
+    try:
+        assert (driver.pumps(), driver.filters(), driver.loops()) == expected
+        assert len([s for s in server.seen() if s.query]) == 1  # the first refusal ends the asking
+    finally:
+        server.query_status = None
+        driver.close()

@@ -1,7 +1,8 @@
 """A tiny static Redfish server for the DMTF mockups, used by the driver tests.
 
 Maps ``/redfish/v1/X/Y`` to ``<root>/X/Y/index.json`` and ``/redfish/v1`` to ``<root>/index.json``.
-Tests can override a path with raw bytes (malformed bodies), hide a path (404) and read the
+Tests can override a path with raw bytes (malformed bodies), hide a path (404), refuse query
+strings (``query_status``: a service that advertises ``$expand`` and fails it) and read the
 request log. Logins to SessionService/Sessions get a token when the mockup has a SessionService
 (and ``sessions=True``); otherwise 405, so clients fall back to basic auth. Every other request
 needs a known token or any basic-auth header (401 otherwise): the payloads are static.
@@ -37,6 +38,7 @@ class Seen:
     path: str
     token: str | None
     basic: bool
+    query: str = ""
 
 
 class StaticRedfishServer:
@@ -46,6 +48,7 @@ class StaticRedfishServer:
         self.root = Path(root)
         self.sessions_enabled = sessions and (self.root / "SessionService").is_dir()
         self.raw: dict[str, RawBody] = {}
+        self.query_status: int | None = None  # answer any request with a query string (``$expand``) with this
         self.hidden: set[str] = set()
         self.requests: list[Seen] = []
         self.tokens: dict[str, str] = {}  # token -> session path
@@ -129,7 +132,7 @@ def _make_handler(server: StaticRedfishServer) -> type[BaseHTTPRequestHandler]:
             token = self.headers.get("X-Auth-Token")
             basic = self.headers.get("Authorization", "").lower().startswith("basic ")
             with server._lock:
-                server.requests.append(Seen(method, path, token, basic))
+                server.requests.append(Seen(method, path, token, basic, urlsplit(self.path).query))
             if path == "/redfish" and method == "GET":
                 self._json(200, {"v1": "/redfish/v1/"})
                 return
@@ -154,6 +157,9 @@ def _make_handler(server: StaticRedfishServer) -> type[BaseHTTPRequestHandler]:
                 return
             if method != "GET":
                 self._json(405, {"error": {"code": "Base.1.5.0.ActionNotSupported", "message": "No."}})
+                return
+            if server.query_status is not None and urlsplit(self.path).query:
+                self._json(server.query_status, {"error": {"code": "Base.1.5.0.QueryNotSupported", "message": "No."}})
                 return
             if path in server.raw:
                 r = server.raw[path]

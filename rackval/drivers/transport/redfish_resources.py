@@ -221,23 +221,52 @@ class RedfishEquipment:
             raise self._err(NotAvailable, f"{operation} (GET {base})", f"the {self.WHAT} has no {key}")
         return found[0], members(self._transport, found[0]) if read_members else []
 
+    def _expands(self) -> bool:
+        if self._expand_ok is None:
+            self._expand_ok = self._use_expand and expand_advertised(self._transport.get("/redfish/v1"))
+        return self._expand_ok
+
     def _member_docs(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
         """(path, resource) of each member of ``collection``: in one GET with ``$expand`` where
         the service root offers it (and option ``expand`` is not false), else one GET each.
         Why: a CDU poll reads pumps, filters, reservoirs and loops; one GET per member made it
         ~20 requests, each a round trip to an embedded web server."""
-        if self._expand_ok is None:
-            self._expand_ok = self._use_expand and expand_advertised(self._transport.get("/redfish/v1"))
-        if self._expand_ok:
-            found = expanded_members(self._transport.get(f"{collection}?$expand=.($levels=1)"))
-            if found is not None:
-                return found
+        if self._expands():
+            found = self._expanded(collection)
+            if found is not None and (expanded := expanded_members(found)) is not None:
+                return expanded
         return [(p, self._transport.get(p)) for p in members(self._transport, collection)]
 
+    def _expanded(self, collection: str) -> dict[str, Any] | None:
+        """The collection GET with ``$expand``; None when the service refuses the query (an
+        error status for what it advertised: ``$expand`` is not asked of it again) or lacks the
+        collection, so the caller reads it the plain way."""
+        try:
+            return optional(self._transport, f"{collection}?$expand=.($levels=1)")
+        except RedfishHttpError:
+            self._expand_ok = False
+            return None
+
     def _list_docs(self, key: str, operation: str) -> list[tuple[str, dict[str, Any]]]:
-        """(path, resource) of each member of the collection the equipment links under ``key``."""
-        collection, _ = self._list(key, operation, read_members=False)
-        return self._member_docs(collection)
+        """(path, resource) of each member of the collection the equipment links under ``key``
+        (or at its canonical URI): with ``$expand``, the GET that finds the collection is the one
+        that reads its members."""
+        if not self._expands():
+            collection, _ = self._list(key, operation, read_members=False)
+            return self._member_docs(collection)
+        base = self._equipment()
+        tried: list[str] = []
+        for path in (link(self._doc(), key), f"{base}/{key}"):
+            if path is None or path in tried:
+                continue
+            tried.append(path)
+            found = self._expanded(path) or optional(self._transport, path)
+            if found is not None and "Members" in found:
+                expanded = expanded_members(found)
+                if expanded is not None:
+                    return expanded
+                return [(p, self._transport.get(p)) for p in members(self._transport, path)]
+        raise self._err(NotAvailable, f"{operation} (GET {base})", f"the {self.WHAT} has no {key}")
 
     def _chassis(self, operation: str) -> str:
         """The chassis the equipment links (Links.Chassis[0]); NotAvailable when it links none."""
