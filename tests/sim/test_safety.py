@@ -410,11 +410,14 @@ def test_interrupted_undo_all_resumes_where_it_stopped(
 
 
 def test_close_undoes_and_atexit_hook_is_removed(bench: Callable[..., Bench], monkeypatch: pytest.MonkeyPatch) -> None:
-    import atexit
+    from types import SimpleNamespace
+
+    from rackval.harness.safety import gate as gate_module
 
     hooks: list[Callable[[], None]] = []
-    monkeypatch.setattr(atexit, "register", hooks.append)
-    monkeypatch.setattr(atexit, "unregister", hooks.remove)
+    # the gate's view of atexit only: a global patch would also catch other libraries' hooks
+    # (pyvisa's ResourceManager unregisters its own when collected, mid-test)
+    monkeypatch.setattr(gate_module, "atexit", SimpleNamespace(register=hooks.append, unregister=hooks.remove))
     b = bench()
     b.gate.register_atexit()
     b.gate.register_atexit()  # once only
