@@ -18,7 +18,7 @@ reading's ``NotAvailable`` and never hides the others. This module holds the hel
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rackval.core.errors import DeviceError, NotAvailable, protocol_errors
@@ -64,16 +64,18 @@ def optional(transport: RedfishTransport, path: str | None) -> dict[str, Any] | 
 
 
 def linked(
-    transport: RedfishTransport, doc: Mapping[str, Any], key: str, canonical: str, wanted: str
-) -> tuple[str, dict[str, Any]] | None:
+    transport: RedfishTransport, doc: Mapping[str, Any], key: str, canonical: str, wanted: str,
+    fetch: Callable[[str], dict[str, Any] | None] | None = None,
+) -> tuple[str, dict[str, Any]] | None:  # fmt: skip
     """(path, resource) of what ``doc`` links under ``key``, if it has member ``wanted``; else the
-    resource at ``canonical`` (the schema's URI) if that has it; None when neither does."""
+    resource at ``canonical`` (the schema's URI) if that has it; None when neither does.
+    ``fetch``: how a path is read (default ``optional``; a collection may be read expanded)."""
     tried: list[str] = []
     for path in (link(doc, key), canonical):
         if path is None or path in tried:
             continue
         tried.append(path)
-        found = optional(transport, path)
+        found = optional(transport, path) if fetch is None else fetch(path)
         if found is not None and wanted in found:
             return path, found
     return None
@@ -211,30 +213,44 @@ class RedfishEquipment:
     def _doc(self) -> dict[str, Any]:
         return self._transport.get(self._equipment())
 
-    def _list(self, key: str, operation: str, read_members: bool = True) -> tuple[str, list[str]]:
-        """(collection path, member paths) of the collection the equipment links under ``key``, or
-        at its canonical URI; NotAvailable when it has neither. ``read_members`` false: the
-        collection's path only (its members left to ``_member_docs``)."""
+    def _collection(
+        self, key: str, operation: str, fetch: Callable[[str], dict[str, Any] | None] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """(path, resource) of the collection the equipment links under ``key``, or at its
+        canonical URI; NotAvailable when it has neither."""
         base = self._equipment()
-        found = linked(self._transport, self._doc(), key, f"{base}/{key}", "Members")
+        found = linked(self._transport, self._doc(), key, f"{base}/{key}", "Members", fetch)
         if found is None:
             raise self._err(NotAvailable, f"{operation} (GET {base})", f"the {self.WHAT} has no {key}")
-        return found[0], members(self._transport, found[0]) if read_members else []
+        return found
+
+    def _list(self, key: str, operation: str) -> tuple[str, list[str]]:
+        """(collection path, member paths) of the collection under ``key`` (``_collection``)."""
+        path, _ = self._collection(key, operation)
+        return path, members(self._transport, path)
+
+    def _list_docs(self, key: str, operation: str) -> list[tuple[str, dict[str, Any]]]:
+        """(path, resource) of each member of the collection under ``key``: with ``$expand``, the
+        GET that finds the collection is the one that reads its members."""
+        path, found = self._collection(key, operation, self._expanded_or_plain if self._expands() else None)
+        return self._member_docs(path, found)
 
     def _expands(self) -> bool:
         if self._expand_ok is None:
             self._expand_ok = self._use_expand and expand_advertised(self._transport.get("/redfish/v1"))
         return self._expand_ok
 
-    def _member_docs(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
-        """(path, resource) of each member of ``collection``: in one GET with ``$expand`` where
-        the service root offers it (and option ``expand`` is not false), else one GET each.
-        Why: a CDU poll reads pumps, filters, reservoirs and loops; one GET per member made it
-        ~20 requests, each a round trip to an embedded web server."""
-        if self._expands():
+    def _member_docs(self, collection: str, found: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """(path, resource) of each member of ``collection`` (``found``: the collection as read
+        already): in one GET with ``$expand`` where the service root offers it (and option
+        ``expand`` is not false), else one GET each. Why: a CDU poll reads pumps, filters,
+        reservoirs and loops; one GET per member made it 21 requests on the simulator, each a
+        round trip to an embedded web server on a real one."""
+        if found is None and self._expands():
             found = self._expanded(collection)
-            if found is not None and (expanded := expanded_members(found)) is not None:
-                return expanded
+        expanded = None if found is None else expanded_members(found)
+        if expanded is not None:
+            return expanded
         return [(p, self._transport.get(p)) for p in members(self._transport, collection)]
 
     def _expanded(self, collection: str) -> dict[str, Any] | None:
@@ -247,26 +263,8 @@ class RedfishEquipment:
             self._expand_ok = False
             return None
 
-    def _list_docs(self, key: str, operation: str) -> list[tuple[str, dict[str, Any]]]:
-        """(path, resource) of each member of the collection the equipment links under ``key``
-        (or at its canonical URI): with ``$expand``, the GET that finds the collection is the one
-        that reads its members."""
-        if not self._expands():
-            collection, _ = self._list(key, operation, read_members=False)
-            return self._member_docs(collection)
-        base = self._equipment()
-        tried: list[str] = []
-        for path in (link(self._doc(), key), f"{base}/{key}"):
-            if path is None or path in tried:
-                continue
-            tried.append(path)
-            found = self._expanded(path) or optional(self._transport, path)
-            if found is not None and "Members" in found:
-                expanded = expanded_members(found)
-                if expanded is not None:
-                    return expanded
-                return [(p, self._transport.get(p)) for p in members(self._transport, path)]
-        raise self._err(NotAvailable, f"{operation} (GET {base})", f"the {self.WHAT} has no {key}")
+    def _expanded_or_plain(self, collection: str) -> dict[str, Any] | None:
+        return self._expanded(collection) or optional(self._transport, collection)
 
     def _chassis(self, operation: str) -> str:
         """The chassis the equipment links (Links.Chassis[0]); NotAvailable when it links none."""
