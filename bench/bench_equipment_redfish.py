@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.poll_timing import poll_cost
 from rackval.drivers.config import Credentials, DeviceConfig, Secret
 from rackval.drivers.cooling.redfish_cdu import RedfishCdu
 from rackval.drivers.power_shelf.redfish_shelf import RedfishPowerShelf
@@ -41,29 +40,7 @@ def measure(cls: Any, host: str, port: int, name: str, kind: str, poll: Callable
     config = DeviceConfig(name=name, kind=kind, driver="bench", host=host, port=port,
                           credentials=Credentials(username=USER, password=Secret(PASSWORD)),
                           options={"scheme": "http", **options}, timeout_s=5.0)  # fmt: skip
-    driver = cls(config)
-    sent = 0
-    real = driver._transport.get
-
-    def counted(path: str) -> dict[str, Any]:
-        nonlocal sent
-        sent += 1
-        return real(path)
-
-    driver._transport.get = counted
-    try:
-        poll(driver)  # log in, find the equipment and the service root's features
-        first = sent
-        poll(driver)
-        per_poll = sent - first
-        times = []
-        for _ in range(polls):
-            started = time.perf_counter()
-            poll(driver)
-            times.append(time.perf_counter() - started)
-    finally:
-        driver.close()
-    return per_poll, statistics.median(times)
+    return poll_cost(cls(config), "get", poll, polls)
 
 
 def main(argv: list[str] | None = None) -> int:

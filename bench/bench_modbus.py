@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.poll_timing import poll_cost
 from rackval.drivers.config import DeviceConfig
 from rackval.drivers.modbus.modbus_device import ModbusCdu
 from rackval.drivers.modbus.register_map import load_register_map
@@ -38,28 +37,7 @@ def measure(host: str, port: int, read_gap: int, max_read: int, polls: int) -> t
     cdu = ModbusCdu(config)
     object.__setattr__(cdu.map, "read_gap", read_gap)  # the map's own limits, as a file would give them
     object.__setattr__(cdu.map, "max_read", max_read)
-    sent = 0
-    real = cdu._transport.read
-
-    def counted(table: str, address: int, count: int) -> list[int]:
-        nonlocal sent
-        sent += 1
-        return real(table, address, count)
-
-    cdu._transport.read = counted  # type: ignore[method-assign]
-    try:
-        poll(cdu)  # connect
-        first = sent
-        poll(cdu)
-        per_poll = sent - first
-        times = []
-        for _ in range(polls):
-            started = time.perf_counter()
-            poll(cdu)
-            times.append(time.perf_counter() - started)
-    finally:
-        cdu.close()
-    return per_poll, statistics.median(times)
+    return poll_cost(cdu, "read", poll, polls)
 
 
 def main(argv: list[str] | None = None) -> int:

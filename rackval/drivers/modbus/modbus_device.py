@@ -153,8 +153,9 @@ class ModbusEquipment:
     def identify(self) -> Identity:
         """The map's identity text, with the registers it names (serial, firmware) read."""
         out = []
-        read = self._values([f"identity.{key}" for key in ("vendor", "model", "serial", "firmware")])
-        for key in ("vendor", "model", "serial", "firmware"):
+        keys = ("vendor", "model", "serial", "firmware")
+        read = self._values([f"identity.{key}" for key in keys])
+        for key in keys:
             value = read[f"identity.{key}"]
             if isinstance(value, float) and value.is_integer():
                 value = int(value)

@@ -1,9 +1,10 @@
 """Which Modbus requests read a set of register-map points: neighbours share one request.
 
-Facility equipment answers Modbus slowly (tens of milliseconds a request through a gateway or an
-IntelliSlot card), and a CDU's pumps, loops and filters are 20-40 points: one request per point
-is a second per poll, and a 1 Hz sampler misses ticks. Devices lay related values out in
-consecutive registers, so the points of one table are sorted by address and merged into spans:
+Every Modbus request to facility equipment is a round trip through a gateway or a card plus the
+device's turnaround, and a CDU's pumps, loops and filters are dozens of points (the generic map's
+poll: 32 requests one per point, 10 in spans; ``bench/bench_modbus.py``). Devices lay related
+values out in consecutive registers, so the points of one table are sorted by address and merged
+into spans:
 a span takes the next point when the gap to it is at most ``max_gap`` registers and the span stays
 within what one request may ask (``max_registers`` for registers: 125 in the Modbus
 specification, FC 3 / 4, less on some gateways; 2,000 bits for coils and discrete inputs, FC 1 / 2).

@@ -79,8 +79,8 @@ def label_text(text: str, limit: int = 48) -> str:
 
 def set_title(ax: Axes, text: str) -> None:
     """The axes' title at its default place, pinned there: left to place itself, matplotlib
-    measures every tick label to dodge labels on the top axis (these figures have none), ~25 ms
-    a figure."""
+    measures every tick label to dodge labels on the top axis (these figures have none; 27 ms a
+    kind chart under cProfile, ~10 ms without)."""
     ax.set_title(text, fontsize=10, y=1.0)
 
 

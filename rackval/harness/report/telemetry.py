@@ -77,11 +77,16 @@ class Telemetry:
     unreadable: tuple[str, ...] = ()  # one line per channel a bad segment kept out of the grid and p99
 
 
+def _p99_rank(n: int) -> int:
+    """Index of the p99 among ``n`` sorted values: nearest rank, as np.quantile(method="inverted_cdf")."""
+    return max(math.ceil(n * 0.99) - 1, 0)
+
+
 def _p99(values: np.ndarray) -> float | None:
     finite = values[~np.isnan(values)]
     if not finite.size:
         return None
-    rank = max(math.ceil(finite.size * 0.99) - 1, 0)  # nearest rank, as np.quantile(method="inverted_cdf")
+    rank = _p99_rank(finite.size)
     return float(np.partition(finite, rank)[rank])
 
 
@@ -178,7 +183,7 @@ def summarise(store: Any, run_id: str, buckets: int = 500) -> Telemetry:
     def flush() -> None:
         for t, members in pending.values():
             block = np.vstack([v for _, v in members])
-            rank = max(math.ceil(t.size * 0.99) - 1, 0)  # nearest rank, as _p99
+            rank = _p99_rank(t.size)
             p99 = np.partition(block, rank, axis=1)[:, rank].tolist()
             axis = _shared_axis(t, t0, width, buckets, axes)
             lows, highs = np.full((len(members), buckets), np.nan), np.full((len(members), buckets), np.nan)

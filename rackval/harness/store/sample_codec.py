@@ -198,13 +198,12 @@ def decode_values(blob: bytes) -> np.ndarray:
 
 
 def _values_of(kind: int, n: int, data: bytes) -> np.ndarray:
-    """The values of a blob whose header said ``kind`` and ``n`` and whose payload is ``data``."""
+    """The values of a blob whose header said ``kind`` (XOR or decimal, checked by the callers)
+    and ``n``, and whose payload is ``data``."""
     try:
         if kind == _VALUES_XOR:
             xor = np.frombuffer(data, dtype=np.uint8, count=8 * n).reshape(8, n).T.copy().view("<u8").ravel()
             return np.bitwise_xor.accumulate(xor).view(np.float64) if n else np.zeros(0)
-        if kind != _VALUES_DECIMAL:
-            raise CodecError(f"unknown value encoding {kind}")
         k, odd = struct.unpack_from("<BI", data)
         if k > MAX_DECIMALS:
             raise CodecError(f"bad decimal scale {k}")

@@ -213,8 +213,8 @@ class SampleSegments(JournalReplay):
                     k += 1
                 series.append((key, j, k))
                 j = k
+            decoded: list[list[np.ndarray] | None]
             try:
-                decoded: list[list[np.ndarray] | None] = []
                 batch = self._decode_values(rows[i:j], at)
                 decoded = [batch[first - i : stop - i] for _, first, stop in series]
             except StoreError:
@@ -241,9 +241,12 @@ class SampleSegments(JournalReplay):
                 try:
                     decode_values(bytes(r[at]))
                 except CodecError as exc:
-                    raise StoreError(f"results store {self.path}: read telemetry {r[0]!r} of {r[1]!r}: the"
-                                     f" segment from t={r[-1]} is unreadable ({exc})") from exc  # fmt: skip
+                    raise self._unreadable_segment(r[0], r[1], r[-1], exc) from exc
             raise
+
+    def _unreadable_segment(self, channel: str, device: str, t_first: float, exc: CodecError) -> StoreError:
+        return StoreError(f"results store {self.path}: read telemetry {channel!r} of {device!r}: the segment from"
+                          f" t={t_first} is unreadable ({exc})")  # fmt: skip
 
     def _axis(
         self, rows: list[tuple[Any, ...]], blobs: dict[bytes, np.ndarray],
@@ -263,10 +266,7 @@ class SampleSegments(JournalReplay):
                 try:
                     decoded = decode_times(blob)
                 except CodecError as exc:
-                    raise StoreError(
-                        f"results store {self.path}: read telemetry {channel!r} of {device!r}: the segment from"
-                        f" t={t_first} is unreadable ({exc})"
-                    ) from exc
+                    raise self._unreadable_segment(channel, device, t_first, exc) from exc
                 if len(blobs) >= SHARED_TIME_BLOBS:
                     blobs.clear()
                 blobs[blob] = decoded
